@@ -1,0 +1,1 @@
+//! Admin REST API over the certstore.
