@@ -1,0 +1,520 @@
+//! One SMTP session: greeting, the command loop with its state machine, DATA, STARTTLS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::conn::{Conn, ConnError, Line};
+use super::data::DataReader;
+use super::{Envelope, MessageHandler, Reply, ServerConfig};
+
+/// Longest command line accepted (RFC 5321 says 512; extensions make lines longer).
+pub(crate) const MAX_COMMAND_LINE: usize = 4096;
+/// Error replies tolerated before the session is closed with 421.
+pub(crate) const MAX_BAD_COMMANDS: u32 = 10;
+/// Recipients per transaction (RFC 5321 requires at least 100).
+pub(crate) const MAX_RECIPIENTS: usize = 1000;
+
+struct Transaction {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+}
+
+struct State {
+    helo: Option<String>,
+    tx: Option<Transaction>,
+    tls: bool,
+    bad_commands: u32,
+}
+
+enum Outcome {
+    Close,
+    StartTls,
+}
+
+/// Answers a connection over the session limit and closes it.
+pub(crate) async fn refuse_busy(mut stream: TcpStream, config: Arc<ServerConfig>) {
+    let reply = Reply::new(
+        421,
+        "4.7.0",
+        format!("{} Too many connections, try again later", config.hostname),
+    );
+    let _ = tokio::time::timeout(config.command_timeout, async {
+        let _ = stream.write_all(reply.to_wire().as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Runs a whole session on `stream`; never fails, logs how it ended.
+pub(crate) async fn run<S, H>(
+    stream: S,
+    client: SocketAddr,
+    config: &ServerConfig,
+    handler: &H,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: MessageHandler,
+{
+    let mut conn = Conn::new(stream, config.command_timeout);
+    let mut state = State {
+        helo: None,
+        tx: None,
+        tls: false,
+        bad_commands: 0,
+    };
+    let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
+    if conn.queue(&greeting).await.is_err() {
+        return;
+    }
+    let outcome = command_loop(&mut conn, &mut state, client, config, handler, &mut stop).await;
+    let _ = conn.flush().await;
+    match outcome {
+        Outcome::Close => {
+            let mut io = conn.into_inner();
+            let _ = tokio::time::timeout(config.command_timeout, io.shutdown()).await;
+        }
+        Outcome::StartTls => {
+            let Some(tls) = config.tls.clone() else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let io = conn.into_inner();
+            let tls_stream =
+                match tokio::time::timeout(config.command_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%client, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%client, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            // RFC 3207: forget everything learnt before the handshake.
+            let mut conn = Conn::new(tls_stream, config.command_timeout);
+            let mut state = State {
+                helo: None,
+                tx: None,
+                tls: true,
+                bad_commands: state.bad_commands,
+            };
+            let _ = command_loop(&mut conn, &mut state, client, config, handler, &mut stop).await;
+            let _ = conn.flush().await;
+            let mut io = conn.into_inner();
+            let _ = tokio::time::timeout(config.command_timeout, io.shutdown()).await;
+        }
+    }
+}
+
+fn reply(code: u16, enhanced: &str, text: impl Into<String>) -> Reply {
+    Reply::new(code, enhanced, text)
+}
+
+async fn command_loop<S, H>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    client: SocketAddr,
+    config: &ServerConfig,
+    handler: &H,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: MessageHandler,
+{
+    loop {
+        let line = match conn
+            .read_line(MAX_COMMAND_LINE, config.idle_timeout, Some(stop))
+            .await
+        {
+            Ok(Line::Complete(line)) => line,
+            Ok(Line::TooLong) => {
+                if bad_command(conn, state, reply(500, "5.5.2", "Error: line too long"))
+                    .await
+                    .is_err()
+                {
+                    return Outcome::Close;
+                }
+                continue;
+            }
+            Err(ConnError::Timeout) => {
+                let r = reply(
+                    421,
+                    "4.4.2",
+                    format!("{} Error: timeout exceeded", config.hostname),
+                );
+                let _ = conn.queue(&r).await;
+                return Outcome::Close;
+            }
+            Err(ConnError::Shutdown) => {
+                let r = reply(
+                    421,
+                    "4.3.2",
+                    format!("{} Service shutting down", config.hostname),
+                );
+                let _ = conn.queue(&r).await;
+                return Outcome::Close;
+            }
+            Err(ConnError::Closed) => return Outcome::Close,
+            Err(ConnError::Io(e)) => {
+                tracing::debug!(%client, error = %e, "SMTP session I/O error");
+                return Outcome::Close;
+            }
+        };
+
+        let parsed = Request::parse(&mut line.iter());
+        let step = match parsed {
+            Ok(request) => {
+                handle_request(conn, state, client, config, handler, request.into_owned()).await
+            }
+            Err(e) => Step::Bad(parse_error_reply(&e, &line, config)),
+        };
+        let result = match step {
+            Step::Reply(r) => conn.queue(&r).await.map(|_| None),
+            Step::Bad(r) => bad_command(conn, state, r).await.map(|_| None),
+            Step::Quit(r) => conn.queue(&r).await.map(|_| Some(Outcome::Close)),
+            Step::StartTls => {
+                conn.discard_input();
+                let r = reply(220, "2.0.0", "Ready to start TLS");
+                conn.queue(&r).await.map(|_| Some(Outcome::StartTls))
+            }
+            Step::Lost => Ok(Some(Outcome::Close)),
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(outcome)) => return outcome,
+            Err(_) => return Outcome::Close,
+        }
+    }
+}
+
+enum Step {
+    Reply(Reply),
+    /// An error reply that counts towards the bad-command limit.
+    Bad(Reply),
+    Quit(Reply),
+    StartTls,
+    /// The connection broke (during DATA).
+    Lost,
+}
+
+/// Sends an error reply, or 421 and an error once the client has made too many mistakes.
+async fn bad_command<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    r: Reply,
+) -> Result<(), ConnError> {
+    state.bad_commands += 1;
+    conn.queue(&r).await?;
+    if state.bad_commands >= MAX_BAD_COMMANDS {
+        conn.queue(&reply(421, "4.7.0", "Too many errors, closing connection"))
+            .await?;
+        return Err(ConnError::Closed);
+    }
+    Ok(())
+}
+
+fn parse_error_reply(e: &ProtoError, line: &[u8], config: &ServerConfig) -> Reply {
+    match e {
+        ProtoError::UnknownCommand => reply(500, "5.5.2", "Error: command not recognized"),
+        ProtoError::InvalidSenderAddress => reply(553, "5.1.7", "Error: bad sender address syntax"),
+        ProtoError::InvalidRecipientAddress => {
+            reply(553, "5.1.3", "Error: bad recipient address syntax")
+        }
+        ProtoError::SyntaxError { syntax } => {
+            reply(501, "5.5.4", format!("Syntax error, expected: {syntax}"))
+        }
+        ProtoError::InvalidParameter { param } => {
+            if *param == "SIZE" && declares_huge_size(line) {
+                size_exceeded(config)
+            } else {
+                reply(501, "5.5.4", format!("Invalid {param} parameter"))
+            }
+        }
+        ProtoError::UnsupportedParameter { param } => reply(
+            555,
+            "5.5.4",
+            format!("Unsupported parameter {}", sanitize(param)),
+        ),
+        _ => reply(501, "5.5.2", "Syntax error"),
+    }
+}
+
+/// The parser refuses SIZE values that do not fit a `usize`; those are oversize, not bad.
+fn declares_huge_size(line: &[u8]) -> bool {
+    let upper = line.to_ascii_uppercase();
+    upper
+        .windows(5)
+        .position(|w| w == b"SIZE=")
+        .map(|p| {
+            let digits = &upper[p + 5..];
+            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            n > 0
+        })
+        .unwrap_or(false)
+}
+
+fn size_exceeded(config: &ServerConfig) -> Reply {
+    reply(
+        552,
+        "5.3.4",
+        format!(
+            "Message size exceeds fixed maximum message size ({} bytes)",
+            config.max_message_size
+        ),
+    )
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect::<String>()
+}
+
+async fn handle_request<S, H>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    client: SocketAddr,
+    config: &ServerConfig,
+    handler: &H,
+    request: Request<String>,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: MessageHandler,
+{
+    match request {
+        Request::Ehlo { host } => {
+            state.helo = Some(host.clone());
+            state.tx = None;
+            let mut lines = vec![
+                format!("{} Hello {}", config.hostname, sanitize(&host)),
+                "PIPELINING".to_string(),
+                format!("SIZE {}", config.max_message_size),
+                "8BITMIME".to_string(),
+                "ENHANCEDSTATUSCODES".to_string(),
+            ];
+            if config.tls.is_some() && !state.tls {
+                lines.push("STARTTLS".to_string());
+            }
+            // EHLO lines carry no enhanced code (they are keywords).
+            Step::Reply(Reply::new(250, "", lines.join("\n")))
+        }
+        Request::Helo { host } => {
+            state.helo = Some(host.clone());
+            state.tx = None;
+            Step::Reply(Reply::new(
+                250,
+                "",
+                format!("{} Hello {}", config.hostname, sanitize(&host)),
+            ))
+        }
+        Request::Lhlo { .. } => Step::Bad(reply(500, "5.5.1", "Error: this is SMTP, not LMTP")),
+        Request::Mail { from } => {
+            if state.helo.is_none() {
+                return Step::Bad(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+            }
+            if state.tx.is_some() {
+                return Step::Bad(reply(503, "5.5.1", "Error: nested MAIL command"));
+            }
+            let supported = smtp_proto::MAIL_BODY_7BIT | smtp_proto::MAIL_BODY_8BITMIME;
+            if from.flags & !supported != 0
+                || from.trans_id.is_some()
+                || from.env_id.is_some()
+                || from.solicit.is_some()
+                || from.mtrk.is_some()
+                || from.auth.is_some()
+                || from.by != 0
+                || from.hold_for != 0
+                || from.hold_until != 0
+                || from.mt_priority != 0
+            {
+                return Step::Bad(reply(555, "5.5.4", "Unsupported MAIL parameter"));
+            }
+            if from.size > config.max_message_size {
+                return Step::Reply(size_exceeded(config));
+            }
+            if !from.address.is_empty() && !valid_address(&from.address) {
+                return Step::Bad(reply(553, "5.1.7", "Error: bad sender address syntax"));
+            }
+            state.tx = Some(Transaction {
+                mail_from: from.address,
+                rcpt_to: Vec::new(),
+            });
+            Step::Reply(reply(250, "2.1.0", "Sender OK"))
+        }
+        Request::Rcpt { to } => {
+            let Some(tx) = state.tx.as_mut() else {
+                return Step::Bad(reply(503, "5.5.1", "Error: need MAIL command"));
+            };
+            if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
+                return Step::Bad(reply(555, "5.5.4", "Unsupported RCPT parameter"));
+            }
+            // The parser maps `<postmaster>` to the empty string, as it does `<>`.
+            let address = if to.address.is_empty() {
+                "postmaster".to_string()
+            } else {
+                to.address
+            };
+            if address != "postmaster" && !valid_address(&address) {
+                return Step::Bad(reply(553, "5.1.3", "Error: bad recipient address syntax"));
+            }
+            if tx.rcpt_to.len() >= MAX_RECIPIENTS {
+                return Step::Reply(reply(452, "4.5.3", "Error: too many recipients"));
+            }
+            tx.rcpt_to.push(address);
+            Step::Reply(reply(250, "2.1.5", "Recipient OK"))
+        }
+        Request::Data => {
+            let Some(tx) = state.tx.as_ref() else {
+                return Step::Bad(reply(503, "5.5.1", "Error: need MAIL command"));
+            };
+            if tx.rcpt_to.is_empty() {
+                return Step::Bad(reply(503, "5.5.1", "Error: need RCPT command"));
+            }
+            receive_data(conn, state, client, config, handler).await
+        }
+        Request::Rset => {
+            state.tx = None;
+            Step::Reply(reply(250, "2.0.0", "OK"))
+        }
+        Request::Noop { .. } => Step::Reply(reply(250, "2.0.0", "OK")),
+        Request::Quit => Step::Quit(reply(221, "2.0.0", "Bye")),
+        Request::Vrfy { .. } => Step::Reply(reply(
+            252,
+            "2.5.2",
+            "Cannot VRFY user, but will accept message and attempt delivery",
+        )),
+        Request::Help { .. } => Step::Reply(reply(214, "2.0.0", "See RFC 5321")),
+        Request::StartTls => {
+            if config.tls.is_none() {
+                Step::Bad(reply(502, "5.5.1", "Error: command not implemented"))
+            } else if state.tls {
+                Step::Bad(reply(503, "5.5.1", "Error: TLS already active"))
+            } else if state.tx.is_some() {
+                Step::Bad(reply(
+                    503,
+                    "5.5.1",
+                    "Error: STARTTLS inside a mail transaction",
+                ))
+            } else {
+                Step::StartTls
+            }
+        }
+        Request::Expn { .. }
+        | Request::Auth { .. }
+        | Request::Bdat { .. }
+        | Request::Etrn { .. }
+        | Request::Atrn { .. }
+        | Request::Burl { .. } => Step::Bad(reply(502, "5.5.1", "Error: command not implemented")),
+    }
+}
+
+async fn receive_data<S, H>(
+    conn: &mut Conn<S>,
+    state: &mut State,
+    client: SocketAddr,
+    config: &ServerConfig,
+    handler: &H,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: MessageHandler,
+{
+    if conn
+        .queue(&reply(354, "", "End data with <CR><LF>.<CR><LF>"))
+        .await
+        .is_err()
+    {
+        return Step::Lost;
+    }
+    let mut reader = DataReader::new(config.max_message_size);
+    let mut message = Vec::new();
+    loop {
+        if conn.has_buffered_input() {
+            let (used, done) = reader.feed(conn.buffered(), &mut message);
+            conn.consume(used);
+            if done {
+                break;
+            }
+        }
+        match conn.fill(config.command_timeout, None).await {
+            Ok(()) => {}
+            Err(ConnError::Timeout) => {
+                let _ = conn
+                    .queue(&reply(421, "4.4.2", "Error: timeout exceeded during DATA"))
+                    .await;
+                return Step::Lost;
+            }
+            Err(_) => return Step::Lost,
+        }
+    }
+    let Some(tx) = state.tx.take() else {
+        return Step::Lost;
+    };
+    if reader.overflowed() {
+        tracing::info!(%client, from = %tx.mail_from, "message refused: over the size limit");
+        return Step::Reply(size_exceeded(config));
+    }
+    let envelope = Envelope {
+        mail_from: tx.mail_from,
+        rcpt_to: tx.rcpt_to,
+        helo: state.helo.clone().unwrap_or_default(),
+        client,
+        tls: state.tls,
+    };
+    // Replies to pipelined commands before DATA are already out; flush anyway so the client
+    // is not left waiting on them while the handler works.
+    if conn.flush().await.is_err() {
+        return Step::Lost;
+    }
+    let size = message.len();
+    let from = envelope.mail_from.clone();
+    let rcpts = envelope.rcpt_to.len();
+    let r = handler.handle(envelope, message).await;
+    tracing::info!(%client, %from, rcpts, size, reply = %r, "message handled");
+    Step::Reply(r)
+}
+
+/// `local@domain` with a non-empty local part of at most 64 octets, no whitespace or control
+/// characters, and a domain that is a dotted name or an address literal.
+pub(crate) fn valid_address(addr: &str) -> bool {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    if local.is_empty() || local.len() > 64 || addr.len() > 254 {
+        return false;
+    }
+    if addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return false;
+    }
+    if domain.starts_with('[') && domain.ends_with(']') {
+        return domain.len() > 2;
+    }
+    valid_domain(domain)
+}
+
+/// A dotted name of LDH labels (ASCII; IDNs arrive as A-labels because we do not offer
+/// SMTPUTF8).
+pub(crate) fn valid_domain(domain: &str) -> bool {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}

@@ -1,0 +1,334 @@
+//! Session tests over loopback: each test starts its own server on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use super::*;
+
+#[derive(Default)]
+struct Recorder {
+    got: Mutex<Vec<(Envelope, Vec<u8>)>>,
+    reply: Mutex<Option<Reply>>,
+}
+
+impl MessageHandler for Recorder {
+    async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
+        self.got.lock().unwrap().push((envelope, message));
+        self.reply.lock().unwrap().clone().unwrap_or_else(Reply::ok)
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    handler: Arc<Recorder>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = ServerConfig::new("gw.test");
+        config.max_message_size = 1000;
+        tweak(&mut config);
+        let handler = Arc::new(Recorder::default());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::new(config),
+            Arc::clone(&handler),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            addr,
+            handler,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+struct Client {
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        let mut c = Client {
+            r: BufReader::new(r),
+            w,
+        };
+        let (code, _) = c.reply().await;
+        assert_eq!(code, 220);
+        c
+    }
+
+    async fn send(&mut self, s: &str) {
+        self.w.write_all(s.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply: code and all text lines.
+    async fn reply(&mut self) -> (u16, String) {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(5), self.r.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .unwrap();
+            assert!(n > 0, "connection closed while waiting for a reply");
+            assert!(line.ends_with("\r\n"), "reply line without CRLF: {line:?}");
+            let code: u16 = line[..3].parse().unwrap();
+            text.push_str(&line[4..]);
+            if line.as_bytes()[3] == b' ' {
+                return (code, text);
+            }
+        }
+    }
+
+    async fn cmd(&mut self, s: &str) -> (u16, String) {
+        self.send(&format!("{s}\r\n")).await;
+        self.reply().await
+    }
+
+    async fn assert_closed(&mut self) {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), self.r.read(&mut buf))
+            .await
+            .expect("close in time")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "expected close, got {:?}", &buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn full_transaction_with_dot_unstuffing() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, text) = c.cmd("EHLO client.test").await;
+    assert_eq!(code, 250);
+    for cap in ["PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES"] {
+        assert!(text.contains(cap), "{cap} missing in {text}");
+    }
+    assert!(!text.contains("STARTTLS"));
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@ext.test> BODY=8BITMIME SIZE=100")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(c.cmd("RCPT TO:<b@int.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<C@int.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send("Subject: hi\r\n\r\n..dot\r\nline\r\n.\r\n").await;
+    let (code, text) = c.reply().await;
+    assert_eq!((code, text.as_str()), (250, "2.0.0 OK\r\n"));
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+    c.assert_closed().await;
+
+    let got = server.handler.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let (env, msg) = &got[0];
+    assert_eq!(env.mail_from, "a@ext.test");
+    assert_eq!(env.rcpt_to, vec!["b@int.test", "C@int.test"]);
+    assert_eq!(env.helo, "client.test");
+    assert!(!env.tls);
+    assert_eq!(msg, b"Subject: hi\r\n\r\n.dot\r\nline\r\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_commands_answered_in_order() {
+    let server = Server::start(|_| {}).await;
+    *server.handler.reply.lock().unwrap() =
+        Some(Reply::temp_fail("4.4.1", "next hop down\nretry later"));
+    let mut c = Client::connect(server.addr).await;
+    c.send(
+        "EHLO x.test\r\nMAIL FROM:<>\r\nRCPT TO:<a@b.test>\r\nRCPT TO:<bad>\r\nNOOP\r\nDATA\r\n",
+    )
+    .await;
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(c.reply().await.0, 553);
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(c.reply().await.0, 354);
+    c.send("x\r\n.\r\nRSET\r\nVRFY someone\r\nQUIT\r\n").await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 451);
+    assert_eq!(text, "4.4.1 next hop down\r\n4.4.1 retry later\r\n");
+    assert_eq!(c.reply().await.0, 250);
+    assert_eq!(c.reply().await.0, 252);
+    assert_eq!(c.reply().await.0, 221);
+    let got = server.handler.got.lock().unwrap().clone();
+    assert_eq!(got[0].0.mail_from, "");
+    assert_eq!(got[0].0.rcpt_to, vec!["a@b.test"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn size_limits() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    c.cmd("EHLO x.test").await;
+    let (code, text) = c.cmd("MAIL FROM:<a@b.test> SIZE=1001").await;
+    assert_eq!(code, 552);
+    assert!(text.starts_with("5.3.4"));
+    let (code, _) = c
+        .cmd("MAIL FROM:<a@b.test> SIZE=99999999999999999999999999")
+        .await;
+    assert_eq!(code, 552);
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<c@d.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    // Far more than the limit; the server must keep reading until the dot.
+    let line = format!("{}\r\n", "y".repeat(998));
+    for _ in 0..200 {
+        c.send(&line).await;
+    }
+    c.send(".\r\n").await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 552);
+    assert!(text.starts_with("5.3.4"));
+    // The session goes on, without a transaction.
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<c@d.test>").await.0, 503);
+    assert!(server.handler.got.lock().unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sequence_errors_and_bad_command_limit() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, text) = c.cmd("MAIL FROM:<a@b.test>").await;
+    assert_eq!(code, 503);
+    assert!(text.starts_with("5.5.1"));
+    c.cmd("HELO x.test").await;
+    assert_eq!(c.cmd("RCPT TO:<a@b.test>").await.0, 503);
+    assert_eq!(c.cmd("DATA").await.0, 503);
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 503);
+    assert_eq!(c.cmd("DATA").await.0, 503);
+    assert_eq!(c.cmd("RSET").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test> BODY=BINARYMIME").await.0, 555);
+    let (code, text) = c.cmd("FOOBAR").await;
+    assert_eq!(code, 500);
+    assert!(text.starts_with("5.5.2"));
+    assert_eq!(c.cmd("EHLO").await.0, 501);
+    assert_eq!(c.cmd("STARTTLS").await.0, 502);
+    // Ten errors in all: the tenth is followed by 421 and the close.
+    c.send("BAD\r\n").await;
+    assert_eq!(c.reply().await.0, 500);
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421);
+    assert!(text.starts_with("4.7.0"));
+    c.assert_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn overlong_command_line_is_refused_without_buffering() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    let long = format!("NOOP {}\r\n", "z".repeat(100_000));
+    c.send(&long).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 500);
+    assert!(text.contains("too long"));
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_with_421() {
+    let server = Server::start(|c| c.idle_timeout = Duration::from_millis(200)).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421);
+    assert!(text.starts_with("4.4.2"));
+    c.assert_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn data_timeout_closes() {
+    let server = Server::start(|c| c.command_timeout = Duration::from_millis(200)).await;
+    let mut c = Client::connect(server.addr).await;
+    c.cmd("EHLO x.test").await;
+    c.cmd("MAIL FROM:<a@b.test>").await;
+    c.cmd("RCPT TO:<c@d.test>").await;
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send("partial line").await;
+    assert_eq!(c.reply().await.0, 421);
+    c.assert_closed().await;
+    assert!(server.handler.got.lock().unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn session_limit_and_shutdown() {
+    let server = Server::start(|c| c.max_sessions = 1).await;
+    let mut first = Client::connect(server.addr).await;
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf.starts_with(b"421 4.7.0"), "{buf:?}");
+    assert_eq!(first.cmd("NOOP").await.0, 250);
+    // Shutdown: the idle session is told and closed, and serve returns.
+    let addr = server.addr;
+    server.stop().await;
+    let (code, _) = first.reply().await;
+    assert_eq!(code, 421);
+    first.assert_closed().await;
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[test]
+fn reply_wire_format_is_repaired() {
+    assert_eq!(Reply::ok().to_wire(), "250 2.0.0 OK\r\n");
+    assert_eq!(
+        Reply::new(550, "4.1.1", "a\r\nb").to_wire(),
+        "550-a\r\n550 b\r\n"
+    );
+    assert_eq!(Reply::new(0, "", "x").to_wire().get(..3), Some("451"));
+    let long = Reply::perm_fail("5.7.1", "é".repeat(500)).to_wire();
+    assert!(long.lines().all(|l| l.len() < 512));
+    assert_eq!(Reply::perm_fail("5.7.1", "no").to_string(), "550 5.7.1 no");
+}
+
+#[test]
+fn address_validation() {
+    assert!(session::valid_address("a@b.test"));
+    assert!(session::valid_address("a.b+c@[127.0.0.1]"));
+    assert!(!session::valid_address("a@"));
+    assert!(!session::valid_address("@b.test"));
+    assert!(!session::valid_address("a@b..test"));
+    assert!(!session::valid_address("a@-b.test"));
+}
