@@ -1,2 +1,3 @@
+pub mod mime;
 pub mod receive;
 pub mod smime;

@@ -1,0 +1,144 @@
+//! Header fields read byte-exact, so outer headers survive wrapping and unwrapping unchanged.
+
+/// One header field with its folded continuation lines and line end, exactly as it stood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderField<'a> {
+    pub name: &'a str,
+    pub raw: &'a [u8],
+}
+
+impl HeaderField<'_> {
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+    }
+
+    /// Content-* fields describe the body and move with it into a signed/encrypted entity.
+    pub fn is_content(&self) -> bool {
+        self.name.len() > 8 && self.name[..8].eq_ignore_ascii_case("content-")
+    }
+
+    /// The unfolded value, trimmed.
+    pub fn value(&self) -> String {
+        let raw = String::from_utf8_lossy(self.raw);
+        let value = raw.split_once(':').map(|(_, v)| v).unwrap_or("");
+        value
+            .replace("\r\n", "")
+            .replace('\n', "")
+            .trim()
+            .to_string()
+    }
+}
+
+/// A message or entity split into header fields and body.
+pub struct Split<'a> {
+    pub headers: Vec<HeaderField<'a>>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Split<'a> {
+    pub fn get(&self, name: &str) -> Option<&HeaderField<'a>> {
+        self.headers.iter().find(|h| h.is(name))
+    }
+}
+
+/// Split at the first empty line. A line that is neither a field nor a continuation ends the
+/// header block (and is kept as body), so malformed input is never lost.
+pub fn split(message: &[u8]) -> Split<'_> {
+    let mut headers: Vec<HeaderField<'_>> = Vec::new();
+    let mut pos = 0;
+    let mut current: Option<(usize, usize)> = None; // (field start, name end)
+    loop {
+        let line_end = match message[pos..].iter().position(|b| *b == b'\n') {
+            Some(i) => pos + i + 1,
+            None => message.len(),
+        };
+        let line = &message[pos..line_end];
+        if line.is_empty() {
+            flush(message, &mut current, pos, &mut headers);
+            return Split {
+                headers,
+                body: &message[pos..],
+            };
+        }
+        if line == b"\r\n" || line == b"\n" {
+            flush(message, &mut current, pos, &mut headers);
+            return Split {
+                headers,
+                body: &message[line_end..],
+            };
+        }
+        if (line[0] == b' ' || line[0] == b'\t') && current.is_some() {
+            pos = line_end;
+            continue;
+        }
+        let colon = line.iter().position(|b| *b == b':');
+        let valid_name = colon
+            .is_some_and(|c| c > 0 && line[..c].iter().all(|b| b.is_ascii_graphic() || *b == b' '));
+        flush(message, &mut current, pos, &mut headers);
+        match colon {
+            Some(c) if valid_name => current = Some((pos, pos + c)),
+            _ => {
+                return Split {
+                    headers,
+                    body: &message[pos..],
+                }
+            }
+        }
+        pos = line_end;
+    }
+}
+
+fn flush<'a>(
+    message: &'a [u8],
+    current: &mut Option<(usize, usize)>,
+    end: usize,
+    headers: &mut Vec<HeaderField<'a>>,
+) {
+    if let Some((start, name_end)) = current.take() {
+        if let Ok(name) = std::str::from_utf8(&message[start..name_end]) {
+            headers.push(HeaderField {
+                name: name.trim_end(),
+                raw: &message[start..end],
+            });
+        }
+    }
+}
+
+/// Write fields, making sure each ends with CRLF.
+pub fn write_fields<'a>(fields: impl IntoIterator<Item = &'a HeaderField<'a>>, out: &mut Vec<u8>) {
+    for f in fields {
+        write_raw_line(f.raw, out);
+    }
+}
+
+/// Append a raw header field, normalising its line ends to CRLF.
+pub fn write_raw_line(raw: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&crate::smime::canonical::to_crlf(raw));
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_folded_headers_and_body() {
+        let msg = b"From: a@b\r\nSubject: one\r\n two\r\nContent-Type: text/plain\r\n\r\nbody\r\n";
+        let s = split(msg);
+        assert_eq!(s.headers.len(), 3);
+        assert_eq!(s.get("subject").unwrap().value(), "one two");
+        assert!(s.headers[2].is_content());
+        assert_eq!(s.body, b"body\r\n");
+    }
+
+    #[test]
+    fn garbage_line_ends_headers_without_loss() {
+        let s = split(b"From: a\r\nnot a header\r\nmore\r\n");
+        assert_eq!(s.headers.len(), 1);
+        assert_eq!(s.body, b"not a header\r\nmore\r\n");
+        let s = split(b"");
+        assert!(s.headers.is_empty() && s.body.is_empty());
+    }
+}

@@ -1,0 +1,123 @@
+//! What the engine needs to know about certificates: identity matching and e-mail addresses.
+
+use const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
+use const_oid::db::rfc5912::ID_CE_SUBJECT_ALT_NAME;
+use der::{Decode, Encode};
+use sha1::Digest;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::Certificate;
+
+use super::error::{Result, SmimeError};
+
+/// Parse a certificate from PEM (first block) or DER.
+pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate> {
+    use der::DecodePem;
+    if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| SmimeError::Certificate("PEM is not valid text".into()))?;
+        let start = text
+            .find("-----BEGIN CERTIFICATE-----")
+            .ok_or_else(|| SmimeError::Certificate("no CERTIFICATE PEM block".into()))?;
+        return Certificate::from_pem(&text[start..])
+            .map_err(|e| SmimeError::Certificate(e.to_string()));
+    }
+    Certificate::from_der(bytes).map_err(|e| SmimeError::Certificate(e.to_string()))
+}
+
+/// Every certificate in a PEM bundle (or a single DER certificate).
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>> {
+    if !bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Ok(vec![parse_certificate(bytes)?]);
+    }
+    Certificate::load_pem_chain(bytes).map_err(|e| SmimeError::Certificate(e.to_string()))
+}
+
+/// The subjectKeyIdentifier extension, or the RFC 5280 method-1 value (SHA-1 of the public key)
+/// that OpenSSL uses when the extension is absent.
+pub fn subject_key_identifier(cert: &Certificate) -> Vec<u8> {
+    if let Some(exts) = &cert.tbs_certificate.extensions {
+        for ext in exts {
+            if ext.extn_id == ID_CE_SUBJECT_KEY_IDENTIFIER {
+                if let Ok(ski) = SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()) {
+                    return ski.0.as_bytes().to_vec();
+                }
+            }
+        }
+    }
+    let key = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    sha1::Sha1::digest(key).to_vec()
+}
+
+/// The rfc822Name subjectAltNames, then any emailAddress in the subject, lower-cased.
+pub fn email_addresses(cert: &Certificate) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(exts) = &cert.tbs_certificate.extensions {
+        for ext in exts {
+            if ext.extn_id == ID_CE_SUBJECT_ALT_NAME {
+                if let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
+                    for name in san.0 {
+                        if let GeneralName::Rfc822Name(m) = name {
+                            out.push(m.as_str().to_ascii_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let email_oid = const_oid::db::rfc3280::EMAIL_ADDRESS;
+    for rdn in cert.tbs_certificate.subject.0.iter() {
+        for atv in rdn.0.iter() {
+            if atv.oid == email_oid {
+                let value = der::asn1::Ia5StringRef::try_from(&atv.value)
+                    .map(|s| s.as_str().to_string())
+                    .or_else(|_| {
+                        der::asn1::Utf8StringRef::try_from(&atv.value).map(|s| s.to_string())
+                    });
+                if let Ok(v) = value {
+                    let v = v.to_ascii_lowercase();
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// DER of a certificate (re-encoded; `x509-cert` round-trips DER exactly).
+pub fn to_der(cert: &Certificate) -> Result<Vec<u8>> {
+    cert.to_der().map_err(SmimeError::from)
+}
+
+/// The SHA-256 fingerprint as lower-case hex.
+pub fn fingerprint_sha256(cert_der: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(cert_der))
+}
+
+/// Human-readable subject (RFC 4514 string).
+pub fn subject_string(cert: &Certificate) -> String {
+    cert.tbs_certificate.subject.to_string()
+}
+
+/// The certificate's RSA public key.
+pub fn rsa_public_key(cert: &Certificate) -> Result<rsa::RsaPublicKey> {
+    use pkcs1::DecodeRsaPublicKey;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid != super::algorithms::OID_RSA_ENCRYPTION {
+        return Err(SmimeError::Certificate(format!(
+            "unsupported public key algorithm {} (only RSA is supported)",
+            spki.algorithm.oid
+        )));
+    }
+    rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
+        .map_err(|e| SmimeError::Certificate(format!("bad RSA public key: {e}")))
+}

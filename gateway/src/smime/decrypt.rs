@@ -1,0 +1,391 @@
+//! Decrypt EnvelopedData (AES-CBC) and AuthEnvelopedData (AES-GCM) with RSA key transport.
+//!
+//! Every failure after a recipient matched — wrong key, bad RSA padding, bad CBC padding,
+//! corrupt ciphertext, bad GCM tag — ends in [`SmimeError::DecryptionFailed`]. For PKCS#1 v1.5
+//! key transport we use implicit rejection: a failed unwrap continues with a random key, so a
+//! forged message fails later, at the content, exactly like a wrong key does.
+
+use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::KeyInit;
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
+};
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use rand::RngCore;
+use subtle::ConditionallySelectable;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::algorithms::{
+    ContentCipher, KeyTransport, OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_RSAES_OAEP,
+    OID_RSA_ENCRYPTION,
+};
+use super::asn1::{AuthEnvelopedData, GcmParameters};
+use super::certs;
+use super::content_info;
+use super::crypto::PrivateKeyOps;
+use super::error::{Result, SmimeError};
+
+/// A key pair we may decrypt with: the certificate identifies it, the key does the work.
+pub struct DecryptionKey<'a> {
+    pub certificate: &'a Certificate,
+    pub key: &'a dyn PrivateKeyOps,
+}
+
+/// The plaintext and how it was protected.
+#[derive(Debug)]
+pub struct Decrypted {
+    pub content: Vec<u8>,
+    pub cipher: ContentCipher,
+    pub key_transport: KeyTransport,
+    /// Index into the keys given to [`decrypt`] of the key that opened the message.
+    pub key_index: usize,
+    /// True for AuthEnvelopedData (integrity protected by the GCM tag).
+    pub authenticated: bool,
+}
+
+/// How a recipient is identified in the message (for reports).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum RecipientId {
+    IssuerAndSerial {
+        issuer: String,
+        serial: String,
+    },
+    SubjectKeyIdentifier {
+        ski: String,
+    },
+    /// A recipient kind we do not support (key agreement, KEK, password, other).
+    Unsupported {
+        kind: String,
+    },
+}
+
+/// One recipient of an encrypted message, as the message states it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecipientSummary {
+    pub id: RecipientId,
+    pub key_transport: Option<String>,
+}
+
+/// What an encrypted message says about itself, without decrypting it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EnvelopeSummary {
+    pub authenticated: bool,
+    pub cipher: String,
+    pub recipients: Vec<RecipientSummary>,
+}
+
+struct Parsed {
+    recipients: RecipientInfos,
+    content: EncryptedContentInfo,
+    /// AuthEnvelopedData only: the tag and the additional authenticated data.
+    aead: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn parse(input: &[u8]) -> Result<Parsed> {
+    let der = content_info::to_der(input)?;
+    let info = content_info::decode(&der)?;
+    match info.content_type {
+        OID_ENVELOPED_DATA => {
+            let env: EnvelopedData = info.content.decode_as()?;
+            Ok(Parsed {
+                recipients: env.recip_infos,
+                content: env.encrypted_content,
+                aead: None,
+            })
+        }
+        OID_AUTH_ENVELOPED_DATA => {
+            let env: AuthEnvelopedData = info.content.decode_as()?;
+            // RFC 5083: the AAD is the DER of authAttrs with a SET OF tag.
+            let aad = match &env.auth_attrs {
+                Some(attrs) => attrs.to_der()?,
+                None => Vec::new(),
+            };
+            Ok(Parsed {
+                recipients: env.recip_infos,
+                content: env.auth_encrypted_content,
+                aead: Some((env.mac.into_bytes(), aad)),
+            })
+        }
+        other => Err(SmimeError::UnsupportedContentType(other.to_string())),
+    }
+}
+
+/// Describe an encrypted message: cipher and recipients.
+pub fn describe(input: &[u8]) -> Result<EnvelopeSummary> {
+    let parsed = parse(input)?;
+    let cipher = match ContentCipher::from_oid(&parsed.content.content_enc_alg.oid) {
+        Ok(c) => c.name().to_string(),
+        Err(e) => e.to_string(),
+    };
+    let recipients = parsed
+        .recipients
+        .0
+        .iter()
+        .map(|ri| match ri {
+            RecipientInfo::Ktri(k) => RecipientSummary {
+                id: recipient_id(&k.rid),
+                key_transport: Some(match key_transport(k) {
+                    Ok(t) => t.name().to_string(),
+                    Err(e) => e.to_string(),
+                }),
+            },
+            other => RecipientSummary {
+                id: RecipientId::Unsupported {
+                    kind: recipient_kind(other).into(),
+                },
+                key_transport: None,
+            },
+        })
+        .collect();
+    Ok(EnvelopeSummary {
+        authenticated: parsed.aead.is_some(),
+        cipher,
+        recipients,
+    })
+}
+
+fn recipient_kind(ri: &RecipientInfo) -> &'static str {
+    match ri {
+        RecipientInfo::Ktri(_) => "key-transport",
+        RecipientInfo::Kari(_) => "key-agreement",
+        RecipientInfo::Kekri(_) => "kek",
+        RecipientInfo::Pwri(_) => "password",
+        RecipientInfo::Ori(_) => "other",
+    }
+}
+
+fn recipient_id(rid: &RecipientIdentifier) -> RecipientId {
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => RecipientId::IssuerAndSerial {
+            issuer: ias.issuer.to_string(),
+            serial: hex::encode(ias.serial_number.as_bytes()),
+        },
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => RecipientId::SubjectKeyIdentifier {
+            ski: hex::encode(ski.0.as_bytes()),
+        },
+    }
+}
+
+fn key_transport(ktri: &KeyTransRecipientInfo) -> Result<KeyTransport> {
+    let alg = &ktri.key_enc_alg;
+    match alg.oid {
+        OID_RSA_ENCRYPTION => Ok(KeyTransport::RsaPkcs1v15),
+        OID_RSAES_OAEP => {
+            let Some(params) = &alg.parameters else {
+                return Ok(KeyTransport::RsaOaepSha1);
+            };
+            let der = params.to_der()?;
+            let params = pkcs1::RsaOaepParams::try_from(der.as_slice()).map_err(|e| {
+                SmimeError::UnsupportedKeyTransport(format!("OAEP parameters: {e}"))
+            })?;
+            let mgf_hash = params.mask_gen.parameters.as_ref().map(|p| p.oid);
+            let empty_label =
+                params.p_source.parameters.map(|p| p.value().is_empty()) != Some(false);
+            match (
+                super::algorithms::DigestAlg::from_oid(&params.hash.oid),
+                mgf_hash.and_then(|o| super::algorithms::DigestAlg::from_oid(&o)),
+            ) {
+                (Some(super::algorithms::DigestAlg::Sha1), Some(super::algorithms::DigestAlg::Sha1))
+                    if empty_label =>
+                {
+                    Ok(KeyTransport::RsaOaepSha1)
+                }
+                (
+                    Some(super::algorithms::DigestAlg::Sha256),
+                    Some(super::algorithms::DigestAlg::Sha256),
+                ) if empty_label => Ok(KeyTransport::RsaOaepSha256),
+                _ => Err(SmimeError::UnsupportedKeyTransport(
+                    "RSAES-OAEP with parameters other than SHA-1/SHA-1 or SHA-256/SHA-256 and an empty label"
+                        .into(),
+                )),
+            }
+        }
+        other => Err(SmimeError::UnsupportedKeyTransport(other.to_string())),
+    }
+}
+
+fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            ias.serial_number == cert.tbs_certificate.serial_number
+                && ias.issuer == cert.tbs_certificate.issuer
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            ski.0.as_bytes() == certs::subject_key_identifier(cert).as_slice()
+        }
+    }
+}
+
+/// Decrypt an `enveloped-data` or `authEnveloped-data` CMS object (BER or DER) with whichever of
+/// `keys` the message names as a recipient. Several matching keys are tried in turn.
+pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
+    let parsed = parse(input)?;
+    let cipher = ContentCipher::from_oid(&parsed.content.content_enc_alg.oid)?;
+    if cipher.is_aead() != parsed.aead.is_some() {
+        return Err(SmimeError::UnsupportedCipher(format!(
+            "{} inside {}",
+            cipher.name(),
+            if parsed.aead.is_some() {
+                "AuthEnvelopedData"
+            } else {
+                "EnvelopedData"
+            }
+        )));
+    }
+    let params = parsed
+        .content
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| SmimeError::UnsupportedCipher("missing IV/nonce parameters".into()))?
+        .to_der()?;
+
+    let mut candidates = Vec::new();
+    let mut any_ktri = false;
+    let mut transport_error = None;
+    for ri in parsed.recipients.0.iter() {
+        let RecipientInfo::Ktri(ktri) = ri else {
+            continue;
+        };
+        any_ktri = true;
+        for (index, key) in keys.iter().enumerate() {
+            if matches(&ktri.rid, key.certificate) {
+                match key_transport(ktri) {
+                    Ok(transport) => candidates.push((ktri, transport, index)),
+                    Err(e) => transport_error = Some(e),
+                }
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Err(match (transport_error, any_ktri) {
+            (Some(e), _) => e,
+            (None, false) => SmimeError::UnsupportedRecipientType,
+            (None, true) => SmimeError::NoMatchingRecipient,
+        });
+    }
+
+    let Some(ciphertext) = parsed.content.encrypted_content else {
+        return Err(SmimeError::MissingContent);
+    };
+    let mut ciphertext = Some(ciphertext.into_bytes());
+    let last = candidates.len() - 1;
+    for (n, (ktri, transport, index)) in candidates.into_iter().enumerate() {
+        let cek = unwrap_key(
+            keys[index].key,
+            transport,
+            ktri.enc_key.as_bytes(),
+            cipher.key_len(),
+        );
+        // The last candidate may consume the buffer; earlier ones work on a copy.
+        let buffer = if n == last {
+            ciphertext.take().unwrap_or_default()
+        } else {
+            ciphertext.clone().unwrap_or_default()
+        };
+        if let Ok(content) = decrypt_content(cipher, &cek, &params, buffer, parsed.aead.as_ref()) {
+            return Ok(Decrypted {
+                content,
+                cipher,
+                key_transport: transport,
+                key_index: index,
+                authenticated: parsed.aead.is_some(),
+            });
+        }
+    }
+    Err(SmimeError::DecryptionFailed)
+}
+
+/// Unwrap the content-encryption key; on any failure continue with a random key of the right
+/// length (implicit rejection), selected in constant time.
+fn unwrap_key(
+    key: &dyn PrivateKeyOps,
+    transport: KeyTransport,
+    encrypted: &[u8],
+    key_len: usize,
+) -> Zeroizing<Vec<u8>> {
+    let mut random = Zeroizing::new(vec![0u8; key_len]);
+    rand::thread_rng().fill_bytes(&mut random);
+    let unwrapped = key.decrypt_key(transport, encrypted);
+    let (ok, value) = match unwrapped {
+        Ok(v) => (v.len() == key_len, v),
+        Err(_) => (false, Zeroizing::new(vec![0u8; key_len])),
+    };
+    let choice = subtle::Choice::from(ok as u8);
+    let mut out = Zeroizing::new(vec![0u8; key_len]);
+    for i in 0..key_len {
+        let real = value.get(i).copied().unwrap_or(0);
+        out[i] = u8::conditional_select(&random[i], &real, choice);
+    }
+    out
+}
+
+fn decrypt_content(
+    cipher: ContentCipher,
+    key: &[u8],
+    params_der: &[u8],
+    mut buffer: Vec<u8>,
+    aead: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<Vec<u8>> {
+    let fail = |_| SmimeError::DecryptionFailed;
+    match aead {
+        None => {
+            let iv = OctetString::from_der(params_der)?;
+            let iv = iv.as_bytes();
+            let len = match cipher {
+                ContentCipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
+                    .map_err(fail)?
+                    .len(),
+                ContentCipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
+                    .map_err(fail)?
+                    .len(),
+                ContentCipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
+                    .map_err(fail)?
+                    .len(),
+                _ => return Err(SmimeError::DecryptionFailed),
+            };
+            buffer.truncate(len);
+            Ok(buffer)
+        }
+        Some((tag, aad)) => {
+            let params = GcmParameters::from_der(params_der)?;
+            let nonce = params.nonce.as_bytes();
+            if nonce.len() != 12 || params.icv_len != 16 || tag.len() != 16 {
+                return Err(SmimeError::UnsupportedCipher(format!(
+                    "AES-GCM with a {}-byte nonce and a {}-byte tag (12 and 16 are supported)",
+                    nonce.len(),
+                    params.icv_len
+                )));
+            }
+            let nonce = aes_gcm::Nonce::from_slice(nonce);
+            let tag = aes_gcm::Tag::from_slice(tag);
+            let result = match cipher {
+                ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_in_place_detached(nonce, aad, &mut buffer, tag),
+                ContentCipher::Aes192Gcm => {
+                    aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(key)
+                        .map_err(|_| SmimeError::DecryptionFailed)?
+                        .decrypt_in_place_detached(nonce, aad, &mut buffer, tag)
+                }
+                ContentCipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_in_place_detached(nonce, aad, &mut buffer, tag),
+                _ => return Err(SmimeError::DecryptionFailed),
+            };
+            result.map_err(|_| SmimeError::DecryptionFailed)?;
+            Ok(buffer)
+        }
+    }
+}

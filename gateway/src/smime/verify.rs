@@ -1,0 +1,426 @@
+//! Verify CMS SignedData: opaque (content inside) or detached (content given by the caller).
+//!
+//! The result says whether the signature holds and, when it does not, *why* — the question an
+//! operator asks when a partner's mail shows up as "signature invalid".
+
+use std::time::SystemTime;
+
+use cms::cert::CertificateChoices;
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use der::asn1::OctetString;
+use der::{Decode, Encode};
+use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
+use x509_cert::Certificate;
+
+use super::algorithms::{
+    ContentCipher, DigestAlg, SignatureScheme, OID_ATTR_CONTENT_TYPE, OID_ATTR_MESSAGE_DIGEST,
+    OID_ATTR_SIGNING_TIME, OID_ATTR_SMIME_CAPABILITIES, OID_RSASSA_PSS, OID_RSA_ENCRYPTION,
+    OID_SIGNED_DATA,
+};
+use super::asn1::SmimeCapabilities;
+use super::certs;
+use super::content_info;
+use super::error::{Result, SmimeError};
+
+/// Why a signature does or does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", content = "detail", rename_all = "kebab-case")]
+pub enum SignatureOutcome {
+    Valid,
+    /// The message-digest attribute does not match the content: it was altered after signing
+    /// (a disclaimer appended by a server is the classic case).
+    ContentChanged,
+    /// The signature value does not verify with the signer's public key.
+    BadSignature,
+    /// The signer's certificate is not in the message.
+    NoSignerCertificate,
+    /// The digest algorithm is unknown, or the signature algorithm names a different digest
+    /// than the digest algorithm field, or the message-digest attribute has the wrong length.
+    WrongDigest(String),
+    /// A signature algorithm or key type we do not verify.
+    UnsupportedSignature(String),
+    /// Signed attributes present but content-type or message-digest missing or malformed.
+    BadAttributes(String),
+}
+
+impl SignatureOutcome {
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Self::Valid)
+    }
+
+    /// A sentence a person understands.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Valid => "signature valid".into(),
+            Self::ContentChanged => {
+                "content changed after signing (the signed part was altered, e.g. a disclaimer was appended)".into()
+            }
+            Self::BadSignature => "bad signature (does not verify with the signer's key)".into(),
+            Self::NoSignerCertificate => "no signer certificate in the message".into(),
+            Self::WrongDigest(d) => format!("wrong digest: {d}"),
+            Self::UnsupportedSignature(d) => format!("unsupported signature: {d}"),
+            Self::BadAttributes(d) => format!("bad signed attributes: {d}"),
+        }
+    }
+}
+
+/// An algorithm the signer says its client can read (RFC 8551 SMIMECapabilities).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Capability {
+    pub oid: String,
+    /// Our name for it when we know it (e.g. "aes256-gcm").
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignatureReport {
+    pub outcome: SignatureOutcome,
+    pub digest: Option<DigestAlg>,
+    /// SHA-1: still verified, reported as weak.
+    pub weak_digest: bool,
+    pub scheme: Option<SignatureScheme>,
+    /// DER of the signer's certificate, when the message carries it.
+    #[serde(skip)]
+    pub signer_certificate: Option<Vec<u8>>,
+    pub signer_subject: Option<String>,
+    pub signer_emails: Vec<String>,
+    /// DER of every certificate the message carries (signer's included), for chain building.
+    #[serde(skip)]
+    pub certificates: Vec<Vec<u8>>,
+    pub signing_time: Option<u64>,
+    pub capabilities: Vec<Capability>,
+    /// Opaque signed-data: the encapsulated content (a MIME entity).
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
+}
+
+impl SignatureReport {
+    /// Whether the signer's client advertised it can read `cipher`.
+    pub fn advertises(&self, cipher: ContentCipher) -> bool {
+        let oid = cipher.oid().to_string();
+        self.capabilities.iter().any(|c| c.oid == oid)
+    }
+
+    pub fn signing_time(&self) -> Option<SystemTime> {
+        self.signing_time
+            .map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s))
+    }
+}
+
+/// How detached content should be hashed.
+pub enum Detached<'a> {
+    /// Bytes exactly as transmitted; bare LF is canonicalised to CRLF while hashing (RFC 8551).
+    Mime(&'a [u8]),
+    /// Bytes hashed as they are.
+    Binary(&'a [u8]),
+}
+
+/// Verify a `signed-data` CMS object (BER or DER). `detached` is the signed content for
+/// `multipart/signed`; for opaque signed-data it is `None` and the content is returned.
+pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureReport> {
+    let der = content_info::to_der(input)?;
+    let info = content_info::decode(&der)?;
+    if info.content_type != OID_SIGNED_DATA {
+        return Err(SmimeError::UnsupportedContentType(
+            info.content_type.to_string(),
+        ));
+    }
+    let sd: SignedData = info.content.decode_as()?;
+    drop(der);
+
+    let certificates: Vec<Certificate> = sd
+        .certificates
+        .as_ref()
+        .map(|set| {
+            set.0
+                .iter()
+                .filter_map(|c| match c {
+                    CertificateChoices::Certificate(cert) => Some(cert.clone()),
+                    CertificateChoices::Other(_) => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let certificates_der: Vec<Vec<u8>> = certificates
+        .iter()
+        .filter_map(|c| c.to_der().ok())
+        .collect();
+
+    let econtent = match &sd.encap_content_info.econtent {
+        Some(any) => Some(any.decode_as::<OctetString>()?.into_bytes()),
+        None => None,
+    };
+    let content = match (&econtent, &detached) {
+        (Some(c), _) => Detached::Binary(c.as_slice()),
+        (None, Some(Detached::Mime(c))) => Detached::Mime(c),
+        (None, Some(Detached::Binary(c))) => Detached::Binary(c),
+        (None, None) => return Err(SmimeError::MissingContent),
+    };
+
+    let mut first: Option<SignatureReport> = None;
+    for si in sd.signer_infos.0.iter() {
+        let report = verify_signer(si, &sd, &certificates, &certificates_der, &content);
+        if report.outcome.is_valid() {
+            return Ok(SignatureReport {
+                content: econtent,
+                ..report
+            });
+        }
+        first.get_or_insert(report);
+    }
+    let report = first.ok_or(SmimeError::NoSignerInfo)?;
+    Ok(SignatureReport {
+        content: econtent,
+        ..report
+    })
+}
+
+fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&'c Certificate> {
+    certs.iter().find(|c| match sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => {
+            ias.serial_number == c.tbs_certificate.serial_number
+                && ias.issuer == c.tbs_certificate.issuer
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            ski.0.as_bytes() == certs::subject_key_identifier(c).as_slice()
+        }
+    })
+}
+
+fn verify_signer(
+    si: &SignerInfo,
+    sd: &SignedData,
+    certificates: &[Certificate],
+    certificates_der: &[Vec<u8>],
+    content: &Detached<'_>,
+) -> SignatureReport {
+    let mut report = SignatureReport {
+        outcome: SignatureOutcome::Valid,
+        digest: None,
+        weak_digest: false,
+        scheme: None,
+        signer_certificate: None,
+        signer_subject: None,
+        signer_emails: Vec::new(),
+        certificates: certificates_der.to_vec(),
+        signing_time: None,
+        capabilities: Vec::new(),
+        content: None,
+    };
+    let signer = find_signer(&si.sid, certificates);
+    if let Some(cert) = signer {
+        report.signer_certificate = cert.to_der().ok();
+        report.signer_subject = Some(certs::subject_string(cert));
+        report.signer_emails = certs::email_addresses(cert);
+    }
+    if let Some(attrs) = &si.signed_attrs {
+        for attr in attrs.iter() {
+            match attr.oid {
+                OID_ATTR_SIGNING_TIME => {
+                    report.signing_time = attr
+                        .values
+                        .iter()
+                        .next()
+                        .and_then(|v| v.to_der().ok())
+                        .and_then(|d| x509_cert::time::Time::from_der(&d).ok())
+                        .map(|t| t.to_unix_duration().as_secs());
+                }
+                OID_ATTR_SMIME_CAPABILITIES => {
+                    report.capabilities = attr
+                        .values
+                        .iter()
+                        .next()
+                        .and_then(|v| v.to_der().ok())
+                        .and_then(|d| SmimeCapabilities::from_der(&d).ok())
+                        .map(|caps| caps.iter().map(|c| capability(&c.capability_id)).collect())
+                        .unwrap_or_default();
+                }
+                _ => {}
+            }
+        }
+    }
+    report.outcome = check(si, sd, signer, content, &mut report);
+    report
+}
+
+fn capability(oid: &const_oid::ObjectIdentifier) -> Capability {
+    let name = ContentCipher::from_oid(oid)
+        .ok()
+        .map(|c| c.name().to_string())
+        .or_else(|| match oid.to_string().as_str() {
+            "1.2.840.113549.3.7" => Some("des-ede3-cbc".to_string()),
+            "1.2.840.113549.3.2" => Some("rc2-cbc".to_string()),
+            "1.2.840.113549.1.1.7" => Some("rsaes-oaep".to_string()),
+            "1.2.840.113549.1.1.10" => Some("rsassa-pss".to_string()),
+            _ => DigestAlg::from_oid(oid).map(|d| d.name().to_string()),
+        });
+    Capability {
+        oid: oid.to_string(),
+        name,
+    }
+}
+
+fn check(
+    si: &SignerInfo,
+    sd: &SignedData,
+    signer: Option<&Certificate>,
+    content: &Detached<'_>,
+    report: &mut SignatureReport,
+) -> SignatureOutcome {
+    let Some(digest_alg) = DigestAlg::from_oid(&si.digest_alg.oid) else {
+        return SignatureOutcome::WrongDigest(format!(
+            "unsupported digest algorithm {}",
+            si.digest_alg.oid
+        ));
+    };
+    report.digest = Some(digest_alg);
+    report.weak_digest = digest_alg.is_weak();
+
+    // The signature algorithm: rsaEncryption (what OpenSSL writes; the digest comes from the
+    // digest field), sha*WithRSAEncryption (must name the same digest), or RSASSA-PSS.
+    let sig_oid = si.signature_algorithm.oid;
+    let scheme = if sig_oid == OID_RSA_ENCRYPTION {
+        SignatureScheme::RsaPkcs1v15
+    } else if sig_oid == OID_RSASSA_PSS {
+        SignatureScheme::RsaPss
+    } else if let Some(named) = DigestAlg::from_rsa_signature_oid(&sig_oid) {
+        if named != digest_alg {
+            return SignatureOutcome::WrongDigest(format!(
+                "signature algorithm uses {} but the digest algorithm is {}",
+                named.name(),
+                digest_alg.name()
+            ));
+        }
+        SignatureScheme::RsaPkcs1v15
+    } else {
+        return SignatureOutcome::UnsupportedSignature(format!("signature algorithm {sig_oid}"));
+    };
+    report.scheme = Some(scheme);
+
+    let content_digest = hash_content(digest_alg, content);
+    let signed_digest = match &si.signed_attrs {
+        None => content_digest,
+        Some(attrs) => {
+            let mut message_digest = None;
+            let mut content_type = None;
+            for attr in attrs.iter() {
+                if attr.oid == OID_ATTR_MESSAGE_DIGEST {
+                    message_digest = attr
+                        .values
+                        .iter()
+                        .next()
+                        .and_then(|v| v.decode_as::<OctetString>().ok());
+                } else if attr.oid == OID_ATTR_CONTENT_TYPE {
+                    content_type = attr
+                        .values
+                        .iter()
+                        .next()
+                        .and_then(|v| v.decode_as::<const_oid::ObjectIdentifier>().ok());
+                }
+            }
+            let Some(message_digest) = message_digest else {
+                return SignatureOutcome::BadAttributes("no message-digest attribute".into());
+            };
+            if content_type != Some(sd.encap_content_info.econtent_type) {
+                return SignatureOutcome::BadAttributes(
+                    "content-type attribute missing or different from the content".into(),
+                );
+            }
+            if message_digest.as_bytes().len() != digest_alg.output_len() {
+                return SignatureOutcome::WrongDigest(format!(
+                    "message-digest attribute is {} bytes, {} needs {}",
+                    message_digest.as_bytes().len(),
+                    digest_alg.name(),
+                    digest_alg.output_len()
+                ));
+            }
+            if message_digest.as_bytes() != content_digest.as_slice() {
+                return SignatureOutcome::ContentChanged;
+            }
+            // The signature covers the DER of the attributes as a SET OF (tag 0x31).
+            match attrs.to_der() {
+                Ok(der) => digest_alg.digest(&der),
+                Err(e) => return SignatureOutcome::BadAttributes(e.to_string()),
+            }
+        }
+    };
+
+    let Some(cert) = signer else {
+        return SignatureOutcome::NoSignerCertificate;
+    };
+    let key: RsaPublicKey = match certs::rsa_public_key(cert) {
+        Ok(k) => k,
+        Err(e) => return SignatureOutcome::UnsupportedSignature(e.to_string()),
+    };
+    let signature = si.signature.as_bytes();
+    let verified = match scheme {
+        SignatureScheme::RsaPkcs1v15 => {
+            let padding = match digest_alg {
+                DigestAlg::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
+                DigestAlg::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
+                DigestAlg::Sha384 => Pkcs1v15Sign::new::<sha2::Sha384>(),
+                DigestAlg::Sha512 => Pkcs1v15Sign::new::<sha2::Sha512>(),
+            };
+            key.verify(padding, &signed_digest, signature).is_ok()
+        }
+        SignatureScheme::RsaPss => {
+            let (pss_digest, salt_len) = match pss_parameters(si) {
+                Ok(p) => p,
+                Err(outcome) => return outcome,
+            };
+            if pss_digest != digest_alg {
+                return SignatureOutcome::WrongDigest(format!(
+                    "RSASSA-PSS uses {} but the digest algorithm is {}",
+                    pss_digest.name(),
+                    digest_alg.name()
+                ));
+            }
+            let padding = match digest_alg {
+                DigestAlg::Sha1 => Pss::new_with_salt::<sha1::Sha1>(salt_len),
+                DigestAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(salt_len),
+                DigestAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(salt_len),
+                DigestAlg::Sha512 => Pss::new_with_salt::<sha2::Sha512>(salt_len),
+            };
+            key.verify(padding, &signed_digest, signature).is_ok()
+        }
+    };
+    if verified {
+        SignatureOutcome::Valid
+    } else {
+        SignatureOutcome::BadSignature
+    }
+}
+
+fn pss_parameters(si: &SignerInfo) -> std::result::Result<(DigestAlg, usize), SignatureOutcome> {
+    let unsupported = |d: String| SignatureOutcome::UnsupportedSignature(d);
+    let Some(params) = &si.signature_algorithm.parameters else {
+        return Ok((DigestAlg::Sha1, 20));
+    };
+    let der = params.to_der().map_err(|e| unsupported(e.to_string()))?;
+    let params = pkcs1::RsaPssParams::try_from(der.as_slice())
+        .map_err(|e| unsupported(format!("RSASSA-PSS parameters: {e}")))?;
+    let digest = DigestAlg::from_oid(&params.hash.oid)
+        .ok_or_else(|| unsupported(format!("RSASSA-PSS hash {}", params.hash.oid)))?;
+    let mgf_digest = params
+        .mask_gen
+        .parameters
+        .as_ref()
+        .and_then(|p| DigestAlg::from_oid(&p.oid));
+    if mgf_digest != Some(digest) {
+        return Err(unsupported(
+            "RSASSA-PSS with an MGF1 hash different from the message hash".into(),
+        ));
+    }
+    Ok((digest, params.salt_len as usize))
+}
+
+fn hash_content(alg: DigestAlg, content: &Detached<'_>) -> Vec<u8> {
+    match content {
+        Detached::Binary(bytes) => alg.digest(bytes),
+        Detached::Mime(bytes) => {
+            let mut hasher = alg.hasher();
+            super::canonical::for_each_crlf_chunk(bytes, |chunk| hasher.update(chunk));
+            hasher.finish()
+        }
+    }
+}
