@@ -1,1 +1,30 @@
-//! The gateway's persistent state.
+//! The gateway's persistent state, in one sled database under the data directory: the proxy
+//! CA, proxy identities (every key ever issued), partner certificates with history, approved
+//! partner domains and an audit journal. Nothing else opens the database.
+//!
+//! Durability: every state-changing method flushes before returning `Ok` (see [`store`]).
+
+mod audit;
+mod certinfo;
+mod codec;
+mod domains;
+mod error;
+mod identity;
+mod issue;
+mod partner;
+mod proxy_ca;
+pub mod store;
+pub mod trust;
+pub mod validate;
+
+pub use audit::{AuditEntry, AuditKind};
+pub use codec::SCHEMA_VERSION;
+pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
+pub use error::{DomainError, StoreError, ValidationError};
+pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
+pub use partner::{
+    CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
+};
+pub use proxy_ca::parse_certificate_input;
+pub use store::{Store, StoreConfig};
+pub use validate::{ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

@@ -1,0 +1,135 @@
+//! Append-only audit journal: issuances, renewals, captures, refusals, domain changes.
+//!
+//! Keys are sled-generated ids (unique and increasing, also across restarts), so iterating
+//! the tree backwards lists entries newest first.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, decode_record, encode_record};
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    ProxyCaCreated,
+    ProxyCaImported,
+    ProxyCaKeyExported,
+    ProxyIssued,
+    ProxyRenewed,
+    PartnerCaptured,
+    PartnerRefused,
+    PartnerPinned,
+    PartnerUnpinned,
+    PartnerBlocked,
+    PartnerUnblocked,
+    DomainApproved,
+    DomainRemoved,
+    DomainRefused,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    #[serde(with = "codec::rfc3339")]
+    pub time: SystemTime,
+    pub kind: AuditKind,
+    /// The address, domain or fingerprint concerned.
+    pub subject: Option<String>,
+    /// What happened and why, for a person.
+    pub detail: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditRecord {
+    v: u32,
+    time: u64,
+    kind: AuditKind,
+    subject: Option<String>,
+    detail: String,
+}
+
+/// An entry before it gets its id and time.
+pub(crate) struct AuditDraft {
+    kind: AuditKind,
+    subject: Option<String>,
+    detail: String,
+}
+
+impl AuditDraft {
+    pub(crate) fn new(kind: AuditKind, subject: Option<String>, detail: String) -> Self {
+        AuditDraft {
+            kind,
+            subject,
+            detail,
+        }
+    }
+
+    fn record(&self) -> AuditRecord {
+        AuditRecord {
+            v: codec::SCHEMA_VERSION,
+            time: codec::to_unix(SystemTime::now()),
+            kind: self.kind,
+            subject: self.subject.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Append inside a transaction so the entry commits atomically with the change it records.
+pub(crate) fn append_in_tx(
+    tree: &sled::transaction::TransactionalTree,
+    id: u64,
+    draft: &AuditDraft,
+) -> Result<(), StoreError> {
+    let bytes = encode_record(&draft.record())?;
+    tree.insert(&id.to_be_bytes(), bytes)
+        .map_err(|e| StoreError::Database(format!("{e:?}")))?;
+    Ok(())
+}
+
+impl Store {
+    /// Append an entry on its own (for events with no other state change, e.g. refusals).
+    /// Flushed before returning.
+    pub(crate) fn audit_now(&self, draft: AuditDraft) -> Result<(), StoreError> {
+        let id = self.inner.db.generate_id()?;
+        self.inner
+            .audit
+            .insert(id.to_be_bytes(), encode_record(&draft.record())?)?;
+        self.flush()
+    }
+
+    /// Journal entries newest first, at most `limit`, optionally of one kind only.
+    pub fn audit(
+        &self,
+        limit: usize,
+        kind: Option<AuditKind>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.inner.audit.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let record: AuditRecord = decode_record(&v)?;
+            if kind.is_some_and(|want| want != record.kind) {
+                continue;
+            }
+            let id = <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::CorruptRecord("audit key is not 8 bytes".into()))?;
+            out.push(AuditEntry {
+                id,
+                time: codec::from_unix(record.time),
+                kind: record.kind,
+                subject: record.subject,
+                detail: record.detail,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,461 @@
+//! Reading certificates: PEM blocks, fingerprints, names, keys, extensions, signature checks.
+
+use std::time::SystemTime;
+
+use const_oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::Certificate;
+
+use crate::domains::normalise_address;
+
+pub(crate) const RSA_ENCRYPTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const RSASSA_PSS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const MD2_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.2");
+const MD5_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.4");
+const SHA1_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+const SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const SHA224_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.14");
+const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const ID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+const EMAIL_ADDRESS_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
+pub(crate) const EKU_EMAIL_PROTECTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
+const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
+const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+const OID_SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+
+/// Largest RSA modulus accepted; bigger keys only cost CPU (a denial-of-service lever).
+const MAX_RSA_BITS: usize = 16384;
+
+/// One PEM block: label and decoded bytes.
+pub(crate) struct PemBlock {
+    pub label: String,
+    pub der: Vec<u8>,
+}
+
+/// Split text into PEM blocks, ignoring explanatory text around them (as `openssl x509 -text`
+/// writes). Errors name the first undecodable block.
+pub(crate) fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let from_begin = rest.get(start..).unwrap_or("");
+        let label_end = from_begin
+            .get(11..)
+            .and_then(|s| s.find("-----"))
+            .ok_or("unterminated PEM header")?;
+        let label = from_begin.get(11..11 + label_end).unwrap_or("").to_string();
+        let end_marker = format!("-----END {label}-----");
+        let end = from_begin
+            .find(&end_marker)
+            .ok_or_else(|| format!("PEM block {label} has no END line"))?;
+        let block = from_begin.get(..end + end_marker.len()).unwrap_or("");
+        let (_, der) = der::pem::decode_vec(block.trim().as_bytes())
+            .map_err(|e| format!("PEM block {label}: {e}"))?;
+        out.push(PemBlock { label, der });
+        rest = from_begin.get(end + end_marker.len()..).unwrap_or("");
+    }
+    Ok(out)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A parsed certificate with the pieces validation needs kept at hand.
+#[derive(Clone)]
+pub(crate) struct ParsedCert {
+    pub der: Vec<u8>,
+    pub cert: Certificate,
+    pub tbs_der: Vec<u8>,
+    pub subject_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
+    pub fingerprint: String,
+}
+
+impl ParsedCert {
+    pub fn parse(der: &[u8]) -> Result<ParsedCert, String> {
+        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+        // der refuses non-canonical input, so re-encoding reproduces the signed bytes.
+        let tbs_der = cert.tbs_certificate.to_der().map_err(|e| e.to_string())?;
+        let subject_der = cert
+            .tbs_certificate
+            .subject
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        let issuer_der = cert
+            .tbs_certificate
+            .issuer
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        Ok(ParsedCert {
+            der: der.to_vec(),
+            fingerprint: sha256_hex(der),
+            cert,
+            tbs_der,
+            subject_der,
+            issuer_der,
+        })
+    }
+
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
+    pub fn issuer(&self) -> String {
+        self.cert.tbs_certificate.issuer.to_string()
+    }
+
+    pub fn serial_bytes(&self) -> &[u8] {
+        self.cert.tbs_certificate.serial_number.as_bytes()
+    }
+
+    pub fn serial_hex(&self) -> String {
+        hex::encode(self.serial_bytes())
+    }
+
+    pub fn not_before(&self) -> SystemTime {
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_before
+            .to_system_time()
+    }
+
+    pub fn not_after(&self) -> SystemTime {
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time()
+    }
+
+    pub fn spki(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.cert.tbs_certificate.subject_public_key_info
+    }
+
+    /// The decoded extension with `oid`, if present. A present but undecodable extension is
+    /// an error: it must not be silently treated as absent.
+    pub fn extension<'a, T: Decode<'a>>(
+        &'a self,
+        oid: ObjectIdentifier,
+    ) -> Result<Option<T>, String> {
+        let Some(exts) = &self.cert.tbs_certificate.extensions else {
+            return Ok(None);
+        };
+        match exts.iter().find(|e| e.extn_id == oid) {
+            Some(e) => T::from_der(e.extn_value.as_bytes())
+                .map(Some)
+                .map_err(|err| format!("extension {oid}: {err}")),
+            None => Ok(None),
+        }
+    }
+
+    pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, String> {
+        self.extension(OID_BASIC_CONSTRAINTS)
+    }
+
+    pub fn key_usage(&self) -> Result<Option<KeyUsage>, String> {
+        self.extension(OID_KEY_USAGE)
+    }
+
+    pub fn extended_key_usage(&self) -> Result<Option<ExtendedKeyUsage>, String> {
+        self.extension(OID_EKU)
+    }
+
+    pub fn subject_key_identifier(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self
+            .extension::<SubjectKeyIdentifier>(OID_SKI)?
+            .map(|ski| ski.0.as_bytes().to_vec()))
+    }
+
+    /// Whether keyUsage/extendedKeyUsage allow S/MIME. Absent extensions mean "any use".
+    pub fn permits_email_protection(&self) -> Result<bool, String> {
+        if let Some(ku) = self.key_usage()? {
+            let allowed = KeyUsages::DigitalSignature
+                | KeyUsages::NonRepudiation
+                | KeyUsages::KeyEncipherment
+                | KeyUsages::KeyAgreement;
+            if (ku.0 & allowed).is_empty() {
+                return Ok(false);
+            }
+        }
+        if let Some(eku) = self.extended_key_usage()? {
+            if !eku
+                .0
+                .iter()
+                .any(|o| *o == EKU_EMAIL_PROTECTION || *o == EKU_ANY)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the certificate may issue certificates. Version 1 certificates have no
+    /// extensions at all; they are accepted only where `allow_v1` (legacy trust anchors).
+    pub fn is_ca(&self, allow_v1: bool) -> Result<bool, String> {
+        if self.cert.tbs_certificate.extensions.is_none() {
+            return Ok(allow_v1);
+        }
+        if !self.basic_constraints()?.is_some_and(|bc| bc.ca) {
+            return Ok(false);
+        }
+        if let Some(ku) = self.key_usage()? {
+            if !ku.0.contains(KeyUsages::KeyCertSign) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn path_len_constraint(&self) -> Result<Option<u8>, String> {
+        Ok(self
+            .basic_constraints()?
+            .and_then(|bc| bc.path_len_constraint))
+    }
+
+    /// E-mail addresses named by the certificate: SAN rfc822Names, else the subject's
+    /// emailAddress attributes (legacy). Normalised; unparseable ones are kept as written.
+    pub fn email_addresses(&self) -> Result<Vec<String>, String> {
+        let mut found = Vec::new();
+        if let Some(san) = self.extension::<SubjectAltName>(OID_SAN)? {
+            for name in san.0 {
+                if let GeneralName::Rfc822Name(s) = name {
+                    found.push(s.as_str().to_string());
+                }
+            }
+        }
+        if found.is_empty() {
+            for rdn in self.cert.tbs_certificate.subject.0.iter() {
+                for atv in rdn.0.iter() {
+                    if atv.oid == EMAIL_ADDRESS_ATTR {
+                        if let Ok(s) = atv.value.decode_as::<der::asn1::Ia5StringRef<'_>>() {
+                            found.push(s.as_str().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|a| normalise_address(&a).unwrap_or(a))
+            .collect())
+    }
+
+    pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
+        &self.cert.signature_algorithm
+    }
+
+    pub fn signature_bytes(&self) -> Result<&[u8], String> {
+        self.cert
+            .signature
+            .as_bytes()
+            .ok_or_else(|| "signature has unused bits".to_string())
+    }
+}
+
+/// Why a public key cannot be used.
+#[derive(Debug)]
+pub(crate) enum KeyProblem {
+    NotRsa,
+    Malformed(String),
+}
+
+/// The RSA public key of a SubjectPublicKeyInfo (rsaEncryption or RSASSA-PSS keys).
+pub(crate) fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey, KeyProblem> {
+    let oid = spki.algorithm.oid;
+    if oid != RSA_ENCRYPTION && oid != RSASSA_PSS {
+        return Err(KeyProblem::NotRsa);
+    }
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| KeyProblem::Malformed("key has unused bits".into()))?;
+    let key =
+        pkcs1::RsaPublicKey::from_der(bits).map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let n = BigUint::from_bytes_be(key.modulus.as_bytes());
+    let e = BigUint::from_bytes_be(key.public_exponent.as_bytes());
+    RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
+        .map_err(|e| KeyProblem::Malformed(e.to_string()))
+}
+
+pub(crate) fn rsa_bits(key: &RsaPublicKey) -> usize {
+    key.n().bits()
+}
+
+/// Digest families a signature can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HashAlg {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// What a signature algorithm is, as far as policy is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SigAlg {
+    Pkcs1(HashAlg),
+    Pss {
+        hash: HashAlg,
+        salt_len: usize,
+    },
+    /// Broken (MD2/MD5) or unknown/unsupported: never accepted.
+    Refused(String),
+}
+
+impl SigAlg {
+    pub fn name(&self) -> String {
+        match self {
+            SigAlg::Pkcs1(HashAlg::Sha1) => "sha1WithRSAEncryption".into(),
+            SigAlg::Pkcs1(HashAlg::Sha256) => "sha256WithRSAEncryption".into(),
+            SigAlg::Pkcs1(HashAlg::Sha384) => "sha384WithRSAEncryption".into(),
+            SigAlg::Pkcs1(HashAlg::Sha512) => "sha512WithRSAEncryption".into(),
+            SigAlg::Pss { hash, .. } => format!("RSASSA-PSS with {hash:?}").to_uppercase(),
+            SigAlg::Refused(name) => name.clone(),
+        }
+    }
+
+    pub fn is_sha1(&self) -> bool {
+        matches!(
+            self,
+            SigAlg::Pkcs1(HashAlg::Sha1)
+                | SigAlg::Pss {
+                    hash: HashAlg::Sha1,
+                    ..
+                }
+        )
+    }
+}
+
+fn hash_from_oid(oid: ObjectIdentifier) -> Option<HashAlg> {
+    match oid {
+        o if o == ID_SHA1 => Some(HashAlg::Sha1),
+        o if o == ID_SHA256 => Some(HashAlg::Sha256),
+        o if o == ID_SHA384 => Some(HashAlg::Sha384),
+        o if o == ID_SHA512 => Some(HashAlg::Sha512),
+        _ => None,
+    }
+}
+
+pub(crate) fn classify_signature(alg: &AlgorithmIdentifierOwned) -> SigAlg {
+    match alg.oid {
+        o if o == SHA1_RSA => SigAlg::Pkcs1(HashAlg::Sha1),
+        o if o == SHA256_RSA => SigAlg::Pkcs1(HashAlg::Sha256),
+        o if o == SHA384_RSA => SigAlg::Pkcs1(HashAlg::Sha384),
+        o if o == SHA512_RSA => SigAlg::Pkcs1(HashAlg::Sha512),
+        o if o == MD5_RSA => SigAlg::Refused("md5WithRSAEncryption".into()),
+        o if o == MD2_RSA => SigAlg::Refused("md2WithRSAEncryption".into()),
+        o if o == SHA224_RSA => SigAlg::Refused("sha224WithRSAEncryption (unsupported)".into()),
+        o if o == RSASSA_PSS => classify_pss(alg),
+        o => SigAlg::Refused(format!("unsupported algorithm {o}")),
+    }
+}
+
+fn classify_pss(alg: &AlgorithmIdentifierOwned) -> SigAlg {
+    let refused = |why: &str| SigAlg::Refused(format!("RSASSA-PSS ({why})"));
+    let Some(params) = &alg.parameters else {
+        return refused("missing parameters");
+    };
+    let Ok(bytes) = params.to_der() else {
+        return refused("bad parameters");
+    };
+    let Ok(p) = pkcs1::RsaPssParams::from_der(&bytes) else {
+        return refused("bad parameters");
+    };
+    let Some(hash) = hash_from_oid(p.hash.oid) else {
+        return refused("unsupported hash");
+    };
+    // rsa's Pss uses one digest for the message and MGF1: refuse anything else.
+    let mgf_hash = p
+        .mask_gen
+        .parameters
+        .as_ref()
+        .map(|h| h.oid)
+        .and_then(hash_from_oid);
+    if p.mask_gen.oid != ID_MGF1 || mgf_hash != Some(hash) {
+        return refused("unsupported mask generation");
+    }
+    SigAlg::Pss {
+        hash,
+        salt_len: usize::from(p.salt_len),
+    }
+}
+
+/// Verify `signature` over `data` with `key` by algorithm `alg`.
+pub(crate) fn verify_signature(
+    alg: &SigAlg,
+    key: &RsaPublicKey,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<(), ()> {
+    fn digest<D: Digest>(data: &[u8]) -> Vec<u8> {
+        D::digest(data).to_vec()
+    }
+    let result = match alg {
+        SigAlg::Pkcs1(h) => match h {
+            HashAlg::Sha1 => key.verify(
+                Pkcs1v15Sign::new::<sha1::Sha1>(),
+                &digest::<sha1::Sha1>(data),
+                signature,
+            ),
+            HashAlg::Sha256 => key.verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &digest::<Sha256>(data),
+                signature,
+            ),
+            HashAlg::Sha384 => key.verify(
+                Pkcs1v15Sign::new::<sha2::Sha384>(),
+                &digest::<sha2::Sha384>(data),
+                signature,
+            ),
+            HashAlg::Sha512 => key.verify(
+                Pkcs1v15Sign::new::<sha2::Sha512>(),
+                &digest::<sha2::Sha512>(data),
+                signature,
+            ),
+        },
+        SigAlg::Pss { hash, salt_len } => match hash {
+            HashAlg::Sha1 => key.verify(
+                Pss::new_with_salt::<sha1::Sha1>(*salt_len),
+                &digest::<sha1::Sha1>(data),
+                signature,
+            ),
+            HashAlg::Sha256 => key.verify(
+                Pss::new_with_salt::<Sha256>(*salt_len),
+                &digest::<Sha256>(data),
+                signature,
+            ),
+            HashAlg::Sha384 => key.verify(
+                Pss::new_with_salt::<sha2::Sha384>(*salt_len),
+                &digest::<sha2::Sha384>(data),
+                signature,
+            ),
+            HashAlg::Sha512 => key.verify(
+                Pss::new_with_salt::<sha2::Sha512>(*salt_len),
+                &digest::<sha2::Sha512>(data),
+                signature,
+            ),
+        },
+        SigAlg::Refused(_) => return Err(()),
+    };
+    result.map_err(|_| ())
+}

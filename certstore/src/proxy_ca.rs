@@ -1,0 +1,211 @@
+//! The proxy CA: creation, import, export. Its key leaves the store only through
+//! [`Store::export_proxy_ca_key_pem`].
+
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use x509_cert::name::Name;
+use zeroize::Zeroizing;
+
+use crate::audit::{AuditDraft, AuditKind};
+use crate::certinfo::{pem_blocks, rsa_public_key, ParsedCert};
+use crate::codec::{self, decode_record, encode_record, hexbytes};
+use crate::error::StoreError;
+use crate::issue;
+use crate::store::Store;
+
+const CA_KEY: &[u8] = b"proxy_ca";
+/// Smallest CA key accepted on import (new CAs are created with 3072 bits).
+const MIN_IMPORT_BITS: usize = 2048;
+
+#[derive(Serialize, Deserialize)]
+struct CaRecord {
+    v: u32,
+    #[serde(with = "hexbytes")]
+    cert: Vec<u8>,
+    #[serde(with = "hexbytes")]
+    key_pkcs8: Vec<u8>,
+}
+
+/// The CA certificate and key, loaded for signing.
+pub(crate) struct CaMaterial {
+    pub cert: ParsedCert,
+    pub key: RsaPrivateKey,
+}
+
+impl CaMaterial {
+    pub fn subject(&self) -> &Name {
+        &self.cert.cert.tbs_certificate.subject
+    }
+}
+
+fn parse_private_key(key_pem: &str) -> Result<RsaPrivateKey, StoreError> {
+    let blocks = pem_blocks(key_pem).map_err(StoreError::BadEncoding)?;
+    let block = blocks
+        .iter()
+        .find(|b| b.label.ends_with("PRIVATE KEY"))
+        .ok_or_else(|| StoreError::BadEncoding("no PRIVATE KEY block found".into()))?;
+    let der = Zeroizing::new(block.der.clone());
+    match block.label.as_str() {
+        "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| match e {
+            pkcs8::Error::KeyMalformed | pkcs8::Error::Asn1(_) => {
+                StoreError::BadEncoding(format!("private key: {e}"))
+            }
+            other => StoreError::UnsupportedKey(format!("only RSA keys are supported ({other})")),
+        }),
+        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&der)
+            .map_err(|e| StoreError::BadEncoding(format!("private key: {e}"))),
+        "ENCRYPTED PRIVATE KEY" => Err(StoreError::UnsupportedKey(
+            "encrypted private keys are not supported; decrypt it first".into(),
+        )),
+        other => Err(StoreError::UnsupportedKey(format!(
+            "{other} (only RSA keys are supported)"
+        ))),
+    }
+}
+
+impl Store {
+    /// Whether a proxy CA is present.
+    pub fn is_initialised(&self) -> bool {
+        matches!(self.inner.proxy_ca.get(CA_KEY), Ok(Some(_)))
+    }
+
+    /// Create the proxy CA: RSA-3072, SHA-256, CA, keyCertSign + cRLSign, 20 years.
+    pub fn init_proxy_ca(&self, subject_cn: &str) -> Result<(), StoreError> {
+        if self.is_initialised() {
+            return Err(StoreError::AlreadyInitialised);
+        }
+        issue::common_name(subject_cn)?;
+        let key = issue::generate_key(issue::CA_KEY_BITS)?;
+        let cert = issue::build_ca(subject_cn, &key)?;
+        let detail = format!(
+            "proxy CA created: CN={subject_cn}, RSA-{}",
+            issue::CA_KEY_BITS
+        );
+        self.store_ca(cert, &key, AuditKind::ProxyCaCreated, detail)
+    }
+
+    /// Import an existing proxy CA (PEM certificate; PKCS#8 or PKCS#1 PEM RSA key). The
+    /// certificate must be a CA and match the key. Refused if a CA is already present.
+    pub fn import_proxy_ca(&self, cert_pem: &str, key_pem: &str) -> Result<(), StoreError> {
+        if self.is_initialised() {
+            return Err(StoreError::AlreadyInitialised);
+        }
+        let blocks = pem_blocks(cert_pem).map_err(StoreError::BadEncoding)?;
+        let cert_block = blocks
+            .iter()
+            .find(|b| b.label == "CERTIFICATE")
+            .ok_or_else(|| StoreError::BadEncoding("no CERTIFICATE block found".into()))?;
+        let cert = ParsedCert::parse(&cert_block.der).map_err(StoreError::BadEncoding)?;
+        let key = parse_private_key(key_pem)?;
+        let cert_key = rsa_public_key(cert.spki())
+            .map_err(|_| StoreError::UnsupportedKey("the certificate's key is not RSA".into()))?;
+        if cert_key != key.to_public_key() {
+            return Err(StoreError::KeyMismatch);
+        }
+        let bits = key.n().bits();
+        if bits < MIN_IMPORT_BITS {
+            return Err(StoreError::WeakKey {
+                bits,
+                min: MIN_IMPORT_BITS,
+            });
+        }
+        if !cert.is_ca(false).map_err(StoreError::BadEncoding)? {
+            return Err(StoreError::NotACa(
+                "basicConstraints CA and keyUsage keyCertSign are required".into(),
+            ));
+        }
+        let detail = format!(
+            "proxy CA imported: {} ({})",
+            cert.subject(),
+            cert.fingerprint
+        );
+        self.store_ca(cert.der.clone(), &key, AuditKind::ProxyCaImported, detail)
+    }
+
+    fn store_ca(
+        &self,
+        cert: Vec<u8>,
+        key: &RsaPrivateKey,
+        kind: AuditKind,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        let key_der = issue::pkcs8_der(key)?;
+        let record = Zeroizing::new(encode_record(&CaRecord {
+            v: codec::SCHEMA_VERSION,
+            cert,
+            key_pkcs8: key_der.to_vec(),
+        })?);
+        let audit_id = self.inner.db.generate_id()?;
+        let draft = AuditDraft::new(kind, None, detail);
+        (&self.inner.proxy_ca, &self.inner.audit)
+            .transaction(|(ca, audit)| {
+                // Re-checked inside the transaction: two concurrent inits must not both win.
+                if ca.get(CA_KEY)?.is_some() {
+                    return sled::transaction::abort(StoreError::AlreadyInitialised);
+                }
+                ca.insert(CA_KEY, record.as_slice())?;
+                crate::audit::append_in_tx(audit, audit_id, &draft)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()
+    }
+
+    fn ca_record(&self) -> Result<CaRecord, StoreError> {
+        let bytes = self
+            .inner
+            .proxy_ca
+            .get(CA_KEY)?
+            .ok_or(StoreError::NotInitialised)?;
+        decode_record(&bytes)
+    }
+
+    pub(crate) fn ca_material(&self) -> Result<CaMaterial, StoreError> {
+        let record = self.ca_record()?;
+        let key_der = Zeroizing::new(record.key_pkcs8);
+        let key = RsaPrivateKey::from_pkcs8_der(&key_der)
+            .map_err(|e| StoreError::CorruptRecord(format!("proxy CA key: {e}")))?;
+        let cert = ParsedCert::parse(&record.cert).map_err(StoreError::CorruptRecord)?;
+        Ok(CaMaterial { cert, key })
+    }
+
+    /// The proxy CA certificate, DER.
+    pub fn proxy_ca_certificate_der(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(self.ca_record()?.cert)
+    }
+
+    /// The proxy CA certificate, PEM.
+    pub fn proxy_ca_certificate_pem(&self) -> Result<String, StoreError> {
+        let der = self.proxy_ca_certificate_der()?;
+        to_pem("CERTIFICATE", &der)
+    }
+
+    /// The proxy CA key as PKCS#8 PEM: the only way it leaves the store. Audited.
+    pub fn export_proxy_ca_key_pem(&self) -> Result<Zeroizing<String>, StoreError> {
+        let record = self.ca_record()?;
+        let key_der = Zeroizing::new(record.key_pkcs8);
+        let pem = Zeroizing::new(to_pem("PRIVATE KEY", &key_der)?);
+        self.audit_now(AuditDraft::new(
+            AuditKind::ProxyCaKeyExported,
+            None,
+            "proxy CA private key exported".into(),
+        ))?;
+        Ok(pem)
+    }
+}
+
+pub(crate) fn to_pem(label: &str, der: &[u8]) -> Result<String, StoreError> {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der)
+        .map_err(|e| StoreError::BadEncoding(e.to_string()))
+}
+
+/// Certificates in PEM or DER input, for callers handing in certificate bytes.
+pub fn parse_certificate_input(bytes: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let certs = crate::trust::parse_certificates(bytes).map_err(StoreError::BadEncoding)?;
+    Ok(certs.into_iter().map(|c| c.der).collect())
+}

@@ -1,0 +1,160 @@
+//! The sled database: opening, schema version, the trees, flushing.
+//!
+//! All sled use stays inside this crate so the engine can be replaced.
+//!
+//! Durability guarantee: every method that changes state flushes the database (fsync) before
+//! it returns `Ok`, so a change the caller was told succeeded survives a crash or SIGKILL.
+//! Multi-record changes are sled transactions, so a crash never leaves half a change.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+
+use crate::codec::SCHEMA_VERSION;
+use crate::error::StoreError;
+use crate::trust::TrustStore;
+
+/// How the store validates partner certificates and issues proxy certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// PEM files of trusted CA certificates (each may hold several certificates).
+    pub trust_anchor_files: Vec<PathBuf>,
+    /// Also trust the system store under `/etc/ssl/certs`.
+    pub use_system_trust: bool,
+    /// CRL files (PEM or DER) to honour.
+    pub crl_files: Vec<PathBuf>,
+    /// Extra free-mail/ISP domains that can never be approved (`name.*` wildcards allowed).
+    pub extra_freemail_domains: Vec<String>,
+    /// Validity of issued proxy certificates, in days.
+    pub proxy_cert_validity_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            trust_anchor_files: Vec::new(),
+            use_system_trust: true,
+            crl_files: Vec::new(),
+            extra_freemail_domains: Vec::new(),
+            proxy_cert_validity_days: 365,
+        }
+    }
+}
+
+/// Handle to the store. Cheap to clone; safe to share between threads and tokio tasks.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: sled::Db,
+    pub(crate) config: StoreConfig,
+    pub(crate) trust: TrustStore,
+    /// "proxy_ca" -> {cert, key}
+    pub(crate) proxy_ca: sled::Tree,
+    /// fingerprint -> ProxyRecord
+    pub(crate) proxy_certs: sled::Tree,
+    /// address \0 issued-at (u64 BE) \0 fingerprint -> ()
+    pub(crate) proxy_by_addr: sled::Tree,
+    /// len(issuer) u32 BE ++ issuer DER ++ serial -> fingerprint
+    pub(crate) proxy_by_issuer_serial: sled::Tree,
+    /// subjectKeyIdentifier -> fingerprint
+    pub(crate) proxy_by_ski: sled::Tree,
+    /// address \0 fingerprint -> PartnerRecord
+    pub(crate) partner: sled::Tree,
+    /// fingerprint \0 address -> ()
+    pub(crate) partner_by_fp: sled::Tree,
+    /// domain \0 local part -> () (partner addresses by domain)
+    pub(crate) partner_addrs: sled::Tree,
+    /// domain -> DomainRecord
+    pub(crate) domains: sled::Tree,
+    /// id (u64 BE) -> AuditRecord
+    pub(crate) audit: sled::Tree,
+    /// Serialises proxy issuance so two sessions never issue twice for one address.
+    pub(crate) issue_lock: Mutex<()>,
+}
+
+const META_SCHEMA_KEY: &[u8] = b"schema_version";
+const DB_DIR: &str = "certstore.sled";
+
+impl Store {
+    /// Open (creating if missing) the store under `data_dir`. Refuses a database written by a
+    /// newer schema version. Trust anchors and CRLs are loaded from `config` now.
+    pub fn open(data_dir: &Path, config: StoreConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io {
+            path: data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let trust = TrustStore::load(&config)?;
+        let db = sled::Config::new()
+            .path(data_dir.join(DB_DIR))
+            .open()
+            .map_err(|e| {
+                StoreError::Database(format!("cannot open {}: {e}", data_dir.display()))
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(META_SCHEMA_KEY)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::CorruptRecord("schema version record".into()))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::UnsupportedSchemaVersion {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Older versions would be migrated here; version 1 is the first.
+            }
+            None => {
+                meta.insert(META_SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+        }
+        let inner = Inner {
+            proxy_ca: db.open_tree("proxy_ca")?,
+            proxy_certs: db.open_tree("proxy_certs")?,
+            proxy_by_addr: db.open_tree("proxy_by_addr")?,
+            proxy_by_issuer_serial: db.open_tree("proxy_by_issuer_serial")?,
+            proxy_by_ski: db.open_tree("proxy_by_ski")?,
+            partner: db.open_tree("partner")?,
+            partner_by_fp: db.open_tree("partner_by_fp")?,
+            partner_addrs: db.open_tree("partner_addrs")?,
+            domains: db.open_tree("domains")?,
+            audit: db.open_tree("audit")?,
+            db,
+            config,
+            trust,
+            issue_lock: Mutex::new(()),
+        };
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> u32 {
+        SCHEMA_VERSION
+    }
+
+    /// Force everything written so far to disk. State-changing methods already do this.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_schema_version_for_test(&self, v: u32) {
+        let meta = self.inner.db.open_tree("meta").unwrap();
+        meta.insert(META_SCHEMA_KEY, &v.to_be_bytes()).unwrap();
+        self.flush().unwrap();
+    }
+}
