@@ -1,3 +1,4 @@
+pub mod dsn;
 pub mod mime;
 pub mod receive;
 pub mod relay;
