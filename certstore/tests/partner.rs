@@ -1,0 +1,414 @@
+//! Partner-certificate capture, history, selection, pin/block, and domains.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use certstore::{
+    AuditKind, CaptureOutcome, DomainError, DomainPolicy, PartnerCapture, StoreError,
+    ValidationError, ValidationStatus,
+};
+use common::{capture, der, intermediate, open};
+
+#[test]
+fn capture_history_and_current() {
+    let (_d, store) = open();
+    assert!(store
+        .current_partner_certificate("alice@partner.example")
+        .unwrap()
+        .is_none());
+
+    let out = store
+        .capture_partner_certificate(&capture(
+            "alice@partner.example",
+            "partner/alice.pem",
+            "<m1@p>",
+        ))
+        .unwrap();
+    let CaptureOutcome::Stored {
+        fingerprint: fp1,
+        new: true,
+        status: ValidationStatus::Valid,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    // Seen again: not new, last-seen updated.
+    let mut again = capture("Alice@Partner.Example", "partner/alice.pem", "<m2@p>");
+    again.seen_at = SystemTime::now() + Duration::from_secs(60);
+    let out = store.capture_partner_certificate(&again).unwrap();
+    assert!(
+        matches!(out, CaptureOutcome::Stored { new: false, .. }),
+        "{out:?}"
+    );
+    let cur = store
+        .current_partner_certificate("alice@partner.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cur.fingerprint_sha256, fp1);
+    assert_eq!(cur.first_message_id.as_deref(), Some("<m1@p>"));
+    assert_eq!(cur.last_message_id.as_deref(), Some("<m2@p>"));
+    assert!(cur.last_seen > cur.first_seen);
+    assert_eq!(cur.key_bits, 2048);
+    assert!(cur.subject.contains("alice"), "{}", cur.subject);
+
+    // Renewed certificate (later notBefore) becomes current; the old one stays in history.
+    let out = store
+        .capture_partner_certificate(&capture(
+            "alice@partner.example",
+            "partner/alice-renewed.pem",
+            "<m3@p>",
+        ))
+        .unwrap();
+    let CaptureOutcome::Stored {
+        fingerprint: fp2,
+        new: true,
+        ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    let cur = store
+        .current_partner_certificate("alice@partner.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cur.fingerprint_sha256, fp2);
+    let hist = store.partner_history("alice@partner.example").unwrap();
+    assert_eq!(hist.len(), 2);
+
+    // Pinning the older one makes it current; blocking it falls back to the newest.
+    let pinned = store.pin_partner_certificate(&fp1).unwrap();
+    assert!(pinned.pinned);
+    assert_eq!(
+        store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .unwrap()
+            .fingerprint_sha256,
+        fp1
+    );
+    store.unpin_partner_certificate(&fp1).unwrap();
+    assert_eq!(
+        store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .unwrap()
+            .fingerprint_sha256,
+        fp2
+    );
+    store.block_partner_certificate(&fp2).unwrap();
+    assert_eq!(
+        store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .unwrap()
+            .fingerprint_sha256,
+        fp1
+    );
+    // A blocked certificate seen again is reported as blocked (and still recorded).
+    let out = store
+        .capture_partner_certificate(&capture(
+            "alice@partner.example",
+            "partner/alice-renewed.pem",
+            "<m4@p>",
+        ))
+        .unwrap();
+    assert_eq!(
+        out,
+        CaptureOutcome::Blocked {
+            fingerprint: fp2.clone()
+        }
+    );
+    store.unblock_partner_certificate(&fp2).unwrap();
+    assert_eq!(
+        store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .unwrap()
+            .fingerprint_sha256,
+        fp2
+    );
+
+    // By fingerprint, with colons and upper case.
+    let colon: String = fp1
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(
+        store
+            .partner_certificate_by_fingerprint(&colon)
+            .unwrap()
+            .unwrap()
+            .fingerprint_sha256,
+        fp1
+    );
+    assert!(store
+        .partner_certificate_by_fingerprint(&"0".repeat(64))
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.partner_certificate_by_fingerprint("xyz"),
+        Err(StoreError::InvalidFingerprint(_))
+    ));
+    assert!(matches!(
+        store.pin_partner_certificate(&"0".repeat(64)),
+        Err(StoreError::UnknownCertificate(_))
+    ));
+
+    // JSON for the admin API.
+    let json = serde_json::to_value(&cur).unwrap();
+    assert_eq!(json["status"], "valid");
+    assert!(json["first_seen"].as_str().unwrap().ends_with('Z'));
+
+    let kinds: Vec<AuditKind> = store
+        .audit(100, None)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == AuditKind::PartnerCaptured)
+            .count(),
+        2
+    );
+    assert!(
+        kinds.contains(&AuditKind::PartnerPinned) && kinds.contains(&AuditKind::PartnerBlocked)
+    );
+}
+
+#[test]
+fn refused_certificates_are_recorded() {
+    let (_d, store) = open();
+    let cases = [
+        (
+            "dave@partner.example",
+            "partner/expired.pem",
+            ValidationError::Expired,
+        ),
+        (
+            "eve@partner.example",
+            "partner/selfsigned.pem",
+            ValidationError::SelfSigned,
+        ),
+        (
+            "frank@partner.example",
+            "partner/weak1024.pem",
+            ValidationError::WeakKey { bits: 1024 },
+        ),
+        (
+            "trent@partner.example",
+            "partner/revoked.pem",
+            ValidationError::Revoked,
+        ),
+        (
+            "ivan@partner.example",
+            "partner/nomail.pem",
+            ValidationError::UsageNotEmailProtection,
+        ),
+    ];
+    for (addr, file, reason) in cases {
+        let out = store
+            .capture_partner_certificate(&capture(addr, file, "<x@p>"))
+            .unwrap();
+        let CaptureOutcome::Stored {
+            new: true,
+            status: ValidationStatus::Refused(r),
+            fingerprint,
+        } = out
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r, reason);
+        let hist = store.partner_history(addr).unwrap();
+        assert_eq!(hist.len(), 1);
+        assert_eq!(hist[0].status, ValidationStatus::Refused(reason.clone()));
+        assert!(
+            store.current_partner_certificate(addr).unwrap().is_none(),
+            "{addr}"
+        );
+        // Refused certificates cannot be pinned into use.
+        assert!(matches!(
+            store.pin_partner_certificate(&fingerprint),
+            Err(StoreError::CannotPinRefused(_))
+        ));
+    }
+    // A certificate for another address is recorded under the sender, as a mismatch.
+    let out = store
+        .capture_partner_certificate(&capture(
+            "alice@partner.example",
+            "partner/other.pem",
+            "<y@p>",
+        ))
+        .unwrap();
+    assert!(matches!(
+        out,
+        CaptureOutcome::Stored {
+            status: ValidationStatus::Refused(ValidationError::AddressMismatch { .. }),
+            ..
+        }
+    ));
+    // Garbage is recorded as malformed.
+    let garbage = PartnerCapture {
+        address: "bob@partner.example".into(),
+        certificate_der: b"garbage".to_vec(),
+        chain_der: vec![],
+        message_id: None,
+        seen_at: SystemTime::now(),
+    };
+    let out = store.capture_partner_certificate(&garbage).unwrap();
+    assert!(matches!(
+        out,
+        CaptureOutcome::Stored {
+            status: ValidationStatus::Refused(ValidationError::Malformed(_)),
+            ..
+        }
+    ));
+    let refusals = store.audit(100, Some(AuditKind::PartnerRefused)).unwrap();
+    assert_eq!(refusals.len(), 7);
+    assert!(refusals.iter().any(|e| e.detail.contains("expired")));
+    // Invalid address and oversized input are errors, not records.
+    let mut bad = capture("not-an-address", "partner/alice.pem", "<z@p>");
+    assert!(matches!(
+        store.capture_partner_certificate(&bad),
+        Err(StoreError::InvalidAddress(_))
+    ));
+    bad.address = "alice@partner.example".into();
+    bad.certificate_der = vec![0; certstore::MAX_CERTIFICATE_BYTES + 1];
+    assert!(matches!(
+        store.capture_partner_certificate(&bad),
+        Err(StoreError::BadEncoding(_))
+    ));
+}
+
+#[test]
+fn partner_address_listing() {
+    let (_d, store) = open();
+    store
+        .capture_partner_certificate(&capture("bob@partner.example", "partner/bob.pem", "<1>"))
+        .unwrap();
+    store
+        .capture_partner_certificate(&capture(
+            "alice@partner.example",
+            "partner/alice.pem",
+            "<2>",
+        ))
+        .unwrap();
+    store
+        .capture_partner_certificate(&capture(
+            "mallory@other.example",
+            "partner/other.pem",
+            "<3>",
+        ))
+        .unwrap();
+    assert_eq!(
+        store.partner_addresses(None, 0, 10).unwrap(),
+        vec![
+            "mallory@other.example",
+            "alice@partner.example",
+            "bob@partner.example"
+        ]
+    );
+    assert_eq!(
+        store
+            .partner_addresses(Some("Partner.Example."), 0, 10)
+            .unwrap(),
+        vec!["alice@partner.example", "bob@partner.example"]
+    );
+    assert_eq!(
+        store
+            .partner_addresses(Some("partner.example"), 1, 10)
+            .unwrap(),
+        vec!["bob@partner.example"]
+    );
+    assert_eq!(store.partner_addresses(None, 0, 1).unwrap().len(), 1);
+    assert!(store
+        .partner_addresses(Some("nope.example"), 0, 10)
+        .unwrap()
+        .is_empty());
+    assert!(store.partner_addresses(Some("bad domain"), 0, 10).is_err());
+}
+
+#[test]
+fn domains() {
+    let (_d, store) = open();
+    let d = store
+        .approve_domain("Partner.Example.", DomainPolicy::Smime, "op", "contract 12")
+        .unwrap();
+    assert_eq!(d.domain, "partner.example");
+    // Idempotent.
+    let again = store
+        .approve_domain("partner.example", DomainPolicy::Smime, "someone else", "")
+        .unwrap();
+    assert_eq!(again, d);
+    // Policy change replaces.
+    let tls = store
+        .approve_domain("partner.example", DomainPolicy::Tls, "op2", "TLS only")
+        .unwrap();
+    assert_eq!(tls.policy, DomainPolicy::Tls);
+    store
+        .approve_domain("bücher.example", DomainPolicy::Smime, "op", "")
+        .unwrap();
+    assert!(store.domain("xn--bcher-kva.example").unwrap().is_some());
+    assert_eq!(store.domains().unwrap().len(), 2);
+    assert_eq!(serde_json::to_value(&tls).unwrap()["policy"], "tls");
+    assert!(matches!(
+        store.approve_domain("gmail.com", DomainPolicy::Smime, "op", ""),
+        Err(StoreError::Domain(DomainError::Freemail(_)))
+    ));
+    assert!(matches!(
+        store.approve_domain("not a domain", DomainPolicy::Smime, "op", ""),
+        Err(StoreError::Domain(DomainError::Invalid(_)))
+    ));
+    assert!(store.remove_domain("PARTNER.example").unwrap());
+    assert!(!store.remove_domain("partner.example").unwrap());
+    assert!(store.domain("partner.example").unwrap().is_none());
+    let kinds: Vec<AuditKind> = store
+        .audit(10, None)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            AuditKind::DomainRemoved,
+            AuditKind::DomainRefused,
+            AuditKind::DomainApproved,
+            AuditKind::DomainApproved,
+            AuditKind::DomainApproved
+        ]
+    );
+    // Configured extra free-mail domains.
+    let dir = tempfile::tempdir().unwrap();
+    let s2 = certstore::Store::open(
+        dir.path(),
+        certstore::StoreConfig {
+            extra_freemail_domains: vec!["isp.example".into()],
+            ..common::config()
+        },
+    )
+    .unwrap();
+    assert!(s2
+        .approve_domain("mail.isp.example", DomainPolicy::Smime, "op", "")
+        .is_err());
+}
+
+#[test]
+fn intermediates_needed_only_once() {
+    // The stored chain lets current_partner_certificate re-validate later without the message.
+    let (_d, store) = open();
+    store
+        .capture_partner_certificate(&capture("bob@partner.example", "partner/bob.pem", "<1>"))
+        .unwrap();
+    let cur = store
+        .current_partner_certificate("bob@partner.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!(cur.certificate_der, der("partner/bob.pem"));
+    let _ = intermediate();
+}
