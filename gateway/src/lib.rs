@@ -1,3 +1,4 @@
+pub mod config;
 pub mod dsn;
 pub mod mime;
 pub mod receive;

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use session::{valid_address, valid_domain};
 pub use tls::{load_server_tls, TlsSetupError};
 
 /// The SMTP envelope of one received message.

@@ -486,7 +486,7 @@ where
 
 /// `local@domain` with a non-empty local part of at most 64 octets, no whitespace or control
 /// characters, and a domain that is a dotted name or an address literal.
-pub(crate) fn valid_address(addr: &str) -> bool {
+pub fn valid_address(addr: &str) -> bool {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return false;
     };
@@ -504,7 +504,7 @@ pub(crate) fn valid_address(addr: &str) -> bool {
 
 /// A dotted name of LDH labels (ASCII; IDNs arrive as A-labels because we do not offer
 /// SMTPUTF8).
-pub(crate) fn valid_domain(domain: &str) -> bool {
+pub fn valid_domain(domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     !domain.is_empty()
         && domain.len() <= 253
