@@ -8,5 +8,5 @@ pub mod open;
 pub mod protect;
 pub mod seven_bit;
 
-pub use open::{open_message, Layer, Opened};
+pub use open::{open_message, open_message_with, Layer, OpenMode, Opened};
 pub use protect::{encrypt_message, sign_message, SignFormat};

@@ -82,9 +82,23 @@ impl Opened {
     }
 }
 
+/// How far [`open_message_with`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Decrypt and verify every layer down to plain content.
+    All,
+    /// Decrypt only: stop at the first signed layer and keep it whole.
+    DecryptOnly,
+}
+
 /// Open `message` with the given keys. Never fails: what could not be opened is reported in
 /// [`Opened::stopped`], and `content` is then the last entity reached.
 pub fn open_message(message: &[u8], keys: &[DecryptionKey<'_>]) -> Opened {
+    open_message_with(message, keys, OpenMode::All)
+}
+
+/// [`open_message`], choosing whether signed layers are unwrapped.
+pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenMode) -> Opened {
     let split = headers::split(message);
     let mut outer = Vec::new();
     let outer_fields: Vec<&HeaderField<'_>> =
@@ -106,6 +120,11 @@ pub fn open_message(message: &[u8], keys: &[DecryptionKey<'_>]) -> Opened {
                 break;
             }
             Ok(Classified::Plain) => break,
+            Ok(Classified::SignedOpaque(_) | Classified::SignedDetached { .. })
+                if mode == OpenMode::DecryptOnly =>
+            {
+                break
+            }
             Ok(Classified::Encrypted(cms)) => {
                 let envelope = decrypt::describe(&cms).ok();
                 match decrypt::decrypt(&cms, keys) {

@@ -1,0 +1,42 @@
+# S/MIME proxy gateway: the commands a new engineer needs.
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_PACKAGES := openssl libnss3-tools gpgsm python3
+
+.PHONY: run test deps lint bench demo fuzz-api clean-data
+
+## make run: start the gateway on localhost with a fresh data directory (./run-data)
+run:
+	$(CARGO) build --release -p gateway --bin smime-gateway
+	./target/release/smime-gateway run-default --data-dir ./run-data
+
+## make test: install the command-line peers the tests use, then lint and run every test
+test: deps lint
+	$(CARGO) test --workspace --all-targets
+
+deps:
+	@missing=""; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
+	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## make bench: engine benchmarks against openssl cms; results in bench/RESULTS.md
+bench:
+	./bench/run.sh
+
+## make demo: the whole story on localhost in under a minute
+demo:
+	$(CARGO) build --release -p gateway --bin smime-gateway
+	$(CARGO) run --release -p integration-tests --bin demo
+
+clean-data:
+	rm -rf ./run-data

@@ -1,0 +1,42 @@
+//! Trust evaluation without a store, for operator commands (`smime-gateway verify --ca ...`):
+//! the same policy as partner-certificate capture, with anchors and CRLs given as files.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::error::{StoreError, ValidationError};
+use crate::store::StoreConfig;
+use crate::trust::TrustStore;
+use crate::validate::{self, ValidatedCertificate};
+
+pub struct TrustAnchors {
+    trust: TrustStore,
+}
+
+impl TrustAnchors {
+    /// Anchors from PEM files (each may hold several certificates), CRLs from PEM/DER files.
+    /// The system trust store is not consulted: an operator names what they trust.
+    pub fn from_files(anchor_files: &[PathBuf], crl_files: &[PathBuf]) -> Result<Self, StoreError> {
+        let config = StoreConfig {
+            trust_anchor_files: anchor_files.to_vec(),
+            use_system_trust: false,
+            crl_files: crl_files.to_vec(),
+            ..StoreConfig::default()
+        };
+        Ok(Self {
+            trust: TrustStore::load(&config)?,
+        })
+    }
+
+    /// Validate `cert_der` (intermediates may come from the message) under the certstore's
+    /// partner-certificate policy; `address`, when given, must be named by the certificate.
+    pub fn validate(
+        &self,
+        cert_der: &[u8],
+        intermediates: &[Vec<u8>],
+        address: Option<&str>,
+        now: SystemTime,
+    ) -> Result<ValidatedCertificate, ValidationError> {
+        validate::validate(&self.trust, cert_der, intermediates, address, now)
+    }
+}

@@ -1,0 +1,70 @@
+//! Command-line interface. Engine commands work on files, the way `openssl cms` does but
+//! mail-aware; gateway commands operate the running service and its store.
+
+mod engine;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "smime-gateway",
+    version,
+    about = "S/MIME proxy gateway: sign, encrypt, decrypt and verify mail at the organisation's boundary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a message's S/MIME layers, algorithms, recipients, certificates and verification.
+    Inspect(engine::InspectArgs),
+    /// Decrypt a message with one or more key pairs; writes the decrypted message.
+    Decrypt(engine::DecryptArgs),
+    /// Verify a signed message; exit status 0 only when valid and trusted.
+    Verify(engine::VerifyArgs),
+    /// Sign a message (multipart/signed by default).
+    Sign(engine::SignArgs),
+    /// Encrypt a message to one or more recipient certificates.
+    Encrypt(engine::EncryptArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(a) => engine::inspect(a),
+        Command::Decrypt(a) => engine::decrypt(a),
+        Command::Verify(a) => engine::verify(a),
+        Command::Sign(a) => engine::sign(a),
+        Command::Encrypt(a) => engine::encrypt(a),
+    }
+}
+
+/// Read the message from a file, or from standard input when no file (or `-`) is given.
+pub fn read_input(path: &Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    match path {
+        Some(p) if p.as_os_str() != "-" => {
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+        }
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+            Ok(buf)
+        }
+    }
+}
+
+pub fn write_output(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
