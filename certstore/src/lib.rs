@@ -4,6 +4,7 @@
 //!
 //! Durability: every state-changing method flushes before returning `Ok` (see [`store`]).
 
+mod anchors;
 mod audit;
 mod certinfo;
 mod codec;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod trust;
 pub mod validate;
 
+pub use anchors::TrustAnchors;
 pub use audit::{AuditEntry, AuditKind};
 pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
