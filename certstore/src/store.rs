@@ -77,6 +77,23 @@ pub(crate) struct Inner {
     pub(crate) issue_lock: Mutex<()>,
 }
 
+/// The database holds private keys unencrypted: keep it owner-only.
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| StoreError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(io)
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 const META_SCHEMA_KEY: &[u8] = b"schema_version";
 const DB_DIR: &str = "certstore.sled";
 
@@ -89,12 +106,11 @@ impl Store {
             reason: e.to_string(),
         })?;
         let trust = TrustStore::load(&config)?;
-        let db = sled::Config::new()
-            .path(data_dir.join(DB_DIR))
-            .open()
-            .map_err(|e| {
-                StoreError::Database(format!("cannot open {}: {e}", data_dir.display()))
-            })?;
+        let db_path = data_dir.join(DB_DIR);
+        restrict_permissions(&db_path)?;
+        let db = sled::Config::new().path(&db_path).open().map_err(|e| {
+            StoreError::Database(format!("cannot open {}: {e}", data_dir.display()))
+        })?;
         let meta = db.open_tree("meta")?;
         match meta.get(META_SCHEMA_KEY)? {
             Some(v) => {
@@ -156,5 +172,79 @@ impl Store {
         let meta = self.inner.db.open_tree("meta").unwrap();
         meta.insert(META_SCHEMA_KEY, &v.to_be_bytes()).unwrap();
         self.flush().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_trust() -> StoreConfig {
+        StoreConfig {
+            use_system_trust: false,
+            ..StoreConfig::default()
+        }
+    }
+
+    #[test]
+    fn creates_reopens_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), no_trust()).unwrap();
+        assert_eq!(store.schema_version(), SCHEMA_VERSION);
+        store
+            .approve_domain("partner.example", crate::DomainPolicy::Smime, "t", "")
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), no_trust()).unwrap();
+        assert!(store.domain("partner.example").unwrap().is_some());
+        store.set_schema_version_for_test(SCHEMA_VERSION + 1);
+        drop(store);
+        let err = Store::open(dir.path(), no_trust()).err().unwrap();
+        assert!(matches!(
+            err,
+            StoreError::UnsupportedSchemaVersion { found, supported }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
+        ));
+        assert!(err.to_string().contains("newer version"), "{err}");
+    }
+
+    #[test]
+    fn bad_trust_configuration_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = StoreConfig {
+            trust_anchor_files: vec![dir.path().join("nope.pem")],
+            ..no_trust()
+        };
+        assert!(matches!(
+            Store::open(dir.path(), missing),
+            Err(StoreError::Io { .. })
+        ));
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "hello").unwrap();
+        let bad = StoreConfig {
+            trust_anchor_files: vec![garbage.clone()],
+            ..no_trust()
+        };
+        assert!(matches!(
+            Store::open(dir.path(), bad),
+            Err(StoreError::Io { .. })
+        ));
+        let bad_crl = StoreConfig {
+            crl_files: vec![garbage],
+            ..no_trust()
+        };
+        assert!(matches!(
+            Store::open(dir.path(), bad_crl),
+            Err(StoreError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn system_trust_loads_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        if std::path::Path::new("/etc/ssl/certs").exists() {
+            assert!(store.inner.trust.anchor_count() > 10);
+        }
     }
 }

@@ -115,7 +115,7 @@ pub(crate) fn validate(
         if emails.is_empty() {
             return Err(ValidationError::NoEmailAddress);
         }
-        if !emails.iter().any(|e| *e == wanted) {
+        if !emails.contains(&wanted) {
             return Err(ValidationError::AddressMismatch {
                 expected: wanted,
                 found: emails.join(", "),
