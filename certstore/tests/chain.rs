@@ -1,0 +1,188 @@
+//! Chain shapes built in the test: PSS signatures, non-CA issuers, path length, expired
+//! issuers, overlong chains.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use certstore::ValidationError;
+use common::build::{default_validity, key, leaf, leaf_pss, spki, sub_ca, subject_of, validity};
+use common::{der, intermediate, open};
+
+fn root_name() -> x509_cert::name::Name {
+    subject_of(&der("ca/partner-root.pem"))
+}
+
+#[test]
+fn pss_signed_leaf_is_accepted() {
+    let (_d, store) = open();
+    let ik = key("ca/partner-intermediate.key");
+    let cert = leaf_pss(
+        7001,
+        "carol@partner.example",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&key("partner/carol-pss.key")),
+    );
+    let v = store
+        .validate_partner_certificate(
+            &cert,
+            &[intermediate()],
+            Some("carol@partner.example"),
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert!(
+        v.signature_algorithm.contains("PSS"),
+        "{}",
+        v.signature_algorithm
+    );
+}
+
+#[test]
+fn issuer_not_ca() {
+    let (_d, store) = open();
+    // bob (CA:FALSE) "issues" a certificate: his signature verifies but he is no CA.
+    let bob = der("partner/bob.pem");
+    let cert = leaf(
+        7002,
+        "x@partner.example",
+        &subject_of(&bob),
+        &key("partner/bob.key"),
+        spki(&key("partner/alice.key")),
+    );
+    let r =
+        store.validate_partner_certificate(&cert, &[bob, intermediate()], None, SystemTime::now());
+    assert!(
+        matches!(r, Err(ValidationError::IssuerNotCa { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn path_length_exceeded() {
+    let (_d, store) = open();
+    // The intermediate has pathlen:0, so a CA below it may not issue.
+    let ik = key("ca/partner-intermediate.key");
+    let sub_key = key("partner/bob.key");
+    let sub = sub_ca(
+        7003,
+        "Sub CA",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&sub_key),
+        default_validity(),
+        None,
+    );
+    let cert = leaf(
+        7004,
+        "x@partner.example",
+        &subject_of(&sub),
+        &sub_key,
+        spki(&key("partner/alice.key")),
+    );
+    let r =
+        store.validate_partner_certificate(&cert, &[sub, intermediate()], None, SystemTime::now());
+    assert!(
+        matches!(r, Err(ValidationError::PathLengthExceeded { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn expired_issuer() {
+    let (_d, store) = open();
+    let rk = key("ca/partner-root.key");
+    let sub_key = key("partner/bob.key");
+    let y = Duration::from_secs(365 * 86_400);
+    let old = validity(SystemTime::now() - 3 * y, SystemTime::now() - y);
+    let sub = sub_ca(
+        7005,
+        "Old Sub CA",
+        &root_name(),
+        &rk,
+        spki(&sub_key),
+        old,
+        None,
+    );
+    let cert = leaf(
+        7006,
+        "x@partner.example",
+        &subject_of(&sub),
+        &sub_key,
+        spki(&key("partner/alice.key")),
+    );
+    let r = store.validate_partner_certificate(&cert, &[sub], None, SystemTime::now());
+    assert!(
+        matches!(r, Err(ValidationError::IssuerNotValid { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn chain_too_long() {
+    let (_d, store) = open();
+    let rk = key("ca/partner-root.key");
+    let ca_key = key("partner/bob.key");
+    let mut pool = Vec::new();
+    let mut issuer = root_name();
+    let mut issuer_key = rk;
+    for i in 0..certstore::MAX_CHAIN {
+        let c = sub_ca(
+            7100 + i as u64,
+            &format!("Sub CA {i}"),
+            &issuer,
+            &issuer_key,
+            spki(&ca_key),
+            default_validity(),
+            None,
+        );
+        issuer = subject_of(&c);
+        issuer_key = ca_key.clone();
+        pool.push(c);
+    }
+    let cert = leaf(
+        7200,
+        "x@partner.example",
+        &issuer,
+        &ca_key,
+        spki(&key("partner/alice.key")),
+    );
+    let r = store.validate_partner_certificate(&cert, &pool, None, SystemTime::now());
+    assert_eq!(
+        r.unwrap_err(),
+        ValidationError::ChainTooLong {
+            max: certstore::MAX_CHAIN
+        }
+    );
+    // Three sub-CAs deep is fine.
+    let short: Vec<Vec<u8>> = pool.iter().take(3).cloned().collect();
+    let cert = leaf(
+        7201,
+        "x@partner.example",
+        &subject_of(&short[2]),
+        &ca_key,
+        spki(&key("partner/alice.key")),
+    );
+    store
+        .validate_partner_certificate(&cert, &short, None, SystemTime::now())
+        .unwrap();
+}
+
+#[test]
+fn wrong_issuer_key_is_bad_signature() {
+    let (_d, store) = open();
+    // Claims the intermediate as issuer but is signed by another key.
+    let cert = leaf(
+        7300,
+        "x@partner.example",
+        &subject_of(&intermediate()),
+        &key("partner/bob.key"),
+        spki(&key("partner/alice.key")),
+    );
+    let r = store.validate_partner_certificate(&cert, &[intermediate()], None, SystemTime::now());
+    assert!(
+        matches!(r, Err(ValidationError::BadSignature { .. })),
+        "{r:?}"
+    );
+}
