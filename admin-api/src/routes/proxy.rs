@@ -1,0 +1,256 @@
+//! The proxy side: the proxy CA certificate (public download), internal addresses with proxy
+//! certificates, and issuing or renewing an address's proxy certificate. Private keys are
+//! never part of any response.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use certstore::{ProxyAddressSummary, ProxyIdentity, StoreError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::partners::{pem_encode, pem_response};
+use super::rfc3339;
+use crate::extract::{ApiPath, ApiQuery};
+use crate::problem::Problem;
+use crate::{blocking, validate, ApiState};
+
+/// DER certificate media type (RFC 2585).
+const DER_MEDIA_TYPE: &str = "application/pkix-cert";
+
+/// Encoding of the CA certificate download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CaFormat {
+    Pem,
+    Der,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CaQuery {
+    /// `pem` (default) or `der`; without it, `Accept: application/pkix-cert` selects DER.
+    pub format: Option<CaFormat>,
+}
+
+/// The proxy CA certificate, for partners to import. Public: no token needed.
+#[utoipa::path(get, path = "/api/v1/proxy/ca", tag = "proxy", params(CaQuery),
+    security(()),
+    responses(
+        (status = 200, description = "The proxy CA certificate", content(
+            (String = "application/x-pem-file"),
+            (Vec<u8> = "application/pkix-cert"),
+        )),
+        (status = 404, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ca_certificate(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<CaQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let der_wanted = match q.format {
+        Some(f) => f == CaFormat::Der,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(DER_MEDIA_TYPE)),
+    };
+    let der = blocking(&s.store, |st| match st.proxy_ca_certificate_der() {
+        Ok(der) => Ok(der),
+        Err(StoreError::NotInitialised) => Err(Problem::not_found(
+            "no_proxy_ca",
+            "the store has no proxy CA yet; run the init command first",
+        )),
+        Err(e) => Err(e.into()),
+    })
+    .await?;
+    if !der_wanted {
+        return Ok(pem_response(&der, "proxy-ca.pem"));
+    }
+    let mut response = der.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(DER_MEDIA_TYPE));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"proxy-ca.cer\""),
+    );
+    Ok(response)
+}
+
+/// An internal address with proxy certificates.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyAddress {
+    pub address: String,
+    /// Keys ever issued for the address (all kept so old mail stays readable).
+    pub key_count: u64,
+    /// Fingerprint of the certificate valid now, if any.
+    pub current_fingerprint: Option<String>,
+    #[schema(format = DateTime)]
+    pub current_not_after: Option<String>,
+}
+
+impl From<ProxyAddressSummary> for ProxyAddress {
+    fn from(p: ProxyAddressSummary) -> ProxyAddress {
+        ProxyAddress {
+            address: p.address,
+            key_count: p.key_count as u64,
+            current_fingerprint: p.current_fingerprint,
+            current_not_after: p.current_not_after.map(rfc3339),
+        }
+    }
+}
+
+/// One page of internal addresses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyAddressList {
+    pub items: Vec<ProxyAddress>,
+    pub offset: u32,
+    pub limit: u32,
+    pub next_offset: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Entries to skip.
+    #[param(minimum = 0, maximum = 1_000_000)]
+    pub offset: Option<u32>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// A proxy certificate (the key stays in the store).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyCertificate {
+    pub address: String,
+    pub fingerprint_sha256: String,
+    pub serial_hex: String,
+    #[schema(format = DateTime)]
+    pub not_before: String,
+    #[schema(format = DateTime)]
+    pub not_after: String,
+    /// The certificate partners encrypt to now.
+    pub current: bool,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+}
+
+impl ProxyCertificate {
+    fn new(id: &ProxyIdentity, current_fp: Option<&str>) -> ProxyCertificate {
+        ProxyCertificate {
+            address: id.address.clone(),
+            fingerprint_sha256: id.fingerprint_sha256.clone(),
+            serial_hex: id.serial_hex.clone(),
+            not_before: rfc3339(id.not_before),
+            not_after: rfc3339(id.not_after),
+            current: current_fp == Some(id.fingerprint_sha256.as_str()),
+            certificate_pem: pem_encode(&id.certificate_der),
+        }
+    }
+}
+
+/// An internal address and every proxy certificate issued for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyAddressDetail {
+    pub address: String,
+    /// Newest first.
+    pub certificates: Vec<ProxyCertificate>,
+}
+
+/// Internal addresses with proxy certificates, sorted.
+#[utoipa::path(get, path = "/api/v1/proxy/addresses", tag = "proxy", params(PageQuery),
+    responses((status = 200, description = "One page of internal addresses", body = ProxyAddressList)))]
+pub async fn list(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<ProxyAddressList>, Problem> {
+    let (offset, limit) = validate::page(q.offset, q.limit)?;
+    let all = blocking(&s.store, |st| Ok(st.proxy_addresses()?)).await?;
+    let more = all.len() > offset.saturating_add(limit);
+    let items = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(ProxyAddress::from)
+        .collect();
+    let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    Ok(Json(ProxyAddressList {
+        items,
+        offset,
+        limit,
+        next_offset: more.then(|| offset.saturating_add(limit)),
+    }))
+}
+
+/// One internal address: every proxy certificate issued for it.
+#[utoipa::path(get, path = "/api/v1/proxy/addresses/{address}", tag = "proxy",
+    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[^@]+@[^@]+$")),
+    responses(
+        (status = 200, description = "The address's proxy certificates", body = ProxyAddressDetail),
+        (status = 404, description = "No proxy certificate was issued for the address", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_one(
+    State(s): State<ApiState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<ProxyAddressDetail>, Problem> {
+    let address = validate::address(&raw)?;
+    let (ids, current) = blocking(&s.store, {
+        let address = address.clone();
+        move |st| {
+            Ok((
+                st.proxy_identities(&address)?,
+                st.current_proxy_identity(&address)?,
+            ))
+        }
+    })
+    .await?;
+    if ids.is_empty() {
+        return Err(Problem::not_found(
+            "unknown_address",
+            format!("no proxy certificate has been issued for {address}"),
+        ));
+    }
+    let current_fp = current.as_ref().map(|c| c.fingerprint_sha256.as_str());
+    Ok(Json(ProxyAddressDetail {
+        certificates: ids
+            .iter()
+            .map(|id| ProxyCertificate::new(id, current_fp))
+            .collect(),
+        address,
+    }))
+}
+
+/// Issue a proxy certificate for an internal address, or renew it: a new key and
+/// certificate every time; earlier keys are kept so mail encrypted to them stays readable.
+/// Addresses in approved partner domains are refused (422): they are not internal.
+#[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/certificate", tag = "proxy",
+    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[^@]+@[^@]+$")),
+    responses(
+        (status = 201, description = "Issued", body = ProxyCertificate),
+        (status = 409, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The address is in an approved partner domain", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn issue(
+    State(s): State<ApiState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<(StatusCode, Json<ProxyCertificate>), Problem> {
+    let address = validate::address(&raw)?;
+    let id = blocking(&s.store, move |st| {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        if st.domain(domain)?.is_some() {
+            return Err(Problem::unprocessable(
+                "partner_address",
+                format!(
+                    "{address} is in the approved partner domain {domain}; proxy certificates are for internal addresses"
+                ),
+            ));
+        }
+        Ok(st.renew_proxy_identity(&address)?)
+    })
+    .await?;
+    let fp = id.fingerprint_sha256.clone();
+    Ok((StatusCode::CREATED, Json(ProxyCertificate::new(&id, Some(&fp)))))
+}
