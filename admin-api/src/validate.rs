@@ -8,9 +8,17 @@ use crate::problem::Problem;
 /// SHA-256 fingerprint: 64 hex digits (either case).
 pub const FINGERPRINT_PATTERN: &str = "^[0-9A-Fa-f]{64}$";
 
-/// E-mail address: a dot-atom local part (RFC 5322 atext) and a domain name.
-pub const ADDRESS_PATTERN: &str =
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[^@\s]+$";
+/// Domain name: ASCII letters, digits and hyphens in dot-separated labels of 1 to 63
+/// characters, the last one starting with a letter (so not an IP address). Internationalised
+/// names are given in their ASCII (`xn--`) form. At most [`MAX_DOMAIN_CHARS`] characters.
+pub const DOMAIN_PATTERN: &str = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+pub const MAX_DOMAIN_CHARS: usize = 253;
+
+/// E-mail address: a local part of 1 to 64 RFC 5322 atext characters and dots (not first or
+/// last), `@`, and a domain as in [`DOMAIN_PATTERN`]. At most [`MAX_ADDRESS_CHARS`].
+pub const ADDRESS_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+/// RFC 5321 limits a forward path to 256 octets including the angle brackets.
+pub const MAX_ADDRESS_CHARS: usize = 254;
 
 /// Largest page the list routes return.
 pub const MAX_LIMIT: u32 = 500;
@@ -21,12 +29,45 @@ pub const MAX_OFFSET: u32 = 1_000_000;
 /// Longest operator note on a domain approval, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
 
-/// A domain name, normalised by the store's rules (lower case, IDNA, no trailing dot).
+/// Whether `s` matches [`DOMAIN_PATTERN`] and [`MAX_DOMAIN_CHARS`] (the same rules by hand).
+fn is_ldh_domain(s: &str) -> bool {
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        (1..=63).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= MAX_DOMAIN_CHARS
+        && labels.len() >= 2
+        && labels.iter().all(|l| label_ok(l))
+        && labels
+            .last()
+            .and_then(|l| l.as_bytes().first())
+            .is_some_and(u8::is_ascii_alphabetic)
+}
+
+/// A domain name: checked against [`DOMAIN_PATTERN`], then normalised by the store's rules
+/// (lower case). The API is stricter than the store (ASCII only, no trailing dot) so that
+/// what the OpenAPI document calls valid is exactly what the server accepts.
 pub fn domain(raw: &str) -> Result<String, Problem> {
+    if !is_ldh_domain(raw) {
+        let detail = match normalise_domain(raw) {
+            Ok(ascii) if ascii != raw.to_ascii_lowercase() => format!(
+                "{raw:?} is not in the form this API takes: use {ascii:?} (lower-case ASCII, IDNA form, no trailing dot)"
+            ),
+            _ => format!(
+                "{raw:?} is not a valid domain name: expected dot-separated labels of ASCII letters, digits and hyphens (e.g. partner.example)"
+            ),
+        };
+        return Err(Problem::bad_request("invalid_domain", detail));
+    }
     Ok(normalise_domain(raw)?)
 }
 
-/// An e-mail address as `local@domain`, local part lower-cased like the store does.
+/// An e-mail address, checked against [`ADDRESS_PATTERN`], as `local@domain` lower-cased
+/// like the store does.
 pub fn address(raw: &str) -> Result<String, Problem> {
     let bad = |why: &str| {
         Problem::bad_request(
@@ -34,23 +75,21 @@ pub fn address(raw: &str) -> Result<String, Problem> {
             format!("{raw:?} is not a valid e-mail address: {why}"),
         )
     };
-    let (local, domain_part) = raw.rsplit_once('@').ok_or_else(|| bad("no @"))?;
-    if local.is_empty() || local.len() > 64 {
-        return Err(bad("the local part must be 1 to 64 characters"));
+    if raw.len() > MAX_ADDRESS_CHARS {
+        return Err(bad("longer than 254 characters"));
     }
+    let (local, domain_part) = raw.rsplit_once('@').ok_or_else(|| bad("no @"))?;
     let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
-    let dot_atom_ok = local
-        .split('.')
-        .all(|atom| !atom.is_empty() && atom.bytes().all(atext));
-    if !dot_atom_ok {
+    let local_ok = (1..=64).contains(&local.len())
+        && local.bytes().all(|b| atext(b) || b == b'.')
+        && !local.starts_with('.')
+        && !local.ends_with('.');
+    if !local_ok {
         return Err(bad(
-            "the local part may hold letters, digits, !#$%&'*+/=?^_`{|}~- and single dots between them",
+            "the local part must be 1 to 64 of the characters A-Z a-z 0-9 !#$%&'*+/=?^_`{|}~- and dots (not first or last)",
         ));
     }
-    if domain_part.chars().any(char::is_whitespace) {
-        return Err(bad("the domain contains white space"));
-    }
-    let domain = normalise_domain(domain_part).map_err(|e| bad(&e.to_string()))?;
+    let domain = domain(domain_part).map_err(|p| bad(&p.detail))?;
     Ok(format!("{}@{}", local.to_ascii_lowercase(), domain))
 }
 
@@ -116,14 +155,16 @@ mod tests {
             "alice@partner.example"
         );
         assert_eq!(
-            address("a.b+tag@bücher.example").unwrap(),
+            address("a.b+tag@xn--bcher-kva.example").unwrap(),
             "a.b+tag@xn--bcher-kva.example"
         );
+        assert!(address(&format!("{}@partner.example", "a".repeat(65))).is_err());
         for bad in [
             "alice",
             "@partner.example",
             "a b@partner.example",
-            "a..b@partner.example",
+            "a@bücher.example",
+            "a@partner.example.",
             ".a@partner.example",
             "a@localhost",
             "a@partner.example extra",
@@ -131,6 +172,19 @@ mod tests {
         ] {
             assert!(address(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(domain("Partner.Example").unwrap(), "partner.example");
+        assert_eq!(domain("0.a").unwrap(), "0.a");
+        for bad in ["", "partner", "partner.example.", " partner.example", "10.0.0.1", "a..b", "-a.example", "a.-b", "bücher.example", "a_b.example"] {
+            assert!(domain(bad).is_err(), "{bad}");
+        }
+        let idn = domain("bücher.example").unwrap_err();
+        assert!(idn.detail.contains("xn--bcher-kva.example"), "{}", idn.detail);
+        let long = format!("{}.example", ["a".repeat(63).as_str(); 4].join("."));
+        assert!(domain(&long).is_err());
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub async fn list(State(s): State<ApiState>) -> Result<Json<Vec<Domain>>, Proble
 
 /// One approved domain.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}", tag = "domains",
-    params(("domain" = String, Path, description = "Domain name (normalised: case, trailing dot, IDNA)")),
+    params(("domain" = String, Path, description = "Domain name (ASCII; internationalised names in their xn-- form; case-insensitive)", pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 253)),
     responses(
         (status = 200, description = "The approval", body = Domain),
         (status = 404, description = "The domain is not approved", body = Problem, content_type = "application/problem+json"),
@@ -113,7 +113,7 @@ pub async fn get_one(
 /// approval is 201; a different policy replaces the old one (200). Free-mail and ISP domains
 /// are refused with 422.
 #[utoipa::path(put, path = "/api/v1/domains/{domain}", tag = "domains",
-    params(("domain" = String, Path, description = "Domain name (normalised: case, trailing dot, IDNA)")),
+    params(("domain" = String, Path, description = "Domain name (ASCII; internationalised names in their xn-- form; case-insensitive)", pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 253)),
     request_body = ApproveRequest,
     responses(
         (status = 200, description = "Already approved (with this policy now)", body = Domain),
@@ -144,7 +144,7 @@ pub async fn approve(
 
 /// Remove an approval.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}", tag = "domains",
-    params(("domain" = String, Path, description = "Domain name (normalised: case, trailing dot, IDNA)")),
+    params(("domain" = String, Path, description = "Domain name (ASCII; internationalised names in their xn-- form; case-insensitive)", pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 253)),
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "The domain is not approved", body = Problem, content_type = "application/problem+json"),

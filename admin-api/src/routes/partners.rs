@@ -142,6 +142,7 @@ pub struct Partner {
 #[into_params(parameter_in = Query)]
 pub struct PartnerQuery {
     /// Only addresses in this domain.
+    #[param(pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 253)]
     pub domain: Option<String>,
     /// Addresses to skip.
     #[param(minimum = 0, maximum = 1_000_000)]
@@ -225,7 +226,7 @@ pub async fn list(
 
 /// One partner address: the current certificate and the whole history.
 #[utoipa::path(get, path = "/api/v1/partners/{address}", tag = "partners",
-    params(("address" = String, Path, description = "Partner e-mail address", pattern = r"^[^@]+@[^@]+$")),
+    params(("address" = String, Path, description = "Partner e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
         (status = 200, description = "The address's certificates", body = Partner),
         (status = 404, description = "No certificate was ever captured for the address", body = Problem, content_type = "application/problem+json"),

@@ -187,7 +187,7 @@ pub async fn list(
 
 /// One internal address: every proxy certificate issued for it.
 #[utoipa::path(get, path = "/api/v1/proxy/addresses/{address}", tag = "proxy",
-    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[^@]+@[^@]+$")),
+    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
         (status = 200, description = "The address's proxy certificates", body = ProxyAddressDetail),
         (status = 404, description = "No proxy certificate was issued for the address", body = Problem, content_type = "application/problem+json"),
@@ -227,7 +227,7 @@ pub async fn get_one(
 /// certificate every time; earlier keys are kept so mail encrypted to them stays readable.
 /// Addresses in approved partner domains are refused (422): they are not internal.
 #[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/certificate", tag = "proxy",
-    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[^@]+@[^@]+$")),
+    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
         (status = 201, description = "Issued", body = ProxyCertificate),
         (status = 409, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
