@@ -118,6 +118,9 @@ impl Store {
                 "basicConstraints CA and keyUsage keyCertSign are required".into(),
             ));
         }
+        if std::time::SystemTime::now() > cert.not_after() {
+            return Err(StoreError::NotACa("the certificate has expired".into()));
+        }
         let detail = format!(
             "proxy CA imported: {} ({})",
             cert.subject(),

@@ -5,8 +5,9 @@
 //! verifies with the key of the issuer found in the certificate's chain; a CRL past its
 //! nextUpdate is still honoured (revocation is permanent), a bad-signature CRL is ignored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 
 use der::{Decode, Encode};
 use x509_cert::crl::CertificateList;
@@ -31,7 +32,13 @@ pub(crate) struct TrustStore {
     pub anchors: Vec<ParsedCert>,
     by_subject: HashMap<Vec<u8>, Vec<usize>>,
     pub crls: Vec<Crl>,
+    /// (child fingerprint, issuer fingerprint) pairs whose signature verified. A signature
+    /// over fixed bytes cannot stop verifying, and RSA verification dominates look-ups.
+    verified: RwLock<HashSet<(String, String)>>,
 }
+
+/// Bound on the verified-signature cache; it is simply emptied when full.
+const VERIFIED_CACHE_MAX: usize = 100_000;
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io {
@@ -113,6 +120,24 @@ impl TrustStore {
             .into_iter()
             .flatten()
             .filter_map(|i| self.anchors.get(*i))
+    }
+
+    pub fn signature_known_good(&self, child_fp: &str, issuer_fp: &str) -> bool {
+        self.verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(child_fp.to_string(), issuer_fp.to_string()))
+    }
+
+    pub fn remember_good_signature(&self, child_fp: &str, issuer_fp: &str) {
+        let mut set = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if set.len() >= VERIFIED_CACHE_MAX {
+            set.clear();
+        }
+        set.insert((child_fp.to_string(), issuer_fp.to_string()));
     }
 
     pub fn crls_for<'a>(&'a self, issuer_der: &'a [u8]) -> impl Iterator<Item = &'a Crl> + 'a {

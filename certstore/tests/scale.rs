@@ -15,7 +15,10 @@ fn per_op(total: Duration, n: usize) -> String {
 
 #[test]
 fn lookups_stay_fast_with_thousands_of_certificates() {
-    let n: usize = std::env::var("CERTSTORE_SCALE_CERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let n: usize = std::env::var("CERTSTORE_SCALE_CERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     let per_address = 3;
     let addresses = n / per_address;
     let (_d, store) = open();
@@ -27,7 +30,10 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
     let certs: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| {
             let addr = format!("p{}@d{}.example", i % addresses, i % 17);
-            (addr.clone(), leaf(10_000 + i as u64, &addr, &issuer, &ik, leaf_spki.clone()))
+            (
+                addr.clone(),
+                leaf(10_000 + i as u64, &addr, &issuer, &ik, leaf_spki.clone()),
+            )
         })
         .collect();
     let build = t.elapsed();
@@ -44,7 +50,14 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
                 seen_at: SystemTime::now(),
             })
             .unwrap();
-        let CaptureOutcome::Stored { fingerprint, new: true, status } = out else { panic!("{out:?}") };
+        let CaptureOutcome::Stored {
+            fingerprint,
+            new: true,
+            status,
+        } = out
+        else {
+            panic!("{out:?}")
+        };
         assert!(status.is_valid(), "{status:?}");
         fps.push(fingerprint);
     }
@@ -54,7 +67,10 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
     let t = Instant::now();
     for i in 0..probes {
         let addr = format!("p{}@d{}.example", i, i % 17);
-        assert!(store.current_partner_certificate(&addr).unwrap().is_some(), "{addr}");
+        assert!(
+            store.current_partner_certificate(&addr).unwrap().is_some(),
+            "{addr}"
+        );
     }
     let current = t.elapsed();
 
@@ -67,7 +83,10 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
 
     let t = Instant::now();
     for fp in fps.iter().step_by((n / probes).max(1)).take(probes) {
-        assert!(store.partner_certificate_by_fingerprint(fp).unwrap().is_some());
+        assert!(store
+            .partner_certificate_by_fingerprint(fp)
+            .unwrap()
+            .is_some());
     }
     let by_fp = t.elapsed();
 
