@@ -1,6 +1,13 @@
+pub mod address;
+pub mod cert_query;
+pub mod classify;
 pub mod config;
+pub mod dispatch;
 pub mod dsn;
+pub mod inbound;
+pub mod keys;
 pub mod mime;
+pub mod outbound;
 pub mod receive;
 pub mod relay;
 pub mod smime;

@@ -4,6 +4,8 @@
 //! Plain threads and blocking sockets, so the helpers work the same from `#[test]` and
 //! `#[tokio::test]` functions and never depend on the gateway's own SMTP code.
 
+pub mod gateway;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

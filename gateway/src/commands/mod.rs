@@ -2,6 +2,8 @@
 //! mail-aware; gateway commands operate the running service and its store.
 
 mod engine;
+mod operate;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,23 @@ enum Command {
     Sign(engine::SignArgs),
     /// Encrypt a message to one or more recipient certificates.
     Encrypt(engine::EncryptArgs),
+    /// Create the data directory, the store, the proxy CA (or import one) and the admin token.
+    Init(service::InitArgs),
+    /// Run the gateway (initialising first if needed).
+    Serve(service::ServeArgs),
+    /// Run with the built-in local configuration (what `make run` does).
+    RunDefault(service::RunDefaultArgs),
+    /// Export the proxy CA certificate (PEM or DER).
+    ExportCa(operate::ExportCaArgs),
+    /// Partner certificates and their history.
+    #[command(subcommand)]
+    Partners(operate::PartnersCommand),
+    /// Proxy certificates of internal addresses.
+    #[command(subcommand)]
+    Proxy(operate::ProxyCommand),
+    /// Approved partner domains.
+    #[command(subcommand)]
+    Domains(operate::DomainsCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +59,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => engine::verify(a),
         Command::Sign(a) => engine::sign(a),
         Command::Encrypt(a) => engine::encrypt(a),
+        Command::Init(a) => service::init(a),
+        Command::Serve(a) => service::serve(a),
+        Command::RunDefault(a) => service::run_default(a),
+        Command::ExportCa(a) => operate::export_ca(a),
+        Command::Partners(c) => operate::partners(c),
+        Command::Proxy(c) => operate::proxy(c),
+        Command::Domains(c) => operate::domains(c),
     }
 }
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make bench`: engine benchmarks (ours vs `openssl cms`, same files, same run) and the
+# end-to-end SMTP benchmark; folds the figures into bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p gateway --bench engine
+if [ -f integration-tests/src/bin/e2e_bench.rs ]; then
+  cargo build --release -p gateway --bin smime-gateway
+  cargo run --release -p integration-tests --bin e2e_bench
+fi
+{
+  echo "# Benchmark results"
+  echo
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(openssl version)."
+  echo "Produced by \`make bench\` on $(date -u +%Y-%m-%d)."
+  echo
+  echo "## Engine: decrypt+verify and sign+encrypt against \`openssl cms\`"
+  echo
+  cat bench/engine.md
+  echo
+  if [ -f bench/e2e.md ]; then
+    echo "## End to end over SMTP"
+    echo
+    cat bench/e2e.md
+    echo
+  fi
+  cat bench/ANALYSIS.md
+} > bench/RESULTS.md
+echo "wrote bench/RESULTS.md"

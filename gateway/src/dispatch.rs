@@ -1,0 +1,484 @@
+//! The SMTP handler: route each recipient, run the inbound / outbound / cert-query pipelines,
+//! relay the results, and answer the upstream MTA only once the next hop has answered.
+//!
+//! Never lose mail: `250` only after every recipient was delivered or refused by policy (the
+//! refused ones get a DSN when others went through); `4xx` as soon as any delivery failed
+//! temporarily, so the upstream MTA keeps the message and retries. A retry may deliver again
+//! to recipients that had already been accepted: a duplicate is preferred to a loss.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use admin_api::Metrics;
+use certstore::Store;
+
+use crate::cert_query::{CertQuery, CertQueryOutcome, RateLimiter};
+use crate::classify::{route, Route};
+use crate::config::Config;
+use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
+use crate::inbound::Inbound;
+use crate::keys::KeyCache;
+use crate::outbound::{Decision, Outbound};
+use crate::receive::{Envelope, MessageHandler, Reply};
+use crate::relay::{self, NextHop, RecipientOutcome, TlsMode};
+
+/// Where a processed message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hop {
+    Inbound,
+    Outbound,
+    /// Outbound, but only over STARTTLS with a verified certificate (domains approved `tls`).
+    OutboundTls,
+}
+
+struct Delivery {
+    hop: Hop,
+    mail_from: String,
+    recipients: Vec<String>,
+    message: Vec<u8>,
+    direction: &'static str,
+    outcome: &'static str,
+}
+
+/// A recipient refused by policy, with the SMTP status and a reason a person understands.
+struct Refusal {
+    recipient: String,
+    enhanced: &'static str,
+    reason: String,
+    direction: &'static str,
+}
+
+#[derive(Default)]
+struct Plan {
+    deliveries: Vec<Delivery>,
+    refused: Vec<Refusal>,
+    /// Work that failed for a reason that may pass (store unavailable...): answer 4xx.
+    temporary: Vec<String>,
+    /// cert-query requests answered (or deliberately not answered).
+    handled_queries: usize,
+}
+
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    store: Store,
+    keys: KeyCache,
+    limiter: RateLimiter,
+    metrics: Arc<Metrics>,
+    inbound_hop: NextHop,
+    outbound_hop: NextHop,
+    tls_hop: NextHop,
+}
+
+impl Gateway {
+    pub fn new(config: Config, store: Store, metrics: Arc<Metrics>) -> Self {
+        let inbound_hop = config.inbound_hop();
+        let outbound_hop = config.outbound_hop();
+        let mut tls_hop = outbound_hop.clone();
+        tls_hop.tls = TlsMode::Required { verify: true };
+        let limiter = RateLimiter::new(config.cert_query.rate_limit_per_hour);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                keys: KeyCache::default(),
+                limiter,
+                metrics,
+                inbound_hop,
+                outbound_hop,
+                tls_hop,
+            }),
+        }
+    }
+}
+
+impl MessageHandler for Gateway {
+    async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let mail_from = envelope.mail_from.clone();
+        // Crypto is CPU-bound (an RSA private operation is milliseconds): keep it off the
+        // threads that serve SMTP sessions.
+        let planned = tokio::task::spawn_blocking(move || {
+            let plan = shared.plan(&envelope, &message, SystemTime::now());
+            (plan, message)
+        })
+        .await;
+        let (plan, message) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "message processing failed");
+                return Reply::temp_fail(
+                    "4.3.0",
+                    "internal error while processing the message; try again later",
+                );
+            }
+        };
+        let reply = self.shared.execute(plan, &mail_from, &message).await;
+        self.shared
+            .metrics
+            .processing_time(started.elapsed().as_secs_f64());
+        reply
+    }
+}
+
+impl Shared {
+    fn hop(&self, hop: Hop) -> &NextHop {
+        match hop {
+            Hop::Inbound => &self.inbound_hop,
+            Hop::Outbound => &self.outbound_hop,
+            Hop::OutboundTls => &self.tls_hop,
+        }
+    }
+
+    /// Everything that needs no network: route, decrypt/verify, sign/encrypt, answer queries.
+    fn plan(&self, envelope: &Envelope, message: &[u8], now: SystemTime) -> Plan {
+        let mut plan = Plan::default();
+        let mut inbound = Vec::new();
+        let mut outbound = Vec::new();
+        let mut internal = Vec::new();
+        let mut queries = 0;
+        for rcpt in &envelope.rcpt_to {
+            match route(&self.config, &envelope.mail_from, rcpt) {
+                Route::Inbound => inbound.push(rcpt.clone()),
+                Route::Outbound => outbound.push(rcpt.clone()),
+                Route::Internal => internal.push(rcpt.clone()),
+                Route::CertQuery => queries += 1,
+                Route::Relay => plan.refused.push(Refusal {
+                    recipient: rcpt.clone(),
+                    enhanced: "5.7.1",
+                    reason: format!(
+                        "relaying denied: neither {} nor {rcpt} is an internal address",
+                        envelope.mail_from
+                    ),
+                    direction: "relay",
+                }),
+            }
+        }
+
+        let inbound_pipeline = Inbound {
+            store: &self.store,
+            keys: &self.keys,
+            authserv_id: &self.config.authserv_id,
+        };
+        for rcpt in inbound {
+            let result = inbound_pipeline.process(&rcpt, message, now);
+            if result.outcome == "undecryptable" {
+                self.metrics.failure("decrypt", "undecryptable");
+            }
+            if let crate::inbound::SmimeResult::Fail { reason, .. } = &result.smime {
+                self.metrics.failure("verify", reason);
+            }
+            plan.deliveries.push(Delivery {
+                hop: Hop::Inbound,
+                mail_from: envelope.mail_from.clone(),
+                recipients: vec![rcpt],
+                message: result.message,
+                direction: "inbound",
+                outcome: result.outcome,
+            });
+        }
+
+        if !internal.is_empty() {
+            plan.deliveries.push(Delivery {
+                hop: Hop::Inbound,
+                mail_from: envelope.mail_from.clone(),
+                recipients: internal,
+                message: message.to_vec(),
+                direction: "internal",
+                outcome: "relayed",
+            });
+        }
+
+        if !outbound.is_empty() {
+            self.plan_outbound(envelope, message, outbound, now, &mut plan);
+        }
+
+        if queries > 0 {
+            plan.handled_queries = queries;
+            let responder = CertQuery {
+                config: &self.config,
+                store: &self.store,
+                keys: &self.keys,
+                limiter: &self.limiter,
+            };
+            match responder.handle(&envelope.mail_from, message, now) {
+                CertQueryOutcome::Reply {
+                    mail_from,
+                    rcpt_to,
+                    message,
+                    kind,
+                    reason,
+                } => {
+                    let outcome = match kind {
+                        crate::cert_query::ReplyKind::Certificate => "sent",
+                        crate::cert_query::ReplyKind::Refusal => "refused",
+                    };
+                    if let Some(reason) = reason {
+                        tracing::info!(requester = %rcpt_to, %reason, "cert-query refused");
+                    }
+                    self.metrics.cert_query_reply(outcome);
+                    plan.deliveries.push(Delivery {
+                        hop: Hop::Outbound,
+                        mail_from,
+                        recipients: vec![rcpt_to],
+                        message,
+                        direction: "cert-query",
+                        outcome,
+                    });
+                }
+                CertQueryOutcome::NoReply { reason } => {
+                    tracing::info!(%reason, "cert-query not answered");
+                    self.metrics.cert_query_reply("not-answered");
+                    self.metrics.message("cert-query", "not-answered");
+                }
+                CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
+            }
+        }
+        plan
+    }
+
+    fn plan_outbound(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        recipients: Vec<String>,
+        now: SystemTime,
+        plan: &mut Plan,
+    ) {
+        let pipeline = Outbound {
+            config: &self.config,
+            store: &self.store,
+            keys: &self.keys,
+        };
+        let decisions: Vec<(String, Decision)> = recipients
+            .into_iter()
+            .map(|r| {
+                let d = pipeline.decide(&r);
+                (r, d)
+            })
+            .collect();
+        let needs_signature = decisions
+            .iter()
+            .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
+        // One signature serves every recipient; encryption is per recipient.
+        let signed = if needs_signature {
+            match pipeline
+                .sender_identity(&envelope.mail_from, message)
+                .and_then(|identity| pipeline.sign(&identity, message, now))
+            {
+                Ok(s) => Some(s),
+                Err(reason) => {
+                    self.metrics.failure("sign", "sign-failed");
+                    tracing::error!(%reason, "outbound signing failed");
+                    plan.temporary.push(reason);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut over_tls = Vec::new();
+        let mut plaintext = Vec::new();
+        for (rcpt, decision) in decisions {
+            match decision {
+                Decision::Refuse { reason } => plan.refused.push(Refusal {
+                    recipient: rcpt,
+                    enhanced: "5.7.1",
+                    reason,
+                    direction: "outbound",
+                }),
+                Decision::Plaintext => plaintext.push(rcpt),
+                Decision::SignOverTls => over_tls.push(rcpt),
+                Decision::Encrypt { certificate } => {
+                    let signed = signed.as_deref().unwrap_or(message);
+                    match pipeline.encrypt(signed, &certificate) {
+                        Ok(encrypted) => plan.deliveries.push(Delivery {
+                            hop: Hop::Outbound,
+                            mail_from: envelope.mail_from.clone(),
+                            recipients: vec![rcpt],
+                            message: encrypted,
+                            direction: "outbound",
+                            outcome: "encrypted",
+                        }),
+                        Err(reason) => {
+                            self.metrics.failure("encrypt", "encrypt-failed");
+                            plan.refused.push(Refusal {
+                                recipient: rcpt,
+                                enhanced: "5.7.1",
+                                reason,
+                                direction: "outbound",
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if !over_tls.is_empty() {
+            plan.deliveries.push(Delivery {
+                hop: Hop::OutboundTls,
+                mail_from: envelope.mail_from.clone(),
+                recipients: over_tls,
+                message: signed.clone().unwrap_or_else(|| message.to_vec()),
+                direction: "outbound",
+                outcome: "signed-tls",
+            });
+        }
+        if !plaintext.is_empty() {
+            plan.deliveries.push(Delivery {
+                hop: Hop::Outbound,
+                mail_from: envelope.mail_from.clone(),
+                recipients: plaintext,
+                message: message.to_vec(),
+                direction: "outbound",
+                outcome: "plaintext",
+            });
+        }
+    }
+
+    /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
+    async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
+        let mut accepted = 0usize;
+        let mut temporary = std::mem::take(&mut plan.temporary);
+        let mut permanent: Vec<(String, Reply)> = Vec::new();
+        for delivery in &plan.deliveries {
+            let report = relay::deliver(
+                self.hop(delivery.hop),
+                &delivery.mail_from,
+                &delivery.recipients,
+                &delivery.message,
+            )
+            .await;
+            for (rcpt, outcome) in report.per_recipient {
+                match outcome {
+                    RecipientOutcome::Accepted => {
+                        accepted += 1;
+                        self.metrics.message(delivery.direction, delivery.outcome);
+                    }
+                    RecipientOutcome::TempFailed(reply) => {
+                        self.metrics.message(delivery.direction, "tempfail");
+                        temporary.push(format!("{rcpt}: {}", reply.text));
+                    }
+                    RecipientOutcome::PermFailed(reply) => {
+                        self.metrics.message(delivery.direction, "next-hop-refused");
+                        // A refused cert-query reply must not bounce the request itself.
+                        if delivery.direction != "cert-query" {
+                            permanent.push((rcpt, reply));
+                        }
+                    }
+                }
+            }
+        }
+        for r in &plan.refused {
+            self.metrics.message(r.direction, "refused");
+        }
+        if !temporary.is_empty() {
+            tracing::warn!(reasons = ?temporary, "temporary failure; upstream will retry");
+            return Reply::temp_fail(
+                "4.4.1",
+                format!(
+                    "temporary failure, try again later: {}",
+                    temporary.join("; ")
+                ),
+            );
+        }
+        let refused_count = plan.refused.len() + permanent.len();
+        let handled = accepted + plan.handled_queries;
+        if handled == 0 && refused_count > 0 {
+            return refusal_reply(&plan.refused, &permanent);
+        }
+        if refused_count > 0 {
+            self.send_dsn(mail_from, original, &plan.refused, &permanent)
+                .await;
+        }
+        Reply::ok()
+    }
+
+    /// Tell the sender which recipients were refused (others were delivered).
+    async fn send_dsn(
+        &self,
+        mail_from: &str,
+        original: &[u8],
+        refused: &[Refusal],
+        permanent: &[(String, Reply)],
+    ) {
+        if mail_from.is_empty() {
+            return; // never answer a bounce with a bounce
+        }
+        let mut failed: Vec<FailedRecipient> = refused
+            .iter()
+            .map(|r| FailedRecipient {
+                address: r.recipient.clone(),
+                status: r.enhanced.to_string(),
+                diagnostic: format!("550 {} {}", r.enhanced, r.reason),
+                reason: r.reason.clone(),
+            })
+            .collect();
+        failed.extend(permanent.iter().map(|(rcpt, reply)| FailedRecipient {
+            address: rcpt.clone(),
+            status: if reply.enhanced.is_empty() {
+                "5.0.0".into()
+            } else {
+                reply.enhanced.clone()
+            },
+            diagnostic: reply.to_string(),
+            reason: format!("the receiving system refused it: {}", reply.text),
+        }));
+        let request = DsnRequest {
+            reporting_mta: &self.config.hostname,
+            from: &self.config.postmaster_address,
+            original_sender: mail_from,
+            original_message: original,
+            failed: &failed,
+            arrival_date: None,
+        };
+        let dsn = match build_dsn(&request, time::OffsetDateTime::now_utc()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the DSN");
+                return;
+            }
+        };
+        let internal_sender = crate::address::domain_of(mail_from)
+            .is_some_and(|d| self.config.is_internal_domain(&d));
+        let hop = if internal_sender {
+            &self.inbound_hop
+        } else {
+            &self.outbound_hop
+        };
+        let report = relay::deliver(
+            hop,
+            &dsn.mail_from,
+            std::slice::from_ref(&dsn.rcpt_to),
+            &dsn.message,
+        )
+        .await;
+        if !report.all_accepted() {
+            // The message itself was handled; the notice is what could not be sent.
+            tracing::error!(sender = mail_from, outcome = ?report.per_recipient, "DSN could not be delivered");
+        }
+    }
+}
+
+/// Every recipient refused: one answer that names each reason.
+fn refusal_reply(refused: &[Refusal], permanent: &[(String, Reply)]) -> Reply {
+    if refused.is_empty() && permanent.len() == 1 {
+        return permanent[0].1.clone();
+    }
+    if refused.len() == 1 && permanent.is_empty() {
+        return Reply::perm_fail(refused[0].enhanced, refused[0].reason.clone());
+    }
+    let mut lines: Vec<String> = refused
+        .iter()
+        .map(|r| format!("{}: {}", r.recipient, r.reason))
+        .collect();
+    lines.extend(
+        permanent
+            .iter()
+            .map(|(rcpt, reply)| format!("{rcpt}: {}", reply.text)),
+    );
+    Reply::perm_fail("5.7.1", lines.join("\n"))
+}

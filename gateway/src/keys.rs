@@ -1,0 +1,113 @@
+//! Proxy identities from the certstore, turned into what the engine needs: parsed certificates
+//! and private keys behind [`PrivateKeyOps`]. Parsing an RSA key costs more than using it for
+//! small messages, so parsed identities are cached by certificate fingerprint.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use certstore::{ProxyIdentity, Store};
+use x509_cert::Certificate;
+
+use crate::smime::certs;
+use crate::smime::crypto::{PrivateKeyOps, RsaCrateKey};
+use crate::smime::decrypt::DecryptionKey;
+use crate::smime::sign::Signer;
+
+/// An identity ready for the engine.
+pub struct LoadedIdentity {
+    pub address: String,
+    pub certificate: Certificate,
+    pub key: Box<dyn PrivateKeyOps>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLoadError {
+    #[error("store: {0}")]
+    Store(#[from] certstore::StoreError),
+    #[error("stored proxy identity unusable: {0}")]
+    Unusable(String),
+}
+
+/// Cache of parsed identities; bounded so a flood of addresses cannot grow it without limit.
+#[derive(Default)]
+pub struct KeyCache {
+    parsed: Mutex<HashMap<String, Arc<LoadedIdentity>>>,
+}
+
+const CACHE_LIMIT: usize = 4096;
+
+impl KeyCache {
+    pub fn load(&self, identity: &ProxyIdentity) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
+        if let Ok(cache) = self.parsed.lock() {
+            if let Some(hit) = cache.get(&identity.fingerprint_sha256) {
+                return Ok(hit.clone());
+            }
+        }
+        let certificate = certs::parse_certificate(&identity.certificate_der)
+            .map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
+        let key = RsaCrateKey::from_bytes(&identity.private_key_pkcs8_der)
+            .map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
+        let loaded = Arc::new(LoadedIdentity {
+            address: identity.address.clone(),
+            certificate,
+            key: Box::new(key),
+        });
+        if let Ok(mut cache) = self.parsed.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(identity.fingerprint_sha256.clone(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Every key ever issued to `address` (newest first): old mail must stay readable.
+    pub fn decryption_identities(
+        &self,
+        store: &Store,
+        address: &str,
+    ) -> Result<Vec<Arc<LoadedIdentity>>, KeyLoadError> {
+        store
+            .proxy_identities(address)?
+            .iter()
+            .map(|identity| self.load(identity))
+            .collect()
+    }
+
+    /// The current identity of `address`, issued on first use.
+    pub fn signing_identity(
+        &self,
+        store: &Store,
+        address: &str,
+    ) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
+        self.load(&store.ensure_proxy_identity(address)?)
+    }
+}
+
+/// Borrow identities as decryption keys.
+pub fn decryption_keys(identities: &[Arc<LoadedIdentity>]) -> Vec<DecryptionKey<'_>> {
+    identities
+        .iter()
+        .map(|i| DecryptionKey {
+            certificate: &i.certificate,
+            key: i.key.as_ref(),
+        })
+        .collect()
+}
+
+/// A signer for `identity`, carrying the proxy CA certificate as its chain.
+pub fn signer<'a>(identity: &'a LoadedIdentity, chain: &'a [Certificate]) -> Signer<'a> {
+    Signer {
+        certificate: &identity.certificate,
+        chain,
+        key: identity.key.as_ref(),
+    }
+}
+
+/// The proxy CA certificate, parsed (signatures carry it: clients do not fetch it).
+pub fn proxy_ca_chain(store: &Store) -> Result<Vec<Certificate>, KeyLoadError> {
+    let der = store.proxy_ca_certificate_der()?;
+    Ok(vec![
+        certs::parse_certificate(&der).map_err(|e| KeyLoadError::Unusable(e.to_string()))?
+    ])
+}

@@ -1,0 +1,341 @@
+//! End to end: the real binary over real SMTP, with OpenSSL as the independent party.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use integration_tests::gateway::{fixture, GatewayProcess};
+use integration_tests::{send_mail, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn openssl(args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    w.join().unwrap();
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn openssl_ok(args: &[&str], input: &[u8]) -> Vec<u8> {
+    let (ok, out, err) = openssl(args, input);
+    assert!(ok, "openssl {args:?}: {err}");
+    out
+}
+
+/// A partner's message: signed by `signer` (fixtures/partner/NAME) unless `None`.
+fn partner_message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    signer: Option<&str>,
+) -> Vec<u8> {
+    let entity = format!("Content-Type: text/plain; charset=us-ascii\r\n\r\n{body}\r\n");
+    let headers = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{}@partner.example>\r\n",
+        subject.len() * 7919 + body.len()
+    );
+    let content = match signer {
+        Some(name) => openssl_ok(
+            &[
+                "cms",
+                "-sign",
+                "-signer",
+                &fixture(&format!("partner/{name}.pem")),
+                "-inkey",
+                &fixture(&format!("partner/{name}.key")),
+                "-certfile",
+                &fixture("ca/partner-chain.pem"),
+            ],
+            entity.as_bytes(),
+        ),
+        None => entity.into_bytes(),
+    };
+    let mut msg = headers.into_bytes();
+    msg.extend_from_slice(&content);
+    msg
+}
+
+struct World {
+    inbound: SmtpSink,
+    outbound: SmtpSink,
+    gateway: GatewayProcess,
+}
+
+fn world() -> World {
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start(
+        &inbound.address(),
+        &outbound.address(),
+        "",
+        &[&[
+            "domains",
+            "add",
+            "partner.example",
+            "--policy",
+            "smime",
+            "--note",
+            "test partner",
+        ]],
+    )
+    .expect("gateway starts");
+    World {
+        inbound,
+        outbound,
+        gateway,
+    }
+}
+
+impl World {
+    fn send(&self, from: &str, to: &[&str], msg: &[u8]) -> (u16, String) {
+        send_mail(&self.gateway.smtp, from, to, msg).expect("SMTP conversation")
+    }
+
+    /// Run the cert-query for user@agency.example as alice; returns the proxy certificate PEM.
+    fn cert_query(&self) -> String {
+        let request = partner_message(
+            "alice@partner.example",
+            "cert-query@agency.example",
+            "<User@Agency.Example>",
+            "Please send your certificate.",
+            Some("alice"),
+        );
+        let (code, text) = self.send(
+            "alice@partner.example",
+            &["cert-query@agency.example"],
+            &request,
+        );
+        assert_eq!(code, 250, "{text}");
+        let replies = self.outbound.wait_for_messages(1, WAIT).unwrap();
+        let reply = &replies[0];
+        assert_eq!(reply.rcpt_to, vec!["alice@partner.example".to_string()]);
+        let signer = self.gateway.dir.path().join("signer.pem");
+        let signer_arg = signer.to_string_lossy().into_owned();
+        openssl_ok(
+            &[
+                "cms",
+                "-verify",
+                "-CAfile",
+                &self.gateway.proxy_ca_pem(),
+                "-signer",
+                &signer_arg,
+                "-out",
+                "/dev/null",
+            ],
+            &reply.data,
+        );
+        let pem = std::fs::read_to_string(&signer).unwrap();
+        let text = openssl_ok(
+            &["x509", "-noout", "-ext", "subjectAltName"],
+            pem.as_bytes(),
+        );
+        assert!(String::from_utf8_lossy(&text).contains("user@agency.example"));
+        let reply_text = reply.text();
+        assert!(
+            reply_text.contains("From: user@agency.example")
+                || reply_text.contains("From: <user@agency.example>"),
+            "{reply_text}"
+        );
+        assert!(
+            reply_text.contains("Sender: cert-query@agency.example")
+                || reply_text.contains("Sender: <cert-query@agency.example>")
+        );
+        assert!(reply_text.contains("In-Reply-To:"));
+        pem
+    }
+}
+
+#[test]
+fn the_whole_story() {
+    let w = world();
+
+    // 1. cert-query from an approved partner: a signed reply carrying the proxy certificate.
+    let proxy_pem = w.cert_query();
+    let proxy_path = w.gateway.dir.path().join("proxy.pem");
+    std::fs::write(&proxy_path, &proxy_pem).unwrap();
+    let proxy_arg = proxy_path.to_string_lossy().into_owned();
+
+    // 2. The partner encrypts to the proxy certificate (signed by alice): delivered decrypted.
+    let signed = partner_message(
+        "alice@partner.example",
+        "user@agency.example",
+        "Inbound secret",
+        "The launch code is 1234.",
+        Some("alice"),
+    );
+    let split = signed.windows(4).position(|x| x == b"\r\n\r\n").unwrap();
+    let _ = split;
+    let body_start = signed
+        .windows(13)
+        .position(|x| x == b"MIME-Version:")
+        .unwrap();
+    let encrypted_body = openssl_ok(
+        &["cms", "-encrypt", "-aes256", "-recip", &proxy_arg],
+        &signed[body_start..],
+    );
+    let mut encrypted = signed[..body_start].to_vec();
+    encrypted.extend_from_slice(&encrypted_body);
+    let (code, text) = w.send(
+        "alice@partner.example",
+        &["user@agency.example"],
+        &encrypted,
+    );
+    assert_eq!(code, 250, "{text}");
+    let delivered = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    let text = delivered[0].text();
+    assert!(text.contains("The launch code is 1234."), "{text}");
+    assert!(
+        text.contains("smime=pass smime.smime-identifier=alice@partner.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X-SMIME-Gateway: decrypted (aes256-cbc"),
+        "{text}"
+    );
+    assert!(text.contains("Subject: Inbound secret"));
+
+    // 3. The internal reply goes out signed and encrypted to alice's captured certificate.
+    let reply = b"From: user@agency.example\r\nTo: alice@partner.example\r\nSubject: Re: Inbound secret\r\nMessage-ID: <r1@agency.example>\r\n\r\nReceived, thanks.\r\n";
+    let (code, text) = w.send("user@agency.example", &["alice@partner.example"], reply);
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(2, WAIT).unwrap();
+    let sent = &out[1];
+    assert!(sent.text().contains("Subject: Re: Inbound secret"));
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/alice.pem"),
+            "-inkey",
+            &fixture("partner/alice.key"),
+        ],
+        &sent.data,
+    );
+    let content = openssl_ok(
+        &["cms", "-verify", "-CAfile", &w.gateway.proxy_ca_pem()],
+        &inner,
+    );
+    assert!(String::from_utf8_lossy(&content).contains("Received, thanks."));
+
+    // 5. A partner without a certificate: refused with the reason; mixed recipients: DSN.
+    let to_bob = b"From: user@agency.example\r\nTo: bob@partner.example\r\nSubject: hello bob\r\n\r\nHi Bob\r\n";
+    let (code, text) = w.send("user@agency.example", &["bob@partner.example"], to_bob);
+    assert_eq!(code, 550, "{text}");
+    assert!(
+        text.contains("no S/MIME certificate on file for bob@partner.example"),
+        "{text}"
+    );
+    assert!(text.contains("cert-query@agency.example"), "{text}");
+    let (code, text) = w.send(
+        "user@agency.example",
+        &["alice@partner.example", "bob@partner.example"],
+        to_bob,
+    );
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(3, WAIT).unwrap();
+    assert_eq!(out[2].rcpt_to, vec!["alice@partner.example".to_string()]);
+    let dsn = w.inbound.wait_for_messages(2, WAIT).unwrap();
+    let dsn = &dsn[1];
+    assert_eq!(dsn.mail_from, "");
+    assert_eq!(dsn.rcpt_to, vec!["user@agency.example".to_string()]);
+    let dsn_text = dsn.text();
+    assert!(dsn_text.contains("multipart/report"), "{dsn_text}");
+    assert!(dsn_text.contains("bob@partner.example"));
+    assert!(dsn_text.contains("5.7.1"));
+
+    // 7. A forged Authentication-Results header with our authserv-id is removed.
+    let mut forged = b"Authentication-Results: gw.agency.example; smime=pass smime.smime-identifier=ceo@agency.example\r\n".to_vec();
+    forged.extend_from_slice(&partner_message(
+        "alice@partner.example",
+        "user@agency.example",
+        "forged",
+        "trust me",
+        None,
+    ));
+    let (code, _) = w.send("alice@partner.example", &["user@agency.example"], &forged);
+    assert_eq!(code, 250);
+    let got = w.inbound.wait_for_messages(3, WAIT).unwrap();
+    let text = got[2].text();
+    assert!(!text.contains("ceo@agency.example"), "{text}");
+    assert!(text.contains("smime=none"), "{text}");
+}
+
+#[test]
+fn cert_query_refusals_name_the_reason() {
+    let w = world();
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("mallory@other.example", Some("other"), "not approved"),
+        ("alice@partner.example", None, "signed"),
+        ("eve@partner.example", Some("selfsigned"), "self-signed"),
+        ("dave@partner.example", Some("expired"), "expired"),
+    ];
+    for (n, (from, signer, reason)) in cases.iter().enumerate() {
+        let req = partner_message(
+            from,
+            "cert-query@agency.example",
+            "user@agency.example",
+            "certificate please",
+            *signer,
+        );
+        let (code, text) = w.send(from, &["cert-query@agency.example"], &req);
+        assert_eq!(code, 250, "{from}: {text}");
+        let replies = w.outbound.wait_for_messages(n + 1, WAIT).unwrap();
+        let reply = &replies[n];
+        assert_eq!(reply.rcpt_to, vec![from.to_string()]);
+        let text = reply.text().to_lowercase();
+        assert!(
+            text.contains(reason),
+            "{from}: expected '{reason}' in {text}"
+        );
+    }
+}
+
+#[test]
+fn next_hop_down_gives_4xx_and_the_retry_delivers() {
+    let mut w = world();
+    let msg = partner_message(
+        "alice@partner.example",
+        "user@agency.example",
+        "retry",
+        "hello again",
+        Some("alice"),
+    );
+    w.inbound.stop();
+    let (code, text) = w.send("alice@partner.example", &["user@agency.example"], &msg);
+    assert!((400..500).contains(&code), "{code} {text}");
+    w.inbound.restart().unwrap();
+    let (code, text) = w.send("alice@partner.example", &["user@agency.example"], &msg);
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    assert!(got[0].text().contains("hello again"));
+    assert!(got[0].text().contains("smime=pass"));
+}
+
+#[test]
+fn relaying_between_external_addresses_is_refused() {
+    let w = world();
+    let (code, text) = w.send(
+        "x@elsewhere.example",
+        &["y@other.example"],
+        b"Subject: relay\r\n\r\nno\r\n",
+    );
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("relaying denied"));
+}
