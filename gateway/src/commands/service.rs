@@ -199,16 +199,16 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
         smtp_up: smtp_up.clone(),
     });
     // One line each, machine-readable too: tests and `make run` read them.
-    println!("SMTP listening on {smtp_addr}");
-    println!("admin API listening on http://{admin_addr}");
-    println!(
+    announce(&format!("SMTP listening on {smtp_addr}"));
+    announce(&format!("admin API listening on http://{admin_addr}"));
+    announce(&format!(
         "proxy CA certificate: {}",
         config.data_dir.join("proxy-ca.pem").display()
-    );
-    println!(
+    ));
+    announce(&format!(
         "inbound next hop: {}; outbound next hop: {}",
         config.inbound.next_hop, config.outbound.hop.next_hop
-    );
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let admin = {

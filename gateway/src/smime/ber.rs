@@ -396,10 +396,7 @@ mod tests {
 
     #[test]
     fn hostile_input_is_bounded() {
-        let deep: Vec<u8> = std::iter::repeat([0x30, 0x80])
-            .take(10_000)
-            .flatten()
-            .collect();
+        let deep: Vec<u8> = [0x30, 0x80].repeat(10_000);
         assert_eq!(normalise(&deep), Err(BerError::TooDeep));
         assert!(normalise(&[0x04, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(normalise(&[0x04, 0x80]).is_err());
