@@ -46,10 +46,38 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+# Real identifiers from the seeded store, mixed into generated values so the routes that look
+# things up get past 404 (fingerprints are computed: fixtures are regenerated now and then).
+config="$target/fuzz-api/schemathesis.toml"
+fingerprints=""
+for f in partner/alice.pem partner/alice-renewed.pem partner/bob.pem partner/expired.pem; do
+  fp="$(openssl x509 -noout -fingerprint -sha256 -in "fixtures/$f" | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')"
+  fingerprints="$fingerprints\"$fp\", "
+done
+{
+  cat "$here/schemathesis.toml"
+  cat <<TOML
+
+[dictionaries.fingerprints]
+values = [${fingerprints%, }]
+
+[dictionaries.addresses]
+values = ["alice@partner.example", "bob@partner.example", "user@agency.example"]
+
+[dictionaries.domains]
+values = ["partner.example", "gmail.com"]
+
+[parameters]
+"path.fingerprint" = { dictionary = "fingerprints", probability = 0.5 }
+"path.address" = { dictionary = "addresses", probability = 0.3 }
+"path.domain" = { dictionary = "domains", probability = 0.3 }
+TOML
+} > "$config"
+
 mkdir -p "$report"
 status=0
 timeout --signal=INT "$((max_time + 60))" \
-  "$venv/bin/st" --config-file "$here/schemathesis.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
+  "$venv/bin/st" --config-file "$config" run "http://127.0.0.1:$port/api/v1/openapi.json" \
     --checks all \
     -H "Authorization: Bearer $token" \
     --max-examples "$max_examples" \

@@ -11,7 +11,11 @@ use crate::problem::Problem;
 use crate::ApiState;
 
 /// Middleware: pass the request on only with `Authorization: Bearer <token>`.
-pub async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -26,7 +26,7 @@ pub mod openapi;
 pub mod problem;
 mod routes;
 mod token;
-mod validate;
+pub mod validate;
 
 pub use metrics::{Metrics, PROCESSING_BUCKETS};
 pub use problem::Problem;
@@ -111,7 +111,10 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn not_found() -> Problem {
-    Problem::not_found("no_such_route", "there is no such route; see /api/v1/openapi.json")
+    Problem::not_found(
+        "no_such_route",
+        "there is no such route; see /api/v1/openapi.json",
+    )
 }
 
 async fn method_not_allowed() -> Problem {

@@ -98,9 +98,8 @@ impl Modify for CommonResponses {
             for op in ops.into_iter().flatten() {
                 // Public operations carry an empty requirement (`security: [{}]`).
                 let public = op.security.as_ref().is_some_and(|reqs| {
-                    reqs.iter().any(|r| {
-                        serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({}))
-                    })
+                    reqs.iter()
+                        .any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
                 });
                 let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty())
                     || op.request_body.is_some();

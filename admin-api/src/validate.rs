@@ -178,11 +178,26 @@ mod tests {
     fn domains() {
         assert_eq!(domain("Partner.Example").unwrap(), "partner.example");
         assert_eq!(domain("0.a").unwrap(), "0.a");
-        for bad in ["", "partner", "partner.example.", " partner.example", "10.0.0.1", "a..b", "-a.example", "a.-b", "bücher.example", "a_b.example"] {
+        for bad in [
+            "",
+            "partner",
+            "partner.example.",
+            " partner.example",
+            "10.0.0.1",
+            "a..b",
+            "-a.example",
+            "a.-b",
+            "bücher.example",
+            "a_b.example",
+        ] {
             assert!(domain(bad).is_err(), "{bad}");
         }
         let idn = domain("bücher.example").unwrap_err();
-        assert!(idn.detail.contains("xn--bcher-kva.example"), "{}", idn.detail);
+        assert!(
+            idn.detail.contains("xn--bcher-kva.example"),
+            "{}",
+            idn.detail
+        );
         let long = format!("{}.example", ["a".repeat(63).as_str(); 4].join("."));
         assert!(domain(&long).is_err());
     }

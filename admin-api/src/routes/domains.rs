@@ -75,7 +75,10 @@ pub struct ApproveRequest {
     pub policy: Policy,
     /// Why the domain is approved (free text, no control characters except tab).
     #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$"
+    )]
     pub note: Option<String>,
 }
 
@@ -167,5 +170,8 @@ pub async fn remove(
 }
 
 fn not_approved(domain: &str) -> Problem {
-    Problem::not_found("unknown_domain", format!("{domain} is not an approved domain"))
+    Problem::not_found(
+        "unknown_domain",
+        format!("{domain} is not an approved domain"),
+    )
 }

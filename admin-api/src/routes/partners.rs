@@ -142,7 +142,10 @@ pub struct Partner {
 #[into_params(parameter_in = Query)]
 pub struct PartnerQuery {
     /// Only addresses in this domain.
-    #[param(pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 253)]
+    #[param(
+        pattern = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        max_length = 253
+    )]
     pub domain: Option<String>,
     /// Addresses to skip.
     #[param(minimum = 0, maximum = 1_000_000)]
@@ -356,10 +359,7 @@ pub async fn block(s: State<ApiState>, p: ApiPath<String>) -> Result<Json<Certif
         (status = 200, description = "Unblocked", body = Certificate),
         (status = 404, description = "No such certificate", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn unblock(
-    s: State<ApiState>,
-    p: ApiPath<String>,
-) -> Result<Json<Certificate>, Problem> {
+pub async fn unblock(s: State<ApiState>, p: ApiPath<String>) -> Result<Json<Certificate>, Problem> {
     change(s, p, Change::Unblock).await
 }
 
@@ -412,7 +412,10 @@ fn unknown_certificate(fp: &str) -> Problem {
 pub(crate) fn pem_response(der: &[u8], filename: &str) -> Response {
     let mut response = pem_encode(der).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PEM_MEDIA_TYPE));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PEM_MEDIA_TYPE),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -16,6 +16,10 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::problem::Problem;
 use crate::{blocking, validate, ApiState};
 
+/// Proxy certificates carry the address as their common name, limited to 64 characters
+/// (X.520 ub-common-name; certstore enforces it).
+const MAX_PROXY_ADDRESS_CHARS: usize = 64;
+
 /// DER certificate media type (RFC 2585).
 const DER_MEDIA_TYPE: &str = "application/pkix-cert";
 
@@ -70,7 +74,10 @@ pub async fn ca_certificate(
     }
     let mut response = der.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(DER_MEDIA_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(DER_MEDIA_TYPE),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"proxy-ca.cer\""),
@@ -225,19 +232,28 @@ pub async fn get_one(
 
 /// Issue a proxy certificate for an internal address, or renew it: a new key and
 /// certificate every time; earlier keys are kept so mail encrypted to them stays readable.
-/// Addresses in approved partner domains are refused (422): they are not internal.
+/// Addresses in approved partner domains are refused (422): they are not internal; so are
+/// addresses longer than 64 characters (the certificate's common name holds the address).
 #[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/certificate", tag = "proxy",
     params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
         (status = 201, description = "Issued", body = ProxyCertificate),
         (status = 409, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The address is in an approved partner domain", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The address is in an approved partner domain, or too long for a certificate", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn issue(
     State(s): State<ApiState>,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<(StatusCode, Json<ProxyCertificate>), Problem> {
     let address = validate::address(&raw)?;
+    if address.len() > MAX_PROXY_ADDRESS_CHARS {
+        return Err(Problem::unprocessable(
+            "address_too_long_for_certificate",
+            format!(
+                "{address} is longer than {MAX_PROXY_ADDRESS_CHARS} characters, the limit of a certificate's common name, which carries the address"
+            ),
+        ));
+    }
     let id = blocking(&s.store, move |st| {
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         if st.domain(domain)?.is_some() {
@@ -252,5 +268,8 @@ pub async fn issue(
     })
     .await?;
     let fp = id.fingerprint_sha256.clone();
-    Ok((StatusCode::CREATED, Json(ProxyCertificate::new(&id, Some(&fp)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ProxyCertificate::new(&id, Some(&fp))),
+    ))
 }
