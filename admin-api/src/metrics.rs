@@ -89,7 +89,7 @@ impl Metrics {
 
     /// Time spent processing one message. Negative or NaN values are ignored.
     pub fn processing_time(&self, seconds: f64) {
-        if !(seconds >= 0.0) {
+        if seconds.is_nan() || seconds < 0.0 {
             return;
         }
         for (i, bound) in PROCESSING_BUCKETS.iter().enumerate() {

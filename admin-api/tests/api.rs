@@ -277,11 +277,20 @@ async fn free_mail_domains_are_refused_with_the_reason() {
     assert_eq!(audit.as_array().unwrap().len(), 4);
 }
 
+/// Request, expected status and problem code, and words the detail must contain.
+type BadInput = (
+    Method,
+    String,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn invalid_input_is_a_problem_that_says_what_was_wrong() {
     let env = Env::new();
-    let put = |uri: &str| (Method::PUT, uri.to_string());
-    let cases: Vec<(Method, String, Option<Value>, StatusCode, &str, &str)> = vec![
+    let cases: Vec<BadInput> = vec![
         (
             Method::GET,
             "/api/v1/domains/localhost".into(),
@@ -307,8 +316,8 @@ async fn invalid_input_is_a_problem_that_says_what_was_wrong() {
             "xn--bcher-kva.example",
         ),
         (
-            put("/api/v1/domains/partner.example").0,
-            put("/api/v1/domains/partner.example").1,
+            Method::PUT,
+            "/api/v1/domains/partner.example".into(),
             Some(json!({"policy": "pgp"})),
             StatusCode::BAD_REQUEST,
             "invalid_body",
