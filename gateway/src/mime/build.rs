@@ -11,13 +11,23 @@ use super::headers::{self, HeaderField};
 
 /// Base64 with CRLF after every 76 characters (RFC 2045 §6.8).
 pub fn base64_lines(data: &[u8]) -> Vec<u8> {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-    let mut out = Vec::with_capacity(encoded.len() + encoded.len() / 76 * 2 + 2);
-    for line in encoded.as_bytes().chunks(76) {
-        out.extend_from_slice(line);
+    let mut out = Vec::new();
+    append_base64_lines(data, &mut out);
+    out
+}
+
+/// [`base64_lines`] written straight into `out` (no intermediate string of the whole body).
+pub fn append_base64_lines(data: &[u8], out: &mut Vec<u8>) {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    out.reserve(data.len().div_ceil(57) * 78);
+    // 57 input bytes are exactly one 76-character line.
+    for chunk in data.chunks(57) {
+        let start = out.len();
+        out.resize(start + 76, 0);
+        let written = engine.encode_slice(chunk, &mut out[start..]).unwrap_or(0);
+        out.truncate(start + written);
         out.extend_from_slice(b"\r\n");
     }
-    out
 }
 
 /// A fresh MIME boundary that cannot occur in base64 or quoted-printable text.
@@ -38,7 +48,7 @@ pub fn pkcs7_mime(smime_type: &str, der: &[u8]) -> Vec<u8> {
         )
         .as_bytes(),
     );
-    out.extend_from_slice(&base64_lines(der));
+    append_base64_lines(der, &mut out);
     out
 }
 
@@ -65,7 +75,7 @@ pub fn multipart_signed(signed_entity: &[u8], signature_der: &[u8], micalg: &str
         )
         .as_bytes(),
     );
-    out.extend_from_slice(&base64_lines(signature_der));
+    append_base64_lines(signature_der, &mut out);
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
 }

@@ -1,7 +1,14 @@
-//! Recognise S/MIME entities and take out their CMS bytes (parsed with `mail-parser`).
+//! Recognise S/MIME entities and take out their CMS bytes.
+//!
+//! Header fields are parsed with `mail-parser`; bodies are not handed to it, because it would
+//! decode every part of a (possibly 50 MB) message when all we need is the raw bytes of the
+//! signed part and one base64 body. The multipart/signed boundary scan and the base64 decoding
+//! are done here, on the raw bytes, without intermediate copies.
 
-use mail_parser::{MessageParser, MimeHeaders, PartType};
+use base64::Engine;
+use mail_parser::{MessageParser, MimeHeaders};
 
+use super::headers;
 use crate::smime::algorithms::{OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_SIGNED_DATA};
 use crate::smime::content_info;
 use crate::smime::error::{Result, SmimeError};
@@ -21,71 +28,202 @@ pub enum Classified<'a> {
     Plain,
 }
 
-fn is_pkcs7_mime(ctype: &str, subtype: &str, name: Option<&str>) -> bool {
-    let pkcs7 = ctype.eq_ignore_ascii_case("application")
-        && (subtype.eq_ignore_ascii_case("pkcs7-mime")
-            || subtype.eq_ignore_ascii_case("x-pkcs7-mime"));
+/// The parsed Content-Type of an entity: type, subtype, and the parameters we use.
+struct ContentType {
+    ctype: String,
+    subtype: String,
+    boundary: Option<String>,
+    name: Option<String>,
+}
+
+fn content_type(header_block: &[u8]) -> Option<ContentType> {
+    let parsed = MessageParser::default().parse_headers(header_block)?;
+    let root = parsed.root_part();
+    let ct = root.content_type()?;
+    Some(ContentType {
+        ctype: ct.ctype().to_ascii_lowercase(),
+        subtype: ct.subtype().unwrap_or("").to_ascii_lowercase(),
+        boundary: ct.attribute("boundary").map(str::to_string),
+        name: root.attachment_name().map(str::to_string),
+    })
+}
+
+fn is_pkcs7_mime(ct: &ContentType) -> bool {
+    let pkcs7 =
+        ct.ctype == "application" && (ct.subtype == "pkcs7-mime" || ct.subtype == "x-pkcs7-mime");
     // Legacy: an application/octet-stream body named *.p7m.
-    let p7m_file = ctype.eq_ignore_ascii_case("application")
-        && subtype.eq_ignore_ascii_case("octet-stream")
-        && name.is_some_and(|n| n.to_ascii_lowercase().ends_with(".p7m"));
+    let p7m_file = ct.ctype == "application"
+        && ct.subtype == "octet-stream"
+        && ct
+            .name
+            .as_deref()
+            .is_some_and(|n| n.to_ascii_lowercase().ends_with(".p7m"));
     pkcs7 || p7m_file
 }
 
 /// Classify a message or MIME entity.
 pub fn classify(entity: &[u8]) -> Result<Classified<'_>> {
-    let message = MessageParser::default()
-        .parse(entity)
-        .ok_or_else(|| SmimeError::Mime("cannot parse the message".into()))?;
-    let root = message.root_part();
-    let Some(ct) = root.content_type() else {
+    let split = headers::split(entity);
+    let header_len = entity.len() - split.body.len();
+    let Some(ct) = content_type(&entity[..header_len]) else {
         return Ok(Classified::Plain);
     };
-    let subtype = ct.subtype().unwrap_or("");
-    if is_pkcs7_mime(ct.ctype(), subtype, root.attachment_name()) {
-        let der = root.contents().to_vec();
+    if is_pkcs7_mime(&ct) {
+        let der = decode_body(&split)?;
         if der.is_empty() {
             return Err(SmimeError::Mime("empty application/pkcs7-mime body".into()));
         }
         // The CMS content type, not the smime-type parameter, decides: clients get it wrong.
-        let normalised = content_info::to_der(&der)?;
-        let info = content_info::decode(&normalised)?;
-        return match info.content_type {
+        return match content_info::peek_content_type(&der)? {
             OID_ENVELOPED_DATA | OID_AUTH_ENVELOPED_DATA => Ok(Classified::Encrypted(der)),
             OID_SIGNED_DATA => Ok(Classified::SignedOpaque(der)),
             other => Err(SmimeError::UnsupportedContentType(other.to_string())),
         };
     }
-    if ct.ctype().eq_ignore_ascii_case("multipart") && subtype.eq_ignore_ascii_case("signed") {
-        let Some(parts) = root.sub_parts() else {
-            return Err(SmimeError::Mime("multipart/signed without parts".into()));
-        };
-        let (Some(first), Some(second)) = (
-            parts.first().and_then(|id| message.part(*id)),
-            parts.get(1).and_then(|id| message.part(*id)),
-        ) else {
+    if ct.ctype == "multipart" && ct.subtype == "signed" {
+        let boundary = ct
+            .boundary
+            .ok_or_else(|| SmimeError::Mime("multipart/signed without a boundary".into()))?;
+        let parts = multipart_parts(split.body, &boundary);
+        let (Some(signed), Some(signature_part)) = (parts.first(), parts.get(1)) else {
             return Err(SmimeError::Mime(
                 "multipart/signed needs two parts (content and signature)".into(),
             ));
         };
-        let start = first.raw_header_offset() as usize;
-        let end = first.raw_end_offset() as usize;
-        let signed = entity
-            .get(start..end)
-            .ok_or_else(|| SmimeError::Mime("multipart/signed part offsets out of range".into()))?;
-        let signature = match &second.body {
-            PartType::Binary(b) | PartType::InlineBinary(b) => b.to_vec(),
-            PartType::Text(t) => t.as_bytes().to_vec(),
-            _ => {
-                return Err(SmimeError::Mime(
-                    "signature part is not a binary part".into(),
-                ))
-            }
-        };
+        let signature = decode_body(&headers::split(signature_part))?;
         if signature.is_empty() {
             return Err(SmimeError::Mime("empty signature part".into()));
         }
         return Ok(Classified::SignedDetached { signed, signature });
     }
     Ok(Classified::Plain)
+}
+
+/// The body of an entity, with its transfer encoding undone (base64 or none).
+fn decode_body(split: &headers::Split<'_>) -> Result<Vec<u8>> {
+    let cte = split
+        .get("Content-Transfer-Encoding")
+        .map(|h| h.value().to_ascii_lowercase())
+        .unwrap_or_default();
+    match cte.as_str() {
+        "base64" => decode_base64(split.body),
+        "" | "binary" | "7bit" | "8bit" => Ok(split.body.to_vec()),
+        other => Err(SmimeError::Mime(format!(
+            "unexpected transfer encoding {other} for a CMS body"
+        ))),
+    }
+}
+
+/// Base64 spread over lines (RFC 2045). Fast path: lines whose length is a multiple of four
+/// (every common writer) are decoded one by one straight into the output; anything else falls
+/// back to collecting the characters first. Invalid characters are an error.
+pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    let mut lines = text.split(|b| *b == b'\n').map(|l| l.trim_ascii());
+    let mut finished = false;
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            continue;
+        }
+        if finished || line.len() % 4 != 0 {
+            return decode_base64_slow(text);
+        }
+        engine
+            .decode_vec(line, &mut out)
+            .map_err(|_| SmimeError::Mime("invalid base64 body".into()))?;
+        finished = line.ends_with(b"=");
+    }
+    Ok(out)
+}
+
+fn decode_base64_slow(text: &[u8]) -> Result<Vec<u8>> {
+    let mut compact = Vec::with_capacity(text.len());
+    for &b in text {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => compact.push(b),
+            b'=' => break,
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ => return Err(SmimeError::Mime("invalid character in base64 body".into())),
+        }
+    }
+    // An incomplete last group of one character carries no byte: drop it rather than fail.
+    if compact.len() % 4 == 1 {
+        compact.pop();
+    }
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&compact)
+        .map_err(|e| SmimeError::Mime(format!("invalid base64 body: {e}")))
+}
+
+/// The parts of a multipart body, each exactly as transmitted: from the line after a delimiter
+/// to just before the line break that precedes the next delimiter (RFC 2046 §5.1.1).
+pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut parts = Vec::new();
+    let mut part_start: Option<usize> = None;
+    let mut line_start = 0;
+    while line_start <= body.len() {
+        let line_end = body[line_start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| line_start + i + 1)
+            .unwrap_or(body.len());
+        let line = &body[line_start..line_end];
+        if line.starts_with(delimiter) {
+            let rest = &line[delimiter.len()..];
+            let closing = rest.starts_with(b"--");
+            if let Some(start) = part_start {
+                // The CRLF (or LF) before the delimiter belongs to the delimiter.
+                let mut end = line_start;
+                if end > start && body[end - 1] == b'\n' {
+                    end -= 1;
+                    if end > start && body[end - 1] == b'\r' {
+                        end -= 1;
+                    }
+                }
+                parts.push(&body[start..end.max(start)]);
+            }
+            if closing {
+                return parts;
+            }
+            part_start = Some(line_end);
+        }
+        if line_end == body.len() {
+            break;
+        }
+        line_start = line_end;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_exact_and_exclude_the_line_break_before_delimiters() {
+        let body = b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\r\n--b\r\nsig\r\n--b--\r\nepilogue";
+        let parts = multipart_parts(body, "b");
+        assert_eq!(
+            parts,
+            vec![
+                &b"Content-Type: text/plain\r\n\r\nhello\r\n"[..],
+                &b"sig"[..]
+            ]
+        );
+        let lf = b"--b\nA\n--b\nB\n--b--\n";
+        assert_eq!(multipart_parts(lf, "b"), vec![&b"A"[..], &b"B"[..]]);
+        assert!(multipart_parts(b"no delimiters", "b").is_empty());
+    }
+
+    #[test]
+    fn base64_over_lines() {
+        assert_eq!(decode_base64(b"aGVs\r\nbG8=\r\n").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aGVsbG8").unwrap(), b"hello");
+        assert!(decode_base64(b"aGV*").is_err());
+        // Odd line widths take the slow path.
+        assert_eq!(decode_base64(b"aGVsb\r\nG8=\r\n").unwrap(), b"hello");
+    }
 }

@@ -107,7 +107,8 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
     outer.extend_from_slice(b"\r\n");
 
     let mut layers = Vec::new();
-    let mut current = message.to_vec();
+    // Borrow the original until a layer produces new bytes: a 50 MB message is not copied.
+    let mut current: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(message);
     let mut stopped = None;
     loop {
         if layers.len() >= MAX_LAYERS {
@@ -180,11 +181,11 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                 }
             }
         };
-        current = next;
+        current = std::borrow::Cow::Owned(next);
     }
     Opened {
         layers,
-        content: current,
+        content: current.into_owned(),
         stopped,
         outer,
     }

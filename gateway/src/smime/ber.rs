@@ -318,7 +318,7 @@ fn is_string_tag(number: u8) -> bool {
     matches!(number, 4 | 12 | 18 | 19 | 20 | 22 | 23 | 24 | 26 | 30)
 }
 
-fn length_of_length(len: usize) -> usize {
+pub(crate) fn length_of_length(len: usize) -> usize {
     match len {
         0..=0x7f => 1,
         0x80..=0xff => 2,
@@ -328,7 +328,7 @@ fn length_of_length(len: usize) -> usize {
     }
 }
 
-fn write_length(len: usize, out: &mut Vec<u8>) {
+pub(crate) fn write_length(len: usize, out: &mut Vec<u8>) {
     let n = length_of_length(len);
     if n == 1 {
         out.push(len as u8);

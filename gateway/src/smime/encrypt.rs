@@ -5,13 +5,13 @@ use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::KeyInit;
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
+use cms::content_info::CmsVersion;
 use cms::enveloped_data::{
     EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
     RecipientInfos,
 };
 use der::asn1::{OctetString, SetOfVec};
-use der::{Any, Encode};
+use der::Any;
 use rand::RngCore;
 use rsa::{Oaep, Pkcs1v15Encrypt};
 use spki::AlgorithmIdentifierOwned;
@@ -24,6 +24,7 @@ use super::algorithms::{
 };
 use super::asn1::{AuthEnvelopedData, GcmParameters};
 use super::certs;
+use super::content_info;
 use super::error::{Result, SmimeError};
 
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +66,7 @@ pub fn encrypt(
     }
     let recip_infos = RecipientInfos(SetOfVec::try_from(infos)?);
 
-    let info = if options.cipher.is_aead() {
+    let der = if options.cipher.is_aead() {
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
         let mut buffer = content.to_vec();
@@ -104,10 +105,7 @@ pub fn encrypt(
             mac: OctetString::new(tag.to_vec())?,
             unauth_attrs: None,
         };
-        ContentInfo {
-            content_type: OID_AUTH_ENVELOPED_DATA,
-            content: Any::encode_from(&env)?,
-        }
+        content_info::encode(OID_AUTH_ENVELOPED_DATA, &env)?
     } else {
         let mut iv = [0u8; 16];
         rng.fill_bytes(&mut iv);
@@ -136,12 +134,9 @@ pub fn encrypt(
             },
             unprotected_attrs: None,
         };
-        ContentInfo {
-            content_type: OID_ENVELOPED_DATA,
-            content: Any::encode_from(&env)?,
-        }
+        content_info::encode(OID_ENVELOPED_DATA, &env)?
     };
-    Ok(info.to_der()?)
+    Ok(der)
 }
 
 fn key_trans_recipient(

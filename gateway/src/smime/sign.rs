@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
+use cms::content_info::CmsVersion;
 use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
@@ -94,11 +94,7 @@ pub fn sign(
         crls: None,
         signer_infos: SignerInfos::try_from(vec![signer_info])?,
     };
-    let info = ContentInfo {
-        content_type: OID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data)?,
-    };
-    Ok(info.to_der()?)
+    super::content_info::encode(OID_SIGNED_DATA, &signed_data)
 }
 
 fn signed_attributes(content_digest: &[u8], now: SystemTime) -> Result<Attributes> {
