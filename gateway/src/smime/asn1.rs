@@ -1,7 +1,9 @@
 //! ASN.1 types the `cms` 0.2 crate lacks, mirroring their RFCs.
 
+use cms::cert::CertificateChoices;
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{EncryptedContentInfo, OriginatorInfo, RecipientInfos};
+use cms::signed_data::{EncapsulatedContentInfo, SignerInfos};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Any, Sequence};
 use x509_cert::attr::Attributes;
@@ -42,3 +44,19 @@ pub struct SmimeCapability {
 
 /// SMIMECapabilities ::= SEQUENCE OF SMIMECapability, in order of preference.
 pub type SmimeCapabilities = Vec<SmimeCapability>;
+
+/// RFC 5652 SignedData, read leniently: the `certificates` and `crls` sets are read as plain
+/// lists. NSS (Thunderbird) repeats the signer's certificate in that set, which a strict DER
+/// SET OF refuses as a duplicate; the signature does not cover these fields, so accepting them
+/// as they come costs nothing. `digestAlgorithms` is not needed (each SignerInfo names its own).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SignedDataLenient {
+    pub version: CmsVersion,
+    pub digest_algorithms: Any,
+    pub encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub certificates: Option<Vec<CertificateChoices>>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub crls: Option<Vec<Any>>,
+    pub signer_infos: SignerInfos,
+}

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use cms::cert::CertificateChoices;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use cms::signed_data::{SignerIdentifier, SignerInfo};
 use der::asn1::OctetString;
 use der::{Decode, Encode};
 use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
@@ -17,7 +17,7 @@ use super::algorithms::{
     OID_ATTR_SIGNING_TIME, OID_ATTR_SMIME_CAPABILITIES, OID_RSASSA_PSS, OID_RSA_ENCRYPTION,
     OID_SIGNED_DATA,
 };
-use super::asn1::SmimeCapabilities;
+use super::asn1::{SignedDataLenient, SmimeCapabilities};
 use super::certs;
 use super::content_info;
 use super::error::{Result, SmimeError};
@@ -125,20 +125,22 @@ pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureR
             info.content_type.to_string(),
         ));
     }
-    let sd: SignedData = info.content.decode_as()?;
+    let sd: SignedDataLenient = info.content.decode_as()?;
     drop(der);
 
     let certificates: Vec<Certificate> = sd
         .certificates
         .as_ref()
-        .map(|set| {
-            set.0
-                .iter()
-                .filter_map(|c| match c {
-                    CertificateChoices::Certificate(cert) => Some(cert.clone()),
-                    CertificateChoices::Other(_) => None,
-                })
-                .collect()
+        .map(|list| {
+            let mut unique: Vec<Certificate> = Vec::with_capacity(list.len());
+            for c in list {
+                if let CertificateChoices::Certificate(cert) = c {
+                    if !unique.contains(cert) {
+                        unique.push(cert.clone());
+                    }
+                }
+            }
+            unique
         })
         .unwrap_or_default();
     let certificates_der: Vec<Vec<u8>> = certificates
@@ -189,7 +191,7 @@ fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&
 
 fn verify_signer(
     si: &SignerInfo,
-    sd: &SignedData,
+    sd: &SignedDataLenient,
     certificates: &[Certificate],
     certificates_der: &[Vec<u8>],
     content: &Detached<'_>,
@@ -262,7 +264,7 @@ fn capability(oid: &const_oid::ObjectIdentifier) -> Capability {
 
 fn check(
     si: &SignerInfo,
-    sd: &SignedData,
+    sd: &SignedDataLenient,
     signer: Option<&Certificate>,
     content: &Detached<'_>,
     report: &mut SignatureReport,
