@@ -134,8 +134,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // cargo bench --list
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and a test run must not spend minutes benchmarking.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("engine benchmark: run it with `make bench` (cargo bench -p gateway --bench engine)");
+        return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
