@@ -17,21 +17,45 @@ pub fn fixture(p: &str) -> String {
     fixtures().join(p).to_string_lossy().into_owned()
 }
 
-/// The `smime-gateway` binary next to this test executable (cargo builds every workspace
-/// binary before it runs any test).
+/// Environment variable naming the `smime-gateway` binary to run (overrides the lookup).
+pub const BINARY_ENV: &str = "SMIME_GATEWAY_BIN";
+
+/// The `smime-gateway` binary to run: `$SMIME_GATEWAY_BIN` if set; else the one cargo built
+/// beside the current executable, which is in the profile directory itself for a binary
+/// (`target/release/demo` → `target/release/smime-gateway`) and one level up for a test
+/// (`target/debug/deps/mail_flow-…` → `target/debug/smime-gateway`). Cargo builds every
+/// workspace binary before it runs any test; if it is missing anyway, it is built with the
+/// profile of the directory it belongs in.
 pub fn binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no parent")?;
-    let bin = dir.join("smime-gateway");
+    if let Some(p) = std::env::var_os(BINARY_ENV) {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("{BINARY_ENV}={} is not a file", p.display());
+        }
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().context("locating the current executable")?;
+    let exe_dir = exe.parent().context("executable has no parent directory")?;
+    // Binaries live in the profile directory, tests and examples one level below it.
+    let profile_dir = match exe_dir.file_name().and_then(|n| n.to_str()) {
+        Some("deps" | "examples") => exe_dir
+            .parent()
+            .context("test executable has no profile directory")?,
+        _ => exe_dir,
+    };
+    let bin = profile_dir.join("smime-gateway");
     if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "gateway", "--bin", "smime-gateway"])
-            .status()?;
-        if !status.success() {
-            bail!("cannot build smime-gateway");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "gateway", "--bin", "smime-gateway"]);
+        if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().context("running cargo build")?;
+        if !status.success() || !bin.exists() {
+            bail!(
+                "cannot build smime-gateway (expected at {}; set {BINARY_ENV} to use another)",
+                bin.display()
+            );
         }
     }
     Ok(bin)
@@ -39,6 +63,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 
 pub struct GatewayProcess {
     child: Child,
+    bin: PathBuf,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub smtp: String,
@@ -93,14 +118,18 @@ listen = "127.0.0.1:0"
         let config_arg = config.to_string_lossy().into_owned();
         let out = Command::new(&bin)
             .args(["init", "--config", &config_arg])
-            .output()?;
+            .output()
+            .with_context(|| format!("running {} init", bin.display()))?;
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         for args in setup {
             let mut full: Vec<&str> = args.to_vec();
             full.extend_from_slice(&["--config", &config_arg]);
-            let out = Command::new(&bin).args(&full).output()?;
+            let out = Command::new(&bin)
+                .args(&full)
+                .output()
+                .with_context(|| format!("running {} {args:?}", bin.display()))?;
             if !out.status.success() {
                 bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
             }
@@ -110,7 +139,8 @@ listen = "127.0.0.1:0"
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()?;
+            .spawn()
+            .with_context(|| format!("starting {} serve", bin.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -132,11 +162,65 @@ listen = "127.0.0.1:0"
         }
         Ok(Self {
             child,
+            bin,
             dir,
             config,
             smtp: smtp.unwrap_or_default(),
             admin: admin.unwrap_or_default(),
         })
+    }
+
+    /// Runs an operator command (`args`, then `--config <this gateway's config>`) and returns
+    /// its standard output; an error if it fails.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .with_context(|| format!("running {} {args:?}", self.bin.display()))?;
+        if !out.status.success() {
+            bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `GET path` on the admin API with the admin token; returns the status and the body.
+    pub fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let token_file = self.data_dir().join("admin.token");
+        let token = std::fs::read_to_string(&token_file)
+            .with_context(|| format!("reading {}", token_file.display()))?;
+        let mut s = std::net::TcpStream::connect(&self.admin)
+            .with_context(|| format!("connecting to the admin API at {}", self.admin))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.admin,
+            token.trim()
+        )?;
+        let mut response = Vec::new();
+        s.read_to_end(&mut response)
+            .context("reading the admin API response")?;
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("malformed HTTP response: {head}"))?;
+        Ok((status, body.to_string()))
+    }
+
+    /// Process id of the serving gateway (for /proc/<pid>/status and the like).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The binary this gateway runs.
+    pub fn binary(&self) -> &Path {
+        &self.bin
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -5,6 +5,7 @@
 //! `#[tokio::test]` functions and never depend on the gateway's own SMTP code.
 
 pub mod gateway;
+pub mod openssl;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -53,6 +54,10 @@ struct Shared {
     arrived: Condvar,
     behaviour: Mutex<SinkBehaviour>,
     attempts: AtomicUsize,
+    /// Messages answered `250` (in both modes).
+    accepted: AtomicUsize,
+    /// Count accepted messages without keeping them (long benchmark runs).
+    counting: AtomicBool,
     stopping: AtomicBool,
     /// Open connections, so `stop` can cut them; entries leave when the session ends.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -72,6 +77,19 @@ impl SmtpSink {
     /// # Panics
     /// If no loopback port can be bound (a broken test environment).
     pub fn start() -> SmtpSink {
+        Self::start_with(false)
+    }
+
+    /// Starts on an ephemeral port in counting mode: accepted messages are counted
+    /// ([`SmtpSink::accepted`]) but not stored, so a long run does not grow the sink's memory.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound (a broken test environment).
+    pub fn start_counting() -> SmtpSink {
+        Self::start_with(true)
+    }
+
+    fn start_with(counting: bool) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
@@ -79,6 +97,8 @@ impl SmtpSink {
             arrived: Condvar::new(),
             behaviour: Mutex::new(SinkBehaviour::Accept),
             attempts: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            counting: AtomicBool::new(counting),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicUsize::new(0),
@@ -137,7 +157,21 @@ impl SmtpSink {
             .insert(rcpt.to_ascii_lowercase(), code);
     }
 
-    /// Messages accepted so far.
+    /// Switch counting mode on (messages are counted, not stored; the stored ones are
+    /// dropped) or off.
+    pub fn set_counting(&self, counting: bool) {
+        self.shared.counting.store(counting, Ordering::SeqCst);
+        if counting {
+            self.shared.state.lock().unwrap().messages = Vec::new();
+        }
+    }
+
+    /// Messages answered `250` so far (stored or only counted).
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Messages accepted so far (none are stored in counting mode).
     pub fn messages(&self) -> Vec<ReceivedMessage> {
         self.shared.state.lock().unwrap().messages.clone()
     }
@@ -259,11 +293,22 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 "503 5.5.1 need MAIL and RCPT\r\n".into()
             } else {
                 w.write_all(b"354 go ahead\r\n")?;
-                let data = read_data(&mut r)?;
+                let counting = shared.counting.load(Ordering::SeqCst);
+                let data = if counting {
+                    skip_data(&mut r)?;
+                    Vec::new()
+                } else {
+                    read_data(&mut r)?
+                };
                 shared.attempts.fetch_add(1, Ordering::SeqCst);
                 let behaviour = *shared.behaviour.lock().unwrap();
                 let reply = match behaviour {
+                    SinkBehaviour::Accept if counting => {
+                        shared.accepted.fetch_add(1, Ordering::SeqCst);
+                        "250 2.0.0 counted by sink\r\n"
+                    }
                     SinkBehaviour::Accept => {
+                        shared.accepted.fetch_add(1, Ordering::SeqCst);
                         let mut st = shared.state.lock().unwrap();
                         st.messages.push(ReceivedMessage {
                             mail_from: mail_from.take().unwrap_or_default(),
@@ -318,6 +363,139 @@ fn read_data(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         let line = line.strip_prefix(b".").unwrap_or(&line);
         data.extend_from_slice(line);
     }
+}
+
+/// Reads a DATA section up to the final `.` line and forgets it (one line buffer, reused).
+fn skip_data(r: &mut impl BufRead) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == b".\r\n" {
+            return Ok(());
+        }
+    }
+}
+
+/// A client session that stays open for many messages (one MAIL transaction after another,
+/// `RSET` after a refused one), for load generation.
+pub struct SmtpClient {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl SmtpClient {
+    /// Connects, reads the greeting and says EHLO.
+    pub fn connect(addr: impl ToSocketAddrs) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).context("connecting")?;
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_nodelay(true)?;
+        let w = stream.try_clone()?;
+        let mut c = SmtpClient {
+            w,
+            r: BufReader::new(stream),
+        };
+        let (code, text) = read_reply(&mut c.r)?;
+        if code != 220 {
+            bail!("greeting {code} {text}");
+        }
+        let (code, text) = c.command("EHLO client.test")?;
+        if code != 250 {
+            bail!("EHLO refused: {code} {text}");
+        }
+        Ok(c)
+    }
+
+    /// Sends one command line and reads the reply.
+    pub fn command(&mut self, line: &str) -> anyhow::Result<(u16, String)> {
+        self.w.write_all(format!("{line}\r\n").as_bytes())?;
+        read_reply(&mut self.r)
+    }
+
+    /// One transaction; `data` is already prepared by [`dot_stuff`]. Returns the deciding
+    /// reply (end of DATA, or the first refusal). After a refusal the session is reset.
+    pub fn send_prepared(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        data: &[u8],
+    ) -> anyhow::Result<(u16, String)> {
+        let reply = self.transaction(from, rcpts, data)?;
+        if reply.0 >= 400 {
+            self.command("RSET")?;
+        }
+        Ok(reply)
+    }
+
+    fn transaction(
+        &mut self,
+        from: &str,
+        rcpts: &[&str],
+        data: &[u8],
+    ) -> anyhow::Result<(u16, String)> {
+        let mail = self.command(&format!("MAIL FROM:<{from}>"))?;
+        if mail.0 >= 400 {
+            return Ok(mail);
+        }
+        let mut first_refusal = None;
+        let mut accepted = 0;
+        for rcpt in rcpts {
+            let r = self.command(&format!("RCPT TO:<{rcpt}>"))?;
+            if r.0 < 300 {
+                accepted += 1;
+            } else if first_refusal.is_none() {
+                first_refusal = Some(r);
+            }
+        }
+        if accepted == 0 {
+            return first_refusal.ok_or_else(|| anyhow!("no recipients given"));
+        }
+        let (code, text) = self.command("DATA")?;
+        if code != 354 {
+            return Ok((code, text));
+        }
+        self.w.write_all(data)?;
+        read_reply(&mut self.r)
+    }
+
+    /// Says QUIT (errors ignored: the session is over either way).
+    pub fn quit(mut self) {
+        let _ = self.command("QUIT");
+    }
+}
+
+/// The value of the first header field `name` (case-insensitive) in the header section of
+/// `message`, unfolded; `None` when absent.
+pub fn header(message: &str, name: &str) -> Option<String> {
+    let head = message
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(message)
+        .split("\n\n")
+        .next()
+        .unwrap_or(message);
+    let mut found: Option<String> = None;
+    for line in head.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = found.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if found.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.trim().eq_ignore_ascii_case(name) {
+                found = Some(v.trim().to_string());
+            }
+        }
+    }
+    found
 }
 
 /// Every reply of one SMTP transaction made by [`send_mail_detailed`].
@@ -460,6 +638,48 @@ pub fn read_reply(r: &mut impl BufRead) -> anyhow::Result<(u16, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_sink_and_persistent_client() {
+        let sink = SmtpSink::start_counting();
+        let mut c = SmtpClient::connect(sink.addr()).unwrap();
+        let data = dot_stuff(b"Subject: t\r\n\r\n.dot\r\nbody\r\n");
+        for _ in 0..3 {
+            assert_eq!(
+                c.send_prepared("a@x.test", &["b@y.test"], &data).unwrap().0,
+                250
+            );
+        }
+        sink.reject_recipient("bad@y.test", 550);
+        assert_eq!(
+            c.send_prepared("a@x.test", &["bad@y.test"], &data)
+                .unwrap()
+                .0,
+            550
+        );
+        assert_eq!(
+            c.send_prepared("a@x.test", &["b@y.test"], &data).unwrap().0,
+            250
+        );
+        c.quit();
+        assert_eq!(sink.accepted(), 4);
+        assert!(sink.messages().is_empty());
+        sink.set_counting(false);
+        send_mail(sink.addr(), "a@x.test", &["b@y.test"], b"x").unwrap();
+        assert_eq!(sink.messages().len(), 1);
+        assert_eq!(sink.accepted(), 5);
+    }
+
+    #[test]
+    fn header_unfolds_and_ignores_the_body() {
+        let m = "From: a@x\r\nAuthentication-Results: gw;\r\n smime=pass\r\nSubject: s\r\n\r\nX-Not: body\r\n";
+        assert_eq!(
+            header(m, "authentication-results").unwrap(),
+            "gw; smime=pass"
+        );
+        assert_eq!(header(m, "Subject").unwrap(), "s");
+        assert!(header(m, "X-Not").is_none());
+    }
 
     #[test]
     fn sink_records_and_switches_behaviour() {

@@ -1,0 +1,94 @@
+//! The `openssl` command line as the independent party, for the demo and the benchmark.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+
+use crate::gateway::fixture;
+
+/// Runs `openssl args…` with `input` on standard input; returns whether it succeeded, its
+/// standard output and its standard error.
+pub fn run(args: &[&str], input: &[u8]) -> anyhow::Result<(bool, Vec<u8>, String)> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running openssl (is it installed? `make deps`)")?;
+    let mut stdin = child.stdin.take().context("openssl stdin")?;
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().context("waiting for openssl")?;
+    let _ = writer.join();
+    Ok((
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Like [`run`], but an error (with openssl's message) unless it succeeded.
+pub fn ok(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (success, out, err) = run(args, input)?;
+    if !success {
+        bail!("openssl {}: {}", args.join(" "), err.trim());
+    }
+    Ok(out)
+}
+
+/// A partner's message with a `text/plain` body, signed (detached, chain included) by
+/// `fixtures/partner/<signer>` unless `signer` is `None`.
+pub fn partner_message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    signer: Option<&str>,
+) -> anyhow::Result<Vec<u8>> {
+    let entity = format!("Content-Type: text/plain; charset=us-ascii\r\n\r\n{body}\r\n");
+    let headers = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{}.{}@partner.example>\r\n",
+        subject.len() * 7919 + body.len(),
+        std::process::id()
+    );
+    let content = match signer {
+        Some(name) => ok(
+            &[
+                "cms",
+                "-sign",
+                "-signer",
+                &fixture(&format!("partner/{name}.pem")),
+                "-inkey",
+                &fixture(&format!("partner/{name}.key")),
+                "-certfile",
+                &fixture("ca/partner-chain.pem"),
+            ],
+            entity.as_bytes(),
+        )?,
+        None => entity.into_bytes(),
+    };
+    let mut msg = headers.into_bytes();
+    msg.extend_from_slice(&content);
+    Ok(msg)
+}
+
+/// Encrypts the MIME entity of `message` (from its `MIME-Version:` line on, as `openssl cms
+/// -sign` writes it) with AES-256-CBC to the certificate in `recipient_pem` (a path), keeping
+/// the headers before it.
+pub fn encrypt_entity(message: &[u8], recipient_pem: &str) -> anyhow::Result<Vec<u8>> {
+    let start = message
+        .windows(13)
+        .position(|x| x == b"MIME-Version:")
+        .context("message has no MIME-Version line to encrypt from")?;
+    let body = ok(
+        &["cms", "-encrypt", "-aes256", "-recip", recipient_pem],
+        &message[start..],
+    )?;
+    let mut out = message[..start].to_vec();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
