@@ -38,5 +38,9 @@ demo:
 	$(CARGO) build --release -p gateway --bin smime-gateway
 	$(CARGO) run --release -p integration-tests --bin demo
 
+## make fuzz-api: schemathesis against the served OpenAPI document (no 5xx, no undocumented status)
+fuzz-api:
+	./admin-api/fuzz/run.sh
+
 clean-data:
 	rm -rf ./run-data

@@ -88,6 +88,9 @@ pub struct PartnerCertificate {
     pub status: ValidationStatus,
     pub pinned: bool,
     pub blocked: bool,
+    /// SMIMECapabilities OIDs the partner's client last advertised with this certificate,
+    /// most preferred first: outbound encryption picks AES-GCM only when it is listed.
+    pub capabilities: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -112,6 +115,9 @@ struct PartnerRecord {
     status: ValidationStatus,
     pinned: bool,
     blocked: bool,
+    /// SMIMECapabilities OIDs the partner's client last advertised (most preferred first).
+    #[serde(default)]
+    capabilities: Vec<String>,
 }
 
 impl PartnerRecord {
@@ -134,6 +140,7 @@ impl PartnerRecord {
             status: self.status.clone(),
             pinned: self.pinned,
             blocked: self.blocked,
+            capabilities: self.capabilities.clone(),
         }
     }
 
@@ -288,6 +295,7 @@ impl Store {
             status: status.clone(),
             pinned: false,
             blocked: false,
+            capabilities: Vec::new(),
         };
         let pkey = partner_key(&address, &fp);
         let fkey = fp_key(&fp, &address);
@@ -482,6 +490,47 @@ impl Store {
 
     /// Prefer this certificate for its address(es) while it stays usable. Refused
     /// certificates cannot be pinned (the operator cannot override trust policy this way).
+    /// Record the SMIMECapabilities a partner advertised in a signature made with the
+    /// certificate `fp` (the latest advertisement replaces the earlier one). Durable when it
+    /// returns. At most 64 entries of at most 64 characters are kept.
+    pub fn set_partner_capabilities(
+        &self,
+        address: &str,
+        fp: &str,
+        capabilities: &[String],
+    ) -> Result<(), StoreError> {
+        let address = normalise_address(address)?;
+        let fp = normalise_fingerprint(fp)?;
+        let capabilities: Vec<String> = capabilities
+            .iter()
+            .filter(|c| c.len() <= 64)
+            .take(64)
+            .cloned()
+            .collect();
+        let key = partner_key(&address, &fp);
+        let updated = self
+            .inner
+            .partner
+            .transaction(|partner| {
+                let abort = ConflictableTransactionError::Abort;
+                let Some(v) = partner.get(&key)? else {
+                    return Ok(false);
+                };
+                let mut r: PartnerRecord = decode_record(&v).map_err(abort)?;
+                if r.capabilities == capabilities {
+                    return Ok(true);
+                }
+                r.capabilities = capabilities.clone();
+                partner.insert(key.as_slice(), encode_record(&r).map_err(abort)?)?;
+                Ok(true)
+            })
+            .map_err(StoreError::from)?;
+        if !updated {
+            return Err(StoreError::UnknownCertificate(fp));
+        }
+        self.flush()
+    }
+
     pub fn pin_partner_certificate(&self, fp: &str) -> Result<PartnerCertificate, StoreError> {
         let fp = normalise_fingerprint(fp)?;
         let records = self.records_by_fingerprint(&fp)?;

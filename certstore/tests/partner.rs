@@ -412,3 +412,38 @@ fn intermediates_needed_only_once() {
     assert_eq!(cur.certificate_der, der("partner/bob.pem"));
     let _ = intermediate();
 }
+
+#[test]
+fn advertised_capabilities_are_kept_with_the_certificate() {
+    let (_dir, store) = open();
+    let c = capture(
+        "alice@partner.example",
+        "partner/alice.pem",
+        "m1@partner.example",
+    );
+    let CaptureOutcome::Stored { fingerprint, .. } = store.capture_partner_certificate(&c).unwrap()
+    else {
+        panic!("not stored");
+    };
+    let gcm = "2.16.840.1.101.3.4.1.46".to_string();
+    store
+        .set_partner_capabilities(
+            "Alice@Partner.Example",
+            &fingerprint,
+            std::slice::from_ref(&gcm),
+        )
+        .unwrap();
+    let current = store
+        .current_partner_certificate("alice@partner.example")
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.capabilities, vec![gcm]);
+    // Unknown certificate for the address: a typed error, nothing written.
+    let err = store
+        .set_partner_capabilities("bob@partner.example", &fingerprint, &[])
+        .unwrap_err();
+    assert!(
+        matches!(err, certstore::StoreError::UnknownCertificate(_)),
+        "{err}"
+    );
+}

@@ -137,7 +137,9 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
     // and a test run must not spend minutes benchmarking.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("engine benchmark: run it with `make bench` (cargo bench -p gateway --bench engine)");
+        println!(
+            "engine benchmark: run it with `make bench` (cargo bench -p gateway --bench engine)"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -368,8 +368,9 @@ impl CertQuery<'_> {
         match self.store.capture_partner_certificate(&capture) {
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Valid,
+                fingerprint,
                 ..
-            }) => {}
+            }) => crate::inbound::remember_capabilities(self.store, &from, &fingerprint, report),
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Refused(e),
                 ..

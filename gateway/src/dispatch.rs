@@ -293,9 +293,12 @@ impl Shared {
                 }),
                 Decision::Plaintext => plaintext.push(rcpt),
                 Decision::SignOverTls => over_tls.push(rcpt),
-                Decision::Encrypt { certificate } => {
+                Decision::Encrypt {
+                    certificate,
+                    cipher,
+                } => {
                     let signed = signed.as_deref().unwrap_or(message);
-                    match pipeline.encrypt(signed, &certificate) {
+                    match pipeline.encrypt(signed, &certificate, cipher) {
                         Ok(encrypted) => plan.deliveries.push(Delivery {
                             hop: Hop::Outbound,
                             mail_from: envelope.mail_from.clone(),

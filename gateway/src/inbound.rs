@@ -279,6 +279,20 @@ impl Inbound<'_> {
     }
 }
 
+/// Keep what the partner's client said it can read, so outbound mail picks AES-GCM only for
+/// clients that advertised it. Best effort: a failure here must not fail the message.
+pub fn remember_capabilities(
+    store: &Store,
+    address: &str,
+    fingerprint: &str,
+    sig: &crate::smime::verify::SignatureReport,
+) {
+    let oids: Vec<String> = sig.capabilities.iter().map(|c| c.oid.clone()).collect();
+    if let Err(e) = store.set_partner_capabilities(address, fingerprint, &oids) {
+        tracing::warn!(address, error = %e, "cannot record the partner's S/MIME capabilities");
+    }
+}
+
 fn gateway_header(status: &str) -> String {
     let safe: String = status
         .chars()

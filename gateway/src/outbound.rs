@@ -12,12 +12,16 @@ use crate::keys::{self, KeyCache, LoadedIdentity};
 use crate::mime::{self, SignFormat};
 use crate::smime::certs;
 use crate::smime::encrypt::EncryptOptions;
+use crate::smime::ContentCipher;
 
 /// What may be sent to one external recipient.
 #[derive(Debug)]
 pub enum Decision {
-    /// Sign, then encrypt to this certificate.
-    Encrypt { certificate: Box<Certificate> },
+    /// Sign, then encrypt to this certificate with this cipher.
+    Encrypt {
+        certificate: Box<Certificate>,
+        cipher: ContentCipher,
+    },
     /// Domain approved for SMTP over TLS instead of S/MIME: sign, relay only over verified TLS.
     SignOverTls,
     /// The operator allows clear text for this domain.
@@ -61,7 +65,10 @@ impl Outbound<'_> {
             Some(DomainPolicy::Tls) => Decision::SignOverTls,
             Some(DomainPolicy::Smime) => match self.store.current_partner_certificate(&recipient) {
                 Ok(Some(partner)) => match certs::parse_certificate(&partner.certificate_der) {
-                    Ok(c) => Decision::Encrypt { certificate: Box::new(c) },
+                    Ok(c) => Decision::Encrypt {
+                        certificate: Box::new(c),
+                        cipher: cipher_for(&partner.capabilities),
+                    },
                     Err(e) => Decision::Refuse {
                         reason: format!("the certificate on file for {recipient} is unreadable: {e}"),
                     },
@@ -123,10 +130,30 @@ impl Outbound<'_> {
         .map_err(|e| format!("signing failed: {e}"))
     }
 
-    /// Encrypt the signed message to one recipient certificate (AES-256-CBC, PKCS#1 v1.5:
-    /// what every client reads).
-    pub fn encrypt(&self, signed: &[u8], certificate: &Certificate) -> Result<Vec<u8>, String> {
-        mime::encrypt_message(signed, &[certificate], EncryptOptions::default())
+    /// Encrypt the signed message to one recipient certificate (PKCS#1 v1.5 key transport:
+    /// what Outlook expects).
+    pub fn encrypt(
+        &self,
+        signed: &[u8],
+        certificate: &Certificate,
+        cipher: ContentCipher,
+    ) -> Result<Vec<u8>, String> {
+        let options = EncryptOptions {
+            cipher,
+            ..EncryptOptions::default()
+        };
+        mime::encrypt_message(signed, &[certificate], options)
             .map_err(|e| format!("encryption failed: {e}"))
+    }
+}
+
+/// AES-256-GCM only for a partner whose own signed mail advertised it (Apple Mail and some
+/// Thunderbird releases cannot read AuthEnvelopedData); AES-256-CBC otherwise.
+pub fn cipher_for(capabilities: &[String]) -> ContentCipher {
+    let gcm = ContentCipher::Aes256Gcm.oid().to_string();
+    if capabilities.iter().any(|c| *c == gcm) {
+        ContentCipher::Aes256Gcm
+    } else {
+        ContentCipher::Aes256Cbc
     }
 }

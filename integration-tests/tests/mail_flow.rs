@@ -339,3 +339,64 @@ fn relaying_between_external_addresses_is_refused() {
     assert_eq!(code, 550, "{text}");
     assert!(text.contains("relaying denied"));
 }
+
+/// A partner whose client advertised AES-256-GCM (here: signed by our own engine, which
+/// advertises it) gets AuthEnvelopedData; OpenSSL-signed partners (no GCM in their list) get
+/// AES-256-CBC, as the cert-query in `the_whole_story` shows.
+#[test]
+fn aes_gcm_only_for_partners_that_advertised_it() {
+    let w = world();
+    let entity = b"From: carol@partner.example\r\nTo: cert-query@agency.example\r\nSubject: user@agency.example\r\nMessage-ID: <gcm@partner.example>\r\n\r\nPlease send your certificate.\r\n";
+    let bin = integration_tests::gateway::binary().unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "sign",
+            "--key",
+            &fixture("partner/carol-pss.key"),
+            "--cert",
+            &fixture("partner/carol-pss.pem"),
+            "--chain",
+            &fixture("ca/partner-chain.pem"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(entity).unwrap();
+    let request = child.wait_with_output().unwrap();
+    assert!(request.status.success());
+    let (code, text) = w.send(
+        "carol@partner.example",
+        &["cert-query@agency.example"],
+        &request.stdout,
+    );
+    assert_eq!(code, 250, "{text}");
+    w.outbound.wait_for_messages(1, WAIT).unwrap();
+
+    let msg =
+        b"From: user@agency.example\r\nTo: carol@partner.example\r\nSubject: gcm\r\n\r\nsealed\r\n";
+    let (code, text) = w.send("user@agency.example", &["carol@partner.example"], msg);
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(2, WAIT).unwrap();
+    assert!(
+        out[1].text().contains("smime-type=authEnveloped-data"),
+        "{}",
+        out[1].text()
+    );
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/carol-pss.pem"),
+            "-inkey",
+            &fixture("partner/carol-pss.key"),
+        ],
+        &out[1].data,
+    );
+    let content = openssl_ok(
+        &["cms", "-verify", "-CAfile", &w.gateway.proxy_ca_pem()],
+        &inner,
+    );
+    assert!(String::from_utf8_lossy(&content).contains("sealed"));
+}
