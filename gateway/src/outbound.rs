@@ -151,7 +151,7 @@ impl Outbound<'_> {
 /// Thunderbird releases cannot read AuthEnvelopedData); AES-256-CBC otherwise.
 pub fn cipher_for(capabilities: &[String]) -> ContentCipher {
     let gcm = ContentCipher::Aes256Gcm.oid().to_string();
-    if capabilities.iter().any(|c| *c == gcm) {
+    if capabilities.contains(&gcm) {
         ContentCipher::Aes256Gcm
     } else {
         ContentCipher::Aes256Cbc
