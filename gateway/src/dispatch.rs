@@ -71,6 +71,8 @@ struct Shared {
     inbound_hop: NextHop,
     outbound_hop: NextHop,
     tls_hop: NextHop,
+    /// One permit per core: more crypto threads than cores only adds context switches.
+    cpu: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -90,6 +92,11 @@ impl Gateway {
                 inbound_hop,
                 outbound_hop,
                 tls_hop,
+                cpu: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2),
+                ),
             }),
         }
     }
@@ -101,12 +108,17 @@ impl MessageHandler for Gateway {
         let shared = self.shared.clone();
         let mail_from = envelope.mail_from.clone();
         // Crypto is CPU-bound (an RSA private operation is milliseconds): keep it off the
-        // threads that serve SMTP sessions.
+        // threads that serve SMTP sessions, and run at most one message per core at a time.
+        let Ok(permit) = self.shared.cpu.acquire().await else {
+            return Reply::temp_fail("4.3.0", "shutting down; try again later");
+        };
         let planned = tokio::task::spawn_blocking(move || {
             let plan = shared.plan(&envelope, &message, SystemTime::now());
             (plan, message)
         })
         .await;
+        // Relaying waits on the network, not the CPU: let the next message in.
+        drop(permit);
         let (plan, message) = match planned {
             Ok(p) => p,
             Err(e) => {
