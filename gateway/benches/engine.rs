@@ -55,6 +55,40 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Wraps a key and adds up the time spent in its private-key operations, so the share of RSA
+/// in a run is measured inside that same run (separate timings drift with CPU frequency).
+struct TimedKey<'a> {
+    inner: &'a RsaCrateKey,
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl TimedKey<'_> {
+    fn take(&self) -> Duration {
+        Duration::from_nanos(self.nanos.swap(0, Ordering::Relaxed))
+    }
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+impl PrivateKeyOps for TimedKey<'_> {
+    fn key_bits(&self) -> usize {
+        self.inner.key_bits()
+    }
+    fn public_key_spki_der(&self) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
+        self.inner.public_key_spki_der()
+    }
+    fn decrypt_key(&self, t: KeyTransport, k: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, gateway::smime::crypto::KeyError> {
+        self.timed(|| self.inner.decrypt_key(t, k))
+    }
+    fn sign_digest(&self, d: DigestAlg, digest: &[u8]) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
+        self.timed(|| self.inner.sign_digest(d, digest))
+    }
+}
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
@@ -99,9 +133,17 @@ fn time_shell(script: &str, n: usize) -> (Duration, u64) {
     (times[times.len() / 2], peak_kib)
 }
 
-/// Median wall time of `f` over `n` runs and its peak heap growth in bytes.
-fn time_fn(n: usize, mut f: impl FnMut()) -> (Duration, usize) {
+/// Median wall time of `f` over `n` runs and its peak heap growth in bytes. `after_warm_up`
+/// runs once between the warm-up call and the measured ones.
+fn time_fn(n: usize, f: impl FnMut()) -> (Duration, usize) {
+    let (median, peak, _) = time_fn_total(n, f, || {});
+    (median, peak)
+}
+
+/// [`time_fn`], also returning the summed time of the measured runs.
+fn time_fn_total(n: usize, mut f: impl FnMut(), after_warm_up: impl FnOnce()) -> (Duration, usize, Duration) {
     f(); // warm-up
+    after_warm_up();
     let mut times = Vec::new();
     let mut peak = 0;
     for _ in 0..n {
@@ -112,8 +154,9 @@ fn time_fn(n: usize, mut f: impl FnMut()) -> (Duration, usize) {
         times.push(start.elapsed());
         peak = peak.max(PEAK.load(Ordering::Relaxed).saturating_sub(base));
     }
+    let total = times.iter().sum();
     times.sort();
-    (times[times.len() / 2], peak)
+    (times[times.len() / 2], peak, total)
 }
 
 fn make_plain(size: usize) -> Vec<u8> {
@@ -224,10 +267,14 @@ fn main() {
         let msg_len = msg.len();
 
         // decrypt + verify (+ chain validation, as `openssl cms -verify` does)
-        let (ours, heap) = time_fn(n_ours, || {
+        let timed = TimedKey {
+            inner: &user_key,
+            nanos: Default::default(),
+        };
+        let (ours, heap, total) = time_fn_total(n_ours, || {
             let keys = [DecryptionKey {
                 certificate: &user_cert,
-                key: &user_key,
+                key: &timed,
             }];
             let opened = open_message(&msg, &keys);
             let sig = opened.signature().expect("signed");
@@ -237,7 +284,10 @@ fn main() {
                 .validate(signer, &sig.certificates, None, SystemTime::now())
                 .unwrap();
             std::hint::black_box(opened.to_message(&[]));
+        }, || {
+            timed.take();
         });
+        let rsa_share: f64 = timed.take().as_secs_f64() / total.as_secs_f64();
         let (ssl, rss) = time_shell(
             &format!(
                 "openssl cms -decrypt -recip {} -inkey {} -in {inbound_path} | openssl cms -verify -CAfile {} -out /dev/null 2>/dev/null",
@@ -248,24 +298,31 @@ fn main() {
         report.push_str(&format!(
             "| decrypt+verify | {label} ({:.1} MB on the wire) | {:.2} ms | {:.2} ms | {:.2} | {:.0} % | {:.1} MB | {:.2}× | {:.1} MB |\n",
             msg_len as f64 / 1e6, ms(ours), ms(ssl), ours.as_secs_f64() / ssl.as_secs_f64(),
-            100.0 * (1.0 - rsa_decrypt.as_secs_f64() / ours.as_secs_f64()).max(0.0),
+            100.0 * (1.0 - rsa_share).max(0.0),
             heap as f64 / 1e6, heap as f64 / msg_len as f64, rss as f64 / 1024.0
         ));
 
         // sign + encrypt
         let chain = [proxy_ca.clone()];
-        let (ours, heap) = time_fn(n_ours, || {
+        let timed = TimedKey {
+            inner: &user_key,
+            nanos: Default::default(),
+        };
+        let (ours, heap, total) = time_fn_total(n_ours, || {
             let signer = Signer {
                 certificate: &user_cert,
                 chain: &chain,
-                key: &user_key,
+                key: &timed,
             };
             let signed =
                 sign_message(&plain, &signer, SignFormat::Detached, SystemTime::now()).unwrap();
             std::hint::black_box(
                 encrypt_message(&signed, &[&alice], EncryptOptions::default()).unwrap(),
             );
+        }, || {
+            timed.take();
         });
+        let rsa_share: f64 = timed.take().as_secs_f64() / total.as_secs_f64();
         let (ssl, rss) = time_shell(
             &format!(
                 "openssl cms -sign -binary -signer {} -inkey {} -certfile {} -in {body_path} | openssl cms -encrypt -binary -aes256 -recip {} -out /dev/null",
@@ -276,7 +333,7 @@ fn main() {
         report.push_str(&format!(
             "| sign+encrypt | {label} | {:.2} ms | {:.2} ms | {:.2} | {:.0} % | {:.1} MB | {:.2}× | {:.1} MB |\n",
             ms(ours), ms(ssl), ours.as_secs_f64() / ssl.as_secs_f64(),
-            100.0 * (1.0 - rsa_sign.as_secs_f64() / ours.as_secs_f64()).max(0.0),
+            100.0 * (1.0 - rsa_share).max(0.0),
             heap as f64 / 1e6, heap as f64 / plain.len() as f64, rss as f64 / 1024.0
         ));
     }
