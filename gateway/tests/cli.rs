@@ -214,3 +214,36 @@ fn inspect_reports_layers_and_bad_input_is_an_error_not_a_panic() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn verify_honours_crls() {
+    let signed = openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-signer",
+            &f("partner/revoked.pem"),
+            "-inkey",
+            &f("partner/revoked.key"),
+            "-certfile",
+            &f("ca/partner-chain.pem"),
+        ],
+        BODY,
+    );
+    let msg = with_headers(&signed);
+    let ca = f("ca/partner-root.pem");
+    let (code, _, err) = gateway(&["verify", "--ca", &ca], &msg);
+    assert_eq!(code, 0, "without the CRL the certificate is fine: {err}");
+    let (code, _, err) = gateway(
+        &[
+            "verify",
+            "--ca",
+            &ca,
+            "--crl",
+            &f("ca/partner-intermediate.crl"),
+        ],
+        &msg,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("revoked"), "{err}");
+}

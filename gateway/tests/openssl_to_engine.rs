@@ -425,3 +425,30 @@ fn committed_fixture_messages_open() {
         Some(SmimeError::NoMatchingRecipient)
     ));
 }
+
+#[test]
+fn legacy_content_types_and_p7m_attachments_open() {
+    let msg = String::from_utf8(encrypt_with_openssl(&["-aes256"])).unwrap();
+    assert!(msg.contains("application/pkcs7-mime") || msg.contains("application/x-pkcs7-mime"));
+    let legacy = msg.replace("application/pkcs7-mime", "application/x-pkcs7-mime");
+    assert_decrypts(
+        legacy.as_bytes(),
+        ContentCipher::Aes256Cbc,
+        KeyTransport::RsaPkcs1v15,
+    );
+    // A client that sends the CMS as a generic attachment named smime.p7m.
+    let start = msg.find("Content-Type:").unwrap();
+    let end = msg[start..]
+        .find("\n\n")
+        .or_else(|| msg[start..].find("\r\n\r\n"))
+        .unwrap()
+        + start;
+    let mut p7m = msg[..start].to_string();
+    p7m.push_str("Content-Type: application/octet-stream; name=\"smime.p7m\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"smime.p7m\"");
+    p7m.push_str(&msg[end..]);
+    assert_decrypts(
+        p7m.as_bytes(),
+        ContentCipher::Aes256Cbc,
+        KeyTransport::RsaPkcs1v15,
+    );
+}

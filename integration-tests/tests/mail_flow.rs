@@ -400,3 +400,30 @@ fn aes_gcm_only_for_partners_that_advertised_it() {
     );
     assert!(String::from_utf8_lossy(&content).contains("sealed"));
 }
+
+/// A domain approved for SMTP over TLS instead of S/MIME: mail is signed and relayed only over
+/// a verified STARTTLS hop; a hop without STARTTLS gets a temporary refusal, never clear text.
+#[test]
+fn tls_policy_domains_never_go_out_in_clear() {
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start(
+        &inbound.address(),
+        &outbound.address(),
+        "",
+        &[&["domains", "add", "tlspartner.example", "--policy", "tls"]],
+    )
+    .unwrap();
+    let msg = b"From: user@agency.example\r\nTo: carl@tlspartner.example\r\nSubject: tls only\r\n\r\nhello\r\n";
+    let (code, text) = send_mail(
+        &gateway.smtp,
+        "user@agency.example",
+        &["carl@tlspartner.example"],
+        msg,
+    )
+    .unwrap();
+    assert!((400..500).contains(&code), "{code} {text}");
+    assert!(text.contains("TLS") || text.contains("STARTTLS"), "{text}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(outbound.messages().is_empty(), "nothing may leave in clear");
+}
