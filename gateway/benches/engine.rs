@@ -69,7 +69,8 @@ impl TimedKey<'_> {
     fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let out = f();
-        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         out
     }
 }
@@ -81,10 +82,18 @@ impl PrivateKeyOps for TimedKey<'_> {
     fn public_key_spki_der(&self) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
         self.inner.public_key_spki_der()
     }
-    fn decrypt_key(&self, t: KeyTransport, k: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, gateway::smime::crypto::KeyError> {
+    fn decrypt_key(
+        &self,
+        t: KeyTransport,
+        k: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, gateway::smime::crypto::KeyError> {
         self.timed(|| self.inner.decrypt_key(t, k))
     }
-    fn sign_digest(&self, d: DigestAlg, digest: &[u8]) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
+    fn sign_digest(
+        &self,
+        d: DigestAlg,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
         self.timed(|| self.inner.sign_digest(d, digest))
     }
 }
@@ -141,7 +150,11 @@ fn time_fn(n: usize, f: impl FnMut()) -> (Duration, usize) {
 }
 
 /// [`time_fn`], also returning the summed time of the measured runs.
-fn time_fn_total(n: usize, mut f: impl FnMut(), after_warm_up: impl FnOnce()) -> (Duration, usize, Duration) {
+fn time_fn_total(
+    n: usize,
+    mut f: impl FnMut(),
+    after_warm_up: impl FnOnce(),
+) -> (Duration, usize, Duration) {
     f(); // warm-up
     after_warm_up();
     let mut times = Vec::new();
@@ -271,22 +284,26 @@ fn main() {
             inner: &user_key,
             nanos: Default::default(),
         };
-        let (ours, heap, total) = time_fn_total(n_ours, || {
-            let keys = [DecryptionKey {
-                certificate: &user_cert,
-                key: &timed,
-            }];
-            let opened = open_message(&msg, &keys);
-            let sig = opened.signature().expect("signed");
-            assert!(sig.outcome.is_valid(), "{:?}", sig.outcome);
-            let signer = sig.signer_certificate.as_deref().unwrap();
-            anchors
-                .validate(signer, &sig.certificates, None, SystemTime::now())
-                .unwrap();
-            std::hint::black_box(opened.to_message(&[]));
-        }, || {
-            timed.take();
-        });
+        let (ours, heap, total) = time_fn_total(
+            n_ours,
+            || {
+                let keys = [DecryptionKey {
+                    certificate: &user_cert,
+                    key: &timed,
+                }];
+                let opened = open_message(&msg, &keys);
+                let sig = opened.signature().expect("signed");
+                assert!(sig.outcome.is_valid(), "{:?}", sig.outcome);
+                let signer = sig.signer_certificate.as_deref().unwrap();
+                anchors
+                    .validate(signer, &sig.certificates, None, SystemTime::now())
+                    .unwrap();
+                std::hint::black_box(opened.to_message(&[]));
+            },
+            || {
+                timed.take();
+            },
+        );
         let rsa_share: f64 = timed.take().as_secs_f64() / total.as_secs_f64();
         let (ssl, rss) = time_shell(
             &format!(
@@ -308,20 +325,24 @@ fn main() {
             inner: &user_key,
             nanos: Default::default(),
         };
-        let (ours, heap, total) = time_fn_total(n_ours, || {
-            let signer = Signer {
-                certificate: &user_cert,
-                chain: &chain,
-                key: &timed,
-            };
-            let signed =
-                sign_message(&plain, &signer, SignFormat::Detached, SystemTime::now()).unwrap();
-            std::hint::black_box(
-                encrypt_message(&signed, &[&alice], EncryptOptions::default()).unwrap(),
-            );
-        }, || {
-            timed.take();
-        });
+        let (ours, heap, total) = time_fn_total(
+            n_ours,
+            || {
+                let signer = Signer {
+                    certificate: &user_cert,
+                    chain: &chain,
+                    key: &timed,
+                };
+                let signed =
+                    sign_message(&plain, &signer, SignFormat::Detached, SystemTime::now()).unwrap();
+                std::hint::black_box(
+                    encrypt_message(&signed, &[&alice], EncryptOptions::default()).unwrap(),
+                );
+            },
+            || {
+                timed.take();
+            },
+        );
         let rsa_share: f64 = timed.take().as_secs_f64() / total.as_secs_f64();
         let (ssl, rss) = time_shell(
             &format!(

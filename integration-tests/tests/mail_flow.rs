@@ -9,32 +9,8 @@ use integration_tests::{send_mail, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn openssl(args: &[&str], input: &[u8]) -> (bool, Vec<u8>, String) {
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    w.join().unwrap();
-    (
-        out.status.success(),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn openssl_ok(args: &[&str], input: &[u8]) -> Vec<u8> {
-    let (ok, out, err) = openssl(args, input);
-    assert!(ok, "openssl {args:?}: {err}");
-    out
+    integration_tests::openssl::ok(args, input).expect("openssl")
 }
 
 /// A partner's message: signed by `signer` (fixtures/partner/NAME) unless `None`.
@@ -45,30 +21,7 @@ fn partner_message(
     body: &str,
     signer: Option<&str>,
 ) -> Vec<u8> {
-    let entity = format!("Content-Type: text/plain; charset=us-ascii\r\n\r\n{body}\r\n");
-    let headers = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{}@partner.example>\r\n",
-        subject.len() * 7919 + body.len()
-    );
-    let content = match signer {
-        Some(name) => openssl_ok(
-            &[
-                "cms",
-                "-sign",
-                "-signer",
-                &fixture(&format!("partner/{name}.pem")),
-                "-inkey",
-                &fixture(&format!("partner/{name}.key")),
-                "-certfile",
-                &fixture("ca/partner-chain.pem"),
-            ],
-            entity.as_bytes(),
-        ),
-        None => entity.into_bytes(),
-    };
-    let mut msg = headers.into_bytes();
-    msg.extend_from_slice(&content);
-    msg
+    integration_tests::openssl::partner_message(from, to, subject, body, signer).expect("openssl")
 }
 
 struct World {
