@@ -380,3 +380,50 @@ fn tls_policy_domains_never_go_out_in_clear() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(outbound.messages().is_empty(), "nothing may leave in clear");
 }
+
+/// Inbound mail the gateway cannot decrypt is delivered unchanged with the reason; a signed
+/// message altered after signing is delivered with `smime=fail` and says so.
+#[test]
+fn undecryptable_and_altered_inbound_mail_is_delivered_with_the_reason() {
+    let w = world();
+    // Encrypted to a proxy certificate this gateway never issued.
+    let foreign = std::fs::read(fixture("messages/encrypted-old.eml")).unwrap();
+    let (code, text) = w.send("alice@partner.example", &["user@agency.example"], &foreign);
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    let delivered = got[0].text();
+    assert!(
+        delivered.contains(
+            "X-SMIME-Gateway: not decrypted: none of the message's recipients is a key we hold"
+        ),
+        "{delivered}"
+    );
+    assert!(delivered.contains("smime=neutral"), "{delivered}");
+    assert!(
+        got[0].data.ends_with(&foreign[foreign.len() - 200..]),
+        "original body delivered unchanged"
+    );
+
+    // A disclaimer appended by a server after alice signed.
+    let signed =
+        String::from_utf8(std::fs::read(fixture("messages/signed-detached.eml")).unwrap()).unwrap();
+    let altered = signed.replacen(
+        "Alice\r\n",
+        "Alice\r\n\r\nThis e-mail and any attachments are confidential.\r\n",
+        1,
+    );
+    let (code, text) = w.send(
+        "alice@partner.example",
+        &["user@agency.example"],
+        altered.as_bytes(),
+    );
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(2, WAIT).unwrap();
+    let delivered = got[1].text();
+    assert!(delivered.contains("smime=fail"), "{delivered}");
+    assert!(
+        delivered.contains("content changed after signing"),
+        "{delivered}"
+    );
+    assert!(delivered.contains("This e-mail and any attachments are confidential."));
+}
