@@ -254,7 +254,7 @@ impl Parser<'_> {
             let len = match &self.nodes[i].kind {
                 NodeKind::Primitive { content } => content.1 - content.0,
                 NodeKind::Constructed { children } => {
-                    children.iter().map(|&c| self.encoded_len(c, false)).sum()
+                    children.iter().map(|&c| self.encoded_len(c)).sum()
                 }
                 NodeKind::Joined { children } => children
                     .iter()
@@ -265,7 +265,7 @@ impl Parser<'_> {
         }
     }
 
-    fn encoded_len(&self, i: usize, _joined: bool) -> usize {
+    fn encoded_len(&self, i: usize) -> usize {
         let node = &self.nodes[i];
         (node.tag.1 - node.tag.0) + length_of_length(node.der_content_len) + node.der_content_len
     }
