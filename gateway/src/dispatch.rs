@@ -35,9 +35,26 @@ struct Delivery {
     hop: Hop,
     mail_from: String,
     recipients: Vec<String>,
-    message: Vec<u8>,
+    message: Payload,
     direction: &'static str,
     outcome: &'static str,
+}
+
+/// What a delivery sends. Encryption to a recipient is done just before relaying it, so a
+/// large message to many partners holds one encrypted copy at a time, not one per recipient.
+enum Payload {
+    Ready(Arc<Vec<u8>>),
+    EncryptFor {
+        signed: Arc<Vec<u8>>,
+        certificate: Box<x509_cert::Certificate>,
+        cipher: crate::smime::ContentCipher,
+    },
+}
+
+impl Payload {
+    fn ready(bytes: Vec<u8>) -> Self {
+        Self::Ready(Arc::new(bytes))
+    }
 }
 
 /// A recipient refused by policy, with the SMTP status and a reason a person understands.
@@ -184,14 +201,24 @@ impl Shared {
             if let crate::inbound::SmimeResult::Fail { reason, .. } = &result.smime {
                 self.metrics.failure("verify", reason);
             }
-            plan.deliveries.push(Delivery {
-                hop: Hop::Inbound,
-                mail_from: envelope.mail_from.clone(),
-                recipients: vec![rcpt],
-                message: result.message,
-                direction: "inbound",
-                outcome: result.outcome,
+            // Recipients whose result is the same (the usual case: one decryption, same
+            // headers) share one delivery and one copy of the message.
+            let same = plan.deliveries.iter_mut().find(|d| {
+                d.direction == "inbound"
+                    && d.outcome == result.outcome
+                    && matches!(&d.message, Payload::Ready(m) if **m == result.message)
             });
+            match same {
+                Some(d) => d.recipients.push(rcpt),
+                None => plan.deliveries.push(Delivery {
+                    hop: Hop::Inbound,
+                    mail_from: envelope.mail_from.clone(),
+                    recipients: vec![rcpt],
+                    message: Payload::ready(result.message),
+                    direction: "inbound",
+                    outcome: result.outcome,
+                }),
+            }
         }
 
         if !internal.is_empty() {
@@ -199,7 +226,7 @@ impl Shared {
                 hop: Hop::Inbound,
                 mail_from: envelope.mail_from.clone(),
                 recipients: internal,
-                message: message.to_vec(),
+                message: Payload::ready(message.to_vec()),
                 direction: "internal",
                 outcome: "relayed",
             });
@@ -237,7 +264,7 @@ impl Shared {
                         hop: Hop::Outbound,
                         mail_from,
                         recipients: vec![rcpt_to],
-                        message,
+                        message: Payload::ready(message),
                         direction: "cert-query",
                         outcome,
                     });
@@ -282,7 +309,7 @@ impl Shared {
                 .sender_identity(&envelope.mail_from, message)
                 .and_then(|identity| pipeline.sign(&identity, message, now))
             {
-                Ok(s) => Some(s),
+                Ok(s) => Some(Arc::new(s)),
                 Err(reason) => {
                     self.metrics.failure("sign", "sign-failed");
                     tracing::error!(%reason, "outbound signing failed");
@@ -309,26 +336,19 @@ impl Shared {
                     certificate,
                     cipher,
                 } => {
-                    let signed = signed.as_deref().unwrap_or(message);
-                    match pipeline.encrypt(signed, &certificate, cipher) {
-                        Ok(encrypted) => plan.deliveries.push(Delivery {
-                            hop: Hop::Outbound,
-                            mail_from: envelope.mail_from.clone(),
-                            recipients: vec![rcpt],
-                            message: encrypted,
-                            direction: "outbound",
-                            outcome: "encrypted",
-                        }),
-                        Err(reason) => {
-                            self.metrics.failure("encrypt", "encrypt-failed");
-                            plan.refused.push(Refusal {
-                                recipient: rcpt,
-                                enhanced: "5.7.1",
-                                reason,
-                                direction: "outbound",
-                            });
-                        }
-                    }
+                    let signed = signed.clone().unwrap_or_else(|| Arc::new(message.to_vec()));
+                    plan.deliveries.push(Delivery {
+                        hop: Hop::Outbound,
+                        mail_from: envelope.mail_from.clone(),
+                        recipients: vec![rcpt],
+                        message: Payload::EncryptFor {
+                            signed,
+                            certificate,
+                            cipher,
+                        },
+                        direction: "outbound",
+                        outcome: "encrypted",
+                    });
                 }
             }
         }
@@ -337,7 +357,9 @@ impl Shared {
                 hop: Hop::OutboundTls,
                 mail_from: envelope.mail_from.clone(),
                 recipients: over_tls,
-                message: signed.clone().unwrap_or_else(|| message.to_vec()),
+                message: Payload::Ready(
+                    signed.clone().unwrap_or_else(|| Arc::new(message.to_vec())),
+                ),
                 direction: "outbound",
                 outcome: "signed-tls",
             });
@@ -347,7 +369,7 @@ impl Shared {
                 hop: Hop::Outbound,
                 mail_from: envelope.mail_from.clone(),
                 recipients: plaintext,
-                message: message.to_vec(),
+                message: Payload::ready(message.to_vec()),
                 direction: "outbound",
                 outcome: "plaintext",
             });
@@ -359,12 +381,28 @@ impl Shared {
         let mut accepted = 0usize;
         let mut temporary = std::mem::take(&mut plan.temporary);
         let mut permanent: Vec<(String, Reply)> = Vec::new();
-        for delivery in &plan.deliveries {
+        let deliveries = std::mem::take(&mut plan.deliveries);
+        for delivery in &deliveries {
+            let bytes = match self.payload(&delivery.message).await {
+                Ok(b) => b,
+                Err(reason) => {
+                    self.metrics.failure("encrypt", "encrypt-failed");
+                    for rcpt in &delivery.recipients {
+                        plan.refused.push(Refusal {
+                            recipient: rcpt.clone(),
+                            enhanced: "5.7.1",
+                            reason: reason.clone(),
+                            direction: delivery.direction,
+                        });
+                    }
+                    continue;
+                }
+            };
             let report = relay::deliver(
                 self.hop(delivery.hop),
                 &delivery.mail_from,
                 &delivery.recipients,
-                &delivery.message,
+                &bytes,
             )
             .await;
             for (rcpt, outcome) in report.per_recipient {
@@ -410,6 +448,28 @@ impl Shared {
                 .await;
         }
         Reply::ok()
+    }
+
+    /// The bytes of a delivery, encrypting (on a crypto thread) when it is due.
+    async fn payload(&self, payload: &Payload) -> Result<Arc<Vec<u8>>, String> {
+        match payload {
+            Payload::Ready(bytes) => Ok(bytes.clone()),
+            Payload::EncryptFor {
+                signed,
+                certificate,
+                cipher,
+            } => {
+                let Ok(_permit) = self.cpu.acquire().await else {
+                    return Err("shutting down".into());
+                };
+                let (signed, certificate, cipher) = (signed.clone(), certificate.clone(), *cipher);
+                tokio::task::spawn_blocking(move || {
+                    crate::outbound::encrypt(&signed, &certificate, cipher).map(Arc::new)
+                })
+                .await
+                .map_err(|e| format!("encryption failed: {e}"))?
+            }
+        }
     }
 
     /// Tell the sender which recipients were refused (others were delivered).

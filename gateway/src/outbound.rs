@@ -129,22 +129,21 @@ impl Outbound<'_> {
         )
         .map_err(|e| format!("signing failed: {e}"))
     }
+}
 
-    /// Encrypt the signed message to one recipient certificate (PKCS#1 v1.5 key transport:
-    /// what Outlook expects).
-    pub fn encrypt(
-        &self,
-        signed: &[u8],
-        certificate: &Certificate,
-        cipher: ContentCipher,
-    ) -> Result<Vec<u8>, String> {
-        let options = EncryptOptions {
-            cipher,
-            ..EncryptOptions::default()
-        };
-        mime::encrypt_message(signed, &[certificate], options)
-            .map_err(|e| format!("encryption failed: {e}"))
-    }
+/// Encrypt the signed message to one recipient certificate (PKCS#1 v1.5 key transport: what
+/// Outlook expects).
+pub fn encrypt(
+    signed: &[u8],
+    certificate: &Certificate,
+    cipher: ContentCipher,
+) -> Result<Vec<u8>, String> {
+    let options = EncryptOptions {
+        cipher,
+        ..EncryptOptions::default()
+    };
+    mime::encrypt_message(signed, &[certificate], options)
+        .map_err(|e| format!("encryption failed: {e}"))
 }
 
 /// AES-256-GCM only for a partner whose own signed mail advertised it (Apple Mail and some

@@ -427,3 +427,33 @@ fn undecryptable_and_altered_inbound_mail_is_delivered_with_the_reason() {
     );
     assert!(delivered.contains("This e-mail and any attachments are confidential."));
 }
+
+/// Recipients whose processed message is the same share one delivery (one copy in memory).
+#[test]
+fn inbound_recipients_with_the_same_result_share_one_delivery() {
+    let w = world();
+    let msg = partner_message(
+        "alice@partner.example",
+        "user@agency.example, boss@agency.example",
+        "both",
+        "hello both",
+        Some("alice"),
+    );
+    let (code, text) = w.send(
+        "alice@partner.example",
+        &["user@agency.example", "boss@agency.example"],
+        &msg,
+    );
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    assert_eq!(
+        got[0].rcpt_to,
+        vec![
+            "user@agency.example".to_string(),
+            "boss@agency.example".to_string()
+        ]
+    );
+    assert!(got[0].text().contains("smime=pass"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.inbound.messages().len(), 1);
+}
