@@ -320,6 +320,10 @@ impl Shared {
         } else {
             None
         };
+        let encrypt_count = decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Encrypt { .. }))
+            .count();
         let mut over_tls = Vec::new();
         let mut plaintext = Vec::new();
         for (rcpt, decision) in decisions {
@@ -337,15 +341,34 @@ impl Shared {
                     cipher,
                 } => {
                     let signed = signed.clone().unwrap_or_else(|| Arc::new(message.to_vec()));
+                    // One encrypted copy is made now, on this crypto thread; with several
+                    // partners, each copy is made just before it is relayed (bounded memory).
+                    let message = if encrypt_count == 1 {
+                        match crate::outbound::encrypt(&signed, &certificate, cipher) {
+                            Ok(bytes) => Payload::ready(bytes),
+                            Err(reason) => {
+                                self.metrics.failure("encrypt", "encrypt-failed");
+                                plan.refused.push(Refusal {
+                                    recipient: rcpt,
+                                    enhanced: "5.7.1",
+                                    reason,
+                                    direction: "outbound",
+                                });
+                                continue;
+                            }
+                        }
+                    } else {
+                        Payload::EncryptFor {
+                            signed,
+                            certificate,
+                            cipher,
+                        }
+                    };
                     plan.deliveries.push(Delivery {
                         hop: Hop::Outbound,
                         mail_from: envelope.mail_from.clone(),
                         recipients: vec![rcpt],
-                        message: Payload::EncryptFor {
-                            signed,
-                            certificate,
-                            cipher,
-                        },
+                        message,
                         direction: "outbound",
                         outcome: "encrypted",
                     });

@@ -299,6 +299,7 @@ fn relaying_between_external_addresses_is_refused() {
 #[test]
 fn aes_gcm_only_for_partners_that_advertised_it() {
     let w = world();
+    w.cert_query(); // alice (OpenSSL-signed: no GCM advertised)
     let entity = b"From: carol@partner.example\r\nTo: cert-query@agency.example\r\nSubject: user@agency.example\r\nMessage-ID: <gcm@partner.example>\r\n\r\nPlease send your certificate.\r\n";
     let bin = integration_tests::gateway::binary().unwrap();
     let mut child = Command::new(bin)
@@ -324,34 +325,42 @@ fn aes_gcm_only_for_partners_that_advertised_it() {
         &request.stdout,
     );
     assert_eq!(code, 250, "{text}");
-    w.outbound.wait_for_messages(1, WAIT).unwrap();
+    w.outbound.wait_for_messages(2, WAIT).unwrap();
 
-    let msg =
-        b"From: user@agency.example\r\nTo: carol@partner.example\r\nSubject: gcm\r\n\r\nsealed\r\n";
-    let (code, text) = w.send("user@agency.example", &["carol@partner.example"], msg);
+    // Two partners in one message: each gets its own copy, in the cipher its client reads.
+    let msg = b"From: user@agency.example\r\nTo: carol@partner.example, alice@partner.example\r\nSubject: gcm\r\n\r\nsealed\r\n";
+    let (code, text) = w.send(
+        "user@agency.example",
+        &["carol@partner.example", "alice@partner.example"],
+        msg,
+    );
     assert_eq!(code, 250, "{text}");
-    let out = w.outbound.wait_for_messages(2, WAIT).unwrap();
-    assert!(
-        out[1].text().contains("smime-type=authEnveloped-data"),
-        "{}",
-        out[1].text()
-    );
-    let inner = openssl_ok(
-        &[
-            "cms",
-            "-decrypt",
-            "-recip",
-            &fixture("partner/carol-pss.pem"),
-            "-inkey",
-            &fixture("partner/carol-pss.key"),
-        ],
-        &out[1].data,
-    );
-    let content = openssl_ok(
-        &["cms", "-verify", "-CAfile", &w.gateway.proxy_ca_pem()],
-        &inner,
-    );
-    assert!(String::from_utf8_lossy(&content).contains("sealed"));
+    let out = w.outbound.wait_for_messages(4, WAIT).unwrap();
+    for sent in &out[2..] {
+        let (name, smime_type) = if sent.rcpt_to == ["carol@partner.example"] {
+            ("carol-pss", "smime-type=authEnveloped-data")
+        } else {
+            assert_eq!(sent.rcpt_to, ["alice@partner.example"]);
+            ("alice", "smime-type=enveloped-data")
+        };
+        assert!(sent.text().contains(smime_type), "{}", sent.text());
+        let inner = openssl_ok(
+            &[
+                "cms",
+                "-decrypt",
+                "-recip",
+                &fixture(&format!("partner/{name}.pem")),
+                "-inkey",
+                &fixture(&format!("partner/{name}.key")),
+            ],
+            &sent.data,
+        );
+        let content = openssl_ok(
+            &["cms", "-verify", "-CAfile", &w.gateway.proxy_ca_pem()],
+            &inner,
+        );
+        assert!(String::from_utf8_lossy(&content).contains("sealed"));
+    }
 }
 
 /// A domain approved for SMTP over TLS instead of S/MIME: mail is signed and relayed only over
