@@ -408,7 +408,9 @@ impl CertQuery<'_> {
             .keys
             .signing_identity(self.store, &wanted)
             .map_err(|e| Stop::Temporary(format!("proxy identity for {wanted}: {e}")))?;
-        let chain = keys::proxy_ca_chain(self.store)
+        let chain = self
+            .keys
+            .proxy_ca_chain(self.store)
             .map_err(|e| Stop::Temporary(format!("proxy CA: {e}")))?;
         let ca_der = self
             .store
@@ -577,7 +579,7 @@ impl CertQuery<'_> {
 
     fn sign_as(&self, address: &str, message: &[u8], now: SystemTime) -> Option<Vec<u8>> {
         let identity = self.keys.signing_identity(self.store, address).ok()?;
-        let chain = keys::proxy_ca_chain(self.store).ok()?;
+        let chain = self.keys.proxy_ca_chain(self.store).ok()?;
         sign_message(
             message,
             &keys::signer(&identity, &chain),

@@ -32,6 +32,8 @@ pub enum KeyLoadError {
 #[derive(Default)]
 pub struct KeyCache {
     parsed: Mutex<HashMap<String, Arc<LoadedIdentity>>>,
+    /// The proxy CA certificate, parsed once: it does not change while the gateway runs.
+    ca_chain: Mutex<Option<Arc<Vec<Certificate>>>>,
 }
 
 const CACHE_LIMIT: usize = 4096;
@@ -104,10 +106,22 @@ pub fn signer<'a>(identity: &'a LoadedIdentity, chain: &'a [Certificate]) -> Sig
     }
 }
 
-/// The proxy CA certificate, parsed (signatures carry it: clients do not fetch it).
-pub fn proxy_ca_chain(store: &Store) -> Result<Vec<Certificate>, KeyLoadError> {
-    let der = store.proxy_ca_certificate_der()?;
-    Ok(vec![
-        certs::parse_certificate(&der).map_err(|e| KeyLoadError::Unusable(e.to_string()))?
-    ])
+impl KeyCache {
+    /// The proxy CA certificate as a signing chain (signatures carry it: clients do not fetch
+    /// it), read from the store on first use.
+    pub fn proxy_ca_chain(&self, store: &Store) -> Result<Arc<Vec<Certificate>>, KeyLoadError> {
+        if let Ok(cached) = self.ca_chain.lock() {
+            if let Some(chain) = cached.as_ref() {
+                return Ok(chain.clone());
+            }
+        }
+        let der = store.proxy_ca_certificate_der()?;
+        let certificate =
+            certs::parse_certificate(&der).map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
+        let chain = Arc::new(vec![certificate]);
+        if let Ok(mut cached) = self.ca_chain.lock() {
+            *cached = Some(chain.clone());
+        }
+        Ok(chain)
+    }
 }

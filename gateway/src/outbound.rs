@@ -120,7 +120,10 @@ impl Outbound<'_> {
         message: &[u8],
         now: SystemTime,
     ) -> Result<Vec<u8>, String> {
-        let chain = keys::proxy_ca_chain(self.store).map_err(|e| e.to_string())?;
+        let chain = self
+            .keys
+            .proxy_ca_chain(self.store)
+            .map_err(|e| e.to_string())?;
         mime::sign_message(
             message,
             &keys::signer(identity, &chain),

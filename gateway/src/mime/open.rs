@@ -127,11 +127,10 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                 break
             }
             Ok(Classified::Encrypted(cms)) => {
-                let envelope = decrypt::describe(&cms).ok();
                 match decrypt::decrypt(&cms, keys) {
                     Ok(d) => {
                         layers.push(Layer::Encrypted {
-                            envelope,
+                            envelope: Some(d.envelope),
                             cipher: Some(d.cipher),
                             key_transport: Some(d.key_transport),
                             key_index: Some(d.key_index),
@@ -139,8 +138,9 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                         d.content
                     }
                     Err(e) => {
+                        // Parsed again only on failure, to report what the message says.
                         layers.push(Layer::Encrypted {
-                            envelope,
+                            envelope: decrypt::describe(&cms).ok(),
                             cipher: None,
                             key_transport: None,
                             key_index: None,

@@ -45,6 +45,8 @@ pub struct Decrypted {
     pub key_index: usize,
     /// True for AuthEnvelopedData (integrity protected by the GCM tag).
     pub authenticated: bool,
+    /// What the message says about itself (cipher, every recipient).
+    pub envelope: EnvelopeSummary,
 }
 
 /// How a recipient is identified in the message (for reports).
@@ -117,7 +119,10 @@ fn parse(input: &[u8]) -> Result<Parsed> {
 
 /// Describe an encrypted message: cipher and recipients.
 pub fn describe(input: &[u8]) -> Result<EnvelopeSummary> {
-    let parsed = parse(input)?;
+    Ok(summarise(&parse(input)?))
+}
+
+fn summarise(parsed: &Parsed) -> EnvelopeSummary {
     let cipher = match ContentCipher::from_oid(&parsed.content.content_enc_alg.oid) {
         Ok(c) => c.name().to_string(),
         Err(e) => e.to_string(),
@@ -142,11 +147,11 @@ pub fn describe(input: &[u8]) -> Result<EnvelopeSummary> {
             },
         })
         .collect();
-    Ok(EnvelopeSummary {
+    EnvelopeSummary {
         authenticated: parsed.aead.is_some(),
         cipher,
         recipients,
-    })
+    }
 }
 
 fn recipient_kind(ri: &RecipientInfo) -> &'static str {
@@ -225,6 +230,7 @@ fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
 /// `keys` the message names as a recipient. Several matching keys are tried in turn.
 pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
     let parsed = parse(input)?;
+    let envelope = summarise(&parsed);
     let cipher = ContentCipher::from_oid(&parsed.content.content_enc_alg.oid)?;
     if cipher.is_aead() != parsed.aead.is_some() {
         return Err(SmimeError::UnsupportedCipher(format!(
@@ -295,6 +301,7 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
                 key_transport: transport,
                 key_index: index,
                 authenticated: parsed.aead.is_some(),
+                envelope,
             });
         }
     }
