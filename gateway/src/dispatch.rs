@@ -165,6 +165,9 @@ impl Shared {
 
     /// Everything that needs no network: route, decrypt/verify, sign/encrypt, answer queries.
     fn plan(&self, envelope: &Envelope, message: &[u8], now: SystemTime) -> Plan {
+        // Only we write verdict headers: whatever arrives claiming to be ours goes, on every
+        // route (internal mail too, which is otherwise passed on unchanged).
+        let message = &*crate::verdict::strip_incoming(message, &self.config.authserv_id);
         let mut plan = Plan::default();
         let mut inbound = Vec::new();
         let mut outbound = Vec::new();
@@ -194,12 +197,18 @@ impl Shared {
             authserv_id: &self.config.authserv_id,
         };
         for rcpt in inbound {
-            let result = inbound_pipeline.process(&rcpt, message, now);
+            let result = match inbound_pipeline.process(&rcpt, message, now) {
+                Ok(r) => r,
+                Err(crate::inbound::Temporary(reason)) => {
+                    plan.temporary.push(reason);
+                    continue;
+                }
+            };
             if result.outcome == "undecryptable" {
                 self.metrics.failure("decrypt", "undecryptable");
             }
-            if let crate::inbound::SmimeResult::Fail { reason, .. } = &result.smime {
-                self.metrics.failure("verify", reason);
+            if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
+                self.metrics.failure("verify", "fail");
             }
             // Recipients whose result is the same (the usual case: one decryption, same
             // headers) share one delivery and one copy of the message.
@@ -401,6 +410,18 @@ impl Shared {
 
     /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
     async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
+        // Work that failed before relaying (store or keys unavailable): relay nothing, so the
+        // upstream MTA's retry delivers every recipient exactly once.
+        if !plan.temporary.is_empty() {
+            tracing::warn!(reasons = ?plan.temporary, "temporary failure before relaying; upstream will retry");
+            return Reply::temp_fail(
+                "4.3.0",
+                format!(
+                    "temporary failure, try again later: {}",
+                    plan.temporary.join("; ")
+                ),
+            );
+        }
         let mut accepted = 0usize;
         let mut temporary = std::mem::take(&mut plan.temporary);
         let mut permanent: Vec<(String, Reply)> = Vec::new();

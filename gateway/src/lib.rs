@@ -11,3 +11,4 @@ pub mod outbound;
 pub mod receive;
 pub mod relay;
 pub mod smime;
+pub mod verdict;

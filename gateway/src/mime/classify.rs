@@ -99,6 +99,70 @@ pub fn classify(entity: &[u8]) -> Result<Classified<'_>> {
     Ok(Classified::Plain)
 }
 
+/// Entities deeper than this are not searched for signed parts.
+const MAX_SEARCH_DEPTH: usize = 8;
+/// Parts looked at in one search, whatever the nesting: bounded work for any input.
+const MAX_SEARCH_PARTS: usize = 1000;
+
+/// Whether `entity` is, or somewhere inside its multipart / `message/rfc822` structure holds,
+/// an S/MIME signed entity. Bounded in depth and in the number of parts examined; a search
+/// cut short by those bounds answers `true`, so an unexamined part can never be counted as
+/// unsigned.
+pub fn contains_signed_part(entity: &[u8]) -> bool {
+    let mut budget = MAX_SEARCH_PARTS;
+    search_signed(entity, 0, &mut budget)
+}
+
+fn search_signed(entity: &[u8], depth: usize, budget: &mut usize) -> bool {
+    if *budget == 0 || depth > MAX_SEARCH_DEPTH {
+        return true;
+    }
+    *budget -= 1;
+    let split = headers::split(entity);
+    let header_len = entity.len() - split.body.len();
+    let Some(ct) = content_type(&entity[..header_len]) else {
+        return false;
+    };
+    if ct.ctype == "multipart" && ct.subtype == "signed" {
+        return true;
+    }
+    if is_pkcs7_mime(&ct) {
+        // Only signed-data counts; an encrypted attachment is not a signature claim.
+        return decode_body(&split)
+            .ok()
+            .and_then(|der| content_info::peek_content_type(&der).ok())
+            .is_some_and(|oid| oid == OID_SIGNED_DATA);
+    }
+    if ct.ctype == "message" && ct.subtype == "rfc822" {
+        return search_signed(split.body, depth + 1, budget);
+    }
+    if ct.ctype == "multipart" {
+        let Some(boundary) = ct.boundary else {
+            return false;
+        };
+        return multipart_parts(split.body, &boundary)
+            .into_iter()
+            .any(|part| search_signed(part, depth + 1, budget));
+    }
+    false
+}
+
+/// The message inside a `message/rfc822` entity (RFC 8551 §3.1 header protection), when
+/// its body is not transfer-encoded (RFC 2046 allows only 7bit, 8bit and binary there).
+pub fn wrapped_message(entity: &[u8]) -> Option<&[u8]> {
+    let split = headers::split(entity);
+    let header_len = entity.len() - split.body.len();
+    let ct = content_type(&entity[..header_len])?;
+    if ct.ctype != "message" || ct.subtype != "rfc822" {
+        return None;
+    }
+    let cte = split
+        .get("Content-Transfer-Encoding")
+        .map(|h| h.value().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(cte.as_str(), "" | "7bit" | "8bit" | "binary").then_some(split.body)
+}
+
 /// The body of an entity, with its transfer encoding undone (base64 or none).
 fn decode_body(split: &headers::Split<'_>) -> Result<Vec<u8>> {
     let cte = split

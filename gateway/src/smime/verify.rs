@@ -41,6 +41,9 @@ pub enum SignatureOutcome {
     UnsupportedSignature(String),
     /// Signed attributes present but content-type or message-digest missing or malformed.
     BadAttributes(String),
+    /// A `multipart/signed` whose SignedData carries its own content (`eContent`): the
+    /// signature covers that content, not the first MIME part the reader sees.
+    DifferentContent,
 }
 
 impl SignatureOutcome {
@@ -60,6 +63,9 @@ impl SignatureOutcome {
             Self::WrongDigest(d) => format!("wrong digest: {d}"),
             Self::UnsupportedSignature(d) => format!("unsupported signature: {d}"),
             Self::BadAttributes(d) => format!("bad signed attributes: {d}"),
+            Self::DifferentContent => {
+                "the signature covers different content than the message shows".into()
+            }
         }
     }
 }
@@ -89,9 +95,28 @@ pub struct SignatureReport {
     pub certificates: Vec<Vec<u8>>,
     pub signing_time: Option<u64>,
     pub capabilities: Vec<Capability>,
-    /// Opaque signed-data: the encapsulated content (a MIME entity).
-    #[serde(skip)]
-    pub content: Option<Vec<u8>>,
+}
+
+/// A verification result together with the bytes it is about.
+///
+/// The content is the one the engine hashed (the encapsulated content of opaque signed-data,
+/// the first part of `multipart/signed`), handed back so that callers deliver exactly what was
+/// verified and can never verify one buffer and deliver another.
+#[derive(Debug)]
+pub struct Verified {
+    pub report: SignatureReport,
+    content: Vec<u8>,
+}
+
+impl Verified {
+    /// The signed content (a MIME entity for S/MIME).
+    pub fn content(&self) -> &[u8] {
+        &self.content
+    }
+
+    pub fn into_parts(self) -> (SignatureReport, Vec<u8>) {
+        (self.report, self.content)
+    }
 }
 
 impl SignatureReport {
@@ -116,8 +141,13 @@ pub enum Detached<'a> {
 }
 
 /// Verify a `signed-data` CMS object (BER or DER). `detached` is the signed content for
-/// `multipart/signed`; for opaque signed-data it is `None` and the content is returned.
-pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureReport> {
+/// `multipart/signed`; for opaque signed-data it is `None`. Either way the content the
+/// signature was checked against comes back in [`Verified`].
+///
+/// Detached content given while the SignedData carries its own is a failure
+/// ([`SignatureOutcome::DifferentContent`]): the reader would see the detached bytes while the
+/// signature covers the embedded ones.
+pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<Verified> {
     let der = content_info::to_der(input)?;
     let info = content_info::decode(&der)?;
     if info.content_type != OID_SIGNED_DATA {
@@ -152,28 +182,34 @@ pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureR
         Some(any) => Some(any.decode_as::<OctetString>()?.into_bytes()),
         None => None,
     };
-    let content = match (&econtent, &detached) {
-        (Some(c), _) => Detached::Binary(c.as_slice()),
-        (None, Some(Detached::Mime(c))) => Detached::Mime(c),
-        (None, Some(Detached::Binary(c))) => Detached::Binary(c),
+    let different_content = econtent.is_some() && detached.is_some();
+    // What the reader is shown is what gets hashed: the detached part when there is one.
+    let delivered = match (&detached, econtent) {
+        (Some(Detached::Mime(c) | Detached::Binary(c)), _) => c.to_vec(),
+        (None, Some(c)) => c,
         (None, None) => return Err(SmimeError::MissingContent),
+    };
+    let content = match detached {
+        Some(d) => d,
+        None => Detached::Binary(&delivered),
     };
 
     let mut first: Option<SignatureReport> = None;
     for si in sd.signer_infos.0.iter() {
-        let report = verify_signer(si, &sd, &certificates, &certificates_der, &content);
+        let mut report = verify_signer(si, &sd, &certificates, &certificates_der, &content);
+        if different_content {
+            report.outcome = SignatureOutcome::DifferentContent;
+        }
         if report.outcome.is_valid() {
-            return Ok(SignatureReport {
-                content: econtent,
-                ..report
-            });
+            first = Some(report);
+            break;
         }
         first.get_or_insert(report);
     }
     let report = first.ok_or(SmimeError::NoSignerInfo)?;
-    Ok(SignatureReport {
-        content: econtent,
-        ..report
+    Ok(Verified {
+        report,
+        content: delivered,
     })
 }
 
@@ -207,7 +243,6 @@ fn verify_signer(
         certificates: certificates_der.to_vec(),
         signing_time: None,
         capabilities: Vec::new(),
-        content: None,
     };
     let signer = find_signer(&si.sid, certificates);
     if let Some(cert) = signer {
