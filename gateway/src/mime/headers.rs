@@ -39,10 +39,16 @@ impl<'a> Split<'a> {
     pub fn get(&self, name: &str) -> Option<&HeaderField<'a>> {
         self.headers.iter().find(|h| h.is(name))
     }
+
+    /// How many fields are called `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|h| h.is(name)).count()
+    }
 }
 
-/// Split at the first empty line. A line that is neither a field nor a continuation ends the
-/// header block (and is kept as body), so malformed input is never lost.
+/// Split at the first empty line. An entity whose first line is not a field has no header
+/// block; a malformed line after a field is skipped (kept as a nameless field), so malformed
+/// input is never lost and the fields after it are still read.
 pub fn split(message: &[u8]) -> Split<'_> {
     let mut headers: Vec<HeaderField<'_>> = Vec::new();
     let mut pos = 0;
@@ -77,6 +83,14 @@ pub fn split(message: &[u8]) -> Split<'_> {
         flush(message, &mut current, pos, &mut headers);
         match colon {
             Some(c) if valid_name => current = Some((pos, pos + c)),
+            // A stray line among fields is skipped, as OpenSSL and NSS do: it must not end
+            // the header block and hide the fields after it. It is kept, nameless, so the
+            // message is passed on unchanged.
+            _ if !headers.is_empty() => headers.push(HeaderField {
+                name: "",
+                raw: &message[pos..line_end],
+            }),
+            // No field yet: the entity has no header block at all.
             _ => {
                 return Split {
                     headers,
