@@ -384,3 +384,62 @@ fn sha224_signatures_verify() {
         other => panic!("{other:?} / {:?}", opened.stopped),
     }
 }
+
+#[test]
+fn trailing_bytes_after_the_cms_object_are_ignored() {
+    let der = openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+        ],
+        BODY,
+    );
+    let mut padded = der.clone();
+    padded.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(openssl_verifies_der(&padded));
+    let verified = verify(&padded, None).unwrap();
+    assert_eq!(verified.report.outcome, SignatureOutcome::Valid);
+    assert_eq!(verified.content(), BODY);
+}
+
+#[test]
+fn issuer_names_compare_by_rfc5280_rules() {
+    use gateway::smime::certs::names_match;
+    use std::str::FromStr;
+    use x509_cert::name::Name;
+    let a = Name::from_str("CN=Partner  Issuing CA,O=Partner Example").unwrap();
+    let b = Name::from_str("CN=partner issuing ca,O=PARTNER EXAMPLE").unwrap();
+    let c = Name::from_str("CN=Other CA,O=Partner Example").unwrap();
+    assert!(names_match(&a, &b));
+    assert!(!names_match(&a, &c));
+    // PrintableString against UTF8String with the same text.
+    let alice = cert("partner/alice.pem");
+    let issuer = &alice.tbs_certificate.issuer;
+    let mut retyped = issuer.clone();
+    for rdn in retyped.0.iter_mut() {
+        let attrs: Vec<_> = rdn
+            .0
+            .iter()
+            .map(|atv| {
+                let text = std::str::from_utf8(atv.value.value()).unwrap().to_uppercase();
+                x509_cert::attr::AttributeTypeAndValue {
+                    oid: atv.oid,
+                    value: der::Any::new(der::Tag::PrintableString, text.as_bytes().to_vec())
+                        .unwrap_or_else(|_| {
+                            der::Any::new(der::Tag::Utf8String, text.as_bytes().to_vec()).unwrap()
+                        }),
+                }
+            })
+            .collect();
+        *rdn = x509_cert::name::RelativeDistinguishedName::try_from(attrs).unwrap();
+    }
+    assert_ne!(&retyped, issuer);
+    assert!(names_match(&retyped, issuer));
+}

@@ -308,7 +308,7 @@ fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&
     certs.iter().find(|c| match sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => {
             ias.serial_number == c.tbs_certificate.serial_number
-                && ias.issuer == c.tbs_certificate.issuer
+                && certs::names_match(&ias.issuer, &c.tbs_certificate.issuer)
         }
         SignerIdentifier::SubjectKeyIdentifier(ski) => {
             ski.0.as_bytes() == certs::subject_key_identifier(c).as_slice()
