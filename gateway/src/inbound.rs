@@ -164,6 +164,11 @@ impl Inbound<'_> {
             }
             return Ok(SmimeResult::None);
         };
+        for sig in &signatures {
+            if sig.signers.len() > 1 {
+                status.push(describe_signers(sig));
+            }
+        }
         if let Some(bad) = signatures.iter().find(|s| !s.outcome.is_valid()) {
             status.push(format!("signature invalid: {}", bad.outcome.describe()));
             return Ok(SmimeResult::Fail {
@@ -185,17 +190,29 @@ impl Inbound<'_> {
                 });
             }
         };
-        if !author
-            .signer_emails
+        // With several signers (all valid by now), the one that vouches for the sender is the
+        // one whose certificate carries the From address.
+        let vouching = author
+            .signers
             .iter()
-            .any(|e| address::normalise(e) == from)
-        {
-            let reason = format!("signed by {signer}, but From says {from}");
-            status.push(format!("signature valid, but {reason}"));
-            return Ok(SmimeResult::Fail { reason });
-        }
+            .find(|s| s.emails.iter().any(|e| address::normalise(e) == from));
+        let certificate = match vouching {
+            Some(s) => s.certificate.clone(),
+            None if author
+                .signer_emails
+                .iter()
+                .any(|e| address::normalise(e) == from) =>
+            {
+                author.signer_certificate.clone()
+            }
+            None => {
+                let reason = format!("signed by {signer}, but From says {from}");
+                status.push(format!("signature valid, but {reason}"));
+                return Ok(SmimeResult::Fail { reason });
+            }
+        };
         let message_id = address::message_id(delivered);
-        let result = self.capture(&from, author, message_id, now)?;
+        let result = self.capture(&from, certificate, author, message_id, now)?;
         let result = match result {
             SmimeResult::Pass { identifier } if author.weak_digest => SmimeResult::Neutral {
                 reason: format!(
@@ -224,18 +241,19 @@ impl Inbound<'_> {
     fn capture(
         &self,
         identifier: &str,
+        certificate: Option<Vec<u8>>,
         sig: &SignatureReport,
         message_id: Option<String>,
         now: SystemTime,
     ) -> Result<SmimeResult, Temporary> {
-        let Some(cert) = &sig.signer_certificate else {
+        let Some(cert) = certificate else {
             return Ok(SmimeResult::Fail {
                 reason: "no signer certificate".into(),
             });
         };
         let capture = PartnerCapture {
             address: identifier.to_string(),
-            certificate_der: cert.clone(),
+            certificate_der: cert,
             chain_der: sig.certificates.clone(),
             message_id,
             seen_at: now,
@@ -267,6 +285,24 @@ impl Inbound<'_> {
     }
 }
 
+/// Every signer of a multi-signer layer with its own result, for `X-SMIME-Gateway`.
+fn describe_signers(sig: &SignatureReport) -> String {
+    let each: Vec<String> = sig
+        .signers
+        .iter()
+        .map(|s| {
+            let who = s
+                .emails
+                .first()
+                .cloned()
+                .or_else(|| s.subject.clone())
+                .unwrap_or_else(|| "unknown signer".into());
+            format!("{who}: {}", s.outcome.describe())
+        })
+        .collect();
+    format!("{} signers ({})", sig.signers.len(), each.join(", "))
+}
+
 /// The verdict for a message that is not signed as a whole but carries a signed part.
 const PARTLY_SIGNED: &str = "only part of the message is signed; the signature was not checked";
 
@@ -292,4 +328,3 @@ fn prepend(fields: &[String], message: &[u8]) -> Vec<u8> {
     out.extend_from_slice(message);
     out
 }
-

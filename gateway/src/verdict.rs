@@ -18,16 +18,26 @@ pub const GATEWAY_FIELD: &str = "X-SMIME-Gateway";
 pub enum SmimeResult {
     /// A valid signature over the whole delivered content, by a certificate that validates
     /// and carries the `From:` address, with an algorithm the policy accepts.
-    Pass { identifier: String },
+    Pass {
+        identifier: String,
+    },
     /// The signature does not hold, or does not vouch for the sender shown. No identifier is
     /// named: a signer whose signature failed is nobody's identity.
-    Fail { reason: String },
+    Fail {
+        reason: String,
+    },
     /// Could not be evaluated, or only partly (not decrypted, only part of the message signed,
     /// a weak algorithm).
-    Neutral { reason: String },
+    Neutral {
+        reason: String,
+    },
     /// Malformed or ambiguous S/MIME structure.
-    PermError { reason: String },
-    TempError { reason: String },
+    PermError {
+        reason: String,
+    },
+    TempError {
+        reason: String,
+    },
     None,
 }
 
@@ -273,7 +283,10 @@ mod tests {
 
     #[test]
     fn authserv_id_parsing() {
-        assert_eq!(authserv_id_of(" a.example; x").as_deref(), Some("a.example"));
+        assert_eq!(
+            authserv_id_of(" a.example; x").as_deref(),
+            Some("a.example")
+        );
         assert_eq!(authserv_id_of("(c) \"q\\\"d\" 1;").as_deref(), Some("q\"d"));
         assert_eq!(authserv_id_of("(unterminated a.example; x"), None);
         assert_eq!(authserv_id_of(""), None);
@@ -297,7 +310,10 @@ mod tests {
             h.ends_with(r#"smime.smime-identifier="x@y.example; smime=pass (\"""#),
             "{h}"
         );
-        assert_eq!(authserv_id_of(&h["Authentication-Results:".len()..]).as_deref(), Some("gw"));
+        assert_eq!(
+            authserv_id_of(&h["Authentication-Results:".len()..]).as_deref(),
+            Some("gw")
+        );
 
         let g = gateway_header("signer a@b; smime=pass\r\nX: y");
         assert!(!g.contains("smime=pass") && !g.contains('\n'), "{g}");

@@ -29,7 +29,9 @@ fn detached_message() -> Vec<u8> {
         BODY,
     )))
     .unwrap();
-    text.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes()
+    text.replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
 }
 
 fn openssl_verifies(message: &[u8]) -> bool {
@@ -174,10 +176,18 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
-const OID_DATA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
-const OID_SIGNED_DATA: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-const OID_CONTENT_TYPE: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
-const OID_MESSAGE_DIGEST: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
+const OID_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+];
+const OID_SIGNED_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+];
+const OID_CONTENT_TYPE: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03,
+];
+const OID_MESSAGE_DIGEST: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04,
+];
 const ALG_SHA256: &[u8] = &[
     0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
 ];
@@ -226,12 +236,10 @@ fn signer_info(sent: &[u8], signed: &[u8], corrupt: bool) -> Vec<u8> {
 
 fn signed_data(content: &[u8], signer_infos: &[Vec<u8>]) -> Vec<u8> {
     let cert_der = std::fs::read_to_string(fixture("partner/alice.pem")).unwrap();
-    let cert = x509_cert::Certificate::from_der(
-        &pem_der(&cert_der),
-    )
-    .unwrap()
-    .to_der()
-    .unwrap();
+    let cert = x509_cert::Certificate::from_der(&pem_der(&cert_der))
+        .unwrap()
+        .to_der()
+        .unwrap();
     let sd = tlv(
         0x30,
         &cat(&[
@@ -248,7 +256,9 @@ fn signed_data(content: &[u8], signer_infos: &[Vec<u8>]) -> Vec<u8> {
 fn pem_der(pem: &str) -> Vec<u8> {
     use base64::Engine;
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
 }
 
 fn outcome(der: &[u8]) -> SignatureOutcome {
@@ -351,7 +361,11 @@ fn every_signer_must_verify_and_each_is_reported() {
         let der = signed_data(content, &order);
         let report = verify(&der, None).unwrap().report;
         assert_eq!(report.outcome, SignatureOutcome::BadSignature);
-        let outcomes: Vec<bool> = report.signers.iter().map(|s| s.outcome.is_valid()).collect();
+        let outcomes: Vec<bool> = report
+            .signers
+            .iter()
+            .map(|s| s.outcome.is_valid())
+            .collect();
         assert_eq!(outcomes.iter().filter(|v| **v).count(), 1, "{outcomes:?}");
         assert_eq!(outcomes.len(), 2);
         assert!(!openssl_verifies_der(&der));
@@ -428,7 +442,9 @@ fn issuer_names_compare_by_rfc5280_rules() {
             .0
             .iter()
             .map(|atv| {
-                let text = std::str::from_utf8(atv.value.value()).unwrap().to_uppercase();
+                let text = std::str::from_utf8(atv.value.value())
+                    .unwrap()
+                    .to_uppercase();
                 x509_cert::attr::AttributeTypeAndValue {
                     oid: atv.oid,
                     value: der::Any::new(der::Tag::PrintableString, text.as_bytes().to_vec())

@@ -60,7 +60,14 @@ fn signed_by(signer: &str, from: &str, body: &str, extra_sign_args: &[&str]) -> 
     let key = fixture(&format!("partner/{signer}.key"));
     let chain = fixture("ca/partner-chain.pem");
     let mut args = vec![
-        "cms", "-sign", "-signer", &cert, "-inkey", &key, "-certfile", &chain,
+        "cms",
+        "-sign",
+        "-signer",
+        &cert,
+        "-inkey",
+        &key,
+        "-certfile",
+        &chain,
     ];
     args.extend_from_slice(extra_sign_args);
     let signed = openssl(&args, entity.as_bytes());
@@ -101,7 +108,9 @@ fn all_fields(message: &str, name: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|f| {
             let (n, v) = f.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
         .collect()
 }
@@ -115,8 +124,18 @@ fn econtent_pasted(layout: &str) -> Vec<u8> {
     let signed_elsewhere = b"Content-Type: text/plain\r\n\r\nSee you at lunch.\r\n";
     let der = openssl(
         &[
-            "cms", "-sign", "-nodetach", "-binary", "-outform", "DER", "-signer", &cert, "-inkey",
-            &key, "-certfile", &chain,
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-binary",
+            "-outform",
+            "DER",
+            "-signer",
+            &cert,
+            "-inkey",
+            &key,
+            "-certfile",
+            &chain,
         ],
         signed_elsewhere,
     );
@@ -255,7 +274,10 @@ fn only_part_signed_is_neutral() {
     );
     let verdict = our_results(&w.deliver("alice@partner.example", msg.as_bytes()));
     assert!(verdict.contains("smime=neutral"), "{verdict}");
-    assert!(verdict.contains("only part of the message is signed"), "{verdict}");
+    assert!(
+        verdict.contains("only part of the message is signed"),
+        "{verdict}"
+    );
 }
 
 #[test]
@@ -323,7 +345,10 @@ fn verdict_headers_cannot_be_forged() {
     // Inbound, unsigned: our own verdict is `none`, and the forged ones are gone.
     let plain = b"From: alice@partner.example\r\nTo: user@agency.example\r\nSubject: plain\r\n\r\nhello\r\n";
     let delivered = w.deliver("alice@partner.example", &with_forged_headers(plain));
-    assert!(our_results(&delivered).contains("smime=none"), "{delivered}");
+    assert!(
+        our_results(&delivered).contains("smime=none"),
+        "{delivered}"
+    );
     assert_eq!(
         all_fields(&delivered, "X-SMIME-Gateway").len(),
         1,
@@ -356,4 +381,46 @@ fn verdict_headers_cannot_be_forged() {
     assert!(all_fields(&delivered, "X-SMIME-Gateway").is_empty());
     assert!(delivered.contains("mx.partner.example; dkim=pass"));
     assert!(delivered.contains("Subject: internal"));
+}
+
+#[test]
+fn every_signer_is_reported_and_the_one_matching_from_vouches() {
+    let w = world();
+    let entity = b"Content-Type: text/plain\r\n\r\nCo-signed.\r\n";
+    let signed = openssl(
+        &[
+            "cms",
+            "-sign",
+            "-signer",
+            &fixture("partner/alice.pem"),
+            "-inkey",
+            &fixture("partner/alice.key"),
+            "-signer",
+            &fixture("partner/bob.pem"),
+            "-inkey",
+            &fixture("partner/bob.key"),
+            "-certfile",
+            &fixture("ca/partner-chain.pem"),
+        ],
+        entity,
+    );
+    let mut msg =
+        b"From: bob@partner.example\r\nTo: user@agency.example\r\nSubject: co-signed\r\n".to_vec();
+    msg.extend_from_slice(&signed);
+    let delivered = w.deliver("bob@partner.example", &msg);
+    let verdict = our_results(&delivered);
+    assert!(
+        verdict.contains("smime=pass smime.smime-identifier=bob@partner.example"),
+        "{verdict}"
+    );
+    let status = header(&delivered, "X-SMIME-Gateway").unwrap();
+    assert!(status.contains("2 signers"), "{status}");
+    assert!(
+        status.contains("alice@partner.example: signature valid"),
+        "{status}"
+    );
+    assert!(
+        status.contains("bob@partner.example: signature valid"),
+        "{status}"
+    );
 }

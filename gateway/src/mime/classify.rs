@@ -134,10 +134,7 @@ pub fn classify(entity: &[u8]) -> Result<Classified<'_>> {
         if signature.is_empty() {
             return Err(SmimeError::Mime("empty signature part".into()));
         }
-        return Ok(Classified::SignedDetached {
-            signed,
-            signature,
-        });
+        return Ok(Classified::SignedDetached { signed, signature });
     }
     Ok(Classified::Plain)
 }
@@ -280,7 +277,10 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
         // (RFC 2046 §5.1.1): a line that merely starts with it is content.
         let delimiter_rest = line
             .strip_prefix(delimiter)
-            .map(|rest| rest.strip_prefix(b"--").map_or((rest, false), |r| (r, true)))
+            .map(|rest| {
+                rest.strip_prefix(b"--")
+                    .map_or((rest, false), |r| (r, true))
+            })
             .filter(|(padding, _)| padding.iter().all(|b| b" \t\r\n".contains(b)));
         if let Some((_, closing)) = delimiter_rest {
             if let Some(start) = part_start {

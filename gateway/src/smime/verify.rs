@@ -103,6 +103,9 @@ pub struct SignatureReport {
 /// One signer of a message and its own result, for reports.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SignerSummary {
+    /// DER of this signer's certificate, when the message carries it.
+    #[serde(skip)]
+    pub certificate: Option<Vec<u8>>,
     pub subject: Option<String>,
     pub emails: Vec<String>,
     pub outcome: SignatureOutcome,
@@ -222,6 +225,7 @@ pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<Verified> 
     let signers: Vec<SignerSummary> = reports
         .iter()
         .map(|r| SignerSummary {
+            certificate: r.signer_certificate.clone(),
             subject: r.signer_subject.clone(),
             emails: r.signer_emails.clone(),
             outcome: r.outcome.clone(),

@@ -21,7 +21,10 @@ fn garbage_line_among_fields_is_skipped_without_loss() {
     assert_eq!(s.body, b"body");
     let mut out = Vec::new();
     write_fields(&s.headers, &mut out);
-    assert_eq!(out, b"From: a\r\nnot a header\r\nContent-Type: multipart/signed\r\n");
+    assert_eq!(
+        out,
+        b"From: a\r\nnot a header\r\nContent-Type: multipart/signed\r\n"
+    );
     // No field at all: no header block, everything is body.
     let s = split(b"not a header\r\nmore\r\n");
     assert!(s.headers.is_empty());
