@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := openssl libnss3-tools gpgsm python3
 
-.PHONY: run test deps lint bench demo fuzz-api clean-data
+.PHONY: run test deps lint bench demo fuzz-api difftest clean-data
 
 ## make run: start the gateway on localhost with a fresh data directory (./run-data)
 run:
@@ -37,6 +37,11 @@ bench:
 demo:
 	$(CARGO) build --release -p gateway --bin smime-gateway
 	$(CARGO) run --release -p integration-tests --bin demo
+
+## make difftest: mutated signed/encrypted mail read by the engine and by openssl cms; every
+## disagreement must be a documented one (integration-tests/difftest-known.tsv). DIFF_SECONDS bounds it.
+difftest: deps
+	DIFF_SECONDS=$${DIFF_SECONDS:-60} $(CARGO) run -p integration-tests --bin difftest
 
 ## make fuzz-api: schemathesis against the served OpenAPI document (no 5xx, no undocumented status)
 fuzz-api:

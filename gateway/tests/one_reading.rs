@@ -458,3 +458,24 @@ fn issuer_names_compare_by_rfc5280_rules() {
     assert_ne!(&retyped, issuer);
     assert!(names_match(&retyped, issuer));
 }
+
+// ---------------------------------------------------------------- found by `make difftest`
+
+#[test]
+fn a_stray_line_before_the_first_field_does_not_hide_the_signature() {
+    let mut m = b"a line without a colon\r\n".to_vec();
+    m.extend_from_slice(&detached_message());
+    assert!(openssl_verifies(&m));
+    assert!(valid_signature(&m));
+}
+
+#[test]
+fn a_missing_transfer_encoding_label_on_the_signature_is_read_as_base64() {
+    let m = replace_once(
+        &detached_message(),
+        "Content-Transfer-Encoding: base64\r\n",
+        "",
+    );
+    assert!(openssl_verifies(&m));
+    assert!(valid_signature(&m));
+}

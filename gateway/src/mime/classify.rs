@@ -209,11 +209,25 @@ fn decode_body(split: &headers::Split<'_>) -> Result<Vec<u8>> {
         .unwrap_or_default();
     match cte.as_str() {
         "base64" => decode_base64(split.body),
+        // OpenSSL base64-decodes every S/MIME body whatever its label, and some writers omit
+        // or mislabel it: base64 text (a CMS object's always starts with "M") is read as
+        // such, so a missing label cannot make the two readings differ.
+        "" | "binary" | "7bit" | "8bit" if looks_like_base64(split.body) => {
+            decode_base64(split.body)
+        }
         "" | "binary" | "7bit" | "8bit" => Ok(split.body.to_vec()),
         other => Err(SmimeError::Mime(format!(
             "unexpected transfer encoding {other} for a CMS body"
         ))),
     }
+}
+
+fn looks_like_base64(body: &[u8]) -> bool {
+    let text = body.trim_ascii_start();
+    text.first() == Some(&b'M')
+        && text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=\r\n \t".contains(b))
 }
 
 /// Base64 spread over lines (RFC 2045). Fast path: lines whose length is a multiple of four

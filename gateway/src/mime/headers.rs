@@ -90,7 +90,13 @@ pub fn split(message: &[u8]) -> Split<'_> {
                 name: "",
                 raw: &message[pos..line_end],
             }),
-            // No field yet: the entity has no header block at all.
+            // A stray line before the first field, when fields follow before the blank
+            // line (OpenSSL reads on there too).
+            _ if fields_follow(&message[line_end..]) => headers.push(HeaderField {
+                name: "",
+                raw: &message[pos..line_end],
+            }),
+            // No field at all: the entity has no header block.
             _ => {
                 return Split {
                     headers,
@@ -100,6 +106,21 @@ pub fn split(message: &[u8]) -> Split<'_> {
         }
         pos = line_end;
     }
+}
+
+/// Whether a well-formed field line comes before the first empty line of `rest`.
+fn fields_follow(rest: &[u8]) -> bool {
+    rest.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .any(|l| {
+            l.iter().position(|b| *b == b':').is_some_and(|c| {
+                c > 0
+                    && !l.starts_with(b" ")
+                    && !l.starts_with(b"\t")
+                    && l[..c].iter().all(|b| b.is_ascii_graphic())
+            })
+        })
 }
 
 fn flush<'a>(
