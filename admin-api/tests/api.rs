@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! The admin API through the router (`tower::ServiceExt::oneshot`), over a temporary store
 //! with fixture certificates.
 

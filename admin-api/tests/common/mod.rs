@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Shared test setup: a temporary store trusting the fixture partner root, the router over
 //! it, and a request helper.
 #![allow(dead_code)]
