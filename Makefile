@@ -1,7 +1,7 @@
 # S/MIME proxy gateway: the commands a new engineer needs.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := openssl libnss3-tools gpgsm python3
+APT_PACKAGES := openssl libnss3-tools gpgsm python3 postfix
 
 .PHONY: run test deps lint bench demo fuzz-api difftest clean-data
 
@@ -19,6 +19,7 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
+	test -x /usr/sbin/postfix     || missing="$$missing postfix"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

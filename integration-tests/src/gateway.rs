@@ -79,6 +79,18 @@ impl GatewayProcess {
         extra_top: &str,
         setup: &[&[&str]],
     ) -> anyhow::Result<Self> {
+        Self::start_on(0, inbound_hop, outbound_hop, extra_top, setup)
+    }
+
+    /// [`GatewayProcess::start`] with the SMTP listener on `smtp_port` (0: any free port), for
+    /// an MTA in front that must find it again after [`GatewayProcess::restart`].
+    pub fn start_on(
+        smtp_port: u16,
+        inbound_hop: &str,
+        outbound_hop: &str,
+        extra_top: &str,
+        setup: &[&[&str]],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("gateway.toml");
         let text = format!(
@@ -89,7 +101,7 @@ cert_query_address = "cert-query@agency.example"
 {extra_top}
 
 [smtp]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{smtp_port}"
 idle_timeout_secs = 30
 command_timeout_secs = 30
 
@@ -134,40 +146,30 @@ listen = "127.0.0.1:0"
                 bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        let mut child = Command::new(&bin)
-            .args(["serve", "--config", &config_arg])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {} serve", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after start-up so the gateway never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (mut smtp, mut admin) = (None, None);
-        while smtp.is_none() || admin.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .context("gateway did not start")?;
-            if let Some(a) = line.strip_prefix("SMTP listening on ") {
-                smtp = Some(a.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
-                admin = Some(a.trim().to_string());
-            }
-        }
+        let (child, smtp, admin) = serve(&bin, &config)?;
         Ok(Self {
             child,
             bin,
             dir,
             config,
-            smtp: smtp.unwrap_or_default(),
-            admin: admin.unwrap_or_default(),
+            smtp,
+            admin,
         })
+    }
+
+    /// Stop the serving gateway (SIGTERM, as an operator would).
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    /// Start serving again with the same configuration and data.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child);
+        let (child, smtp, admin) = serve(&self.bin, &self.config)?;
+        self.child = child;
+        self.smtp = smtp;
+        self.admin = admin;
+        Ok(())
     }
 
     /// Runs an operator command (`args`, then `--config <this gateway's config>`) and returns
@@ -235,19 +237,58 @@ listen = "127.0.0.1:0"
     }
 }
 
+/// Start `serve` and wait until it says where it listens.
+fn serve(bin: &Path, config: &Path) -> anyhow::Result<(Child, String, String)> {
+    let config_arg = config.to_string_lossy().into_owned();
+    let mut child = Command::new(bin)
+        .args(["serve", "--config", &config_arg])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {} serve", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after start-up so the gateway never writes into a closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut smtp, mut admin) = (None, None);
+    while smtp.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("gateway did not start")?;
+        if let Some(a) = line.strip_prefix("SMTP listening on ") {
+            smtp = Some(a.trim().to_string());
+        } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
+            admin = Some(a.trim().to_string());
+        }
+    }
+    Ok((child, smtp.unwrap_or_default(), admin.unwrap_or_default()))
+}
+
+/// SIGTERM first so the store is flushed, then make sure.
+fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    #[cfg(unix)]
+    unsafe_free_terminate(child.id());
+    for _ in 0..50 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
-        // SIGTERM first so the store is flushed, then make sure.
-        #[cfg(unix)]
-        unsafe_free_terminate(self.child.id());
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod gateway;
 pub mod openssl;
+pub mod postfix;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
