@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
 use crate::inbound::Inbound;
 use crate::keys::KeyCache;
-use crate::outbound::{Decision, Outbound};
+use crate::outbound::{Decision, Outbound, SignError};
 use crate::receive::{Envelope, MessageHandler, Reply};
 use crate::relay::{self, NextHop, RecipientOutcome, TlsMode};
 
@@ -69,7 +69,7 @@ struct Refusal {
 struct Plan {
     deliveries: Vec<Delivery>,
     refused: Vec<Refusal>,
-    /// Work that failed for a reason that may pass (store unavailable...): answer 4xx.
+    /// Work that failed for a reason that may pass (store unavailable...): answer 451 4.3.0.
     temporary: Vec<String>,
     /// cert-query requests answered (or deliberately not answered).
     handled_queries: usize,
@@ -293,6 +293,30 @@ impl Shared {
             store: &self.store,
             keys: &self.keys,
         };
+        let submitted = &envelope.forwarded;
+        // Who may sign is checked for every outbound message, clear text included: mail
+        // leaves the organisation only under the name of the person who submitted it.
+        let signing_address = match pipeline.signing_address(&envelope.mail_from, message) {
+            Ok(address) => address,
+            Err(reason) => {
+                tracing::warn!(
+                    submitter = %envelope.mail_from,
+                    login = submitted.login.as_deref().unwrap_or("-"),
+                    orig_client = submitted.addr.as_deref().unwrap_or("-"),
+                    %reason,
+                    "outbound refused: signing identity"
+                );
+                self.metrics.failure("sign", "identity-refused");
+                plan.refused
+                    .extend(recipients.into_iter().map(|rcpt| Refusal {
+                        recipient: rcpt,
+                        enhanced: "5.7.1",
+                        reason: reason.clone(),
+                        direction: "outbound",
+                    }));
+                return;
+            }
+        };
         let decisions: Vec<(String, Decision)> = recipients
             .into_iter()
             .map(|r| {
@@ -305,12 +329,36 @@ impl Shared {
             .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
         // One signature serves every recipient; encryption is per recipient.
         let signed = if needs_signature {
-            match pipeline
-                .sender_identity(&envelope.mail_from, message)
-                .and_then(|identity| pipeline.sign(&identity, message, now))
-            {
-                Ok(s) => Some(Arc::new(s)),
-                Err(reason) => {
+            let signed = pipeline
+                .signing_identity(&signing_address)
+                .and_then(|identity| {
+                    pipeline
+                        .sign(&identity, message, now)
+                        .map_err(SignError::Temporary)
+                });
+            match signed {
+                Ok(s) => {
+                    tracing::info!(
+                        submitter = %envelope.mail_from,
+                        signed_as = %signing_address,
+                        login = submitted.login.as_deref().unwrap_or("-"),
+                        orig_client = submitted.addr.as_deref().unwrap_or("-"),
+                        "outbound signed"
+                    );
+                    Some(Arc::new(s))
+                }
+                Err(SignError::Refused(reason)) => {
+                    tracing::warn!(submitter = %envelope.mail_from, login = submitted.login.as_deref().unwrap_or("-"), %reason, "outbound refused: signing identity");
+                    plan.refused
+                        .extend(decisions.into_iter().map(|(rcpt, _)| Refusal {
+                            recipient: rcpt,
+                            enhanced: "5.7.1",
+                            reason: reason.clone(),
+                            direction: "outbound",
+                        }));
+                    return;
+                }
+                Err(SignError::Temporary(reason)) => {
                     self.metrics.failure("sign", "sign-failed");
                     tracing::error!(%reason, "outbound signing failed");
                     plan.temporary.push(reason);
@@ -334,6 +382,7 @@ impl Shared {
                     reason,
                     direction: "outbound",
                 }),
+                Decision::Temporary { reason } => plan.temporary.push(format!("{rcpt}: {reason}")),
                 Decision::Plaintext => plaintext.push(rcpt),
                 Decision::SignOverTls => over_tls.push(rcpt),
                 Decision::Encrypt {
@@ -403,6 +452,12 @@ impl Shared {
     async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
         let mut accepted = 0usize;
         let mut temporary = std::mem::take(&mut plan.temporary);
+        // Our own failure (store, keys) is 4.3.0; a next hop's is 4.4.1.
+        let enhanced = if temporary.is_empty() {
+            "4.4.1"
+        } else {
+            "4.3.0"
+        };
         let mut permanent: Vec<(String, Reply)> = Vec::new();
         let deliveries = std::mem::take(&mut plan.deliveries);
         for delivery in &deliveries {
@@ -454,7 +509,7 @@ impl Shared {
         if !temporary.is_empty() {
             tracing::warn!(reasons = ?temporary, "temporary failure; upstream will retry");
             return Reply::temp_fail(
-                "4.4.1",
+                enhanced,
                 format!(
                     "temporary failure, try again later: {}",
                     temporary.join("; ")

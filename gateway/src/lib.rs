@@ -1,5 +1,6 @@
 pub mod address;
 pub mod cert_query;
+pub mod cidr;
 pub mod classify;
 pub mod config;
 pub mod dispatch;

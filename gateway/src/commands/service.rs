@@ -197,6 +197,7 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
         token,
         metrics: metrics.clone(),
         smtp_up: smtp_up.clone(),
+        internal: config.proxy_identity_addresses(),
     });
     // One line each, machine-readable too: tests and `make run` read them.
     announce(&format!("SMTP listening on {smtp_addr}"));
