@@ -10,6 +10,8 @@ mod certinfo;
 mod codec;
 mod domains;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod identity;
 mod internal;
 mod issue;
