@@ -209,3 +209,6 @@ pub fn cipher_for(capabilities: &[String]) -> ContentCipher {
         ContentCipher::Aes256Cbc
     }
 }
+
+#[cfg(test)]
+mod tests;
