@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod keys;
 pub mod mime;
 pub mod outbound;
+pub mod postfix_map;
 pub mod receive;
 pub mod relay;
 pub mod smime;

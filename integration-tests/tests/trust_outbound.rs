@@ -390,3 +390,37 @@ fn proxy_identities_only_for_internal_addresses() {
         .to_string();
     assert!(err.contains("internal_addresses"), "{err}");
 }
+
+/// Postfix's `smtp_tls_policy_maps` over the real socketmap listener: `secure` for domains
+/// approved `tls`, nothing for the others.
+#[test]
+fn postfix_tls_policy_socketmap_answers_from_the_approvals() {
+    use std::io::{Read, Write};
+    let w = world(Options {
+        sections: "[postfix]\ntls_policy_socketmap = \"127.0.0.1:0\"",
+        setup: &[
+            APPROVE_PARTNER,
+            &["domains", "add", "tlspartner.example", "--policy", "tls"],
+        ],
+        ..Options::default()
+    });
+    let addr = w.gateway.socketmap.clone().expect("socketmap announced");
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let ask = |c: &mut std::net::TcpStream, key: &str| {
+        let request = format!("tls_policy {key}");
+        c.write_all(format!("{}:{request},", request.len()).as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b",") {
+            c.read_exact(&mut byte).unwrap();
+            reply.push(byte[0]);
+        }
+        String::from_utf8(reply).unwrap()
+    };
+    assert_eq!(ask(&mut c, "tlspartner.example"), "9:OK secure,");
+    assert_eq!(ask(&mut c, "TLSpartner.example"), "9:OK secure,");
+    assert_eq!(ask(&mut c, "partner.example"), "9:NOTFOUND ,");
+    assert_eq!(ask(&mut c, "elsewhere.example"), "9:NOTFOUND ,");
+}
