@@ -153,6 +153,15 @@ pub fn run_default(args: RunDefaultArgs) -> anyhow::Result<ExitCode> {
 
 fn run(config: Config) -> anyhow::Result<ExitCode> {
     init_tracing();
+    if config.outbound.policy_without_certificate
+        == gateway::config::PolicyWithoutCertificate::Refuse
+        && !config.outbound.plaintext_domains.is_empty()
+    {
+        tracing::warn!(
+            domains = ?config.outbound.plaintext_domains,
+            "outbound.plaintext_domains is ignored under policy_without_certificate = \"refuse\": nothing is sent in clear"
+        );
+    }
     let store = initialise(&config, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
