@@ -324,6 +324,19 @@ impl Shared {
                 (r, d)
             })
             .collect();
+        let count = |f: fn(&Decision) -> bool| decisions.iter().filter(|(_, d)| f(d)).count();
+        tracing::info!(
+            submitter = %envelope.mail_from,
+            from = %signing_address,
+            login = submitted.login.as_deref().unwrap_or("-"),
+            orig_client = submitted.addr.as_deref().unwrap_or("-"),
+            encrypt = count(|d| matches!(d, Decision::Encrypt { .. })),
+            sign_over_tls = count(|d| matches!(d, Decision::SignOverTls)),
+            plaintext = count(|d| matches!(d, Decision::Plaintext)),
+            refused = count(|d| matches!(d, Decision::Refuse { .. })),
+            temporary = count(|d| matches!(d, Decision::Temporary { .. })),
+            "outbound decisions"
+        );
         let needs_signature = decisions
             .iter()
             .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
@@ -337,16 +350,7 @@ impl Shared {
                         .map_err(SignError::Temporary)
                 });
             match signed {
-                Ok(s) => {
-                    tracing::info!(
-                        submitter = %envelope.mail_from,
-                        signed_as = %signing_address,
-                        login = submitted.login.as_deref().unwrap_or("-"),
-                        orig_client = submitted.addr.as_deref().unwrap_or("-"),
-                        "outbound signed"
-                    );
-                    Some(Arc::new(s))
-                }
+                Ok(s) => Some(Arc::new(s)),
                 Err(SignError::Refused(reason)) => {
                     tracing::warn!(submitter = %envelope.mail_from, login = submitted.login.as_deref().unwrap_or("-"), %reason, "outbound refused: signing identity");
                     plan.refused

@@ -77,6 +77,9 @@ pub struct GatewayProcess {
     log: Option<PathBuf>,
 }
 
+/// Work on the data directory before the gateway serves (see [`Options::before_serve`]).
+pub type BeforeServe = dyn Fn(&Path) -> anyhow::Result<()>;
+
 /// How a test gateway differs from the default one [`GatewayProcess::start`] makes.
 #[derive(Default)]
 pub struct Options<'a> {
@@ -92,7 +95,7 @@ pub struct Options<'a> {
     pub setup: &'a [&'a [&'a str]],
     /// Called with the data directory after `setup`, before serving (no process holds the
     /// store then): e.g. to damage records on purpose.
-    pub before_serve: Option<&'a dyn Fn(&Path) -> anyhow::Result<()>>,
+    pub before_serve: Option<&'a BeforeServe>,
     /// Log at `info` into a file ([`GatewayProcess::log`]) instead of `warn` to stderr.
     pub capture_log: bool,
 }
