@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use certstore::{Store, StoreConfig};
-use integration_tests::gateway::{fixture, GatewayProcess, Options};
+use integration_tests::gateway::{GatewayProcess, Options};
 use integration_tests::{send_mail, SmtpClient, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -61,38 +61,18 @@ impl World {
         self.outbound.wait_for_messages(1, WAIT).unwrap();
     }
 
-    /// The address in the signer certificate of a message encrypted to alice.
+    /// The subjectAltName of the signer of a message encrypted to alice (verified).
     fn signer_of(&self, sent: &[u8]) -> String {
-        let inner = openssl_ok(
-            &[
-                "cms",
-                "-decrypt",
-                "-recip",
-                &fixture("partner/alice.pem"),
-                "-inkey",
-                &fixture("partner/alice.key"),
-            ],
+        let (_, pem) = integration_tests::openssl::open_as_partner(
             sent,
-        );
-        let signer = self.gateway.dir.path().join("signer.pem");
-        let signer_arg = signer.to_string_lossy().into_owned();
-        openssl_ok(
-            &[
-                "cms",
-                "-verify",
-                "-CAfile",
-                &self.gateway.proxy_ca_pem(),
-                "-signer",
-                &signer_arg,
-                "-out",
-                "/dev/null",
-            ],
-            &inner,
-        );
-        let pem = std::fs::read(&signer).unwrap();
+            "alice",
+            &self.gateway.proxy_ca_pem(),
+            &self.gateway.dir.path().join("signer.pem"),
+        )
+        .expect("alice reads it");
         String::from_utf8_lossy(&openssl_ok(
             &["x509", "-noout", "-ext", "subjectAltName"],
-            &pem,
+            pem.as_bytes(),
         ))
         .into_owned()
     }

@@ -113,12 +113,7 @@ async fn serves_pipelined_requests_to_trusted_clients() {
     assert_eq!(got, expected);
     // A malformed request closes the connection.
     c.write_all(b"x:nonsense,").await.unwrap();
-    let mut rest = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    assert_closed(&mut c).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
@@ -141,11 +136,16 @@ async fn untrusted_clients_get_nothing() {
     let _ = c
         .write_all(&netstring("tls_policy tlspartner.example"))
         .await;
+    assert_closed(&mut c).await;
+    server.abort();
+}
+
+/// The server closes the connection without answering anything more.
+async fn assert_closed(c: &mut TcpStream) {
     let mut rest = Vec::new();
     let n = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
         .await
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0);
-    server.abort();
 }
