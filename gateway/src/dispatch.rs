@@ -299,21 +299,7 @@ impl Shared {
         let signing_address = match pipeline.signing_address(&envelope.mail_from, message) {
             Ok(address) => address,
             Err(reason) => {
-                tracing::warn!(
-                    submitter = %envelope.mail_from,
-                    login = submitted.login.as_deref().unwrap_or("-"),
-                    orig_client = submitted.addr.as_deref().unwrap_or("-"),
-                    %reason,
-                    "outbound refused: signing identity"
-                );
-                self.metrics.failure("sign", "identity-refused");
-                plan.refused
-                    .extend(recipients.into_iter().map(|rcpt| Refusal {
-                        recipient: rcpt,
-                        enhanced: "5.7.1",
-                        reason: reason.clone(),
-                        direction: "outbound",
-                    }));
+                self.refuse_identity(envelope, recipients, reason, plan);
                 return;
             }
         };
@@ -352,14 +338,8 @@ impl Shared {
             match signed {
                 Ok(s) => Some(Arc::new(s)),
                 Err(SignError::Refused(reason)) => {
-                    tracing::warn!(submitter = %envelope.mail_from, login = submitted.login.as_deref().unwrap_or("-"), %reason, "outbound refused: signing identity");
-                    plan.refused
-                        .extend(decisions.into_iter().map(|(rcpt, _)| Refusal {
-                            recipient: rcpt,
-                            enhanced: "5.7.1",
-                            reason: reason.clone(),
-                            direction: "outbound",
-                        }));
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    self.refuse_identity(envelope, recipients, reason, plan);
                     return;
                 }
                 Err(SignError::Temporary(reason)) => {
@@ -450,6 +430,33 @@ impl Shared {
                 outcome: "plaintext",
             });
         }
+    }
+
+    /// The message may not be signed as its From: every outbound recipient is refused
+    /// (550 5.7.1), and the decision is logged with who submitted it.
+    fn refuse_identity(
+        &self,
+        envelope: &Envelope,
+        recipients: Vec<String>,
+        reason: String,
+        plan: &mut Plan,
+    ) {
+        let submitted = &envelope.forwarded;
+        tracing::warn!(
+            submitter = %envelope.mail_from,
+            login = submitted.login.as_deref().unwrap_or("-"),
+            orig_client = submitted.addr.as_deref().unwrap_or("-"),
+            %reason,
+            "outbound refused: signing identity"
+        );
+        self.metrics.failure("sign", "identity-refused");
+        plan.refused
+            .extend(recipients.into_iter().map(|rcpt| Refusal {
+                recipient: rcpt,
+                enhanced: "5.7.1",
+                reason: reason.clone(),
+                direction: "outbound",
+            }));
     }
 
     /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
