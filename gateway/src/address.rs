@@ -32,55 +32,58 @@ pub fn header_address(message: &[u8], header: &str) -> Option<String> {
     value.first()?.address().map(normalise)
 }
 
-/// What the `From:` field of a message says about its author: the only shape a signature can
-/// vouch for is exactly one field holding exactly one address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FromField {
-    One(String),
-    Missing,
-    /// More than one `From:` field: readers disagree on which one they show.
-    Repeated,
-    /// One field naming several addresses (or a group).
-    Several,
-    /// A field from which no address can be read.
-    Unreadable,
+/// Why a header does not name exactly one address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SoleAddressError {
+    #[error("it has no {0}: header")]
+    Missing(String),
+    #[error("it has {count} {name}: headers")]
+    Repeated { name: String, count: usize },
+    #[error("its {name}: header names {count} addresses")]
+    Several { name: String, count: usize },
+    #[error("its {0}: header holds no readable address")]
+    Unreadable(String),
 }
 
-impl FromField {
-    /// Why this `From:` cannot be matched to a signer, in words; `None` for [`FromField::One`].
-    pub fn problem(&self) -> Option<&'static str> {
-        match self {
-            Self::One(_) => None,
-            Self::Missing => Some("the message has no From field"),
-            Self::Repeated => Some("the message has more than one From field"),
-            Self::Several => Some("the From field names more than one address"),
-            Self::Unreadable => Some("the From field holds no readable address"),
-        }
-    }
-}
-
-/// Read the `From:` field(s) of `message` with the same header reader the MIME layer uses.
-pub fn from_field(message: &[u8]) -> FromField {
+/// The address of `header` when the message has exactly one such field naming exactly one
+/// address (the signing identity must be unambiguous: two `From:` fields or a list are not).
+pub fn sole_address(message: &[u8], header: &str) -> Result<String, SoleAddressError> {
     let split = crate::mime::headers::split(message);
-    let mut fields = split.headers.iter().filter(|h| h.is("From"));
-    let Some(field) = fields.next() else {
-        return FromField::Missing;
-    };
-    if fields.next().is_some() {
-        return FromField::Repeated;
+    let mut fields = split.headers.iter().filter(|f| f.is(header));
+    let field = fields
+        .next()
+        .ok_or_else(|| SoleAddressError::Missing(header.to_string()))?;
+    let more = fields.count();
+    if more > 0 {
+        return Err(SoleAddressError::Repeated {
+            name: header.to_string(),
+            count: more + 1,
+        });
     }
-    let Some(parsed) = MessageParser::default().parse_headers(field.raw) else {
-        return FromField::Unreadable;
-    };
-    let Some(value) = parsed.header("From").and_then(|v| v.as_address()) else {
-        return FromField::Unreadable;
-    };
-    let mut addresses = value.iter();
-    match (addresses.next().and_then(|a| a.address()), addresses.next()) {
-        (Some(a), None) if value.as_group().is_none() => FromField::One(normalise(a)),
-        (Some(_), Some(_)) => FromField::Several,
-        (Some(_), None) => FromField::Several,
-        (None, _) => FromField::Unreadable,
+    let mut block = field.raw.to_vec();
+    if !block.ends_with(b"\n") {
+        block.extend_from_slice(b"\r\n");
+    }
+    block.extend_from_slice(b"\r\n");
+    let unreadable = || SoleAddressError::Unreadable(header.to_string());
+    let parsed = MessageParser::default()
+        .parse_headers(&block[..])
+        .ok_or_else(unreadable)?;
+    let value = parsed
+        .header(header)
+        .and_then(|v| v.as_address())
+        .ok_or_else(unreadable)?;
+    let addresses: Vec<_> = value.iter().collect();
+    match addresses.as_slice() {
+        [one] => one
+            .address()
+            .map(normalise)
+            .filter(|a| a.contains('@'))
+            .ok_or_else(unreadable),
+        _ => Err(SoleAddressError::Several {
+            name: header.to_string(),
+            count: addresses.len(),
+        }),
     }
 }
 
@@ -116,22 +119,33 @@ mod tests {
     }
 
     #[test]
-    fn from_field_shapes() {
-        let one = from_field(b"From: \"A\" <A@P.Example>\r\n\r\nx");
-        assert_eq!(one, FromField::One("a@p.example".into()));
-        assert_eq!(from_field(b"Subject: x\r\n\r\nx"), FromField::Missing);
+    fn sole_address_refuses_ambiguity() {
+        let one = b"Subject: s\r\nFrom: \"Boss\" <Boss@Agency.Example>\r\n\r\nFrom: body@x\r\n";
         assert_eq!(
-            from_field(b"From: a@p.example\r\nfrom: b@q.example\r\n\r\nx"),
-            FromField::Repeated
+            sole_address(one, "From").as_deref(),
+            Ok("boss@agency.example")
         );
+        let folded = b"From:\r\n  boss@agency.example\r\n\r\nbody";
         assert_eq!(
-            from_field(b"From: a@p.example, b@q.example\r\n\r\nx"),
-            FromField::Several
+            sole_address(folded, "from").as_deref(),
+            Ok("boss@agency.example")
         );
-        assert_eq!(
-            from_field(b"From: team: a@p.example;\r\n\r\nx"),
-            FromField::Several
-        );
-        assert_eq!(from_field(b"From: nobody\r\n\r\nx"), FromField::Unreadable);
+        let two = b"From: a@agency.example\r\nfrom: b@agency.example\r\n\r\n";
+        assert!(matches!(
+            sole_address(two, "From"),
+            Err(SoleAddressError::Repeated { count: 2, .. })
+        ));
+        let list = b"From: a@agency.example, b@agency.example\r\n\r\n";
+        assert!(matches!(
+            sole_address(list, "From"),
+            Err(SoleAddressError::Several { count: 2, .. })
+        ));
+        let group = b"From: team: a@agency.example, b@agency.example;\r\n\r\n";
+        assert!(sole_address(group, "From").is_err());
+        assert!(matches!(
+            sole_address(b"Subject: x\r\n\r\n", "From"),
+            Err(SoleAddressError::Missing(_))
+        ));
+        assert!(sole_address(b"From: nobody\r\n\r\n", "From").is_err());
     }
 }

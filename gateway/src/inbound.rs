@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use certstore::{CaptureOutcome, PartnerCapture, Store, ValidationStatus};
 
-use crate::address::{self, FromField};
+use crate::address;
 use crate::keys::{self, KeyCache};
 use crate::mime::{self, headers, Layer, Opened};
 use crate::smime::verify::SignatureReport;
@@ -180,10 +180,9 @@ impl Inbound<'_> {
             .first()
             .cloned()
             .unwrap_or_else(|| "a certificate without an e-mail address".into());
-        let from = match address::from_field(delivered) {
-            FromField::One(from) => from,
-            other => {
-                let problem = other.problem().unwrap_or("the From field is unusable");
+        let from = match address::sole_address(delivered, "From") {
+            Ok(from) => from,
+            Err(problem) => {
                 status.push(format!("signature valid, signer {signer}, but {problem}"));
                 return Ok(SmimeResult::Fail {
                     reason: format!("signed by {signer}, but {problem}"),

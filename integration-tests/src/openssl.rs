@@ -92,3 +92,34 @@ pub fn encrypt_entity(message: &[u8], recipient_pem: &str) -> anyhow::Result<Vec
     out.extend_from_slice(&body);
     Ok(out)
 }
+
+/// What a partner reads from our outbound mail: `message` decrypted with
+/// `fixtures/partner/<recipient>`, its signature verified against the CA certificate file
+/// `ca_file`. Returns the signed content and the signer certificate (PEM), which is written
+/// to `signer_pem` (a path) on the way.
+pub fn open_as_partner(
+    message: &[u8],
+    recipient: &str,
+    ca_file: &str,
+    signer_pem: &std::path::Path,
+) -> anyhow::Result<(Vec<u8>, String)> {
+    let inner = ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture(&format!("partner/{recipient}.pem")),
+            "-inkey",
+            &fixture(&format!("partner/{recipient}.key")),
+        ],
+        message,
+    )?;
+    let signer_arg = signer_pem.to_string_lossy().into_owned();
+    let content = ok(
+        &["cms", "-verify", "-CAfile", ca_file, "-signer", &signer_arg],
+        &inner,
+    )?;
+    let pem = std::fs::read_to_string(signer_pem)
+        .with_context(|| format!("reading {}", signer_pem.display()))?;
+    Ok((content, pem))
+}

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use integration_tests::gateway::{fixture, GatewayProcess};
+use integration_tests::gateway::{fixture, GatewayProcess, Options};
 use integration_tests::postfix::{self, Ports, Postfix};
 use integration_tests::{header, send_mail, SmtpSink};
 
@@ -30,12 +30,14 @@ fn flow() -> Option<Flow> {
     let mailboxes = SmtpSink::start();
     let internet = SmtpSink::start();
     let ports = Ports::pick().unwrap();
-    let gateway = GatewayProcess::start_on(
-        ports.gateway,
+    let gateway = GatewayProcess::start_with(
         &format!("127.0.0.1:{}", ports.inbound_reinject),
         &format!("127.0.0.1:{}", ports.outbound_reinject),
-        "",
-        &[&["domains", "add", "partner.example", "--policy", "smime"]],
+        Options {
+            setup: &[&["domains", "add", "partner.example", "--policy", "smime"]],
+            smtp_port: ports.gateway,
+            ..Options::default()
+        },
     )
     .unwrap();
     let postfix = Postfix::start(

@@ -46,6 +46,7 @@ impl Env {
             token: Zeroizing::new(TOKEN.to_string()),
             metrics: Metrics::new(),
             smtp_up: Arc::new(AtomicBool::new(true)),
+            internal: certstore::InternalAddresses::new(&["agency.example".to_string()], None),
         };
         Env { dir, state }
     }
