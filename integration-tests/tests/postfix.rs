@@ -189,3 +189,58 @@ fn gateway_down_postfix_defers_then_delivers_once() {
     assert_eq!(f.mailboxes.messages().len(), 1);
     assert_eq!(f.postfix.queued().unwrap(), 0);
 }
+
+/// A 20 MB message passes both ways with the doc's size settings: the front door takes it,
+/// and the encrypted result (about 1.37 times larger) fits the re-injection port's limit.
+#[test]
+fn twenty_megabytes_both_ways() {
+    let Some(f) = flow() else { return };
+    // The partner's certificate is captured from a signed message first.
+    let hello = integration_tests::openssl::partner_message(
+        "alice@partner.example",
+        "user@agency.example",
+        "hello",
+        "signed hello",
+        Some("alice"),
+    )
+    .unwrap();
+    f.hand_in("alice@partner.example", "user@agency.example", &hello);
+    f.wait(&f.mailboxes, 1);
+
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\r\n";
+    let body = line.repeat(20 * 1024 * 1024 / line.len());
+    let inbound = format!(
+        "From: alice@partner.example\r\nTo: user@agency.example\r\nSubject: big in\r\n\r\n{body}"
+    );
+    f.hand_in(
+        "alice@partner.example",
+        "user@agency.example",
+        inbound.as_bytes(),
+    );
+    let delivered = f.wait(&f.mailboxes, 2);
+    assert!(delivered[1].data.len() >= 20 * 1024 * 1024 - 1024);
+
+    let outbound = format!(
+        "From: user@agency.example\r\nTo: alice@partner.example\r\nSubject: big out\r\n\r\n{body}"
+    );
+    f.hand_in(
+        "user@agency.example",
+        "alice@partner.example",
+        outbound.as_bytes(),
+    );
+    let sent = f.wait(&f.internet, 1);
+    let out = &sent[0];
+    assert!(out.data.len() > 27 * 1024 * 1024, "{}", out.data.len());
+    let plain = openssl(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/alice.pem"),
+            "-inkey",
+            &fixture("partner/alice.key"),
+        ],
+        &out.data,
+    );
+    assert!(plain.len() > 20 * 1024 * 1024);
+}
