@@ -69,7 +69,7 @@ fn fixture_store() -> Fixture {
         },
     )
     .unwrap();
-    store.init_proxy_ca("Test Proxy CA").unwrap();
+    store.init_proxy_ca("Test Proxy CA", &["agency.example".to_string()]).unwrap();
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
