@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
 use serde::{Deserialize, Serialize};
-use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditDraft, AuditKind};
@@ -404,7 +404,9 @@ fn issued_by(cert_der: &[u8], ca: &ParsedCert) -> Result<bool, StoreError> {
         .extension::<AuthorityKeyIdentifier>(ID_CE_AUTHORITY_KEY_IDENTIFIER)
         .map_err(StoreError::CorruptRecord)?
         .and_then(|aki| aki.key_identifier);
-    let ski = ca.subject_key_identifier().map_err(StoreError::CorruptRecord)?;
+    let ski = ca
+        .subject_key_identifier()
+        .map_err(StoreError::CorruptRecord)?;
     Ok(match (aki, ski) {
         (Some(aki), Some(ski)) => aki.as_bytes() == ski.as_slice(),
         _ => true,

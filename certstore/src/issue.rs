@@ -63,7 +63,10 @@ fn random_serial() -> Result<SerialNumber, StoreError> {
 }
 
 /// From an hour ago for `duration`, but never past `not_after_limit` (the issuer's own end).
-fn validity(duration: Duration, not_after_limit: Option<SystemTime>) -> Result<Validity, StoreError> {
+fn validity(
+    duration: Duration,
+    not_after_limit: Option<SystemTime>,
+) -> Result<Validity, StoreError> {
     let now = SystemTime::now();
     let start = now.checked_sub(BACKDATE).unwrap_or(now);
     let end = now
@@ -118,7 +121,9 @@ fn proxy_name_constraints(domains: &[String]) -> Result<NameConstraints, StoreEr
     let mut permitted = Vec::with_capacity(domains.len() * 2);
     for domain in domains {
         permitted.push(subtree(GeneralName::Rfc822Name(ia5(domain)?)));
-        permitted.push(subtree(GeneralName::Rfc822Name(ia5(&format!(".{domain}"))?)));
+        permitted.push(subtree(GeneralName::Rfc822Name(ia5(&format!(
+            ".{domain}"
+        ))?)));
     }
     let all_ipv4 = OctetString::new(vec![0u8; 8]).map_err(build_err)?;
     let all_ipv6 = OctetString::new(vec![0u8; 32]).map_err(build_err)?;

@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::audit::{AuditDraft, AuditKind};
 use crate::certinfo::{pem_blocks, rsa_public_key, ParsedCert};
-use crate::domains::normalise_domain;
 use crate::codec::{self, decode_record, encode_record, hexbytes};
+use crate::domains::normalise_domain;
 use crate::error::StoreError;
 use crate::issue;
 use crate::store::Store;
@@ -79,12 +79,21 @@ impl Store {
 
     /// Create the proxy CA for the mail of `internal_domains` (and their subdomains): RSA-3072,
     /// SHA-256, name-constrained to those domains, five years (see `issue::build_ca`).
-    pub fn init_proxy_ca(&self, subject_cn: &str, internal_domains: &[String]) -> Result<(), StoreError> {
+    pub fn init_proxy_ca(
+        &self,
+        subject_cn: &str,
+        internal_domains: &[String],
+    ) -> Result<(), StoreError> {
         if self.is_initialised() {
             return Err(StoreError::AlreadyInitialised);
         }
         let (cert, key, detail) = new_ca(subject_cn, internal_domains)?;
-        self.store_ca(cert, &key, AuditKind::ProxyCaCreated, format!("proxy CA created: {detail}"))
+        self.store_ca(
+            cert,
+            &key,
+            AuditKind::ProxyCaCreated,
+            format!("proxy CA created: {detail}"),
+        )
     }
 
     /// Replace the proxy CA with a new constrained one (see [`Store::init_proxy_ca`]). The old

@@ -16,7 +16,9 @@ fn agency() -> Vec<String> {
 fn init() -> (tempfile::TempDir, Store) {
     let (d, store) = common::open();
     assert!(!store.is_initialised());
-    store.init_proxy_ca("Agency S/MIME Proxy CA", &agency()).unwrap();
+    store
+        .init_proxy_ca("Agency S/MIME Proxy CA", &agency())
+        .unwrap();
     assert!(store.is_initialised());
     (d, store)
 }

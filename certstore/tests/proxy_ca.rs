@@ -219,7 +219,10 @@ fn openssl_accepts_our_certificates_and_rejects_anything_outside_the_constraints
         let server = forge(d, &ca, &ca_key, name, subject, &exts);
         let (ok, text) = verify(&ca, None, &server);
         assert!(!ok, "{name} passed: {text}");
-        assert!(text.contains("excluded subtree violation"), "{name}: {text}");
+        assert!(
+            text.contains("excluded subtree violation"),
+            "{name}: {text}"
+        );
         let (ok, text) = verify(&ca, Some("sslserver"), &server);
         assert!(!ok, "{name} passed as sslserver: {text}");
     }
@@ -262,7 +265,10 @@ fn rotation_keeps_old_keys_and_issues_under_the_new_ca() {
     let (ok, _) = verify(&old_ca, Some("smimesign"), &new_leaf);
     assert!(!ok, "the new certificate must not chain to the old CA");
     let (ok, text) = verify(&old_ca, Some("smimesign"), &old_leaf);
-    assert!(ok, "the old certificate still verifies under the old CA: {text}");
+    assert!(
+        ok,
+        "the old certificate still verifies under the old CA: {text}"
+    );
     let keys: Vec<String> = store
         .proxy_identities("bob@agency.example")
         .unwrap()

@@ -134,40 +134,42 @@ listen = "127.0.0.1:0"
                 bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        let mut child = Command::new(&bin)
-            .args(["serve", "--config", &config_arg])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {} serve", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after start-up so the gateway never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (mut smtp, mut admin) = (None, None);
-        while smtp.is_none() || admin.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .context("gateway did not start")?;
-            if let Some(a) = line.strip_prefix("SMTP listening on ") {
-                smtp = Some(a.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
-                admin = Some(a.trim().to_string());
-            }
-        }
+        let (child, smtp, admin) = serve(&bin, &config)?;
         Ok(Self {
             child,
             bin,
             dir,
             config,
-            smtp: smtp.unwrap_or_default(),
-            admin: admin.unwrap_or_default(),
+            smtp,
+            admin,
         })
+    }
+
+    /// Stop serving (SIGTERM, then kill), e.g. to run a command that needs the store.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        #[cfg(unix)]
+        unsafe_free_terminate(self.child.id());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Serve again with the same data directory and configuration (new ports).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let (child, smtp, admin) = serve(&self.bin, &self.config)?;
+        self.child = child;
+        self.smtp = smtp;
+        self.admin = admin;
+        Ok(())
     }
 
     /// Runs an operator command (`args`, then `--config <this gateway's config>`) and returns
@@ -238,17 +240,41 @@ listen = "127.0.0.1:0"
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         // SIGTERM first so the store is flushed, then make sure.
-        #[cfg(unix)]
-        unsafe_free_terminate(self.child.id());
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Start `bin serve` and wait until it names its SMTP and admin addresses.
+fn serve(bin: &Path, config: &Path) -> anyhow::Result<(Child, String, String)> {
+    let mut child = Command::new(&bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {} serve", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after start-up so the gateway never writes into a closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut smtp, mut admin) = (None, None);
+    while smtp.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("gateway did not start")?;
+        if let Some(a) = line.strip_prefix("SMTP listening on ") {
+            smtp = Some(a.trim().to_string());
+        } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
+            admin = Some(a.trim().to_string());
+        }
+    }
+    Ok((child, smtp.unwrap_or_default(), admin.unwrap_or_default()))
 }
 
 #[cfg(unix)]

@@ -69,7 +69,9 @@ fn fixture_store() -> Fixture {
         },
     )
     .unwrap();
-    store.init_proxy_ca("Test Proxy CA", &["agency.example".to_string()]).unwrap();
+    store
+        .init_proxy_ca("Test Proxy CA", &["agency.example".to_string()])
+        .unwrap();
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();

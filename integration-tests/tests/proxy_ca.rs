@@ -1,0 +1,214 @@
+//! The proxy CA through the real binary: rotation keeps old mail readable and signs new mail
+//! under the new CA; the exported key file is owner-only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use integration_tests::gateway::{fixture, GatewayProcess};
+use integration_tests::openssl::{encrypt_entity, ok as openssl_ok, partner_message, run};
+use integration_tests::{send_mail, SmtpSink};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn start() -> (SmtpSink, SmtpSink, GatewayProcess) {
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start(
+        &inbound.address(),
+        &outbound.address(),
+        "",
+        &[&["domains", "add", "partner.example", "--policy", "smime"]],
+    )
+    .expect("gateway starts");
+    (inbound, outbound, gateway)
+}
+
+/// alice's cert-query for user@agency.example (which also captures alice's certificate);
+/// returns the signed reply as it left the gateway.
+fn cert_query(gateway: &GatewayProcess, outbound: &SmtpSink, replies_before: usize) -> Vec<u8> {
+    let request = partner_message(
+        "alice@partner.example",
+        "cert-query@agency.example",
+        "user@agency.example",
+        "Please send your certificate.",
+        Some("alice"),
+    )
+    .unwrap();
+    let (code, text) = send_mail(
+        &gateway.smtp,
+        "alice@partner.example",
+        &["cert-query@agency.example"],
+        &request,
+    )
+    .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let replies = outbound
+        .wait_for_messages(replies_before + 1, WAIT)
+        .unwrap();
+    replies[replies_before].data.clone()
+}
+
+/// The signer certificate (PEM) of `signed` if it verifies with `ca` as the only anchor.
+fn signer_under(ca: &Path, signed: &[u8], dir: &Path) -> Option<String> {
+    let signer = dir.join("signer.pem");
+    let _ = std::fs::remove_file(&signer);
+    let (ok, _, _) = run(
+        &[
+            "cms",
+            "-verify",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-signer",
+            signer.to_str().unwrap(),
+            "-out",
+            "/dev/null",
+        ],
+        signed,
+    )
+    .unwrap();
+    ok.then(|| std::fs::read_to_string(&signer).unwrap())
+}
+
+#[test]
+fn rotation_keeps_old_mail_readable_and_signs_under_the_new_ca() {
+    let (inbound, outbound, mut gateway) = start();
+    let dir = gateway.dir.path().to_path_buf();
+    let old_ca = dir.join("old-ca.pem");
+    std::fs::copy(gateway.proxy_ca_pem(), &old_ca).unwrap();
+
+    // Before: the proxy certificate chains to the (constrained) first CA.
+    let reply = cert_query(&gateway, &outbound, 0);
+    let old_proxy = signer_under(&old_ca, &reply, &dir).expect("reply verifies under the CA");
+    let old_proxy_path = dir.join("old-proxy.pem");
+    std::fs::write(&old_proxy_path, &old_proxy).unwrap();
+    // Mail the partner encrypted to that certificate, delivered only after the rotation.
+    let old_mail = encrypt_entity(
+        &partner_message(
+            "alice@partner.example",
+            "user@agency.example",
+            "Written before the rotation",
+            "The old vault code is 9876.",
+            Some("alice"),
+        )
+        .unwrap(),
+        old_proxy_path.to_str().unwrap(),
+    )
+    .unwrap();
+
+    gateway.stop();
+    let out = gateway.cli(&["proxy-ca", "rotate"]).unwrap();
+    assert!(
+        out.contains("G2") && out.contains("agency.example"),
+        "{out}"
+    );
+    let list = gateway.cli(&["proxy-ca", "list"]).unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains("\"current\":true") && list.contains("\"current\":false"));
+    let all = dir.join("all-cas.pem");
+    gateway
+        .cli(&["export-ca", "--all", "--out", all.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&all)
+            .unwrap()
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    gateway.restart().unwrap();
+    let new_ca = Path::new(&gateway.proxy_ca_pem()).to_path_buf();
+    assert_ne!(
+        std::fs::read(&new_ca).unwrap(),
+        std::fs::read(&old_ca).unwrap(),
+        "proxy-ca.pem now holds the new CA"
+    );
+
+    // Old mail still decrypts with the old key.
+    let (code, text) = send_mail(
+        &gateway.smtp,
+        "alice@partner.example",
+        &["user@agency.example"],
+        &old_mail,
+    )
+    .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let delivered = inbound.wait_for_messages(1, WAIT).unwrap();
+    let text = delivered[0].text();
+    assert!(text.contains("The old vault code is 9876."), "{text}");
+    assert!(text.contains("X-SMIME-Gateway: decrypted"), "{text}");
+
+    // New outbound signatures chain to the new CA, and not to the old one.
+    let mail = b"From: user@agency.example\r\nTo: alice@partner.example\r\nSubject: after\r\nMessage-ID: <after@agency.example>\r\n\r\nSigned under the new CA.\r\n";
+    let (code, text) = send_mail(
+        &gateway.smtp,
+        "user@agency.example",
+        &["alice@partner.example"],
+        mail,
+    )
+    .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let sent = outbound.wait_for_messages(2, WAIT).unwrap();
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/alice.pem"),
+            "-inkey",
+            &fixture("partner/alice.key"),
+        ],
+        &sent[1].data,
+    )
+    .unwrap();
+    let new_proxy = signer_under(&new_ca, &inner, &dir).expect("signature chains to the new CA");
+    assert!(signer_under(&old_ca, &inner, &dir).is_none());
+    assert_ne!(new_proxy, old_proxy);
+    let subject = openssl_ok(
+        &["x509", "-noout", "-issuer", "-ext", "subjectAltName"],
+        new_proxy.as_bytes(),
+    )
+    .unwrap();
+    let subject = String::from_utf8_lossy(&subject);
+    assert!(
+        subject.contains("Proxy CA G2") && subject.contains("user@agency.example"),
+        "{subject}"
+    );
+    // The cert-query now hands out the new certificate and the new CA.
+    let reply = cert_query(&gateway, &outbound, 2);
+    assert_eq!(signer_under(&new_ca, &reply, &dir), Some(new_proxy));
+}
+
+#[test]
+fn exported_private_key_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_inbound, _outbound, mut gateway) = start();
+    gateway.stop();
+    let dir = gateway.dir.path().to_path_buf();
+    let fresh = dir.join("ca-with-key.pem");
+    // Also an existing world-readable file: narrowed, not written as it was.
+    let existing = dir.join("existing.pem");
+    std::fs::write(&existing, "old").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for out in [&fresh, &existing] {
+        gateway
+            .cli(&[
+                "export-ca",
+                "--with-private-key",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .unwrap();
+        let mode = std::fs::metadata(out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", out.display());
+        let text = std::fs::read_to_string(out).unwrap();
+        assert!(text.contains("BEGIN CERTIFICATE") && text.contains("BEGIN PRIVATE KEY"));
+    }
+    // The certificate alone is public: no need to restrict it.
+    let public = dir.join("ca.pem");
+    gateway
+        .cli(&["export-ca", "--out", public.to_str().unwrap()])
+        .unwrap();
+    assert!(!std::fs::read_to_string(&public)
+        .unwrap()
+        .contains("PRIVATE KEY"));
+}
