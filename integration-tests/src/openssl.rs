@@ -92,3 +92,36 @@ pub fn encrypt_entity(message: &[u8], recipient_pem: &str) -> anyhow::Result<Vec
     out.extend_from_slice(&body);
     Ok(out)
 }
+
+/// The signer certificate (PEM) of the S/MIME message `signed` if its signature verifies with
+/// the certificates in `ca_file` as the only trust anchors; `scratch` is a directory for
+/// openssl's output file.
+pub fn verified_signer(
+    ca_file: &std::path::Path,
+    signed: &[u8],
+    scratch: &std::path::Path,
+) -> anyhow::Result<Option<String>> {
+    let signer = scratch.join("verified-signer.pem");
+    let _ = std::fs::remove_file(&signer);
+    let (ca, out) = (
+        ca_file.to_string_lossy().into_owned(),
+        signer.to_string_lossy().into_owned(),
+    );
+    let (success, _, _) = run(
+        &[
+            "cms",
+            "-verify",
+            "-CAfile",
+            &ca,
+            "-signer",
+            &out,
+            "-out",
+            "/dev/null",
+        ],
+        signed,
+    )?;
+    if !success {
+        return Ok(None);
+    }
+    Ok(Some(std::fs::read_to_string(&signer)?))
+}

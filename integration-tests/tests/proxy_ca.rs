@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use integration_tests::gateway::{fixture, GatewayProcess};
-use integration_tests::openssl::{encrypt_entity, ok as openssl_ok, partner_message, run};
+use integration_tests::openssl::{
+    encrypt_entity, ok as openssl_ok, partner_message, verified_signer,
+};
 use integration_tests::{send_mail, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,50 +25,20 @@ fn start() -> (SmtpSink, SmtpSink, GatewayProcess) {
     (inbound, outbound, gateway)
 }
 
-/// alice's cert-query for user@agency.example (which also captures alice's certificate);
-/// returns the signed reply as it left the gateway.
+/// alice's cert-query for user@agency.example: the signed reply.
 fn cert_query(gateway: &GatewayProcess, outbound: &SmtpSink, replies_before: usize) -> Vec<u8> {
-    let request = partner_message(
-        "alice@partner.example",
-        "cert-query@agency.example",
-        "user@agency.example",
-        "Please send your certificate.",
-        Some("alice"),
-    )
-    .unwrap();
-    let (code, text) = send_mail(
-        &gateway.smtp,
-        "alice@partner.example",
-        &["cert-query@agency.example"],
-        &request,
-    )
-    .unwrap();
-    assert_eq!(code, 250, "{text}");
-    let replies = outbound
-        .wait_for_messages(replies_before + 1, WAIT)
-        .unwrap();
-    replies[replies_before].data.clone()
+    gateway
+        .cert_query(
+            outbound,
+            ("alice@partner.example", "alice"),
+            "user@agency.example",
+            replies_before,
+        )
+        .unwrap()
 }
 
-/// The signer certificate (PEM) of `signed` if it verifies with `ca` as the only anchor.
 fn signer_under(ca: &Path, signed: &[u8], dir: &Path) -> Option<String> {
-    let signer = dir.join("signer.pem");
-    let _ = std::fs::remove_file(&signer);
-    let (ok, _, _) = run(
-        &[
-            "cms",
-            "-verify",
-            "-CAfile",
-            ca.to_str().unwrap(),
-            "-signer",
-            signer.to_str().unwrap(),
-            "-out",
-            "/dev/null",
-        ],
-        signed,
-    )
-    .unwrap();
-    ok.then(|| std::fs::read_to_string(&signer).unwrap())
+    verified_signer(ca, signed, dir).unwrap()
 }
 
 #[test]

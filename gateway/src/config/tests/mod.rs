@@ -155,3 +155,14 @@ fn load_reports_the_file() {
     let e = Config::load(Path::new("/nonexistent/gw.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/gw.toml"));
 }
+
+#[test]
+fn decrypted_mail_needs_a_dsn_capable_next_hop_unless_allowed() {
+    assert!(!load("").unwrap().inbound_allow_next_hop_without_dsn);
+    let c =
+        load("[inbound]\nnext_hop = \"10.0.0.5:25\"\nallow_next_hop_without_dsn = true\n").unwrap();
+    assert!(c.inbound_allow_next_hop_without_dsn);
+    assert_eq!(c.inbound.next_hop, "10.0.0.5:25");
+    assert!(err("[outbound]\nallow_next_hop_without_dsn = true\n")
+        .contains("allow_next_hop_without_dsn"));
+}
