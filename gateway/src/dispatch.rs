@@ -510,7 +510,9 @@ impl Shared {
         }
     }
 
-    /// Tell the sender which recipients were refused (others were delivered).
+    /// Tell the sender which recipients were refused (others were delivered). `original` is
+    /// the message as received (inbound: still encrypted), never a decrypted result, and only
+    /// its headers are quoted: the notice goes back outside.
     async fn send_dsn(
         &self,
         mail_from: &str,
