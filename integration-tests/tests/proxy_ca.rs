@@ -184,3 +184,62 @@ fn exported_private_key_file_is_owner_only() {
         .unwrap()
         .contains("PRIVATE KEY"));
 }
+
+#[test]
+fn an_unconstrained_ca_keeps_working_with_a_warning_until_rotated() {
+    use integration_tests::gateway::binary;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nhostname = \"gw.agency.example\"\ninternal_domains = [\"agency.example\"]\n[trust]\nuse_system_store = false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(binary().unwrap())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The fixture proxy CA predates name constraints.
+    let (_, warning) = run(&[
+        "init",
+        "--import-ca-cert",
+        &fixture("proxy/proxy-ca.pem"),
+        "--import-ca-key",
+        &fixture("proxy/proxy-ca.key"),
+    ]);
+    assert!(warning.contains("no name constraints"), "{warning}");
+    let (issued, _) = run(&["proxy", "issue", "user@agency.example"]);
+    let (list, _) = run(&["proxy-ca", "list"]);
+    assert!(list.contains("\"name_constrained\":false"), "{list}");
+
+    run(&["proxy-ca", "rotate"]);
+    let (list, _) = run(&["proxy-ca", "list"]);
+    let current = list.lines().next().unwrap();
+    assert!(
+        current.contains("\"current\":true") && current.contains("\"name_constrained\":true"),
+        "{list}"
+    );
+    // No warning any more; the next issuance is under the new CA.
+    let (_, warning) = run(&["init"]);
+    assert!(!warning.contains("no name constraints"), "{warning}");
+    let (reissued, _) = run(&["proxy", "issue", "user@agency.example"]);
+    assert_ne!(issued, reissued);
+    let (summary, _) = run(&["proxy", "list"]);
+    assert!(summary.contains("\"key_count\":2"), "{summary}");
+}

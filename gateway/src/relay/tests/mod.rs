@@ -385,7 +385,9 @@ async fn starttls_modes_against_receive_server() {
 fn dsn_script(line: &str) -> String {
     match line {
         l if l.starts_with("EHLO") => "250-fake\r\n250-DSN\r\n250 SIZE 1000000\r\n".into(),
-        l if l.starts_with("MAIL") && l.split_whitespace().any(|p| p == "RET=HDRS") => "250 2.1.0 ok\r\n".into(),
+        l if l.starts_with("MAIL") && l.split_whitespace().any(|p| p == "RET=HDRS") => {
+            "250 2.1.0 ok\r\n".into()
+        }
         l if l.starts_with("MAIL") => "555 5.5.4 headers-only bounces expected\r\n".into(),
         l => basic_script(l),
     }
