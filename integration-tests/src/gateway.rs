@@ -276,7 +276,7 @@ impl Drop for GatewayProcess {
 
 /// Start `bin serve` and wait until it names its SMTP and admin addresses.
 fn serve(bin: &Path, config: &Path) -> anyhow::Result<(Child, String, String)> {
-    let mut child = Command::new(&bin)
+    let mut child = Command::new(bin)
         .arg("serve")
         .arg("--config")
         .arg(config)
