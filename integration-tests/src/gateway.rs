@@ -145,6 +145,19 @@ listen = "127.0.0.1:0"
         })
     }
 
+    /// A gateway relaying to the two sinks, with `partner.example` approved for S/MIME.
+    pub fn start_with_partner(
+        inbound: &crate::SmtpSink,
+        outbound: &crate::SmtpSink,
+    ) -> anyhow::Result<Self> {
+        Self::start(
+            &inbound.address(),
+            &outbound.address(),
+            "",
+            &[&["domains", "add", "partner.example", "--policy", "smime"]],
+        )
+    }
+
     /// Stop serving (SIGTERM, then kill), e.g. to run a command that needs the store.
     pub fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {

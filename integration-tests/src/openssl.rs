@@ -125,3 +125,18 @@ pub fn verified_signer(
     }
     Ok(Some(std::fs::read_to_string(&signer)?))
 }
+
+/// `message` (S/MIME encrypted) decrypted with the key of `fixtures/partner/<name>`.
+pub fn decrypt_as_partner(message: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
+    ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture(&format!("partner/{name}.pem")),
+            "-inkey",
+            &fixture(&format!("partner/{name}.key")),
+        ],
+        message,
+    )
+}

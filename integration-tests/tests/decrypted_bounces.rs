@@ -21,13 +21,7 @@ struct World {
 fn world() -> World {
     let inbound = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start(
-        &inbound.address(),
-        &outbound.address(),
-        "",
-        &[&["domains", "add", "partner.example", "--policy", "smime"]],
-    )
-    .expect("gateway starts");
+    let gateway = GatewayProcess::start_with_partner(&inbound, &outbound).expect("gateway starts");
     let dir = gateway.dir.path().to_path_buf();
     World {
         inbound,
@@ -91,6 +85,20 @@ impl World {
         out
     }
 
+    /// alice's signed (not encrypted) message to user@agency.example, accepted.
+    fn send_signed_only(&self) {
+        let signed = partner_message(
+            "alice@partner.example",
+            "user@agency.example",
+            "Signed only",
+            "nothing secret",
+            Some("alice"),
+        )
+        .unwrap();
+        let (code, text) = self.send(&["user@agency.example"], &signed);
+        assert_eq!(code, 250, "{text}");
+    }
+
     fn send(&self, to: &[&str], message: &[u8]) -> (u16, String) {
         send_mail(&self.gateway.smtp, "alice@partner.example", to, message).unwrap()
     }
@@ -114,16 +122,7 @@ fn decrypted_mail_is_reinjected_asking_for_headers_only_bounces() {
     );
 
     // Mail that was not decrypted (signed only) keeps the sender's choice.
-    let signed = partner_message(
-        "alice@partner.example",
-        "user@agency.example",
-        "Signed only",
-        "nothing secret",
-        Some("alice"),
-    )
-    .unwrap();
-    let (code, text) = w.send(&["user@agency.example"], &signed);
-    assert_eq!(code, 250, "{text}");
+    w.send_signed_only();
     let got = w.inbound.wait_for_messages(2, WAIT).unwrap();
     assert!(
         !got[1].mail_parameters.iter().any(|p| p.starts_with("RET=")),
@@ -145,16 +144,7 @@ fn next_hop_without_dsn_gets_no_decrypted_mail_unless_allowed() {
     assert!(w.inbound.messages().is_empty(), "nothing was relayed");
 
     // Signed-only mail is not decrypted content: it still goes through.
-    let signed = partner_message(
-        "alice@partner.example",
-        "user@agency.example",
-        "Signed only",
-        "nothing secret",
-        Some("alice"),
-    )
-    .unwrap();
-    let (code, text) = w.send(&["user@agency.example"], &signed);
-    assert_eq!(code, 250, "{text}");
+    w.send_signed_only();
 
     // The operator's explicit choice lets decrypted mail through.
     let config = std::fs::read_to_string(&w.gateway.config).unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use integration_tests::gateway::{fixture, GatewayProcess};
 use integration_tests::openssl::{
-    encrypt_entity, ok as openssl_ok, partner_message, verified_signer,
+    decrypt_as_partner, encrypt_entity, ok as openssl_ok, partner_message, verified_signer,
 };
 use integration_tests::{send_mail, SmtpSink};
 
@@ -15,13 +15,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn start() -> (SmtpSink, SmtpSink, GatewayProcess) {
     let inbound = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start(
-        &inbound.address(),
-        &outbound.address(),
-        "",
-        &[&["domains", "add", "partner.example", "--policy", "smime"]],
-    )
-    .expect("gateway starts");
+    let gateway = GatewayProcess::start_with_partner(&inbound, &outbound).expect("gateway starts");
     (inbound, outbound, gateway)
 }
 
@@ -120,18 +114,7 @@ fn rotation_keeps_old_mail_readable_and_signs_under_the_new_ca() {
     .unwrap();
     assert_eq!(code, 250, "{text}");
     let sent = outbound.wait_for_messages(2, WAIT).unwrap();
-    let inner = openssl_ok(
-        &[
-            "cms",
-            "-decrypt",
-            "-recip",
-            &fixture("partner/alice.pem"),
-            "-inkey",
-            &fixture("partner/alice.key"),
-        ],
-        &sent[1].data,
-    )
-    .unwrap();
+    let inner = decrypt_as_partner(&sent[1].data, "alice").unwrap();
     let new_proxy = signer_under(&new_ca, &inner, &dir).expect("signature chains to the new CA");
     assert!(signer_under(&old_ca, &inner, &dir).is_none());
     assert_ne!(new_proxy, old_proxy);
