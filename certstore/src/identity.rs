@@ -232,6 +232,12 @@ impl Store {
     /// Every internal address with a proxy identity, sorted.
     pub fn proxy_addresses(&self) -> Result<Vec<ProxyAddressSummary>, StoreError> {
         let now = SystemTime::now();
+        // Without a CA there are no identities to list.
+        let ca = match self.ca_certificate() {
+            Ok(ca) => ca,
+            Err(StoreError::NotInitialised) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         let mut out: Vec<ProxyAddressSummary> = Vec::new();
         for item in self.inner.proxy_by_addr.iter() {
             let (k, fp) = item?;
@@ -259,7 +265,7 @@ impl Store {
             };
             summary.key_count += 1;
             // Index order is issue order, so a later usable record replaces an earlier one.
-            if record.usable_at(now) {
+            if record.usable_at(now) && issued_by(&record.cert, &ca)? {
                 summary.current_fingerprint = Some(record.fingerprint.clone());
                 summary.current_not_after = Some(codec::from_unix(record.not_after));
             }

@@ -256,6 +256,11 @@ fn rotation_keeps_old_keys_and_issues_under_the_new_ca() {
         .current_proxy_identity("bob@agency.example")
         .unwrap()
         .is_none());
+    let summary = &store.proxy_addresses().unwrap()[0];
+    assert_eq!(
+        (summary.key_count, summary.current_fingerprint.as_ref()),
+        (1, None)
+    );
     let new = store.ensure_proxy_identity("bob@agency.example").unwrap();
     assert_ne!(new.fingerprint_sha256, old.fingerprint_sha256);
     let new_leaf = write(d, "new.pem", &pem(&new.certificate_der));
@@ -281,6 +286,11 @@ fn rotation_keeps_old_keys_and_issues_under_the_new_ca() {
     );
     let again = store.ensure_proxy_identity("bob@agency.example").unwrap();
     assert_eq!(again.fingerprint_sha256, new.fingerprint_sha256);
+    let summary = &store.proxy_addresses().unwrap()[0];
+    assert_eq!(
+        (summary.key_count, summary.current_fingerprint.as_ref()),
+        (2, Some(&new.fingerprint_sha256))
+    );
 
     let kinds: Vec<AuditKind> = store
         .audit(10, None)
