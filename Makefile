@@ -1,9 +1,9 @@
 # S/MIME proxy gateway: the commands a new engineer needs.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := openssl libnss3-tools gpgsm python3
+APT_PACKAGES := openssl libnss3-tools gpgsm python3 postfix
 
-.PHONY: run test deps lint bench demo fuzz-api clean-data
+.PHONY: run test deps lint bench demo fuzz-api difftest clean-data
 
 ## make run: start the gateway on localhost with a fresh data directory (./run-data)
 run:
@@ -19,6 +19,7 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
+	test -x /usr/sbin/postfix     || missing="$$missing postfix"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -37,6 +38,11 @@ bench:
 demo:
 	$(CARGO) build --release -p gateway --bin smime-gateway
 	$(CARGO) run --release -p integration-tests --bin demo
+
+## make difftest: mutated signed/encrypted mail read by the engine and by openssl cms; every
+## disagreement must be a documented one (integration-tests/difftest-known.tsv). DIFF_SECONDS bounds it.
+difftest: deps
+	DIFF_SECONDS=$${DIFF_SECONDS:-60} $(CARGO) run -p integration-tests --bin difftest
 
 ## make fuzz-api: schemathesis against the served OpenAPI document (no 5xx, no undocumented status)
 fuzz-api:

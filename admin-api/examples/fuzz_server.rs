@@ -69,6 +69,7 @@ async fn main() -> Result<(), BoxError> {
         token: Zeroizing::new(token),
         metrics: Metrics::new(),
         smtp_up: Arc::new(AtomicBool::new(true)),
+        internal: certstore::InternalAddresses::new(&["agency.example".to_string()], None),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("fuzz_server: listening on {}", listener.local_addr()?);

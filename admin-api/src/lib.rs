@@ -46,6 +46,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Set by the SMTP listener while it accepts connections; reported by `/healthz`.
     pub smtp_up: Arc<AtomicBool>,
+    /// The only addresses proxy certificates may be issued for (the gateway's
+    /// `internal_domains` / `internal_addresses`).
+    pub internal: certstore::InternalAddresses,
 }
 
 impl std::fmt::Debug for ApiState {

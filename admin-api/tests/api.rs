@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! The admin API through the router (`tower::ServiceExt::oneshot`), over a temporary store
 //! with fixture certificates.
 
@@ -865,6 +866,35 @@ async fn proxy_certificates_are_issued_renewed_and_listed_without_keys() {
     )
     .await
     .problem(StatusCode::UNPROCESSABLE_ENTITY, "partner_address");
+    // Nor is anything outside the organisation's domains, or off its address list.
+    env.call(
+        Method::POST,
+        "/api/v1/proxy/addresses/ceo@bigbank.example/certificate",
+        None,
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "not_internal");
+    assert!(env
+        .store()
+        .proxy_identities("ceo@bigbank.example")
+        .unwrap()
+        .is_empty());
+    let mut listed = env.state.clone();
+    listed.internal = certstore::InternalAddresses::new(
+        &["agency.example".to_string()],
+        Some(&["user@agency.example".to_string()]),
+    );
+    send(
+        admin_api::router(listed),
+        Method::POST,
+        "/api/v1/proxy/addresses/invented@agency.example/certificate",
+        Some(TOKEN),
+        None,
+        &[],
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "not_internal");
+
     let long = format!(
         "/api/v1/proxy/addresses/{}@agency.example/certificate",
         "a".repeat(60)

@@ -106,7 +106,7 @@ fn issue_skew() -> Duration {
     Duration::from_secs(3600)
 }
 
-fn addr_prefix(address: &str) -> Vec<u8> {
+pub(crate) fn addr_prefix(address: &str) -> Vec<u8> {
     let mut k = address.as_bytes().to_vec();
     k.push(0);
     k

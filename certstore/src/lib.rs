@@ -10,7 +10,10 @@ mod certinfo;
 mod codec;
 mod domains;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod identity;
+mod internal;
 mod issue;
 mod partner;
 mod proxy_ca;
@@ -24,6 +27,7 @@ pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};
 pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
+pub use internal::{InternalAddresses, NotInternal};
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
 };

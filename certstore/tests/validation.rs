@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! One test per refusal reason, with the openssl-made certificates in fixtures/.
 
 mod common;

@@ -18,7 +18,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certstore::{
-    ApprovedDomain, CaptureOutcome, DomainPolicy, PartnerCapture, StoreError, ValidationStatus,
+    ApprovedDomain, CaptureOutcome, DomainPolicy, NotInternal, PartnerCapture, StoreError,
+    ValidationStatus,
 };
 use der::Encode;
 use mail_builder::headers::date::Date;
@@ -406,7 +407,7 @@ impl CertQuery<'_> {
         let wanted = self.wanted_address(message)?;
         let identity = self
             .keys
-            .signing_identity(self.store, &wanted)
+            .signing_identity(self.store, &self.config.proxy_identity_addresses(), &wanted)
             .map_err(|e| Stop::Temporary(format!("proxy identity for {wanted}: {e}")))?;
         let chain = self
             .keys
@@ -491,8 +492,8 @@ impl CertQuery<'_> {
                 ),
             ));
         };
-        let domain = domain_of(&wanted).unwrap_or_default();
-        if !self.config.is_internal_domain(&domain) {
+        let allowed = self.config.proxy_identity_addresses().check(&wanted);
+        if let Err(NotInternal::OutsideDomains { .. }) = allowed {
             return Err(refuse(
                 format!("{wanted} is not an agency address"),
                 format!(
@@ -502,11 +503,7 @@ impl CertQuery<'_> {
                 ),
             ));
         }
-        let known = match &self.config.internal_addresses {
-            Some(list) => list.iter().any(|a| normalise(a) == wanted),
-            None => true,
-        };
-        if !known || wanted == normalise(cq) {
+        if allowed.is_err() || wanted == normalise(cq) {
             return Err(refuse(
                 format!("unknown address {wanted}"),
                 format!(
@@ -579,7 +576,10 @@ impl CertQuery<'_> {
     }
 
     fn sign_as(&self, address: &str, message: &[u8], now: SystemTime) -> Option<Vec<u8>> {
-        let identity = self.keys.signing_identity(self.store, address).ok()?;
+        let identity = self
+            .keys
+            .signing_identity(self.store, &self.config.proxy_identity_addresses(), address)
+            .ok()?;
         let chain = self.keys.proxy_ca_chain(self.store).ok()?;
         sign_message(
             message,

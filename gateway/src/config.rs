@@ -5,12 +5,14 @@
 //! Relative paths are resolved against the directory of the configuration file, so the
 //! meaning of the file does not depend on the directory the gateway is started from.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cidr::Cidr;
 use crate::receive::ServerConfig;
 use crate::relay::{NextHop, TlsMode};
 
@@ -129,6 +131,8 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    postfix: RawPostfix,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +145,7 @@ struct RawSmtp {
     max_sessions: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    trusted_clients: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +176,7 @@ struct RawOutbound {
     timeout_secs: Option<u64>,
     policy_without_certificate: Option<PolicyWithoutCertificate>,
     plaintext_domains: Option<Vec<String>>,
+    send_as: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +198,12 @@ struct RawCertQuery {
 struct RawAdmin {
     listen: Option<String>,
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostfix {
+    tls_policy_socketmap: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +239,7 @@ pub struct Config {
     pub cert_query: CertQuerySettings,
     pub admin: AdminSettings,
     pub store: StoreSettings,
+    pub postfix: PostfixSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +251,8 @@ pub struct SmtpSettings {
     pub max_sessions: usize,
     /// Certificate chain and key (PEM) for STARTTLS; both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The only clients that may submit mail (the organisation's MTA).
+    pub trusted_clients: Vec<Cidr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,8 +268,12 @@ pub struct HopSettings {
 pub struct OutboundSettings {
     pub hop: HopSettings,
     pub policy_without_certificate: PolicyWithoutCertificate,
-    /// Lower-case domains allowed in clear under the `plaintext` policy.
+    /// Lower-case domains allowed in clear under the `plaintext` policy (ignored under
+    /// `refuse`).
     pub plaintext_domains: Vec<String>,
+    /// Envelope sender → the other `From:` addresses it may send (and be signed) as; all
+    /// lower-case internal addresses.
+    pub send_as: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +296,12 @@ pub struct AdminSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostfixSettings {
+    /// Where to serve Postfix's socketmap protocol for `smtp_tls_policy_maps`.
+    pub tls_policy_socketmap: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     pub proxy_cert_validity_days: u32,
     pub extra_freemail_domains: Vec<String>,
@@ -293,6 +318,8 @@ const DEFAULT_MAX_SESSIONS: usize = 100;
 const DEFAULT_HOP_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5;
 const DEFAULT_PROXY_CERT_VALIDITY_DAYS: u32 = 365;
+/// Loopback only: the MTA that hands us mail runs on this host.
+pub const DEFAULT_TRUSTED_CLIENTS: [&str; 2] = ["127.0.0.0/8", "::1"];
 
 impl Config {
     /// Reads, parses and validates the file at `path`.
@@ -346,6 +373,7 @@ impl Config {
             command_timeout: self.smtp.command_timeout,
             tls: None,
             max_sessions: self.smtp.max_sessions,
+            trusted_clients: self.smtp.trusted_clients.clone(),
         }
     }
 
@@ -365,6 +393,17 @@ impl Config {
             timeout: h.timeout,
             ca_file: h.ca_file.clone(),
         }
+    }
+
+    /// The addresses that may hold a proxy identity: `internal_addresses` (plus the
+    /// cert-query address, which signs its refusals) when set, else any in `internal_domains`.
+    pub fn proxy_identity_addresses(&self) -> certstore::InternalAddresses {
+        let listed = self.internal_addresses.as_ref().map(|list| {
+            let mut list = list.clone();
+            list.push(self.cert_query_address.clone());
+            list
+        });
+        certstore::InternalAddresses::new(&self.internal_domains, listed.as_deref())
     }
 
     /// Whether `domain` (any case) is one of ours.
@@ -414,6 +453,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT_SECS),
             max_sessions: DEFAULT_MAX_SESSIONS,
             tls: None,
+            trusted_clients: default_trusted_clients(),
         },
         inbound: hop(DEFAULT_INBOUND_NEXT_HOP),
         inbound_allow_next_hop_without_dsn: false,
@@ -421,6 +461,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             hop: hop(DEFAULT_OUTBOUND_NEXT_HOP),
             policy_without_certificate: PolicyWithoutCertificate::Refuse,
             plaintext_domains: Vec::new(),
+            send_as: BTreeMap::new(),
         },
         trust: TrustSettings {
             anchor_files: Vec::new(),
@@ -438,7 +479,17 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             proxy_cert_validity_days: DEFAULT_PROXY_CERT_VALIDITY_DAYS,
             extra_freemail_domains: Vec::new(),
         },
+        postfix: PostfixSettings {
+            tls_policy_socketmap: None,
+        },
     }
+}
+
+pub fn default_trusted_clients() -> Vec<Cidr> {
+    DEFAULT_TRUSTED_CLIENTS
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 // ---- validation ----------------------------------------------------------------------
@@ -553,7 +604,23 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                 ))
             }
         },
+        trusted_clients: match s.trusted_clients {
+            Some(list) => list
+                .iter()
+                .map(|c| {
+                    c.parse::<Cidr>()
+                        .map_err(|e| invalid("smtp.trusted_clients", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => default_trusted_clients(),
+        },
     };
+    if smtp.trusted_clients.is_empty() {
+        return Err(invalid(
+            "smtp.trusted_clients",
+            "must list at least one network (the MTA that hands us mail)",
+        ));
+    }
     if smtp.max_message_size > (1 << 30) {
         return Err(invalid("smtp.max_message_size", "must be at most 1 GiB"));
     }
@@ -606,6 +673,20 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             .iter()
             .map(|d| domain("outbound.plaintext_domains", d))
             .collect::<Result<Vec<_>, _>>()?,
+        send_as: {
+            let mut map = BTreeMap::new();
+            for (submitter, allowed) in o.send_as.unwrap_or_default() {
+                let submitter = in_internal("outbound.send_as", &submitter)?;
+                let allowed = allowed
+                    .iter()
+                    .map(|a| in_internal("outbound.send_as", a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                map.entry(submitter)
+                    .or_insert_with(Vec::new)
+                    .extend(allowed);
+            }
+            map
+        },
     };
 
     let t = raw.trust;
@@ -674,6 +755,13 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             .collect::<Result<Vec<_>, _>>()?,
     };
 
+    let postfix = PostfixSettings {
+        tls_policy_socketmap: match raw.postfix.tls_policy_socketmap {
+            Some(s) => Some(socket("postfix.tls_policy_socketmap", &s)?),
+            None => None,
+        },
+    };
+
     Ok(Config {
         data_dir,
         hostname,
@@ -690,6 +778,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         cert_query,
         admin,
         store,
+        postfix,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
 use crate::inbound::Inbound;
 use crate::keys::KeyCache;
-use crate::outbound::{Decision, Outbound};
+use crate::outbound::{Decision, Outbound, SignError};
 use crate::receive::{Envelope, MessageHandler, Reply};
 use crate::relay::{self, NextHop, RecipientOutcome, TlsMode};
 
@@ -83,7 +83,7 @@ struct Refusal {
 struct Plan {
     deliveries: Vec<Delivery>,
     refused: Vec<Refusal>,
-    /// Work that failed for a reason that may pass (store unavailable...): answer 4xx.
+    /// Work that failed for a reason that may pass (store unavailable...): answer 451 4.3.0.
     temporary: Vec<String>,
     /// cert-query requests answered (or deliberately not answered).
     handled_queries: usize,
@@ -179,6 +179,9 @@ impl Shared {
 
     /// Everything that needs no network: route, decrypt/verify, sign/encrypt, answer queries.
     fn plan(&self, envelope: &Envelope, message: &[u8], now: SystemTime) -> Plan {
+        // Only we write verdict headers: whatever arrives claiming to be ours goes, on every
+        // route (internal mail too, which is otherwise passed on unchanged).
+        let message = &*crate::verdict::strip_incoming(message, &self.config.authserv_id);
         let mut plan = Plan::default();
         let mut inbound = Vec::new();
         let mut outbound = Vec::new();
@@ -208,12 +211,18 @@ impl Shared {
             authserv_id: &self.config.authserv_id,
         };
         for rcpt in inbound {
-            let result = inbound_pipeline.process(&rcpt, message, now);
+            let result = match inbound_pipeline.process(&rcpt, message, now) {
+                Ok(r) => r,
+                Err(crate::inbound::Temporary(reason)) => {
+                    plan.temporary.push(reason);
+                    continue;
+                }
+            };
             if result.outcome == "undecryptable" {
                 self.metrics.failure("decrypt", "undecryptable");
             }
-            if let crate::inbound::SmimeResult::Fail { reason, .. } = &result.smime {
-                self.metrics.failure("verify", reason);
+            if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
+                self.metrics.failure("verify", "fail");
             }
             // Recipients whose result is the same (the usual case: one decryption, same
             // headers) share one delivery and one copy of the message.
@@ -307,6 +316,16 @@ impl Shared {
             store: &self.store,
             keys: &self.keys,
         };
+        let submitted = &envelope.forwarded;
+        // Who may sign is checked for every outbound message, clear text included: mail
+        // leaves the organisation only under the name of the person who submitted it.
+        let signing_address = match pipeline.signing_address(&envelope.mail_from, message) {
+            Ok(address) => address,
+            Err(reason) => {
+                self.refuse_identity(envelope, recipients, reason, plan);
+                return;
+            }
+        };
         let decisions: Vec<(String, Decision)> = recipients
             .into_iter()
             .map(|r| {
@@ -314,17 +333,39 @@ impl Shared {
                 (r, d)
             })
             .collect();
+        let count = |f: fn(&Decision) -> bool| decisions.iter().filter(|(_, d)| f(d)).count();
+        tracing::info!(
+            submitter = %envelope.mail_from,
+            from = %signing_address,
+            login = submitted.login.as_deref().unwrap_or("-"),
+            orig_client = submitted.addr.as_deref().unwrap_or("-"),
+            encrypt = count(|d| matches!(d, Decision::Encrypt { .. })),
+            sign_over_tls = count(|d| matches!(d, Decision::SignOverTls)),
+            plaintext = count(|d| matches!(d, Decision::Plaintext)),
+            refused = count(|d| matches!(d, Decision::Refuse { .. })),
+            temporary = count(|d| matches!(d, Decision::Temporary { .. })),
+            "outbound decisions"
+        );
         let needs_signature = decisions
             .iter()
             .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
         // One signature serves every recipient; encryption is per recipient.
         let signed = if needs_signature {
-            match pipeline
-                .sender_identity(&envelope.mail_from, message)
-                .and_then(|identity| pipeline.sign(&identity, message, now))
-            {
+            let signed = pipeline
+                .signing_identity(&signing_address)
+                .and_then(|identity| {
+                    pipeline
+                        .sign(&identity, message, now)
+                        .map_err(SignError::Temporary)
+                });
+            match signed {
                 Ok(s) => Some(Arc::new(s)),
-                Err(reason) => {
+                Err(SignError::Refused(reason)) => {
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    self.refuse_identity(envelope, recipients, reason, plan);
+                    return;
+                }
+                Err(SignError::Temporary(reason)) => {
                     self.metrics.failure("sign", "sign-failed");
                     tracing::error!(%reason, "outbound signing failed");
                     plan.temporary.push(reason);
@@ -348,6 +389,7 @@ impl Shared {
                     reason,
                     direction: "outbound",
                 }),
+                Decision::Temporary { reason } => plan.temporary.push(format!("{rcpt}: {reason}")),
                 Decision::Plaintext => plaintext.push(rcpt),
                 Decision::SignOverTls => over_tls.push(rcpt),
                 Decision::Encrypt {
@@ -413,10 +455,55 @@ impl Shared {
         }
     }
 
+    /// The message may not be signed as its From: every outbound recipient is refused
+    /// (550 5.7.1), and the decision is logged with who submitted it.
+    fn refuse_identity(
+        &self,
+        envelope: &Envelope,
+        recipients: Vec<String>,
+        reason: String,
+        plan: &mut Plan,
+    ) {
+        let submitted = &envelope.forwarded;
+        tracing::warn!(
+            submitter = %envelope.mail_from,
+            login = submitted.login.as_deref().unwrap_or("-"),
+            orig_client = submitted.addr.as_deref().unwrap_or("-"),
+            %reason,
+            "outbound refused: signing identity"
+        );
+        self.metrics.failure("sign", "identity-refused");
+        plan.refused
+            .extend(recipients.into_iter().map(|rcpt| Refusal {
+                recipient: rcpt,
+                enhanced: "5.7.1",
+                reason: reason.clone(),
+                direction: "outbound",
+            }));
+    }
+
     /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
     async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
+        // Work that failed before relaying (store or keys unavailable): relay nothing, so the
+        // upstream MTA's retry delivers every recipient exactly once.
+        if !plan.temporary.is_empty() {
+            tracing::warn!(reasons = ?plan.temporary, "temporary failure before relaying; upstream will retry");
+            return Reply::temp_fail(
+                "4.3.0",
+                format!(
+                    "temporary failure, try again later: {}",
+                    plan.temporary.join("; ")
+                ),
+            );
+        }
         let mut accepted = 0usize;
         let mut temporary = std::mem::take(&mut plan.temporary);
+        // Our own failure (store, keys) is 4.3.0; a next hop's is 4.4.1.
+        let enhanced = if temporary.is_empty() {
+            "4.4.1"
+        } else {
+            "4.3.0"
+        };
         let mut permanent: Vec<(String, Reply)> = Vec::new();
         let deliveries = std::mem::take(&mut plan.deliveries);
         for delivery in &deliveries {
@@ -469,7 +556,7 @@ impl Shared {
         if !temporary.is_empty() {
             tracing::warn!(reasons = ?temporary, "temporary failure; upstream will retry");
             return Reply::temp_fail(
-                "4.4.1",
+                enhanced,
                 format!(
                     "temporary failure, try again later: {}",
                     temporary.join("; ")

@@ -3,84 +3,16 @@
 //! the RFC 7281 `smime` method) and `X-SMIME-Gateway`. Mail that cannot be decrypted is
 //! delivered unchanged with a header saying why: never dropped.
 
-use std::borrow::Cow;
 use std::time::SystemTime;
 
 use certstore::{CaptureOutcome, PartnerCapture, Store, ValidationStatus};
 
 use crate::address;
 use crate::keys::{self, KeyCache};
-use crate::mime::{self, headers, Layer};
-
-/// The RFC 7281 result for the message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SmimeResult {
-    Pass {
-        identifier: String,
-    },
-    Fail {
-        reason: String,
-        identifier: Option<String>,
-    },
-    /// Could not be evaluated (not decrypted, temporary store failure).
-    Neutral {
-        reason: String,
-    },
-    /// Malformed S/MIME structure.
-    PermError {
-        reason: String,
-    },
-    TempError {
-        reason: String,
-    },
-    None,
-}
-
-impl SmimeResult {
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            Self::Pass { .. } => "pass",
-            Self::Fail { .. } => "fail",
-            Self::Neutral { .. } => "neutral",
-            Self::PermError { .. } => "permerror",
-            Self::TempError { .. } => "temperror",
-            Self::None => "none",
-        }
-    }
-
-    /// The `Authentication-Results` field for `authserv_id`.
-    pub fn header(&self, authserv_id: &str) -> String {
-        let comment = |r: &str| format!(" ({})", sanitise(r));
-        let body = match self {
-            Self::Pass { identifier } => format!("smime=pass smime.smime-identifier={identifier}"),
-            Self::Fail { reason, identifier } => format!(
-                "smime=fail{}{}",
-                comment(reason),
-                identifier
-                    .as_ref()
-                    .map(|i| format!(" smime.smime-identifier={i}"))
-                    .unwrap_or_default()
-            ),
-            Self::Neutral { reason } => format!("smime=neutral{}", comment(reason)),
-            Self::PermError { reason } => format!("smime=permerror{}", comment(reason)),
-            Self::TempError { reason } => format!("smime=temperror{}", comment(reason)),
-            Self::None => "smime=none".to_string(),
-        };
-        format!("Authentication-Results: {authserv_id};\r\n\t{body}")
-    }
-}
-
-/// Comments must not break the header: no parentheses, no line breaks, bounded length.
-fn sanitise(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '(' | ')' | '\\' => ' ',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .take(200)
-        .collect()
-}
+use crate::mime::{self, headers, Layer, Opened};
+use crate::smime::verify::SignatureReport;
+pub use crate::verdict::SmimeResult;
+use crate::verdict::{gateway_header, strip_incoming};
 
 /// What happened to one inbound message, for the delivered headers, logs and metrics.
 pub struct InboundResult {
@@ -90,6 +22,11 @@ pub struct InboundResult {
     pub outcome: &'static str,
 }
 
+/// A failure that may pass (the store or a key could not be read): the upstream MTA must
+/// keep the message and retry, not receive it undecrypted.
+#[derive(Debug)]
+pub struct Temporary(pub String);
+
 pub struct Inbound<'a> {
     pub store: &'a Store,
     pub keys: &'a KeyCache,
@@ -97,21 +34,21 @@ pub struct Inbound<'a> {
 }
 
 impl Inbound<'_> {
-    pub fn process(&self, recipient: &str, message: &[u8], now: SystemTime) -> InboundResult {
-        let message = strip_forged_results(message, self.authserv_id);
-        let identities = match self
+    pub fn process(
+        &self,
+        recipient: &str,
+        message: &[u8],
+        now: SystemTime,
+    ) -> Result<InboundResult, Temporary> {
+        let identities = self
             .keys
             .decryption_identities(self.store, &address::normalise(recipient))
-        {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(recipient, error = %e, "cannot load proxy keys");
-                Vec::new()
-            }
-        };
+            .map_err(|e| {
+                tracing::error!(recipient, error = %e, "cannot load proxy keys");
+                Temporary(format!("cannot load the proxy keys of {recipient}"))
+            })?;
         let decryption_keys = keys::decryption_keys(&identities);
-        let opened = mime::open_message(&message, &decryption_keys);
-        let from = address::header_address(&message, "From");
+        let opened = mime::open_message(message, &decryption_keys);
 
         // Not opened at all: deliver the original, unchanged but for our headers.
         if opened.was_encrypted() && !opened.decrypted() {
@@ -124,14 +61,7 @@ impl Inbound<'_> {
                 reason: format!("not decrypted: {reason}"),
             };
             let status = format!("not decrypted: {reason}");
-            return InboundResult {
-                message: prepend(
-                    &[smime.header(self.authserv_id), gateway_header(&status)],
-                    &message,
-                ),
-                smime,
-                outcome: "undecryptable",
-            };
+            return Ok(self.deliver(message, smime, &status, "undecryptable"));
         }
         if opened.layers.is_empty() {
             let (smime, outcome, status) = match &opened.stopped {
@@ -142,20 +72,20 @@ impl Inbound<'_> {
                     "malformed",
                     format!("S/MIME structure not processed: {e}"),
                 ),
+                None if opened.has_signed_part_inside() => (
+                    SmimeResult::Neutral {
+                        reason: PARTLY_SIGNED.into(),
+                    },
+                    "plain",
+                    format!("not encrypted; {PARTLY_SIGNED}"),
+                ),
                 None => (
                     SmimeResult::None,
                     "plain",
                     "not encrypted; not signed".to_string(),
                 ),
             };
-            return InboundResult {
-                message: prepend(
-                    &[smime.header(self.authserv_id), gateway_header(&status)],
-                    &message,
-                ),
-                smime,
-                outcome,
-            };
+            return Ok(self.deliver(message, smime, &status, outcome));
         }
 
         let mut status = Vec::new();
@@ -172,40 +102,11 @@ impl Inbound<'_> {
         if !opened.was_encrypted() {
             status.push("not encrypted".into());
         }
-        let message_id = address::message_id(&message);
-        let smime = match opened.signature() {
-            None => {
-                status.push("not signed".into());
-                SmimeResult::None
-            }
-            Some(sig) if !sig.outcome.is_valid() => {
-                status.push(format!("signature invalid: {}", sig.outcome.describe()));
-                SmimeResult::Fail {
-                    reason: sig.outcome.describe(),
-                    identifier: sig.signer_emails.first().cloned(),
-                }
-            }
-            Some(sig) => {
-                let identifier = from
-                    .clone()
-                    .or_else(|| sig.signer_emails.first().cloned())
-                    .unwrap_or_default();
-                let result = self.capture(&identifier, sig, message_id, now);
-                status.push(match &result {
-                    SmimeResult::Pass { identifier } => {
-                        format!("signature valid, signer {identifier}")
-                    }
-                    SmimeResult::Fail { reason, .. } => {
-                        format!("signature valid but certificate refused: {reason}")
-                    }
-                    other => format!(
-                        "signature valid, certificate not evaluated: {}",
-                        other.keyword()
-                    ),
-                });
-                result
-            }
-        };
+        // The verdict is about the message as delivered: its From (the inner one when the
+        // protected content is a whole message) and the content the engine verified.
+        let delivered = opened.to_message(&[]);
+        let delivered = strip_incoming(&delivered, self.authserv_id).into_owned();
+        let smime = self.verdict(&opened, &delivered, now, &mut status)?;
         if let Some(e) = &opened.stopped {
             status.push(format!("stopped: {e}"));
         }
@@ -214,15 +115,124 @@ impl Inbound<'_> {
         } else {
             "signed"
         };
-        let extra = [
-            smime.header(self.authserv_id),
-            gateway_header(&status.join("; ")),
-        ];
+        Ok(self.deliver(&delivered, smime, &status.join("; "), outcome))
+    }
+
+    fn deliver(
+        &self,
+        message: &[u8],
+        smime: SmimeResult,
+        status: &str,
+        outcome: &'static str,
+    ) -> InboundResult {
+        let message = strip_incoming(message, self.authserv_id);
+        let extra = [smime.header(self.authserv_id), gateway_header(status)];
         InboundResult {
-            message: prepend(&extra, &opened.to_message(&[])),
+            message: prepend(&extra, &message),
             smime,
             outcome,
         }
+    }
+
+    /// The S/MIME result of an opened message with at least one layer.
+    ///
+    /// `pass` needs every signature layer valid, the author's (innermost) signature made with
+    /// an accepted digest, exactly one `From:` address carried by the signer's certificate,
+    /// and that certificate validated by the certstore.
+    fn verdict(
+        &self,
+        opened: &Opened,
+        delivered: &[u8],
+        now: SystemTime,
+        status: &mut Vec<String>,
+    ) -> Result<SmimeResult, Temporary> {
+        let signatures: Vec<&SignatureReport> = opened
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Signed { report, .. } => Some(report),
+                Layer::Encrypted { .. } => None,
+            })
+            .collect();
+        let Some(author) = signatures.last() else {
+            status.push("not signed".into());
+            if opened.has_signed_part_inside() {
+                status.push(PARTLY_SIGNED.into());
+                return Ok(SmimeResult::Neutral {
+                    reason: PARTLY_SIGNED.into(),
+                });
+            }
+            return Ok(SmimeResult::None);
+        };
+        for sig in &signatures {
+            if sig.signers.len() > 1 {
+                status.push(describe_signers(sig));
+            }
+        }
+        if let Some(bad) = signatures.iter().find(|s| !s.outcome.is_valid()) {
+            status.push(format!("signature invalid: {}", bad.outcome.describe()));
+            return Ok(SmimeResult::Fail {
+                reason: bad.outcome.describe(),
+            });
+        }
+        let signer = author
+            .signer_emails
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "a certificate without an e-mail address".into());
+        let from = match address::sole_address(delivered, "From") {
+            Ok(from) => from,
+            Err(problem) => {
+                status.push(format!("signature valid, signer {signer}, but {problem}"));
+                return Ok(SmimeResult::Fail {
+                    reason: format!("signed by {signer}, but {problem}"),
+                });
+            }
+        };
+        // With several signers (all valid by now), the one that vouches for the sender is the
+        // one whose certificate carries the From address.
+        let vouching = author
+            .signers
+            .iter()
+            .find(|s| s.emails.iter().any(|e| address::normalise(e) == from));
+        let certificate = match vouching {
+            Some(s) => s.certificate.clone(),
+            None if author
+                .signer_emails
+                .iter()
+                .any(|e| address::normalise(e) == from) =>
+            {
+                author.signer_certificate.clone()
+            }
+            None => {
+                let reason = format!("signed by {signer}, but From says {from}");
+                status.push(format!("signature valid, but {reason}"));
+                return Ok(SmimeResult::Fail { reason });
+            }
+        };
+        let message_id = address::message_id(delivered);
+        let result = self.capture(&from, certificate, author, message_id, now)?;
+        let result = match result {
+            SmimeResult::Pass { identifier } if author.weak_digest => SmimeResult::Neutral {
+                reason: format!(
+                    "signature by {identifier} valid but made with {}, a weak digest",
+                    author.digest.map(|d| d.name()).unwrap_or("SHA-1")
+                ),
+            },
+            other => other,
+        };
+        status.push(match &result {
+            SmimeResult::Pass { identifier } => format!("signature valid, signer {identifier}"),
+            SmimeResult::Fail { reason } => {
+                format!("signature valid but certificate refused: {reason}")
+            }
+            SmimeResult::Neutral { reason } => reason.clone(),
+            other => format!(
+                "signature valid, certificate not evaluated: {}",
+                other.keyword()
+            ),
+        });
+        Ok(result)
     }
 
     /// Record the signer's certificate (validated by the certstore) and turn the validation
@@ -230,24 +240,24 @@ impl Inbound<'_> {
     fn capture(
         &self,
         identifier: &str,
-        sig: &crate::smime::verify::SignatureReport,
+        certificate: Option<Vec<u8>>,
+        sig: &SignatureReport,
         message_id: Option<String>,
         now: SystemTime,
-    ) -> SmimeResult {
-        let Some(cert) = &sig.signer_certificate else {
-            return SmimeResult::Fail {
+    ) -> Result<SmimeResult, Temporary> {
+        let Some(cert) = certificate else {
+            return Ok(SmimeResult::Fail {
                 reason: "no signer certificate".into(),
-                identifier: None,
-            };
+            });
         };
         let capture = PartnerCapture {
             address: identifier.to_string(),
-            certificate_der: cert.clone(),
+            certificate_der: cert,
             chain_der: sig.certificates.clone(),
             message_id,
             seen_at: now,
         };
-        match self.store.capture_partner_certificate(&capture) {
+        Ok(match self.store.capture_partner_certificate(&capture) {
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Valid,
                 ..
@@ -259,25 +269,41 @@ impl Inbound<'_> {
                 ..
             }) => SmimeResult::Fail {
                 reason: reason.to_string(),
-                identifier: Some(identifier.to_string()),
             },
             Ok(CaptureOutcome::Blocked { .. }) => SmimeResult::Fail {
                 reason: "the signer's certificate is blocked by the operator".into(),
-                identifier: Some(identifier.to_string()),
             },
             Err(certstore::StoreError::Domain(e)) => SmimeResult::Fail {
                 reason: format!("signer address: {e}"),
-                identifier: Some(identifier.to_string()),
             },
             Err(e) => {
                 tracing::error!(error = %e, "certificate capture failed");
-                SmimeResult::TempError {
-                    reason: "certificate store unavailable".into(),
-                }
+                return Err(Temporary("the certificate store is unavailable".into()));
             }
-        }
+        })
     }
 }
+
+/// Every signer of a multi-signer layer with its own result, for `X-SMIME-Gateway`.
+fn describe_signers(sig: &SignatureReport) -> String {
+    let each: Vec<String> = sig
+        .signers
+        .iter()
+        .map(|s| {
+            let who = s
+                .emails
+                .first()
+                .cloned()
+                .or_else(|| s.subject.clone())
+                .unwrap_or_else(|| "unknown signer".into());
+            format!("{who}: {}", s.outcome.describe())
+        })
+        .collect();
+    format!("{} signers ({})", sig.signers.len(), each.join(", "))
+}
+
+/// The verdict for a message that is not signed as a whole but carries a signed part.
+const PARTLY_SIGNED: &str = "only part of the message is signed; the signature was not checked";
 
 /// Keep what the partner's client said it can read, so outbound mail picks AES-GCM only for
 /// clients that advertised it. Best effort: a failure here must not fail the message.
@@ -293,15 +319,6 @@ pub fn remember_capabilities(
     }
 }
 
-fn gateway_header(status: &str) -> String {
-    let safe: String = status
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(400)
-        .collect();
-    format!("X-SMIME-Gateway: {safe}")
-}
-
 fn prepend(fields: &[String], message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 512);
     for f in fields {
@@ -310,27 +327,3 @@ fn prepend(fields: &[String], message: &[u8]) -> Vec<u8> {
     out.extend_from_slice(message);
     out
 }
-
-/// Remove `Authentication-Results` fields that claim to come from us: only we may add them.
-pub fn strip_forged_results<'m>(message: &'m [u8], authserv_id: &str) -> Cow<'m, [u8]> {
-    let split = headers::split(message);
-    let forged = |h: &headers::HeaderField<'_>| {
-        h.is("Authentication-Results")
-            && h.value()
-                .split(';')
-                .next()
-                .and_then(|id| id.split_whitespace().next())
-                .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
-    };
-    if !split.headers.iter().any(forged) {
-        return Cow::Borrowed(message);
-    }
-    let mut out = Vec::with_capacity(message.len());
-    headers::write_fields(split.headers.iter().filter(|h| !forged(h)), &mut out);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(split.body);
-    Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests;

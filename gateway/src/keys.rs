@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use certstore::{ProxyIdentity, Store};
+use certstore::{InternalAddresses, ProxyIdentity, Store};
 use x509_cert::Certificate;
 
 use crate::smime::certs;
@@ -26,6 +26,9 @@ pub enum KeyLoadError {
     Store(#[from] certstore::StoreError),
     #[error("stored proxy identity unusable: {0}")]
     Unusable(String),
+    /// Permanent: the address may not hold a proxy identity at all.
+    #[error(transparent)]
+    NotInternal(#[from] certstore::NotInternal),
 }
 
 /// Cache of parsed identities; bounded so a flood of addresses cannot grow it without limit.
@@ -76,12 +79,15 @@ impl KeyCache {
             .collect()
     }
 
-    /// The current identity of `address`, issued on first use.
+    /// The current identity of `address`, issued on first use, only when `allowed` permits
+    /// the address (no key is ever made for an invented or external address).
     pub fn signing_identity(
         &self,
         store: &Store,
+        allowed: &InternalAddresses,
         address: &str,
     ) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
+        allowed.check(address)?;
         self.load(&store.ensure_proxy_identity(address)?)
     }
 }

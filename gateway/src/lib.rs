@@ -1,5 +1,6 @@
 pub mod address;
 pub mod cert_query;
+pub mod cidr;
 pub mod classify;
 pub mod config;
 pub mod dispatch;
@@ -8,6 +9,8 @@ pub mod inbound;
 pub mod keys;
 pub mod mime;
 pub mod outbound;
+pub mod postfix_map;
 pub mod receive;
 pub mod relay;
 pub mod smime;
+pub mod verdict;

@@ -1,4 +1,5 @@
-//! Outbound: per recipient, decide what policy allows, then sign with the sender's proxy key
+//! Outbound: check who may sign (the header `From:` must be the submitter, or allowed by
+//! `send_as`), decide per recipient what policy allows, then sign with the sender's proxy key
 //! and encrypt to the recipient's newest valid certificate.
 
 use std::time::SystemTime;
@@ -6,9 +7,9 @@ use std::time::SystemTime;
 use certstore::{DomainPolicy, Store};
 use x509_cert::Certificate;
 
-use crate::address::{domain_of, normalise};
+use crate::address::{domain_of, normalise, sole_address};
 use crate::config::{Config, PolicyWithoutCertificate};
-use crate::keys::{self, KeyCache, LoadedIdentity};
+use crate::keys::{self, KeyCache, KeyLoadError, LoadedIdentity};
 use crate::mime::{self, SignFormat};
 use crate::smime::certs;
 use crate::smime::encrypt::EncryptOptions;
@@ -28,6 +29,18 @@ pub enum Decision {
     Plaintext,
     /// Secure-only policy: refused, with a reason a person understands.
     Refuse { reason: String },
+    /// The store or a stored certificate could not be read: a reason that may pass, so the
+    /// upstream MTA must keep the message and retry.
+    Temporary { reason: String },
+}
+
+/// Why a message cannot be signed.
+#[derive(Debug)]
+pub enum SignError {
+    /// Permanent: the submitter may not sign as the message's `From:` (550 5.7.1).
+    Refused(String),
+    /// May pass (store or key unreadable): 451 4.3.0.
+    Temporary(String),
 }
 
 pub struct Outbound<'a> {
@@ -44,11 +57,12 @@ impl Outbound<'_> {
                 reason: format!("{recipient} is not a valid address"),
             };
         };
-        let plaintext_allowed = self.config.outbound.policy_without_certificate
+        // "plaintext" allows clear text only to the listed domains; "refuse" never does
+        // (plaintext_domains are ignored under it: secure-only means exactly that).
+        let outbound = &self.config.outbound;
+        let plaintext_allowed = outbound.policy_without_certificate
             == PolicyWithoutCertificate::Plaintext
-            || self
-                .config
-                .outbound
+            && outbound
                 .plaintext_domains
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(&domain));
@@ -56,9 +70,7 @@ impl Outbound<'_> {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "domain look-up failed");
-                return Decision::Refuse {
-                    reason: "the certificate store is unavailable; try again later".into(),
-                };
+                return store_unavailable();
             }
         };
         match approved.map(|a| a.policy) {
@@ -69,9 +81,11 @@ impl Outbound<'_> {
                         certificate: Box::new(c),
                         cipher: cipher_for(&partner.capabilities),
                     },
-                    Err(e) => Decision::Refuse {
-                        reason: format!("the certificate on file for {recipient} is unreadable: {e}"),
-                    },
+                    // A stored record that does not parse is store damage, not the partner's fault.
+                    Err(e) => {
+                        tracing::error!(error = %e, %recipient, "stored partner certificate unreadable");
+                        store_unavailable()
+                    }
                 },
                 Ok(None) if plaintext_allowed => Decision::Plaintext,
                 Ok(None) => Decision::Refuse {
@@ -82,12 +96,17 @@ impl Outbound<'_> {
                 },
                 Err(e) => {
                     tracing::error!(error = %e, "partner certificate look-up failed");
-                    Decision::Refuse {
-                        reason: "the certificate store is unavailable; try again later".into(),
-                    }
+                    store_unavailable()
                 }
             },
             None if plaintext_allowed => Decision::Plaintext,
+            None if outbound.policy_without_certificate == PolicyWithoutCertificate::Plaintext => {
+                Decision::Refuse {
+                    reason: format!(
+                        "{domain} is neither approved for secure mail exchange nor among the domains allowed in clear text; sending to {recipient} is refused (ask the mail administrators to approve the domain)"
+                    ),
+                }
+            }
             None => Decision::Refuse {
                 reason: format!(
                     "{domain} is not approved for secure mail exchange; the secure-only policy forbids sending to {recipient} (ask the mail administrators to approve the domain)"
@@ -96,21 +115,46 @@ impl Outbound<'_> {
         }
     }
 
-    /// The identity that signs for this message: the From address when it is internal,
-    /// otherwise the envelope sender.
-    pub fn sender_identity(
+    /// The address this message may be signed as: its one `From:` address, which must be the
+    /// envelope sender (the person who submitted, any case) or one that `send_as` allows the
+    /// submitter, and must be allowed a proxy identity. `Err` is the refusal, for a person.
+    pub fn signing_address(&self, mail_from: &str, message: &[u8]) -> Result<String, String> {
+        let submitter = normalise(mail_from);
+        let from = sole_address(message, "From").map_err(|e| {
+            format!("the message cannot be signed for {submitter}: {e}; it needs exactly one From: address, yours")
+        })?;
+        let allowed = from == submitter
+            || self
+                .config
+                .outbound
+                .send_as
+                .get(&submitter)
+                .is_some_and(|list| list.contains(&from));
+        if !allowed {
+            return Err(format!(
+                "you submitted as {submitter} but the message says From: {from}; the gateway signs only as the person who submits (if {submitter} may send as {from}, the mail administrators can allow it with [outbound] send_as)"
+            ));
+        }
+        self.config
+            .proxy_identity_addresses()
+            .check(&from)
+            .map_err(|e| format!("{from} cannot sign outgoing mail: {e}"))?;
+        Ok(from)
+    }
+
+    /// The proxy identity of `address` (see [`Self::signing_address`]), issued on first use.
+    pub fn signing_identity(
         &self,
-        mail_from: &str,
-        message: &[u8],
-    ) -> Result<std::sync::Arc<LoadedIdentity>, String> {
-        let internal = |a: &str| domain_of(a).is_some_and(|d| self.config.is_internal_domain(&d));
-        let sender = crate::address::header_address(message, "From")
-            .filter(|a| internal(a))
-            .or_else(|| Some(normalise(mail_from)).filter(|a| internal(a)))
-            .ok_or_else(|| "the sender is not an internal address".to_string())?;
+        address: &str,
+    ) -> Result<std::sync::Arc<LoadedIdentity>, SignError> {
         self.keys
-            .signing_identity(self.store, &sender)
-            .map_err(|e| format!("cannot obtain a proxy certificate for {sender}: {e}"))
+            .signing_identity(self.store, &self.config.proxy_identity_addresses(), address)
+            .map_err(|e| match e {
+                KeyLoadError::NotInternal(e) => SignError::Refused(e.to_string()),
+                e => SignError::Temporary(format!(
+                    "cannot obtain a proxy certificate for {address}: {e}"
+                )),
+            })
     }
 
     /// Sign `message` as `identity` (multipart/signed, with the proxy CA in the signature).
@@ -131,6 +175,12 @@ impl Outbound<'_> {
             now,
         )
         .map_err(|e| format!("signing failed: {e}"))
+    }
+}
+
+fn store_unavailable() -> Decision {
+    Decision::Temporary {
+        reason: "the certificate store is unavailable; try again later".into(),
     }
 }
 
@@ -159,3 +209,6 @@ pub fn cipher_for(capabilities: &[String]) -> ContentCipher {
         ContentCipher::Aes256Cbc
     }
 }
+
+#[cfg(test)]
+mod tests;

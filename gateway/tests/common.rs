@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Shared helpers for the engine's interoperability tests: fixtures and the `openssl` CLI.
 #![allow(dead_code)]
 

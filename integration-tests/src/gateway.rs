@@ -61,6 +61,10 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// The line (followed by the address) the gateway prints once its Postfix TLS policy
+/// socketmap listens; printed before the SMTP line.
+pub const SOCKETMAP_ANNOUNCEMENT: &str = "Postfix TLS policy socketmap listening on ";
+
 pub struct GatewayProcess {
     child: Child,
     bin: PathBuf,
@@ -68,6 +72,35 @@ pub struct GatewayProcess {
     pub config: PathBuf,
     pub smtp: String,
     pub admin: String,
+    /// The Postfix TLS policy socketmap listener, when configured.
+    pub socketmap: Option<String>,
+    log: Option<PathBuf>,
+}
+
+/// Work on the data directory before the gateway serves (see [`Options::before_serve`]).
+pub type BeforeServe = dyn Fn(&Path) -> anyhow::Result<()>;
+
+/// How a test gateway differs from the default one [`GatewayProcess::start`] makes.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// TOML appended to the top-level keys.
+    pub top: &'a str,
+    /// TOML appended to the `[smtp]` section.
+    pub smtp: &'a str,
+    /// TOML appended to the `[outbound]` section.
+    pub outbound: &'a str,
+    /// Further sections (`[postfix]`...) appended at the end.
+    pub sections: &'a str,
+    /// Operator commands run before serving (e.g. approve domains).
+    pub setup: &'a [&'a [&'a str]],
+    /// Called with the data directory after `setup`, before serving (no process holds the
+    /// store then): e.g. to damage records on purpose.
+    pub before_serve: Option<&'a BeforeServe>,
+    /// Log at `info` into a file ([`GatewayProcess::log`]) instead of `warn` to stderr.
+    pub capture_log: bool,
+    /// The SMTP port (0: any free port); fixed for an MTA in front that must find the gateway
+    /// again after [`GatewayProcess::restart`].
+    pub smtp_port: u16,
 }
 
 impl GatewayProcess {
@@ -79,6 +112,33 @@ impl GatewayProcess {
         extra_top: &str,
         setup: &[&[&str]],
     ) -> anyhow::Result<Self> {
+        Self::start_with(
+            inbound_hop,
+            outbound_hop,
+            Options {
+                top: extra_top,
+                setup,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`GatewayProcess::start`] with every [`Options`] knob.
+    pub fn start_with(
+        inbound_hop: &str,
+        outbound_hop: &str,
+        options: Options<'_>,
+    ) -> anyhow::Result<Self> {
+        let Options {
+            top: extra_top,
+            smtp: extra_smtp,
+            outbound: extra_outbound,
+            sections,
+            setup,
+            before_serve,
+            capture_log,
+            smtp_port,
+        } = options;
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("gateway.toml");
         let text = format!(
@@ -89,9 +149,10 @@ cert_query_address = "cert-query@agency.example"
 {extra_top}
 
 [smtp]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{smtp_port}"
 idle_timeout_secs = 30
 command_timeout_secs = 30
+{extra_smtp}
 
 [inbound]
 next_hop = "{inbound_hop}"
@@ -102,6 +163,7 @@ timeout_secs = 5
 next_hop = "{outbound_hop}"
 tls = "none"
 timeout_secs = 5
+{extra_outbound}
 
 [trust]
 anchor_files = ["{root}"]
@@ -109,6 +171,8 @@ use_system_store = false
 
 [admin]
 listen = "127.0.0.1:0"
+
+{sections}
 "#,
             data = dir.path().join("data").display(),
             root = fixture("ca/partner-root.pem"),
@@ -134,7 +198,11 @@ listen = "127.0.0.1:0"
                 bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
-        let (child, smtp, admin) = serve(&bin, &config)?;
+        if let Some(f) = before_serve {
+            f(&dir.path().join("data"))?;
+        }
+        let log = capture_log.then(|| dir.path().join("gateway.log"));
+        let (child, smtp, admin, socketmap) = serve(&bin, &config, log.as_deref())?;
         Ok(Self {
             child,
             bin,
@@ -142,7 +210,33 @@ listen = "127.0.0.1:0"
             config,
             smtp,
             admin,
+            socketmap,
+            log,
         })
+    }
+
+    /// Stop the serving gateway (SIGTERM, as an operator would).
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
+    /// Start serving again with the same configuration and data.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        terminate(&mut self.child);
+        let (child, smtp, admin, socketmap) = serve(&self.bin, &self.config, self.log.as_deref())?;
+        self.child = child;
+        self.smtp = smtp;
+        self.admin = admin;
+        self.socketmap = socketmap;
+        Ok(())
+    }
+
+    /// What the gateway logged so far (with [`Options::capture_log`]; empty otherwise).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 
     /// A gateway relaying to the two sinks, with `partner.example` approved for S/MIME.
@@ -156,33 +250,6 @@ listen = "127.0.0.1:0"
             "",
             &[&["domains", "add", "partner.example", "--policy", "smime"]],
         )
-    }
-
-    /// Stop serving (SIGTERM, then kill), e.g. to run a command that needs the store.
-    pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        #[cfg(unix)]
-        unsafe_free_terminate(self.child.id());
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Serve again with the same data directory and configuration (new ports).
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        let (child, smtp, admin) = serve(&self.bin, &self.config)?;
-        self.child = child;
-        self.smtp = smtp;
-        self.admin = admin;
-        Ok(())
     }
 
     /// `requester`'s cert-query for `wanted` (signed with `fixtures/partner/<signer>`, which
@@ -232,6 +299,12 @@ listen = "127.0.0.1:0"
 
     /// `GET path` on the admin API with the admin token; returns the status and the body.
     pub fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        self.admin_call("GET", path)
+    }
+
+    /// `method path` (no body) on the admin API with the admin token; returns the status
+    /// and the body.
+    pub fn admin_call(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
         use std::io::{Read, Write};
         let token_file = self.data_dir().join("admin.token");
         let token = std::fs::read_to_string(&token_file)
@@ -241,7 +314,7 @@ listen = "127.0.0.1:0"
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.admin,
             token.trim()
         )?;
@@ -280,22 +353,28 @@ listen = "127.0.0.1:0"
     }
 }
 
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        // SIGTERM first so the store is flushed, then make sure.
-        self.stop();
-    }
-}
+type Started = (Child, String, String, Option<String>);
 
-/// Start `bin serve` and wait until it names its SMTP and admin addresses.
-fn serve(bin: &Path, config: &Path) -> anyhow::Result<(Child, String, String)> {
+/// Start `serve` and wait until it says where it listens: the child, the SMTP and admin
+/// addresses, and the socketmap's when configured.
+fn serve(bin: &Path, config: &Path, log: Option<&Path>) -> anyhow::Result<Started> {
+    let config_arg = config.to_string_lossy().into_owned();
+    let stderr = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new(bin)
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
+        .args(["serve", "--config", &config_arg])
+        .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {} serve", bin.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
@@ -306,18 +385,48 @@ fn serve(bin: &Path, config: &Path) -> anyhow::Result<(Child, String, String)> {
             let _ = tx.send(line);
         }
     });
-    let (mut smtp, mut admin) = (None, None);
+    let (mut smtp, mut admin, mut socketmap) = (None, None, None);
     while smtp.is_none() || admin.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .context("gateway did not start")?;
-        if let Some(a) = line.strip_prefix("SMTP listening on ") {
+        if let Some(a) = line.strip_prefix(SOCKETMAP_ANNOUNCEMENT) {
+            socketmap = Some(a.trim().to_string());
+        } else if let Some(a) = line.strip_prefix("SMTP listening on ") {
             smtp = Some(a.trim().to_string());
         } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
             admin = Some(a.trim().to_string());
         }
     }
-    Ok((child, smtp.unwrap_or_default(), admin.unwrap_or_default()))
+    Ok((
+        child,
+        smtp.unwrap_or_default(),
+        admin.unwrap_or_default(),
+        socketmap,
+    ))
+}
+
+/// SIGTERM first so the store is flushed, then make sure.
+fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    #[cfg(unix)]
+    unsafe_free_terminate(child.id());
+    for _ in 0..50 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
 }
 
 #[cfg(unix)]

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: a failure here fails the test that uses it
 //! Helpers for end-to-end tests: an SMTP sink standing in for a next hop, and a small
 //! blocking SMTP client for talking to the gateway.
 //!
@@ -6,6 +7,7 @@
 
 pub mod gateway;
 pub mod openssl;
+pub mod postfix;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

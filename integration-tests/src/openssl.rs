@@ -140,3 +140,24 @@ pub fn decrypt_as_partner(message: &[u8], name: &str) -> anyhow::Result<Vec<u8>>
         message,
     )
 }
+
+/// What a partner reads from our outbound mail: `message` decrypted with
+/// `fixtures/partner/<recipient>`, its signature verified against the CA certificate file
+/// `ca_file`. Returns the signed content and the signer certificate (PEM), which is written
+/// to `signer_pem` (a path) on the way.
+pub fn open_as_partner(
+    message: &[u8],
+    recipient: &str,
+    ca_file: &str,
+    signer_pem: &std::path::Path,
+) -> anyhow::Result<(Vec<u8>, String)> {
+    let inner = decrypt_as_partner(message, recipient)?;
+    let signer_arg = signer_pem.to_string_lossy().into_owned();
+    let content = ok(
+        &["cms", "-verify", "-CAfile", ca_file, "-signer", &signer_arg],
+        &inner,
+    )?;
+    let pem = std::fs::read_to_string(signer_pem)
+        .with_context(|| format!("reading {}", signer_pem.display()))?;
+    Ok((content, pem))
+}

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! End to end: the real binary over real SMTP, with OpenSSL as the independent party.
 
 use std::io::Write;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! The operator commands against a real data directory: init, domains, proxy certificates,
 //! CA export, configuration errors.
 

@@ -232,14 +232,15 @@ pub async fn get_one(
 
 /// Issue a proxy certificate for an internal address, or renew it: a new key and
 /// certificate every time; earlier keys are kept so mail encrypted to them stays readable.
-/// Addresses in approved partner domains are refused (422): they are not internal; so are
-/// addresses longer than 64 characters (the certificate's common name holds the address).
+/// Refused (422): addresses in approved partner domains, addresses outside the organisation's
+/// internal domains or not in its configured address list, and addresses longer than 64
+/// characters (the certificate's common name holds the address).
 #[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/certificate", tag = "proxy",
     params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
         (status = 201, description = "Issued", body = ProxyCertificate),
         (status = 409, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The address is in an approved partner domain, or too long for a certificate", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The address is not internal (partner domain, outside the internal domains, not in the internal address list), or too long for a certificate", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn issue(
     State(s): State<ApiState>,
@@ -254,6 +255,7 @@ pub async fn issue(
             ),
         ));
     }
+    let internal = s.internal.clone();
     let id = blocking(&s.store, move |st| {
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         if st.domain(domain)?.is_some() {
@@ -262,6 +264,12 @@ pub async fn issue(
                 format!(
                     "{address} is in the approved partner domain {domain}; proxy certificates are for internal addresses"
                 ),
+            ));
+        }
+        if let Err(e) = internal.check(&address) {
+            return Err(Problem::unprocessable(
+                "not_internal",
+                format!("{e}; proxy certificates are issued only for the organisation's own addresses"),
             ));
         }
         Ok(st.renew_proxy_identity(&address)?)

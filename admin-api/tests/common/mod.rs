@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Shared test setup: a temporary store trusting the fixture partner root, the router over
 //! it, and a request helper.
 #![allow(dead_code)]
@@ -45,6 +46,7 @@ impl Env {
             token: Zeroizing::new(TOKEN.to_string()),
             metrics: Metrics::new(),
             smtp_up: Arc::new(AtomicBool::new(true)),
+            internal: certstore::InternalAddresses::new(&["agency.example".to_string()], None),
         };
         Env { dir, state }
     }

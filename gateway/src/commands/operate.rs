@@ -126,6 +126,20 @@ fn open(args: &StoreArgs) -> anyhow::Result<certstore::Store> {
     open_store(&load_config(&args.config)?)
 }
 
+/// The store, once `address` is known to be one the configuration allows a proxy identity.
+fn open_for_proxy(args: &StoreArgs, address: &str) -> anyhow::Result<certstore::Store> {
+    let config = load_config(&args.config)?;
+    config
+        .proxy_identity_addresses()
+        .check(address)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; proxy certificates are issued only for the organisation's own addresses"
+            )
+        })?;
+    open_store(&config)
+}
+
 pub fn export_ca(args: ExportCaArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.store)?;
     let mut bytes = if args.der {
@@ -239,14 +253,14 @@ pub fn partners(command: PartnersCommand) -> anyhow::Result<ExitCode> {
 pub fn proxy(command: ProxyCommand) -> anyhow::Result<ExitCode> {
     match command {
         ProxyCommand::Issue { store, address } => {
-            let identity = open(&store)?.ensure_proxy_identity(&address)?;
+            let identity = open_for_proxy(&store, &address)?.ensure_proxy_identity(&address)?;
             println!(
                 "{} serial {} fingerprint {}",
                 identity.address, identity.serial_hex, identity.fingerprint_sha256
             );
         }
         ProxyCommand::Renew { store, address } => {
-            let identity = open(&store)?.renew_proxy_identity(&address)?;
+            let identity = open_for_proxy(&store, &address)?.renew_proxy_identity(&address)?;
             println!(
                 "renewed {}: serial {} fingerprint {}",
                 identity.address, identity.serial_hex, identity.fingerprint_sha256

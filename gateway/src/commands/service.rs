@@ -181,6 +181,15 @@ pub fn run_default(args: RunDefaultArgs) -> anyhow::Result<ExitCode> {
 
 fn run(config: Config) -> anyhow::Result<ExitCode> {
     init_tracing();
+    if config.outbound.policy_without_certificate
+        == gateway::config::PolicyWithoutCertificate::Refuse
+        && !config.outbound.plaintext_domains.is_empty()
+    {
+        tracing::warn!(
+            domains = ?config.outbound.plaintext_domains,
+            "outbound.plaintext_domains is ignored under policy_without_certificate = \"refuse\": nothing is sent in clear"
+        );
+    }
     let store = initialise(&config, None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -217,6 +226,14 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("cannot listen for the admin API on {}", config.admin.listen))?;
+    let socketmap_listener = match config.postfix.tls_policy_socketmap {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the Postfix socketmap on {addr}"))?,
+        ),
+        None => None,
+    };
     let smtp_addr: SocketAddr = smtp_listener.local_addr()?;
     let admin_addr: SocketAddr = admin_listener.local_addr()?;
 
@@ -225,8 +242,16 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
         token,
         metrics: metrics.clone(),
         smtp_up: smtp_up.clone(),
+        internal: config.proxy_identity_addresses(),
     });
-    // One line each, machine-readable too: tests and `make run` read them.
+    // One line each, machine-readable too: tests and `make run` read them (the socketmap
+    // line comes first: readers stop once they have the SMTP and admin lines).
+    if let Some(listener) = &socketmap_listener {
+        announce(&format!(
+            "Postfix TLS policy socketmap listening on {}",
+            listener.local_addr()?
+        ));
+    }
     announce(&format!("SMTP listening on {smtp_addr}"));
     announce(&format!("admin API listening on http://{admin_addr}"));
     announce(&format!(
@@ -250,6 +275,17 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
                 .await
         })
     };
+    let socketmap = socketmap_listener.map(|listener| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(gateway::postfix_map::serve(
+            listener,
+            store.clone(),
+            config.smtp.trusted_clients.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    });
     let handler = Arc::new(Gateway::new(config.clone(), store.clone(), metrics));
     smtp_up.store(true, Ordering::SeqCst);
     let smtp = {
@@ -269,6 +305,9 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
     let smtp_result = smtp.await;
     smtp_up.store(false, Ordering::SeqCst);
     let _ = admin.await;
+    if let Some(task) = socketmap {
+        let _ = task.await;
+    }
     store.flush()?;
     match smtp_result {
         Ok(Ok(())) => Ok(()),

@@ -36,15 +36,40 @@ struct ContentType {
     name: Option<String>,
 }
 
-fn content_type(header_block: &[u8]) -> Option<ContentType> {
-    let parsed = MessageParser::default().parse_headers(header_block)?;
+/// The fields that decide how an entity is read. Two of any of them and readers disagree
+/// (one takes the first, another the last): such an entity is not verified at all.
+const SINGLE_FIELDS: [&str; 3] = ["Content-Type", "Content-Transfer-Encoding", "MIME-Version"];
+
+/// Refuse an entity with a repeated [`SINGLE_FIELDS`] field.
+fn unambiguous(split: &headers::Split<'_>) -> Result<()> {
+    for name in SINGLE_FIELDS {
+        if split.count(name) > 1 {
+            return Err(SmimeError::Mime(format!(
+                "ambiguous MIME headers: more than one {name} field"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Content-Type of an entity, read from its one Content-Type field (found by the same
+/// header reader as every other field), parsed by mail-parser.
+fn content_type(split: &headers::Split<'_>) -> Option<ContentType> {
+    let field = split.get("Content-Type")?;
+    let parsed = MessageParser::default().parse_headers(field.raw)?;
     let root = parsed.root_part();
     let ct = root.content_type()?;
+    // The file name may sit in Content-Disposition: read that field the same way.
+    let name = ct.attribute("name").map(str::to_string).or_else(|| {
+        let disposition = split.get("Content-Disposition")?;
+        let parsed = MessageParser::default().parse_headers(disposition.raw)?;
+        parsed.root_part().attachment_name().map(str::to_string)
+    });
     Some(ContentType {
         ctype: ct.ctype().to_ascii_lowercase(),
         subtype: ct.subtype().unwrap_or("").to_ascii_lowercase(),
         boundary: ct.attribute("boundary").map(str::to_string),
-        name: root.attachment_name().map(str::to_string),
+        name,
     })
 }
 
@@ -64,8 +89,8 @@ fn is_pkcs7_mime(ct: &ContentType) -> bool {
 /// Classify a message or MIME entity.
 pub fn classify(entity: &[u8]) -> Result<Classified<'_>> {
     let split = headers::split(entity);
-    let header_len = entity.len() - split.body.len();
-    let Some(ct) = content_type(&entity[..header_len]) else {
+    unambiguous(&split)?;
+    let Some(ct) = content_type(&split) else {
         return Ok(Classified::Plain);
     };
     if is_pkcs7_mime(&ct) {
@@ -85,18 +110,95 @@ pub fn classify(entity: &[u8]) -> Result<Classified<'_>> {
             .boundary
             .ok_or_else(|| SmimeError::Mime("multipart/signed without a boundary".into()))?;
         let parts = multipart_parts(split.body, &boundary);
-        let (Some(signed), Some(signature_part)) = (parts.first(), parts.get(1)) else {
-            return Err(SmimeError::Mime(
-                "multipart/signed needs two parts (content and signature)".into(),
-            ));
+        // RFC 1847: exactly the content and the signature. A third part would be shown to
+        // the reader without being covered by the signature.
+        let [signed, signature_part] = parts.as_slice() else {
+            return Err(SmimeError::Mime(format!(
+                "multipart/signed must have exactly two parts (content and signature), not {}",
+                parts.len()
+            )));
         };
-        let signature = decode_body(&headers::split(signature_part))?;
+        unambiguous(&headers::split(signed))?;
+        let signature_split = headers::split(signature_part);
+        unambiguous(&signature_split)?;
+        let is_signature = content_type(&signature_split).is_some_and(|ct| {
+            ct.ctype == "application"
+                && (ct.subtype == "pkcs7-signature" || ct.subtype == "x-pkcs7-signature")
+        });
+        if !is_signature {
+            return Err(SmimeError::Mime(
+                "the second part of multipart/signed is not an application/pkcs7-signature".into(),
+            ));
+        }
+        let signature = decode_body(&signature_split)?;
         if signature.is_empty() {
             return Err(SmimeError::Mime("empty signature part".into()));
         }
         return Ok(Classified::SignedDetached { signed, signature });
     }
     Ok(Classified::Plain)
+}
+
+/// Entities deeper than this are not searched for signed parts.
+const MAX_SEARCH_DEPTH: usize = 8;
+/// Parts looked at in one search, whatever the nesting: bounded work for any input.
+const MAX_SEARCH_PARTS: usize = 1000;
+
+/// Whether `entity` is, or somewhere inside its multipart / `message/rfc822` structure holds,
+/// an S/MIME signed entity. Bounded in depth and in the number of parts examined; a search
+/// cut short by those bounds answers `true`, so an unexamined part can never be counted as
+/// unsigned.
+pub fn contains_signed_part(entity: &[u8]) -> bool {
+    let mut budget = MAX_SEARCH_PARTS;
+    search_signed(entity, 0, &mut budget)
+}
+
+fn search_signed(entity: &[u8], depth: usize, budget: &mut usize) -> bool {
+    if *budget == 0 || depth > MAX_SEARCH_DEPTH {
+        return true;
+    }
+    *budget -= 1;
+    let split = headers::split(entity);
+    let Some(ct) = content_type(&split) else {
+        return false;
+    };
+    if ct.ctype == "multipart" && ct.subtype == "signed" {
+        return true;
+    }
+    if is_pkcs7_mime(&ct) {
+        // Only signed-data counts; an encrypted attachment is not a signature claim.
+        return decode_body(&split)
+            .ok()
+            .and_then(|der| content_info::peek_content_type(&der).ok())
+            .is_some_and(|oid| oid == OID_SIGNED_DATA);
+    }
+    if ct.ctype == "message" && ct.subtype == "rfc822" {
+        return search_signed(split.body, depth + 1, budget);
+    }
+    if ct.ctype == "multipart" {
+        let Some(boundary) = ct.boundary else {
+            return false;
+        };
+        return multipart_parts(split.body, &boundary)
+            .into_iter()
+            .any(|part| search_signed(part, depth + 1, budget));
+    }
+    false
+}
+
+/// The message inside a `message/rfc822` entity (RFC 8551 §3.1 header protection), when
+/// its body is not transfer-encoded (RFC 2046 allows only 7bit, 8bit and binary there).
+pub fn wrapped_message(entity: &[u8]) -> Option<&[u8]> {
+    let split = headers::split(entity);
+    let ct = content_type(&split)?;
+    if ct.ctype != "message" || ct.subtype != "rfc822" {
+        return None;
+    }
+    let cte = split
+        .get("Content-Transfer-Encoding")
+        .map(|h| h.value().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(cte.as_str(), "" | "7bit" | "8bit" | "binary").then_some(split.body)
 }
 
 /// The body of an entity, with its transfer encoding undone (base64 or none).
@@ -107,11 +209,25 @@ fn decode_body(split: &headers::Split<'_>) -> Result<Vec<u8>> {
         .unwrap_or_default();
     match cte.as_str() {
         "base64" => decode_base64(split.body),
+        // OpenSSL base64-decodes every S/MIME body whatever its label, and some writers omit
+        // or mislabel it: base64 text (a CMS object's always starts with "M") is read as
+        // such, so a missing label cannot make the two readings differ.
+        "" | "binary" | "7bit" | "8bit" if looks_like_base64(split.body) => {
+            decode_base64(split.body)
+        }
         "" | "binary" | "7bit" | "8bit" => Ok(split.body.to_vec()),
         other => Err(SmimeError::Mime(format!(
             "unexpected transfer encoding {other} for a CMS body"
         ))),
     }
+}
+
+fn looks_like_base64(body: &[u8]) -> bool {
+    let text = body.trim_ascii_start();
+    text.first() == Some(&b'M')
+        && text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=\r\n \t".contains(b))
 }
 
 /// Base64 spread over lines (RFC 2045). Fast path: lines whose length is a multiple of four
@@ -171,9 +287,16 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
             .map(|i| line_start + i + 1)
             .unwrap_or(body.len());
         let line = &body[line_start..line_end];
-        if line.starts_with(delimiter) {
-            let rest = &line[delimiter.len()..];
-            let closing = rest.starts_with(b"--");
+        // A delimiter line is the delimiter, optionally "--", then only transport padding
+        // (RFC 2046 §5.1.1): a line that merely starts with it is content.
+        let delimiter_rest = line
+            .strip_prefix(delimiter)
+            .map(|rest| {
+                rest.strip_prefix(b"--")
+                    .map_or((rest, false), |r| (r, true))
+            })
+            .filter(|(padding, _)| padding.iter().all(|b| b" \t\r\n".contains(b)));
+        if let Some((_, closing)) = delimiter_rest {
             if let Some(start) = part_start {
                 // The CRLF (or LF) before the delimiter belongs to the delimiter.
                 let mut end = line_start;

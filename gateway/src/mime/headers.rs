@@ -39,10 +39,16 @@ impl<'a> Split<'a> {
     pub fn get(&self, name: &str) -> Option<&HeaderField<'a>> {
         self.headers.iter().find(|h| h.is(name))
     }
+
+    /// How many fields are called `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|h| h.is(name)).count()
+    }
 }
 
-/// Split at the first empty line. A line that is neither a field nor a continuation ends the
-/// header block (and is kept as body), so malformed input is never lost.
+/// Split at the first empty line. An entity whose first line is not a field has no header
+/// block; a malformed line after a field is skipped (kept as a nameless field), so malformed
+/// input is never lost and the fields after it are still read.
 pub fn split(message: &[u8]) -> Split<'_> {
     let mut headers: Vec<HeaderField<'_>> = Vec::new();
     let mut pos = 0;
@@ -77,6 +83,20 @@ pub fn split(message: &[u8]) -> Split<'_> {
         flush(message, &mut current, pos, &mut headers);
         match colon {
             Some(c) if valid_name => current = Some((pos, pos + c)),
+            // A stray line among fields is skipped, as OpenSSL and NSS do: it must not end
+            // the header block and hide the fields after it. It is kept, nameless, so the
+            // message is passed on unchanged.
+            _ if !headers.is_empty() => headers.push(HeaderField {
+                name: "",
+                raw: &message[pos..line_end],
+            }),
+            // A stray line before the first field, when fields follow before the blank
+            // line (OpenSSL reads on there too).
+            _ if fields_follow(&message[line_end..]) => headers.push(HeaderField {
+                name: "",
+                raw: &message[pos..line_end],
+            }),
+            // No field at all: the entity has no header block.
             _ => {
                 return Split {
                     headers,
@@ -86,6 +106,21 @@ pub fn split(message: &[u8]) -> Split<'_> {
         }
         pos = line_end;
     }
+}
+
+/// Whether a well-formed field line comes before the first empty line of `rest`.
+fn fields_follow(rest: &[u8]) -> bool {
+    rest.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .any(|l| {
+            l.iter().position(|b| *b == b':').is_some_and(|c| {
+                c > 0
+                    && !l.starts_with(b" ")
+                    && !l.starts_with(b"\t")
+                    && l[..c].iter().all(|b| b.is_ascii_graphic())
+            })
+        })
 }
 
 fn flush<'a>(

@@ -67,8 +67,36 @@ impl Opened {
     }
 
     /// The delivered message: the original outer header fields, `extra` fields, the content.
+    ///
+    /// When the protected content is a whole message (`message/rfc822`, RFC 8551 §3.1), its
+    /// own header fields are the ones that were signed or encrypted: they replace the outer
+    /// fields of the same name, and the outer ones stay only where the inner message has none
+    /// (trace fields such as `Received`).
     pub fn to_message(&self, extra: &[String]) -> Vec<u8> {
         let outer = headers::split(&self.outer);
+        if !self.layers.is_empty() {
+            if let Some(inner) = super::classify::wrapped_message(&self.content) {
+                let inner = headers::split(inner);
+                let mut fields: Vec<&HeaderField<'_>> = outer
+                    .headers
+                    .iter()
+                    .filter(|o| !inner.headers.iter().any(|i| i.is(o.name)))
+                    .collect();
+                fields.extend(inner.headers.iter().filter(|h| !h.is("MIME-Version")));
+                let mut out = Vec::with_capacity(inner.body.len() + 2048);
+                let (content, other): (Vec<_>, Vec<_>) =
+                    fields.into_iter().partition(|h| h.is_content());
+                headers::write_fields(other, &mut out);
+                for line in extra {
+                    headers::write_raw_line(line.as_bytes(), &mut out);
+                }
+                out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+                headers::write_fields(content, &mut out);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(inner.body);
+                return out;
+            }
+        }
         let content = headers::split(&self.content);
         // Only the inner entity's Content-* fields travel; the outer header wins for the rest.
         let mut entity = Vec::with_capacity(self.content.len() + 256);
@@ -79,6 +107,12 @@ impl Opened {
         entity.extend_from_slice(b"\r\n");
         entity.extend_from_slice(content.body);
         build::assemble(&outer.headers, extra, &entity)
+    }
+
+    /// Whether an unsigned message holds a signed part somewhere inside (a signed message
+    /// forwarded as an attachment, a signed part in a `multipart/mixed`).
+    pub fn has_signed_part_inside(&self) -> bool {
+        super::classify::contains_signed_part(&self.content)
     }
 }
 
@@ -95,6 +129,14 @@ pub enum OpenMode {
 /// [`Opened::stopped`], and `content` is then the last entity reached.
 pub fn open_message(message: &[u8], keys: &[DecryptionKey<'_>]) -> Opened {
     open_message_with(message, keys, OpenMode::All)
+}
+
+/// Record a signed layer and continue with the content the engine verified: never with
+/// bytes taken from the message on the side.
+fn signed_layer(layers: &mut Vec<Layer>, detached: bool, verified: verify::Verified) -> Vec<u8> {
+    let (report, content) = verified.into_parts();
+    layers.push(Layer::Signed { detached, report });
+    content
 }
 
 /// [`open_message`], choosing whether signed layers are unwrapped.
@@ -151,14 +193,7 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                 }
             }
             Ok(Classified::SignedOpaque(cms)) => match verify::verify(&cms, None) {
-                Ok(mut report) => {
-                    let content = report.content.take().unwrap_or_default();
-                    layers.push(Layer::Signed {
-                        detached: false,
-                        report,
-                    });
-                    content
-                }
+                Ok(verified) => signed_layer(&mut layers, false, verified),
                 Err(e) => {
                     stopped = Some(e);
                     break;
@@ -166,14 +201,7 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
             },
             Ok(Classified::SignedDetached { signed, signature }) => {
                 match verify::verify(&signature, Some(Detached::Mime(signed))) {
-                    Ok(report) => {
-                        let content = signed.to_vec();
-                        layers.push(Layer::Signed {
-                            detached: true,
-                            report,
-                        });
-                        content
-                    }
+                    Ok(verified) => signed_layer(&mut layers, true, verified),
                     Err(e) => {
                         stopped = Some(e);
                         break;

@@ -10,6 +10,7 @@ mod conn;
 mod data;
 mod session;
 mod tls;
+mod xforward;
 
 use std::fmt;
 use std::future::Future;
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 
 pub use session::{valid_address, valid_domain};
 pub use tls::{load_server_tls, TlsSetupError};
+pub use xforward::Forwarded;
 
 /// The SMTP envelope of one received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct Envelope {
     pub client: SocketAddr,
     /// Whether the message arrived over a STARTTLS-protected session.
     pub tls: bool,
+    /// The original client, as the upstream MTA reported it with XFORWARD.
+    pub forwarded: Forwarded,
 }
 
 /// An SMTP reply: code, enhanced status code (RFC 3463, may be empty) and text, which may
@@ -201,6 +205,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Concurrent sessions; further connections get `421` and are closed.
     pub max_sessions: usize,
+    /// Only these clients may submit mail (and see XFORWARD); others get `554 5.7.1`.
+    pub trusted_clients: Vec<crate::cidr::Cidr>,
 }
 
 impl ServerConfig {
@@ -213,6 +219,7 @@ impl ServerConfig {
             command_timeout: Duration::from_secs(60),
             tls: None,
             max_sessions: 100,
+            trusted_clients: crate::config::default_trusted_clients(),
         }
     }
 }

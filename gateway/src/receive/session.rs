@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::conn::{Conn, ConnError, Line};
 use super::data::DataReader;
+use super::xforward::{self, Forwarded};
 use super::{Envelope, MessageHandler, Reply, ServerConfig};
 
 /// Longest command line accepted (RFC 5321 says 512; extensions make lines longer).
@@ -29,6 +30,9 @@ struct State {
     tx: Option<Transaction>,
     tls: bool,
     bad_commands: u32,
+    /// The client is in `trusted_clients`: it may submit mail and use XFORWARD.
+    trusted: bool,
+    forwarded: Forwarded,
 }
 
 enum Outcome {
@@ -62,11 +66,17 @@ pub(crate) async fn run<S, H>(
     H: MessageHandler,
 {
     let mut conn = Conn::new(stream, config.command_timeout);
+    let trusted = crate::cidr::Cidr::any_contains(&config.trusted_clients, client.ip());
+    if !trusted {
+        tracing::warn!(%client, "client is not in smtp.trusted_clients: it may not submit mail");
+    }
     let mut state = State {
         helo: None,
         tx: None,
         tls: false,
         bad_commands: 0,
+        trusted,
+        forwarded: Forwarded::default(),
     };
     let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
     if conn.queue(&greeting).await.is_err() {
@@ -104,6 +114,8 @@ pub(crate) async fn run<S, H>(
                 tx: None,
                 tls: true,
                 bad_commands: state.bad_commands,
+                trusted: state.trusted,
+                forwarded: Forwarded::default(),
             };
             let _ = command_loop(&mut conn, &mut state, client, config, handler, &mut stop).await;
             let _ = conn.flush().await;
@@ -171,6 +183,7 @@ where
 
         let parsed = Request::parse(&mut line.iter());
         let step = match parsed {
+            _ if xforward::arguments(&line).is_some() => handle_xforward(state, client, &line),
             Ok(request) => {
                 handle_request(conn, state, client, config, handler, request.into_owned()).await
             }
@@ -219,6 +232,32 @@ async fn bad_command<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(ConnError::Closed);
     }
     Ok(())
+}
+
+fn handle_xforward(state: &mut State, client: SocketAddr, line: &[u8]) -> Step {
+    if !state.trusted {
+        tracing::warn!(%client, "XFORWARD from an untrusted client refused");
+        return Step::Bad(reply(
+            550,
+            "5.7.1",
+            "XFORWARD is accepted only from trusted clients",
+        ));
+    }
+    if state.helo.is_none() {
+        return Step::Bad(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+    }
+    if state.tx.is_some() {
+        return Step::Bad(reply(
+            503,
+            "5.5.1",
+            "Error: XFORWARD inside a mail transaction",
+        ));
+    }
+    match xforward::arguments(line).map(|args| xforward::apply(args, &mut state.forwarded)) {
+        Some(Ok(())) => Step::Reply(reply(250, "2.0.0", "Ok")),
+        Some(Err(r)) => Step::Bad(r),
+        None => Step::Bad(reply(500, "5.5.2", "Error: command not recognized")),
+    }
 }
 
 fn parse_error_reply(e: &ProtoError, line: &[u8], config: &ServerConfig) -> Reply {
@@ -295,6 +334,7 @@ where
         Request::Ehlo { host } => {
             state.helo = Some(host.clone());
             state.tx = None;
+            state.forwarded = Forwarded::default();
             let mut lines = vec![
                 format!("{} Hello {}", config.hostname, sanitize(&host)),
                 "PIPELINING".to_string(),
@@ -305,12 +345,16 @@ where
             if config.tls.is_some() && !state.tls {
                 lines.push("STARTTLS".to_string());
             }
+            if state.trusted {
+                lines.push(xforward::ADVERTISED.to_string());
+            }
             // EHLO lines carry no enhanced code (they are keywords).
             Step::Reply(Reply::new(250, "", lines.join("\n")))
         }
         Request::Helo { host } => {
             state.helo = Some(host.clone());
             state.tx = None;
+            state.forwarded = Forwarded::default();
             Step::Reply(Reply::new(
                 250,
                 "",
@@ -324,6 +368,17 @@ where
             }
             if state.tx.is_some() {
                 return Step::Bad(reply(503, "5.5.1", "Error: nested MAIL command"));
+            }
+            if !state.trusted {
+                return Step::Bad(reply(
+                    554,
+                    "5.7.1",
+                    format!(
+                        "client address {} may not submit mail here: this gateway accepts mail \
+                         only from the organisation's mail server (smtp.trusted_clients)",
+                        client.ip()
+                    ),
+                ));
             }
             let supported = smtp_proto::MAIL_BODY_7BIT | smtp_proto::MAIL_BODY_8BITMIME;
             if from.flags & !supported != 0
@@ -384,6 +439,7 @@ where
         }
         Request::Rset => {
             state.tx = None;
+            state.forwarded = Forwarded::default();
             Step::Reply(reply(250, "2.0.0", "OK"))
         }
         Request::Noop { .. } => Step::Reply(reply(250, "2.0.0", "OK")),
@@ -470,6 +526,8 @@ where
         helo: state.helo.clone().unwrap_or_default(),
         client,
         tls: state.tls,
+        // XFORWARD describes one transaction (Postfix sends it before each MAIL).
+        forwarded: std::mem::take(&mut state.forwarded),
     };
     // Replies to pipelined commands before DATA are already out; flush anyway so the client
     // is not left waiting on them while the handler works.
@@ -479,8 +537,19 @@ where
     let size = message.len();
     let from = envelope.mail_from.clone();
     let rcpts = envelope.rcpt_to.len();
+    let forwarded = envelope.forwarded.clone();
     let r = handler.handle(envelope, message).await;
-    tracing::info!(%client, %from, rcpts, size, reply = %r, "message handled");
+    tracing::info!(
+        %client,
+        %from,
+        rcpts,
+        size,
+        orig_client = forwarded.addr.as_deref().unwrap_or("-"),
+        orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
+        login = forwarded.login.as_deref().unwrap_or("-"),
+        reply = %r,
+        "message handled"
+    );
     Step::Reply(r)
 }
 

@@ -34,11 +34,13 @@ const OID_RC2_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1135
 const OID_DES_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.7");
 
 const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const OID_SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
 const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 const OID_SHA1_WITH_RSA: ObjectIdentifier = rfc5912::SHA_1_WITH_RSA_ENCRYPTION;
+const OID_SHA224_WITH_RSA: ObjectIdentifier = rfc5912::SHA_224_WITH_RSA_ENCRYPTION;
 const OID_SHA256_WITH_RSA: ObjectIdentifier = rfc5912::SHA_256_WITH_RSA_ENCRYPTION;
 const OID_SHA384_WITH_RSA: ObjectIdentifier = rfc5912::SHA_384_WITH_RSA_ENCRYPTION;
 const OID_SHA512_WITH_RSA: ObjectIdentifier = rfc5912::SHA_512_WITH_RSA_ENCRYPTION;
@@ -107,11 +109,13 @@ impl ContentCipher {
     }
 }
 
-/// Message digests. SHA-1 is still read (and reported as weak) but never produced.
+/// Message digests. SHA-1 is still read (and reported as weak) but never produced; SHA-224 is
+/// read because other implementations verify it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DigestAlg {
     Sha1,
+    Sha224,
     Sha256,
     Sha384,
     Sha512,
@@ -121,6 +125,7 @@ impl DigestAlg {
     pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
         Some(match *oid {
             OID_SHA1 => Self::Sha1,
+            OID_SHA224 => Self::Sha224,
             OID_SHA256 => Self::Sha256,
             OID_SHA384 => Self::Sha384,
             OID_SHA512 => Self::Sha512,
@@ -132,6 +137,7 @@ impl DigestAlg {
     pub fn from_rsa_signature_oid(oid: &ObjectIdentifier) -> Option<Self> {
         Some(match *oid {
             OID_SHA1_WITH_RSA => Self::Sha1,
+            OID_SHA224_WITH_RSA => Self::Sha224,
             OID_SHA256_WITH_RSA => Self::Sha256,
             OID_SHA384_WITH_RSA => Self::Sha384,
             OID_SHA512_WITH_RSA => Self::Sha512,
@@ -142,6 +148,7 @@ impl DigestAlg {
     pub fn oid(self) -> ObjectIdentifier {
         match self {
             Self::Sha1 => OID_SHA1,
+            Self::Sha224 => OID_SHA224,
             Self::Sha256 => OID_SHA256,
             Self::Sha384 => OID_SHA384,
             Self::Sha512 => OID_SHA512,
@@ -151,6 +158,7 @@ impl DigestAlg {
     pub fn rsa_signature_oid(self) -> ObjectIdentifier {
         match self {
             Self::Sha1 => OID_SHA1_WITH_RSA,
+            Self::Sha224 => OID_SHA224_WITH_RSA,
             Self::Sha256 => OID_SHA256_WITH_RSA,
             Self::Sha384 => OID_SHA384_WITH_RSA,
             Self::Sha512 => OID_SHA512_WITH_RSA,
@@ -164,6 +172,7 @@ impl DigestAlg {
     pub fn name(self) -> &'static str {
         match self {
             Self::Sha1 => "sha1",
+            Self::Sha224 => "sha224",
             Self::Sha256 => "sha256",
             Self::Sha384 => "sha384",
             Self::Sha512 => "sha512",
@@ -173,6 +182,7 @@ impl DigestAlg {
     pub fn output_len(self) -> usize {
         match self {
             Self::Sha1 => 20,
+            Self::Sha224 => 28,
             Self::Sha256 => 32,
             Self::Sha384 => 48,
             Self::Sha512 => 64,
@@ -182,6 +192,7 @@ impl DigestAlg {
     pub fn hasher(self) -> Hasher {
         match self {
             Self::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Self::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
             Self::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Self::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
             Self::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
@@ -199,6 +210,7 @@ impl DigestAlg {
 /// (CRLF canonicalisation feeds it line by line without a second copy of the message).
 pub enum Hasher {
     Sha1(sha1::Sha1),
+    Sha224(sha2::Sha224),
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
@@ -208,6 +220,7 @@ impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Self::Sha1(h) => h.update(data),
+            Self::Sha224(h) => h.update(data),
             Self::Sha256(h) => h.update(data),
             Self::Sha384(h) => h.update(data),
             Self::Sha512(h) => h.update(data),
@@ -217,6 +230,7 @@ impl Hasher {
     pub fn finish(self) -> Vec<u8> {
         match self {
             Self::Sha1(h) => h.finalize().to_vec(),
+            Self::Sha224(h) => h.finalize().to_vec(),
             Self::Sha256(h) => h.finalize().to_vec(),
             Self::Sha384(h) => h.finalize().to_vec(),
             Self::Sha512(h) => h.finalize().to_vec(),

@@ -3,7 +3,7 @@
 use cms::cert::CertificateChoices;
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{EncryptedContentInfo, OriginatorInfo, RecipientInfos};
-use cms::signed_data::{EncapsulatedContentInfo, SignerInfos};
+use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Any, Sequence};
 use x509_cert::attr::Attributes;
@@ -58,5 +58,7 @@ pub struct SignedDataLenient {
     pub certificates: Option<Vec<CertificateChoices>>,
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub crls: Option<Vec<Any>>,
-    pub signer_infos: SignerInfos,
+    /// Kept as received: each SignerInfo is decoded on its own so that its signed attributes
+    /// can be hashed in the encoding that was signed (a decoded SET OF is re-sorted).
+    pub signer_infos: Any,
 }

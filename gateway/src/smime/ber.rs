@@ -31,8 +31,6 @@ pub enum BerError {
     IndefinitePrimitive(usize),
     #[error("constructed string mixes element types at offset {0}")]
     BadConstructedString(usize),
-    #[error("{0} bytes of trailing data after the CMS object")]
-    TrailingData(usize),
     #[error("empty input")]
     Empty,
 }
@@ -75,12 +73,12 @@ pub fn normalise(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
         changed: false,
     };
     let (root, end) = parser.parse(0, 0)?;
-    if end != input.len() {
-        return Err(BerError::TrailingData(input.len() - end));
-    }
+    // Bytes after the object are ignored, as OpenSSL, NSS and gpgsm do (some writers pad):
+    // they are neither decrypted, verified nor shown.
+    let object = &input[..end];
     parser.join_encrypted_content();
     if !parser.changed {
-        return Ok(Cow::Borrowed(input));
+        return Ok(Cow::Borrowed(object));
     }
     parser.compute_lengths();
     let mut out = Vec::with_capacity(input.len());

@@ -121,3 +121,54 @@ pub fn rsa_public_key(cert: &Certificate) -> Result<rsa::RsaPublicKey> {
     rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
         .map_err(|e| SmimeError::Certificate(format!("bad RSA public key: {e}")))
 }
+
+/// Distinguished names compared by RFC 5280 §7.1 rules (RFC 4518 string preparation,
+/// simplified): the same RDNs with the same attribute types, string values equal after case
+/// folding and whitespace collapsing whatever their string type (PrintableString, UTF8String,
+/// IA5String, TeletexString, BMPString); other values byte for byte.
+pub fn names_match(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool {
+    if a == b {
+        return true;
+    }
+    a.0.len() == b.0.len()
+        && a.0.iter().zip(b.0.iter()).all(|(ra, rb)| {
+            ra.0.len() == rb.0.len()
+                && ra.0.iter().all(|x| {
+                    rb.0.iter()
+                        .any(|y| x.oid == y.oid && attribute_values_match(&x.value, &y.value))
+                })
+        })
+}
+
+fn attribute_values_match(a: &der::Any, b: &der::Any) -> bool {
+    match (prepared_string(a), prepared_string(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The RFC 4518 comparison form of a directory string: case folded, inner whitespace runs
+/// collapsed to one space, leading and trailing whitespace removed.
+fn prepared_string(value: &der::Any) -> Option<String> {
+    use der::{Tag, Tagged};
+    let text = match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
+            std::str::from_utf8(value.value()).ok()?.to_string()
+        }
+        Tag::BmpString => {
+            let units: Vec<u16> = value
+                .value()
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([*c.first().unwrap_or(&0), *c.get(1).unwrap_or(&0)]))
+                .collect();
+            String::from_utf16(&units).ok()?
+        }
+        _ => return None,
+    };
+    Some(
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
+    )
+}

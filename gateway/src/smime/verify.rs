@@ -41,6 +41,9 @@ pub enum SignatureOutcome {
     UnsupportedSignature(String),
     /// Signed attributes present but content-type or message-digest missing or malformed.
     BadAttributes(String),
+    /// A `multipart/signed` whose SignedData carries its own content (`eContent`): the
+    /// signature covers that content, not the first MIME part the reader sees.
+    DifferentContent,
 }
 
 impl SignatureOutcome {
@@ -60,6 +63,9 @@ impl SignatureOutcome {
             Self::WrongDigest(d) => format!("wrong digest: {d}"),
             Self::UnsupportedSignature(d) => format!("unsupported signature: {d}"),
             Self::BadAttributes(d) => format!("bad signed attributes: {d}"),
+            Self::DifferentContent => {
+                "the signature covers different content than the message shows".into()
+            }
         }
     }
 }
@@ -89,9 +95,45 @@ pub struct SignatureReport {
     pub certificates: Vec<Vec<u8>>,
     pub signing_time: Option<u64>,
     pub capabilities: Vec<Capability>,
-    /// Opaque signed-data: the encapsulated content (a MIME entity).
+    /// Every SignerInfo of the message in the order received, this one included. The message
+    /// verifies only when every one of them does.
+    pub signers: Vec<SignerSummary>,
+}
+
+/// One signer of a message and its own result, for reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SignerSummary {
+    /// DER of this signer's certificate, when the message carries it.
     #[serde(skip)]
-    pub content: Option<Vec<u8>>,
+    pub certificate: Option<Vec<u8>>,
+    pub subject: Option<String>,
+    pub emails: Vec<String>,
+    pub outcome: SignatureOutcome,
+}
+
+/// More SignerInfos than this is refused before any is checked: real mail has one or two.
+pub const MAX_SIGNERS: usize = 64;
+
+/// A verification result together with the bytes it is about.
+///
+/// The content is the one the engine hashed (the encapsulated content of opaque signed-data,
+/// the first part of `multipart/signed`), handed back so that callers deliver exactly what was
+/// verified and can never verify one buffer and deliver another.
+#[derive(Debug)]
+pub struct Verified {
+    pub report: SignatureReport,
+    content: Vec<u8>,
+}
+
+impl Verified {
+    /// The signed content (a MIME entity for S/MIME).
+    pub fn content(&self) -> &[u8] {
+        &self.content
+    }
+
+    pub fn into_parts(self) -> (SignatureReport, Vec<u8>) {
+        (self.report, self.content)
+    }
 }
 
 impl SignatureReport {
@@ -116,8 +158,13 @@ pub enum Detached<'a> {
 }
 
 /// Verify a `signed-data` CMS object (BER or DER). `detached` is the signed content for
-/// `multipart/signed`; for opaque signed-data it is `None` and the content is returned.
-pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureReport> {
+/// `multipart/signed`; for opaque signed-data it is `None`. Either way the content the
+/// signature was checked against comes back in [`Verified`].
+///
+/// Detached content given while the SignedData carries its own is a failure
+/// ([`SignatureOutcome::DifferentContent`]): the reader would see the detached bytes while the
+/// signature covers the embedded ones.
+pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<Verified> {
     let der = content_info::to_der(input)?;
     let info = content_info::decode(&der)?;
     if info.content_type != OID_SIGNED_DATA {
@@ -152,36 +199,120 @@ pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<SignatureR
         Some(any) => Some(any.decode_as::<OctetString>()?.into_bytes()),
         None => None,
     };
-    let content = match (&econtent, &detached) {
-        (Some(c), _) => Detached::Binary(c.as_slice()),
-        (None, Some(Detached::Mime(c))) => Detached::Mime(c),
-        (None, Some(Detached::Binary(c))) => Detached::Binary(c),
+    let different_content = econtent.is_some() && detached.is_some();
+    // What the reader is shown is what gets hashed: the detached part when there is one.
+    let delivered = match (&detached, econtent) {
+        (Some(Detached::Mime(c) | Detached::Binary(c)), _) => c.to_vec(),
+        (None, Some(c)) => c,
         (None, None) => return Err(SmimeError::MissingContent),
     };
+    let content = match detached {
+        Some(d) => d,
+        None => Detached::Binary(&delivered),
+    };
 
-    let mut first: Option<SignatureReport> = None;
-    for si in sd.signer_infos.0.iter() {
-        let report = verify_signer(si, &sd, &certificates, &certificates_der, &content);
-        if report.outcome.is_valid() {
-            return Ok(SignatureReport {
-                content: econtent,
-                ..report
-            });
-        }
-        first.get_or_insert(report);
+    let signer_infos = split_signer_infos(&sd.signer_infos)?;
+    let mut reports: Vec<SignatureReport> = signer_infos
+        .iter()
+        .map(|raw| {
+            let mut report = verify_signer(raw, &sd, &certificates, &certificates_der, &content);
+            if different_content {
+                report.outcome = SignatureOutcome::DifferentContent;
+            }
+            report
+        })
+        .collect();
+    let signers: Vec<SignerSummary> = reports
+        .iter()
+        .map(|r| SignerSummary {
+            certificate: r.signer_certificate.clone(),
+            subject: r.signer_subject.clone(),
+            emails: r.signer_emails.clone(),
+            outcome: r.outcome.clone(),
+        })
+        .collect();
+    // Policy: every signer must verify (as `openssl cms -verify` requires). A forged twin or
+    // a bad co-signature is a reason to distrust the message, not noise to skip. The report
+    // is the first failing signer's, or the first signer's when all hold.
+    let index = reports
+        .iter()
+        .position(|r| !r.outcome.is_valid())
+        .unwrap_or(0);
+    if index >= reports.len() {
+        return Err(SmimeError::NoSignerInfo);
     }
-    let report = first.ok_or(SmimeError::NoSignerInfo)?;
-    Ok(SignatureReport {
-        content: econtent,
-        ..report
+    let mut report = reports.swap_remove(index);
+    report.signers = signers;
+    Ok(Verified {
+        report,
+        content: delivered,
     })
+}
+
+/// A SignerInfo as received, with its signed attributes' bytes re-tagged as the SET OF that
+/// the signature covers (RFC 5652 §5.4).
+struct RawSigner {
+    info: SignerInfo,
+    signed_attrs_set: Option<Vec<u8>>,
+}
+
+/// Decode each SignerInfo of the `signerInfos` SET on its own, in the order received.
+fn split_signer_infos(set: &der::Any) -> Result<Vec<RawSigner>> {
+    use der::Reader;
+    let mut reader = der::SliceReader::new(set.value())?;
+    let mut out = Vec::new();
+    while !reader.is_finished() {
+        if out.len() >= MAX_SIGNERS {
+            return Err(SmimeError::Mime(format!(
+                "more than {MAX_SIGNERS} signers in one message"
+            )));
+        }
+        let tlv = reader.tlv_bytes()?;
+        let info = SignerInfo::from_der(tlv)?;
+        out.push(RawSigner {
+            info,
+            signed_attrs_set: signed_attrs_bytes(tlv)?,
+        });
+    }
+    if out.is_empty() {
+        return Err(SmimeError::NoSignerInfo);
+    }
+    Ok(out)
+}
+
+/// The `[0] IMPLICIT` signedAttrs of a DER SignerInfo exactly as received, with the SET tag.
+fn signed_attrs_bytes(signer_info: &[u8]) -> Result<Option<Vec<u8>>> {
+    use der::Reader;
+    let mut outer = der::SliceReader::new(signer_info)?;
+    let header = outer.peek_header()?;
+    let _ = outer.tlv_bytes()?;
+    let body_len = usize::try_from(header.length)?;
+    let body = signer_info
+        .get(signer_info.len() - body_len..)
+        .ok_or_else(|| SmimeError::Mime("truncated SignerInfo".into()))?;
+    let mut fields = der::SliceReader::new(body)?;
+    // version, sid, digestAlgorithm
+    for _ in 0..3 {
+        fields.tlv_bytes()?;
+    }
+    if fields.is_finished() {
+        return Ok(None);
+    }
+    let attrs = fields.tlv_bytes()?;
+    // [0] IMPLICIT, constructed: the only tag signedAttrs can have at this position.
+    if attrs.first() != Some(&0xA0) {
+        return Ok(None);
+    }
+    let mut set = attrs.to_vec();
+    set[0] = 0x31;
+    Ok(Some(set))
 }
 
 fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&'c Certificate> {
     certs.iter().find(|c| match sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => {
             ias.serial_number == c.tbs_certificate.serial_number
-                && ias.issuer == c.tbs_certificate.issuer
+                && certs::names_match(&ias.issuer, &c.tbs_certificate.issuer)
         }
         SignerIdentifier::SubjectKeyIdentifier(ski) => {
             ski.0.as_bytes() == certs::subject_key_identifier(c).as_slice()
@@ -190,7 +321,7 @@ fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&
 }
 
 fn verify_signer(
-    si: &SignerInfo,
+    raw: &RawSigner,
     sd: &SignedDataLenient,
     certificates: &[Certificate],
     certificates_der: &[Vec<u8>],
@@ -207,8 +338,9 @@ fn verify_signer(
         certificates: certificates_der.to_vec(),
         signing_time: None,
         capabilities: Vec::new(),
-        content: None,
+        signers: Vec::new(),
     };
+    let si = &raw.info;
     let signer = find_signer(&si.sid, certificates);
     if let Some(cert) = signer {
         report.signer_certificate = cert.to_der().ok();
@@ -241,7 +373,7 @@ fn verify_signer(
             }
         }
     }
-    report.outcome = check(si, sd, signer, content, &mut report);
+    report.outcome = check(raw, sd, signer, content, &mut report);
     report
 }
 
@@ -263,12 +395,13 @@ fn capability(oid: &const_oid::ObjectIdentifier) -> Capability {
 }
 
 fn check(
-    si: &SignerInfo,
+    raw: &RawSigner,
     sd: &SignedDataLenient,
     signer: Option<&Certificate>,
     content: &Detached<'_>,
     report: &mut SignatureReport,
 ) -> SignatureOutcome {
+    let si = &raw.info;
     let Some(digest_alg) = DigestAlg::from_oid(&si.digest_alg.oid) else {
         return SignatureOutcome::WrongDigest(format!(
             "unsupported digest algorithm {}",
@@ -303,23 +436,10 @@ fn check(
     let signed_digest = match &si.signed_attrs {
         None => content_digest,
         Some(attrs) => {
-            let mut message_digest = None;
-            let mut content_type = None;
-            for attr in attrs.iter() {
-                if attr.oid == OID_ATTR_MESSAGE_DIGEST {
-                    message_digest = attr
-                        .values
-                        .iter()
-                        .next()
-                        .and_then(|v| v.decode_as::<OctetString>().ok());
-                } else if attr.oid == OID_ATTR_CONTENT_TYPE {
-                    content_type = attr
-                        .values
-                        .iter()
-                        .next()
-                        .and_then(|v| v.decode_as::<const_oid::ObjectIdentifier>().ok());
-                }
-            }
+            let (message_digest, content_type) = match single_valued_attributes(attrs) {
+                Ok(values) => values,
+                Err(outcome) => return outcome,
+            };
             let Some(message_digest) = message_digest else {
                 return SignatureOutcome::BadAttributes("no message-digest attribute".into());
             };
@@ -339,10 +459,13 @@ fn check(
             if message_digest.as_bytes() != content_digest.as_slice() {
                 return SignatureOutcome::ContentChanged;
             }
-            // The signature covers the DER of the attributes as a SET OF (tag 0x31).
-            match attrs.to_der() {
-                Ok(der) => digest_alg.digest(&der),
-                Err(e) => return SignatureOutcome::BadAttributes(e.to_string()),
+            // The signature covers the attributes as they were sent (re-tagged as a SET OF),
+            // not our re-encoding of them: a decoded SET OF comes back sorted.
+            match &raw.signed_attrs_set {
+                Some(set) => digest_alg.digest(set),
+                None => {
+                    return SignatureOutcome::BadAttributes("signed attributes unreadable".into())
+                }
             }
         }
     };
@@ -359,6 +482,7 @@ fn check(
         SignatureScheme::RsaPkcs1v15 => {
             let padding = match digest_alg {
                 DigestAlg::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
+                DigestAlg::Sha224 => Pkcs1v15Sign::new::<sha2::Sha224>(),
                 DigestAlg::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
                 DigestAlg::Sha384 => Pkcs1v15Sign::new::<sha2::Sha384>(),
                 DigestAlg::Sha512 => Pkcs1v15Sign::new::<sha2::Sha512>(),
@@ -379,6 +503,7 @@ fn check(
             }
             let padding = match digest_alg {
                 DigestAlg::Sha1 => Pss::new_with_salt::<sha1::Sha1>(salt_len),
+                DigestAlg::Sha224 => Pss::new_with_salt::<sha2::Sha224>(salt_len),
                 DigestAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(salt_len),
                 DigestAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(salt_len),
                 DigestAlg::Sha512 => Pss::new_with_salt::<sha2::Sha512>(salt_len),
@@ -393,6 +518,54 @@ fn check(
     }
 }
 
+/// The message-digest and content-type values, refusing the shapes that would let one
+/// signature cover two contents: RFC 5652 §11 allows each of message-digest, content-type
+/// and signing-time once, with exactly one value.
+fn single_valued_attributes(
+    attrs: &x509_cert::attr::Attributes,
+) -> std::result::Result<(Option<OctetString>, Option<const_oid::ObjectIdentifier>), SignatureOutcome>
+{
+    let mut message_digest = None;
+    let mut content_type = None;
+    for oid in [
+        OID_ATTR_MESSAGE_DIGEST,
+        OID_ATTR_CONTENT_TYPE,
+        OID_ATTR_SIGNING_TIME,
+    ] {
+        let mut found = attrs.iter().filter(|a| a.oid == oid);
+        let Some(attr) = found.next() else {
+            continue;
+        };
+        let name = match oid {
+            OID_ATTR_MESSAGE_DIGEST => "message-digest",
+            OID_ATTR_CONTENT_TYPE => "content-type",
+            _ => "signing-time",
+        };
+        if found.next().is_some() {
+            return Err(SignatureOutcome::BadAttributes(format!(
+                "the {name} attribute appears more than once"
+            )));
+        }
+        if attr.values.len() != 1 {
+            return Err(SignatureOutcome::BadAttributes(format!(
+                "the {name} attribute must have exactly one value"
+            )));
+        }
+        let value = attr.values.iter().next();
+        match oid {
+            OID_ATTR_MESSAGE_DIGEST => {
+                message_digest = value.and_then(|v| v.decode_as::<OctetString>().ok());
+            }
+            OID_ATTR_CONTENT_TYPE => {
+                content_type =
+                    value.and_then(|v| v.decode_as::<const_oid::ObjectIdentifier>().ok());
+            }
+            _ => {}
+        }
+    }
+    Ok((message_digest, content_type))
+}
+
 fn pss_parameters(si: &SignerInfo) -> std::result::Result<(DigestAlg, usize), SignatureOutcome> {
     let unsupported = |d: String| SignatureOutcome::UnsupportedSignature(d);
     let Some(params) = &si.signature_algorithm.parameters else {
@@ -403,6 +576,13 @@ fn pss_parameters(si: &SignerInfo) -> std::result::Result<(DigestAlg, usize), Si
         .map_err(|e| unsupported(format!("RSASSA-PSS parameters: {e}")))?;
     let digest = DigestAlg::from_oid(&params.hash.oid)
         .ok_or_else(|| unsupported(format!("RSASSA-PSS hash {}", params.hash.oid)))?;
+    // RFC 4055: MGF1 is the only mask generation function defined for RSASSA-PSS.
+    if params.mask_gen.oid != const_oid::db::rfc5912::ID_MGF_1 {
+        return Err(unsupported(format!(
+            "RSASSA-PSS mask generation function {}",
+            params.mask_gen.oid
+        )));
+    }
     let mgf_digest = params
         .mask_gen
         .parameters

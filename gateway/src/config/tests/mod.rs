@@ -157,6 +157,81 @@ fn load_reports_the_file() {
 }
 
 #[test]
+fn trust_settings_default_to_loopback_and_name_their_keys() {
+    let c = load("").unwrap();
+    let shown: Vec<String> = c
+        .smtp
+        .trusted_clients
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, ["127.0.0.0/8", "::1/128"]);
+    assert_eq!(c.server_config().trusted_clients, c.smtp.trusted_clients);
+    assert!(c.outbound.send_as.is_empty());
+    assert_eq!(c.postfix.tls_policy_socketmap, None);
+
+    let c = load(
+        "[smtp]\ntrusted_clients = [\"10.0.0.0/8\", \"192.0.2.25\"]\n\
+         [outbound]\nsend_as = { \"Assistant@agency.example\" = [\"Boss@Agency.Example\"] }\n\
+         [postfix]\ntls_policy_socketmap = \"127.0.0.1:10028\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.smtp.trusted_clients.len(), 2);
+    assert_eq!(
+        c.outbound.send_as.get("assistant@agency.example"),
+        Some(&vec!["boss@agency.example".to_string()])
+    );
+    assert_eq!(
+        c.postfix
+            .tls_policy_socketmap
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("127.0.0.1:10028")
+    );
+
+    for (extra, key) in [
+        (
+            "[smtp]\ntrusted_clients = [\"localhost\"]\n",
+            "smtp.trusted_clients",
+        ),
+        (
+            "[smtp]\ntrusted_clients = [\"10.0.0.0/33\"]\n",
+            "smtp.trusted_clients",
+        ),
+        ("[smtp]\ntrusted_clients = []\n", "smtp.trusted_clients"),
+        (
+            "[outbound]\nsend_as = { \"a@agency.example\" = [\"ceo@bigbank.example\"] }\n",
+            "outbound.send_as",
+        ),
+        (
+            "[outbound]\nsend_as = { \"a@elsewhere.example\" = [\"b@agency.example\"] }\n",
+            "outbound.send_as",
+        ),
+        (
+            "[postfix]\ntls_policy_socketmap = \"somewhere\"\n",
+            "postfix.tls_policy_socketmap",
+        ),
+    ] {
+        let e = err(extra);
+        assert!(e.contains(&format!("`{key}`")), "{extra:?} gave {e}");
+    }
+}
+
+#[test]
+fn proxy_identities_follow_internal_addresses() {
+    let open = load("").unwrap().proxy_identity_addresses();
+    assert!(open.check("anyone@agency.example").is_ok());
+    assert!(open.check("ceo@bigbank.example").is_err());
+    let listed = load("internal_addresses = [\"staff@agency.example\"]\n")
+        .unwrap()
+        .proxy_identity_addresses();
+    assert!(listed.check("staff@agency.example").is_ok());
+    // The cert-query address signs its refusals.
+    assert!(listed.check("cert-query@agency.example").is_ok());
+    assert!(listed.check("anyone@agency.example").is_err());
+}
+
+#[test]
 fn decrypted_mail_needs_a_dsn_capable_next_hop_unless_allowed() {
     assert!(!load("").unwrap().inbound_allow_next_hop_without_dsn);
     let c =

@@ -332,3 +332,65 @@ fn address_validation() {
     assert!(!session::valid_address("a@b..test"));
     assert!(!session::valid_address("a@-b.test"));
 }
+
+#[tokio::test]
+async fn untrusted_clients_cannot_submit_or_forward() {
+    let server = Server::start(|c| {
+        c.trusted_clients = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, ehlo) = c.cmd("EHLO outsider.example").await;
+    assert_eq!(code, 250);
+    assert!(!ehlo.contains("XFORWARD"), "{ehlo}");
+    let (code, text) = c.cmd("XFORWARD LOGIN=boss").await;
+    assert_eq!(code, 550, "{text}");
+    let (code, text) = c.cmd("MAIL FROM:<user@agency.example>").await;
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("5.7.1 client address 127.0.0.1"), "{text}");
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+    assert!(server.handler.got.lock().unwrap().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn xforward_reaches_the_handler_for_one_transaction() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("XFORWARD LOGIN=early").await.0, 503);
+    let (code, ehlo) = c.cmd("EHLO mta.agency.example").await;
+    assert_eq!(code, 250);
+    assert!(
+        ehlo.contains("XFORWARD NAME ADDR PROTO HELO LOGIN"),
+        "{ehlo}"
+    );
+    assert_eq!(
+        c.cmd("XFORWARD NAME=laptop.agency.example ADDR=192.0.2.7 PROTO=ESMTP")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(c.cmd("XFORWARD HELO=laptop LOGIN=alice").await.0, 250);
+    assert_eq!(c.cmd("XFORWARD COLOUR=blue").await.0, 501);
+    assert_eq!(c.cmd("MAIL FROM:<alice@agency.example>").await.0, 250);
+    assert_eq!(c.cmd("XFORWARD LOGIN=mallory").await.0, 503);
+    assert_eq!(c.cmd("RCPT TO:<bob@partner.example>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    assert_eq!(c.cmd("Subject: one\r\n\r\nbody\r\n.").await.0, 250);
+    // The next transaction starts without them.
+    assert_eq!(c.cmd("MAIL FROM:<alice@agency.example>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@partner.example>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    assert_eq!(c.cmd("Subject: two\r\n\r\nbody\r\n.").await.0, 250);
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+    let got = server.handler.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let first = &got[0].0.forwarded;
+    assert_eq!(first.name.as_deref(), Some("laptop.agency.example"));
+    assert_eq!(first.addr.as_deref(), Some("192.0.2.7"));
+    assert_eq!(first.proto.as_deref(), Some("ESMTP"));
+    assert_eq!(first.helo.as_deref(), Some("laptop"));
+    assert_eq!(first.login.as_deref(), Some("alice"));
+    assert_eq!(got[1].0.forwarded, Forwarded::default());
+    server.stop().await;
+}

@@ -78,6 +78,7 @@ impl PrivateKeyOps for RsaCrateKey {
     fn sign_digest(&self, digest_alg: DigestAlg, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
         let scheme = match digest_alg {
             DigestAlg::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
+            DigestAlg::Sha224 => Pkcs1v15Sign::new::<sha2::Sha224>(),
             DigestAlg::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
             DigestAlg::Sha384 => Pkcs1v15Sign::new::<sha2::Sha384>(),
             DigestAlg::Sha512 => Pkcs1v15Sign::new::<sha2::Sha512>(),

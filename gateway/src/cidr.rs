@@ -1,0 +1,87 @@
+//! IP networks in CIDR notation (`127.0.0.0/8`, `::1`, `10.1.2.3/32`), for the list of
+//! clients allowed to submit mail.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address or network like \"127.0.0.0/8\" or \"::1\"")]
+pub struct CidrError(String);
+
+impl Cidr {
+    /// Whether `addr` is inside the network. IPv4 clients seen on an IPv6 socket
+    /// (`::ffff:127.0.0.1`) count as the IPv4 address they are.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match (self.network, addr.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                prefix_matches(&net.octets(), &a.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                prefix_matches(&net.octets(), &a.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether any of `networks` contains `addr`.
+    pub fn any_contains(networks: &[Cidr], addr: IpAddr) -> bool {
+        networks.iter().any(|n| n.contains(addr))
+    }
+}
+
+fn prefix_matches(net: &[u8], addr: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if net[..full] != addr[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (net[full] & mask) == (addr[full] & mask)
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || CidrError(s.to_string());
+        let (ip, prefix) = match s.trim().split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s.trim(), None),
+        };
+        let network: IpAddr = ip.parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| bad())?
+            }
+            Some(_) => return Err(bad()),
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr {
+            network: network.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! Postfix `socketmap` table (socketmap_table(5)) for `smtp_tls_policy_maps`: the
+//! organisation's MTA makes the final delivery, so a domain approved for SMTP over TLS must
+//! get verified TLS there, not only on our hop to it. Postfix asks `tls_policy <domain>`;
+//! we answer `OK secure` for domains approved with policy `tls` and `NOTFOUND ` otherwise
+//! (Postfix then applies its default policy).
+//!
+//! Wire format: each request and reply is a netstring (`<length>:<bytes>,`), several per
+//! connection. Only `trusted_clients` may connect; requests are bounded in size and time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certstore::{DomainPolicy, Store, StoreError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cidr::Cidr;
+
+/// The map name Postfix must use: `socketmap:inet:127.0.0.1:10028:tls_policy`.
+pub const MAP_NAME: &str = "tls_policy";
+/// What a domain approved `tls` gets: certificate verified against the next-hop domain.
+pub const TLS_POLICY: &str = "secure";
+/// Longest request accepted (Postfix's own socketmap limit is 100000; a domain is < 256).
+const MAX_REQUEST: usize = 1024;
+/// Postfix keeps connections open between lookups; an idle one is closed after this.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Concurrent connections (Postfix opens about one per delivery agent process).
+const MAX_CONNECTIONS: usize = 64;
+
+/// One netstring read from the front of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Netstring<'a> {
+    /// The payload and how many bytes of the buffer it used.
+    Complete(&'a [u8], usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// Not a netstring, or longer than allowed: the connection is closed.
+    Invalid,
+}
+
+/// Parses one netstring of at most `max` payload bytes from the start of `buf`.
+pub fn parse_netstring(buf: &[u8], max: usize) -> Netstring<'_> {
+    let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == buf.len() {
+        // Only digits so far: a length that already exceeds the limit is invalid now.
+        let too_long = digits > 0
+            && std::str::from_utf8(&buf[..digits])
+                .ok()
+                .and_then(|d| d.parse::<usize>().ok())
+                .is_none_or(|n| n > max);
+        return if too_long || digits > 10 {
+            Netstring::Invalid
+        } else {
+            Netstring::Incomplete
+        };
+    }
+    if digits == 0 || buf[digits] != b':' || (digits > 1 && buf[0] == b'0') {
+        return Netstring::Invalid;
+    }
+    let Some(len) = std::str::from_utf8(&buf[..digits])
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|n| *n <= max)
+    else {
+        return Netstring::Invalid;
+    };
+    let start = digits + 1;
+    let end = start + len;
+    match buf.get(end) {
+        None => Netstring::Incomplete,
+        Some(b',') => Netstring::Complete(&buf[start..end], end + 1),
+        Some(_) => Netstring::Invalid,
+    }
+}
+
+/// `payload` as a netstring.
+pub fn netstring(payload: &str) -> Vec<u8> {
+    format!("{}:{payload},", payload.len()).into_bytes()
+}
+
+/// The reply (not yet a netstring) to one request `name key`.
+pub fn answer(store: &Store, request: &[u8]) -> String {
+    let Ok(text) = std::str::from_utf8(request) else {
+        return "PERM the request is not text".into();
+    };
+    let Some((name, key)) = text.split_once(' ') else {
+        return "PERM expected \"name key\"".into();
+    };
+    if name != MAP_NAME {
+        return format!(
+            "PERM unknown map {:?}; use socketmap:inet:HOST:PORT:{MAP_NAME}",
+            name.chars().take(32).collect::<String>()
+        );
+    }
+    let domain = key.trim().trim_end_matches('.').to_ascii_lowercase();
+    // Parent-domain look-ups (".example") and explicit next hops ("[mx]:25") are not
+    // approvals: only the recipient domain itself is.
+    if domain.is_empty() || domain.starts_with('.') || domain.starts_with('[') {
+        return "NOTFOUND ".into();
+    }
+    match store.domain(&domain) {
+        Ok(Some(approved)) if approved.policy == DomainPolicy::Tls => format!("OK {TLS_POLICY}"),
+        Ok(_) | Err(StoreError::Domain(_)) => "NOTFOUND ".into(),
+        Err(e) => {
+            tracing::error!(error = %e, %domain, "TLS policy look-up failed");
+            "TEMP the certificate store is unavailable".into()
+        }
+    }
+}
+
+/// Serves the map on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    trusted_clients: Vec<Cidr>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "socketmap accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if !Cidr::any_contains(&trusted_clients, client.ip()) {
+                    tracing::warn!(%client, "socketmap client is not in smtp.trusted_clients");
+                    continue;
+                }
+                let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    tracing::warn!(%client, "socketmap connection limit reached");
+                    continue;
+                };
+                let store = store.clone();
+                tasks.spawn(async move {
+                    connection(stream, client, &store).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    tasks.abort_all();
+}
+
+async fn connection(mut stream: TcpStream, client: SocketAddr, store: &Store) {
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    loop {
+        // Answer every complete request in the buffer first (Postfix may pipeline).
+        loop {
+            match parse_netstring(&buf, MAX_REQUEST) {
+                Netstring::Complete(request, used) => {
+                    let reply = netstring(&answer(store, request));
+                    buf.drain(..used);
+                    if stream.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+                Netstring::Incomplete => break,
+                Netstring::Invalid => {
+                    tracing::warn!(%client, "socketmap: malformed request, closing");
+                    return;
+                }
+            }
+        }
+        match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

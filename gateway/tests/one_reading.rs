@@ -1,0 +1,482 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+//! One reading of every message: messages mutated the way the differential run found them,
+//! each read by the engine and, where OpenSSL decides the question, by `openssl cms` too.
+//! Where a verdict depends on which parser reads a message, the attacker chooses the parser;
+//! these pin the engine to the reading the references (and the reader's client) share.
+
+mod common;
+
+use common::*;
+use der::{Decode, Encode};
+use gateway::mime::{open_message, Layer};
+use gateway::smime::verify::{verify, SignatureOutcome};
+use rsa::pkcs8::DecodePrivateKey;
+use sha2::{Digest, Sha256};
+
+/// A detached signature by alice over BODY, as `openssl cms -sign` writes the whole message
+/// (with its bare line ends made CRLF, as on the wire).
+fn detached_message() -> Vec<u8> {
+    let text = String::from_utf8(with_headers(&openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+            "-certfile",
+            &f("ca/partner-chain.pem"),
+        ],
+        BODY,
+    )))
+    .unwrap();
+    text.replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+fn openssl_verifies(message: &[u8]) -> bool {
+    openssl(
+        &[
+            "cms",
+            "-verify",
+            "-CAfile",
+            &f("ca/partner-root.pem"),
+            "-out",
+            "/dev/null",
+        ],
+        message,
+    )
+    .ok
+}
+
+fn valid_signature(message: &[u8]) -> bool {
+    let opened = open_message(message, &[]);
+    opened.stopped.is_none() && opened.signature().is_some_and(|s| s.outcome.is_valid())
+}
+
+fn replace_once(haystack: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(haystack.to_vec()).unwrap();
+    assert!(text.contains(from), "{from:?} not in message");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+// ---------------------------------------------------------------- 1. two header readers
+
+#[test]
+fn a_second_content_type_makes_the_message_ambiguous() {
+    let original = detached_message();
+    // The attacker puts their own Content-Type before the signed message's one: some readers
+    // take the first field, others the last.
+    let attacker = replace_once(
+        &original,
+        "MIME-Version: 1.0\r\n",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"evil\"\r\n",
+    );
+    let opened = open_message(&attacker, &[]);
+    assert!(opened.layers.is_empty());
+    let err = opened.stopped.expect("refused").to_string();
+    assert!(err.contains("ambiguous MIME headers"), "{err}");
+
+    // The same for Content-Transfer-Encoding and MIME-Version.
+    for extra in [
+        "MIME-Version: 1.0\r\nMIME-Version: 1.0\r\n",
+        "MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n",
+    ] {
+        let m = replace_once(&original, "MIME-Version: 1.0\r\n", extra);
+        let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+        assert!(err.contains("ambiguous MIME headers"), "{err}");
+    }
+}
+
+#[test]
+fn a_stray_header_line_does_not_hide_the_signature() {
+    // OpenSSL reads past a line without a colon; so must we, or the message reads "not
+    // signed" here and "signed" in the reader's client.
+    let m = replace_once(
+        &detached_message(),
+        "MIME-Version: 1.0\r\n",
+        "this line has no colon\r\nMIME-Version: 1.0\r\n",
+    );
+    assert!(openssl_verifies(&m));
+    assert!(valid_signature(&m));
+}
+
+// ---------------------------------------------------------------- 2. parts of multipart/signed
+
+#[test]
+fn multipart_signed_with_a_third_part_is_refused() {
+    let original = detached_message();
+    let text = String::from_utf8(original).unwrap();
+    let boundary = text
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|b| b.split('"').next())
+        .unwrap()
+        .to_string();
+    let closing = format!("--{boundary}--");
+    let extra = format!(
+        "--{boundary}\r\nContent-Type: text/plain\r\n\r\nUnsigned extra part.\r\n\r\n{closing}"
+    );
+    let m = text.replacen(&closing, &extra, 1);
+    let err = open_message(m.as_bytes(), &[])
+        .stopped
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("exactly two parts"), "{err}");
+}
+
+#[test]
+fn a_preamble_line_that_starts_with_the_boundary_is_not_a_delimiter() {
+    let original = String::from_utf8(detached_message()).unwrap();
+    let boundary = original
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|b| b.split('"').next())
+        .unwrap()
+        .to_string();
+    let m = original.replacen(
+        "This is an S/MIME signed message",
+        &format!("--{boundary}-not-a-delimiter in the preamble"),
+        1,
+    );
+    // RFC 2046 §5.1.1 (NSS and gpgsm read it so); OpenSSL matches the prefix only and sees an
+    // empty first part: a documented difference (docs/differences.md).
+    assert!(valid_signature(m.as_bytes()));
+}
+
+#[test]
+fn the_signature_part_must_be_a_signature() {
+    let m = replace_once(
+        &detached_message(),
+        "Content-Type: application/pkcs7-signature",
+        "Content-Type: text/plain",
+    );
+    let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+    assert!(err.contains("not an application/pkcs7-signature"), "{err}");
+}
+
+// ---------------------------------------------------------------- 3–5. signed attributes, signers
+
+/// A minimal DER writer for hand-made SignedData.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+const OID_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+];
+const OID_SIGNED_DATA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+];
+const OID_CONTENT_TYPE: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03,
+];
+const OID_MESSAGE_DIGEST: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04,
+];
+const ALG_SHA256: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+];
+const ALG_RSA: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+fn content_type_attr() -> Vec<u8> {
+    tlv(0x30, &cat(&[OID_CONTENT_TYPE, &tlv(0x31, OID_DATA)]))
+}
+
+fn message_digest_attr(values: &[&[u8]]) -> Vec<u8> {
+    let set: Vec<u8> = values.iter().flat_map(|v| tlv(0x04, v)).collect();
+    tlv(0x30, &cat(&[OID_MESSAGE_DIGEST, &tlv(0x31, &set)]))
+}
+
+/// One SignerInfo by alice: `sent` is the attributes' content as transmitted, `signed` the
+/// content whose SET encoding the signature covers.
+fn signer_info(sent: &[u8], signed: &[u8], corrupt: bool) -> Vec<u8> {
+    let cert = cert("partner/alice.pem");
+    let issuer = cert.tbs_certificate.issuer.to_der().unwrap();
+    let serial = cert.tbs_certificate.serial_number.to_der().unwrap();
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(
+        &std::fs::read_to_string(fixture("partner/alice.key")).unwrap(),
+    )
+    .unwrap();
+    let digest = Sha256::digest(tlv(0x31, signed));
+    let mut signature = key
+        .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+        .unwrap();
+    if corrupt {
+        signature[10] ^= 0xff;
+    }
+    tlv(
+        0x30,
+        &cat(&[
+            &[0x02, 0x01, 0x01],
+            &tlv(0x30, &cat(&[&issuer, &serial])),
+            ALG_SHA256,
+            &tlv(0xa0, sent),
+            ALG_RSA,
+            &tlv(0x04, &signature),
+        ]),
+    )
+}
+
+fn signed_data(content: &[u8], signer_infos: &[Vec<u8>]) -> Vec<u8> {
+    let cert_der = std::fs::read_to_string(fixture("partner/alice.pem")).unwrap();
+    let cert = x509_cert::Certificate::from_der(&pem_der(&cert_der))
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let sd = tlv(
+        0x30,
+        &cat(&[
+            &[0x02, 0x01, 0x01],
+            &tlv(0x31, ALG_SHA256),
+            &tlv(0x30, &cat(&[OID_DATA, &tlv(0xa0, &tlv(0x04, content))])),
+            &tlv(0xa0, &cert),
+            &tlv(0x31, &signer_infos.concat()),
+        ]),
+    );
+    tlv(0x30, &cat(&[OID_SIGNED_DATA, &tlv(0xa0, &sd)]))
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+fn outcome(der: &[u8]) -> SignatureOutcome {
+    verify(der, None).unwrap().report.outcome
+}
+
+fn openssl_verifies_der(der: &[u8]) -> bool {
+    openssl(
+        &[
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-out",
+            "/dev/null",
+        ],
+        der,
+    )
+    .ok
+}
+
+#[test]
+fn signed_attributes_are_hashed_as_received() {
+    let content = b"Content-Type: text/plain\r\n\r\nSigned.\r\n";
+    let md = Sha256::digest(content);
+    let ct = content_type_attr();
+    let mdattr = message_digest_attr(&[&md]);
+    let der_order = cat(&[&ct, &mdattr]);
+    let other_order = cat(&[&mdattr, &ct]);
+
+    // Sanity: DER order, signed as sent.
+    let good = signed_data(content, &[signer_info(&der_order, &der_order, false)]);
+    assert_eq!(outcome(&good), SignatureOutcome::Valid);
+    assert!(openssl_verifies_der(&good));
+
+    // Non-DER order, signed as sent: the signature holds over what was sent (NSS, gpgsm and
+    // OpenSSL accept it).
+    let as_sent = signed_data(content, &[signer_info(&other_order, &other_order, false)]);
+    assert_eq!(outcome(&as_sent), SignatureOutcome::Valid);
+    assert!(openssl_verifies_der(&as_sent));
+
+    // Sent reordered after being signed sorted: not what was signed.
+    let reordered = signed_data(content, &[signer_info(&other_order, &der_order, false)]);
+    assert_eq!(outcome(&reordered), SignatureOutcome::BadSignature);
+    assert!(!openssl_verifies_der(&reordered));
+}
+
+#[test]
+fn one_signature_cannot_cover_two_contents() {
+    let content = b"Content-Type: text/plain\r\n\r\nSigned.\r\n";
+    let md = Sha256::digest(content);
+    let other = Sha256::digest(b"Content-Type: text/plain\r\n\r\nOther.\r\n");
+    let ct = content_type_attr();
+
+    // Two values in one message-digest attribute.
+    let two_values = cat(&[&ct, &message_digest_attr(&[&md, &other])]);
+    let der = signed_data(content, &[signer_info(&two_values, &two_values, false)]);
+    match outcome(&der) {
+        SignatureOutcome::BadAttributes(d) => assert!(d.contains("exactly one value"), "{d}"),
+        other => panic!("expected bad attributes, got {other:?}"),
+    }
+
+    // Two message-digest attributes.
+    let two_attrs = cat(&[
+        &ct,
+        &message_digest_attr(&[&md]),
+        &message_digest_attr(&[&other]),
+    ]);
+    let der = signed_data(content, &[signer_info(&two_attrs, &two_attrs, false)]);
+    // A strict DER reader may refuse the set outright (an error): also not a pass.
+    if let Ok(v) = verify(&der, None) {
+        match v.report.outcome {
+            SignatureOutcome::BadAttributes(d) => assert!(d.contains("more than once"), "{d}"),
+            other => panic!("expected bad attributes, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_signer_must_verify_and_each_is_reported() {
+    let content = b"Content-Type: text/plain\r\n\r\nSigned twice.\r\n";
+    let md = Sha256::digest(content);
+    let attrs = cat(&[&content_type_attr(), &message_digest_attr(&[&md])]);
+    let valid = signer_info(&attrs, &attrs, false);
+    let forged_twin = signer_info(&attrs, &attrs, true);
+
+    let both_valid = signed_data(content, &[valid.clone(), valid.clone()]);
+    let report = verify(&both_valid, None).unwrap().report;
+    assert_eq!(report.outcome, SignatureOutcome::Valid);
+    assert_eq!(report.signers.len(), 2);
+
+    // A forged twin with alice's issuer and serial: the message fails, whatever the order,
+    // and the report shows both signers with their own results.
+    for order in [
+        vec![valid.clone(), forged_twin.clone()],
+        vec![forged_twin.clone(), valid.clone()],
+    ] {
+        let der = signed_data(content, &order);
+        let report = verify(&der, None).unwrap().report;
+        assert_eq!(report.outcome, SignatureOutcome::BadSignature);
+        let outcomes: Vec<bool> = report
+            .signers
+            .iter()
+            .map(|s| s.outcome.is_valid())
+            .collect();
+        assert_eq!(outcomes.iter().filter(|v| **v).count(), 1, "{outcomes:?}");
+        assert_eq!(outcomes.len(), 2);
+        assert!(!openssl_verifies_der(&der));
+    }
+}
+
+// ---------------------------------------------------------------- 7. strictness to relax
+
+#[test]
+fn sha224_signatures_verify() {
+    let m = with_headers(&openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-md",
+            "sha224",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+        ],
+        BODY,
+    ));
+    let opened = open_message(&m, &[]);
+    match opened.layers.first() {
+        Some(Layer::Signed { report, .. }) => {
+            assert_eq!(report.outcome, SignatureOutcome::Valid);
+            assert_eq!(report.digest.map(|d| d.name()), Some("sha224"));
+        }
+        other => panic!("{other:?} / {:?}", opened.stopped),
+    }
+}
+
+#[test]
+fn trailing_bytes_after_the_cms_object_are_ignored() {
+    let der = openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+        ],
+        BODY,
+    );
+    let mut padded = der.clone();
+    padded.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(openssl_verifies_der(&padded));
+    let verified = verify(&padded, None).unwrap();
+    assert_eq!(verified.report.outcome, SignatureOutcome::Valid);
+    assert_eq!(verified.content(), BODY);
+}
+
+#[test]
+fn issuer_names_compare_by_rfc5280_rules() {
+    use gateway::smime::certs::names_match;
+    use std::str::FromStr;
+    use x509_cert::name::Name;
+    let a = Name::from_str("CN=Partner  Issuing CA,O=Partner Example").unwrap();
+    let b = Name::from_str("CN=partner issuing ca,O=PARTNER EXAMPLE").unwrap();
+    let c = Name::from_str("CN=Other CA,O=Partner Example").unwrap();
+    assert!(names_match(&a, &b));
+    assert!(!names_match(&a, &c));
+    // PrintableString against UTF8String with the same text.
+    let alice = cert("partner/alice.pem");
+    let issuer = &alice.tbs_certificate.issuer;
+    let mut retyped = issuer.clone();
+    for rdn in retyped.0.iter_mut() {
+        let attrs: Vec<_> = rdn
+            .0
+            .iter()
+            .map(|atv| {
+                let text = std::str::from_utf8(atv.value.value())
+                    .unwrap()
+                    .to_uppercase();
+                x509_cert::attr::AttributeTypeAndValue {
+                    oid: atv.oid,
+                    value: der::Any::new(der::Tag::PrintableString, text.as_bytes().to_vec())
+                        .unwrap_or_else(|_| {
+                            der::Any::new(der::Tag::Utf8String, text.as_bytes().to_vec()).unwrap()
+                        }),
+                }
+            })
+            .collect();
+        *rdn = x509_cert::name::RelativeDistinguishedName::try_from(attrs).unwrap();
+    }
+    assert_ne!(&retyped, issuer);
+    assert!(names_match(&retyped, issuer));
+}
+
+// ---------------------------------------------------------------- found by `make difftest`
+
+#[test]
+fn a_stray_line_before_the_first_field_does_not_hide_the_signature() {
+    let mut m = b"a line without a colon\r\n".to_vec();
+    m.extend_from_slice(&detached_message());
+    assert!(openssl_verifies(&m));
+    assert!(valid_signature(&m));
+}
+
+#[test]
+fn a_missing_transfer_encoding_label_on_the_signature_is_read_as_base64() {
+    let m = replace_once(
+        &detached_message(),
+        "Content-Transfer-Encoding: base64\r\n",
+        "",
+    );
+    assert!(openssl_verifies(&m));
+    assert!(valid_signature(&m));
+}
