@@ -497,13 +497,10 @@ impl Shared {
             );
         }
         let mut accepted = 0usize;
-        let mut temporary = std::mem::take(&mut plan.temporary);
-        // Our own failure (store, keys) is 4.3.0; a next hop's is 4.4.1.
-        let enhanced = if temporary.is_empty() {
-            "4.4.1"
-        } else {
-            "4.3.0"
-        };
+        // From here on a temporary failure is a next hop's (4.4.1); our own (store, keys) was
+        // answered above with 4.3.0.
+        let mut temporary: Vec<String> = Vec::new();
+        let enhanced = "4.4.1";
         let mut permanent: Vec<(String, Reply)> = Vec::new();
         let deliveries = std::mem::take(&mut plan.deliveries);
         for delivery in &deliveries {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Outbound trust through the real binary over SMTP: only trusted clients submit, only the
 //! submitter signs (or whom `send_as` allows), clear text only as the policy documents, proxy
 //! identities only for internal addresses, and a failing store is a temporary answer.
@@ -23,7 +24,7 @@ fn message(from_lines: &str, to: &str, subject: &str) -> Vec<u8> {
 }
 
 struct World {
-    _inbound: SmtpSink,
+    inbound: SmtpSink,
     outbound: SmtpSink,
     gateway: GatewayProcess,
 }
@@ -34,7 +35,7 @@ fn world(options: Options<'_>) -> World {
     let gateway = GatewayProcess::start_with(&inbound.address(), &outbound.address(), options)
         .expect("gateway starts");
     World {
-        _inbound: inbound,
+        inbound,
         outbound,
         gateway,
     }
@@ -308,8 +309,23 @@ fn a_failing_store_is_a_temporary_failure() {
     let (code, text) = w.send(ALICE, &["cert-query@agency.example"], &request);
     assert_eq!(code, 451, "{text}");
     assert!(text.starts_with("4.3.0 "), "{text}");
+    // Inbound: the recipient's proxy keys cannot be loaded. Not delivered undecrypted, not
+    // bounced: 451, and nothing reaches the mailbox.
+    let inbound = integration_tests::openssl::partner_message(
+        ALICE,
+        USER,
+        "inbound while the store fails",
+        "secret",
+        Some("alice"),
+    )
+    .unwrap();
+    let (code, text) = w.send(ALICE, &[USER], &inbound);
+    assert_eq!(code, 451, "{text}");
+    assert!(text.starts_with("4.3.0 "), "{text}");
+    assert!(text.contains("proxy keys"), "{text}");
     std::thread::sleep(Duration::from_millis(200));
     assert!(w.outbound.messages().is_empty());
+    assert!(w.inbound.messages().is_empty());
 }
 
 /// No proxy identity for addresses outside the organisation: not by mail, not by the CLI.
