@@ -27,7 +27,7 @@ fn certs(path: &str) -> Result<Vec<Vec<u8>>, BoxError> {
 /// A proxy CA, an approved domain, alice's two certificates, bob's, one refused
 /// certificate and a proxy certificate: every list has something in it.
 fn seed(store: &Store) -> Result<(), BoxError> {
-    store.init_proxy_ca("Fuzz Proxy CA")?;
+    store.init_proxy_ca("Fuzz Proxy CA", &["agency.example".to_string()])?;
     store.approve_domain("partner.example", DomainPolicy::Smime, "fuzz", "seed")?;
     let chain = certs("ca/partner-chain.pem")?;
     for (address, file) in [

@@ -18,6 +18,7 @@ pub enum AuditKind {
     ProxyCaCreated,
     ProxyCaImported,
     ProxyCaKeyExported,
+    ProxyCaRotated,
     ProxyIssued,
     ProxyRenewed,
     PartnerCaptured,

@@ -6,9 +6,11 @@
 use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
 
+use const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditDraft, AuditKind};
@@ -134,7 +136,8 @@ impl Store {
     pub fn ensure_proxy_identity(&self, address: &str) -> Result<ProxyIdentity, StoreError> {
         let address = normalise_address(address)?;
         let now = SystemTime::now();
-        if let Some(id) = self.current_record(&address, now + RENEW_BEFORE)? {
+        let ca = self.ca_certificate()?;
+        if let Some(id) = self.current_record(&address, now + RENEW_BEFORE, &ca)? {
             return Ok(id.into_identity());
         }
         // Key generation happens outside the lock; a racing session may win, then ours is
@@ -145,9 +148,16 @@ impl Store {
             .issue_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(id) = self.current_record(&address, now + RENEW_BEFORE)? {
+        // A rotation may have happened while the key was generated: then issue again.
+        let ca = self.ca_certificate()?;
+        if let Some(id) = self.current_record(&address, now + RENEW_BEFORE, &ca)? {
             return Ok(id.into_identity());
         }
+        let fresh = if issued_by(&fresh.cert, &ca)? {
+            fresh
+        } else {
+            self.prepare_identity(&address)?
+        };
         self.store_identity(fresh, AuditKind::ProxyIssued)
     }
 
@@ -174,8 +184,12 @@ impl Store {
         address: &str,
     ) -> Result<Option<ProxyIdentity>, StoreError> {
         let address = normalise_address(address)?;
+        if !self.is_initialised() {
+            return Ok(None);
+        }
+        let ca = self.ca_certificate()?;
         Ok(self
-            .current_record(&address, SystemTime::now())?
+            .current_record(&address, SystemTime::now(), &ca)?
             .map(ProxyRecord::into_identity))
     }
 
@@ -218,6 +232,12 @@ impl Store {
     /// Every internal address with a proxy identity, sorted.
     pub fn proxy_addresses(&self) -> Result<Vec<ProxyAddressSummary>, StoreError> {
         let now = SystemTime::now();
+        // Without a CA there are no identities to list.
+        let ca = match self.ca_certificate() {
+            Ok(ca) => ca,
+            Err(StoreError::NotInitialised) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         let mut out: Vec<ProxyAddressSummary> = Vec::new();
         for item in self.inner.proxy_by_addr.iter() {
             let (k, fp) = item?;
@@ -245,7 +265,7 @@ impl Store {
             };
             summary.key_count += 1;
             // Index order is issue order, so a later usable record replaces an earlier one.
-            if record.usable_at(now) {
+            if record.usable_at(now) && issued_by(&record.cert, &ca)? {
                 summary.current_fingerprint = Some(record.fingerprint.clone());
                 summary.current_not_after = Some(codec::from_unix(record.not_after));
             }
@@ -277,11 +297,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Newest record usable at `at` (pass a later time to demand remaining validity).
+    /// Newest record usable at `at` (pass a later time to demand remaining validity) and
+    /// issued by `ca` (after a rotation, certificates of the old CA are only for old mail).
     fn current_record(
         &self,
         address: &str,
         at: SystemTime,
+        ca: &ParsedCert,
     ) -> Result<Option<ProxyRecord>, StoreError> {
         for item in self
             .inner
@@ -291,7 +313,7 @@ impl Store {
         {
             let (_, fp) = item?;
             if let Some(r) = self.proxy_record_by_fp(&fp)? {
-                if r.usable_at(at) {
+                if r.usable_at(at) && issued_by(&r.cert, ca)? {
                     return Ok(Some(r));
                 }
             }
@@ -307,6 +329,7 @@ impl Store {
             &key,
             ca.subject(),
             &ca.key,
+            ca.cert.not_after(),
             self.inner.config.proxy_cert_validity_days,
         )?;
         Ok(Prepared {
@@ -374,6 +397,26 @@ impl Store {
         self.flush()?;
         Ok(record.into_identity())
     }
+}
+
+/// Whether `cert_der` names `ca` as its issuer (subject name, and key identifier when both
+/// carry one: a rotated CA may reuse the name).
+fn issued_by(cert_der: &[u8], ca: &ParsedCert) -> Result<bool, StoreError> {
+    let cert = ParsedCert::parse(cert_der).map_err(StoreError::CorruptRecord)?;
+    if cert.issuer_der != ca.subject_der {
+        return Ok(false);
+    }
+    let aki = cert
+        .extension::<AuthorityKeyIdentifier>(ID_CE_AUTHORITY_KEY_IDENTIFIER)
+        .map_err(StoreError::CorruptRecord)?
+        .and_then(|aki| aki.key_identifier);
+    let ski = ca
+        .subject_key_identifier()
+        .map_err(StoreError::CorruptRecord)?;
+    Ok(match (aki, ski) {
+        (Some(aki), Some(ski)) => aki.as_bytes() == ski.as_slice(),
+        _ => true,
+    })
 }
 
 struct Prepared {

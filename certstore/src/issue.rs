@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::{Any, Ia5String, SetOfVec};
+use der::asn1::{Any, Ia5String, OctetString, SetOfVec};
 use der::{Encode, Tag};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -13,8 +13,9 @@ use rsa::RsaPrivateKey;
 use sha2::Sha256;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, NameConstraints, SubjectAltName};
 use x509_cert::ext::AsExtension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
@@ -27,7 +28,12 @@ use crate::error::StoreError;
 
 pub(crate) const CA_KEY_BITS: usize = 3072;
 pub(crate) const PROXY_KEY_BITS: usize = 2048;
-const CA_VALIDITY: Duration = Duration::from_secs(20 * 36525 * 864); // 20 years of 365.25 days
+/// Five years (of 365.25 days): long enough that partners, who install the CA by hand, are not
+/// asked to do it often; short enough that a CA key is retired within a normal key-management
+/// cycle (`proxy-ca rotate` before then). Proxy certificates never outlive their CA.
+pub(crate) const CA_VALIDITY: Duration = Duration::from_secs(5 * 36525 * 864);
+/// Most internal domains a proxy CA's name constraints list (the extension must stay small).
+pub(crate) const MAX_CA_DOMAINS: usize = 100;
 /// Backdating absorbs clock skew between us and partners' mail clients.
 const BACKDATE: Duration = Duration::from_secs(3600);
 const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
@@ -56,12 +62,25 @@ fn random_serial() -> Result<SerialNumber, StoreError> {
     SerialNumber::new(&bytes).map_err(build_err)
 }
 
-fn validity(duration: Duration) -> Result<Validity, StoreError> {
+/// From an hour ago for `duration`, but never past `not_after_limit` (the issuer's own end).
+fn validity(
+    duration: Duration,
+    not_after_limit: Option<SystemTime>,
+) -> Result<Validity, StoreError> {
     let now = SystemTime::now();
     let start = now.checked_sub(BACKDATE).unwrap_or(now);
     let end = now
         .checked_add(duration)
         .ok_or_else(|| StoreError::Time("validity end overflows".into()))?;
+    let end = match not_after_limit {
+        Some(limit) if limit < end => limit,
+        _ => end,
+    };
+    if end <= now {
+        return Err(StoreError::Time(
+            "the proxy CA has expired; rotate it (smime-gateway proxy-ca rotate)".into(),
+        ));
+    }
     Ok(Validity {
         not_before: Time::try_from(start).map_err(|e| StoreError::Time(e.to_string()))?,
         not_after: Time::try_from(end).map_err(|e| StoreError::Time(e.to_string()))?,
@@ -87,20 +106,77 @@ fn spki_of(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, StoreError>
     SubjectPublicKeyInfoOwned::try_from(der.as_bytes()).map_err(build_err)
 }
 
-/// A self-signed proxy CA: basicConstraints CA (critical), keyUsage keyCertSign + cRLSign,
-/// SKI; SHA-256 with RSA; 20 years.
-pub(crate) fn build_ca(subject_cn: &str, key: &RsaPrivateKey) -> Result<Vec<u8>, StoreError> {
+/// Name constraints that let the proxy CA vouch only for mail addresses in `domains` (each
+/// domain and its subdomains, RFC 5280 §4.2.1.10 rfc822Name forms "d" and ".d") and for no
+/// host name or IP address at all (an empty dNSName and the all-zero IPv4/IPv6 ranges match
+/// every name). Partners install this CA as a trust anchor, so this is what keeps it from
+/// being usable for anyone else's mail or for a web server.
+fn proxy_name_constraints(domains: &[String]) -> Result<NameConstraints, StoreError> {
+    let subtree = |base: GeneralName| GeneralSubtree {
+        base,
+        minimum: 0,
+        maximum: None,
+    };
+    let ia5 = |s: &str| Ia5String::new(s).map_err(build_err);
+    let mut permitted = Vec::with_capacity(domains.len() * 2);
+    for domain in domains {
+        permitted.push(subtree(GeneralName::Rfc822Name(ia5(domain)?)));
+        permitted.push(subtree(GeneralName::Rfc822Name(ia5(&format!(
+            ".{domain}"
+        ))?)));
+    }
+    let all_ipv4 = OctetString::new(vec![0u8; 8]).map_err(build_err)?;
+    let all_ipv6 = OctetString::new(vec![0u8; 32]).map_err(build_err)?;
+    Ok(NameConstraints {
+        permitted_subtrees: Some(permitted),
+        excluded_subtrees: Some(vec![
+            subtree(GeneralName::DnsName(ia5("")?)),
+            subtree(GeneralName::IpAddress(all_ipv4)),
+            subtree(GeneralName::IpAddress(all_ipv6)),
+        ]),
+    })
+}
+
+/// A self-signed proxy CA for the mail of `domains` (already normalised, ASCII):
+/// basicConstraints CA with pathLen 0 and keyUsage keyCertSign + cRLSign (both critical), SKI/AKI,
+/// critical nameConstraints (see [`proxy_name_constraints`]), extendedKeyUsage emailProtection
+/// (non-critical; clients that chain EKUs, such as Windows and OpenSSL, then refuse it for TLS);
+/// SHA-256 with RSA; [`CA_VALIDITY`].
+pub(crate) fn build_ca(
+    subject_cn: &str,
+    domains: &[String],
+    key: &RsaPrivateKey,
+) -> Result<Vec<u8>, StoreError> {
+    if domains.is_empty() || domains.len() > MAX_CA_DOMAINS {
+        return Err(StoreError::Build(format!(
+            "a proxy CA needs between 1 and {MAX_CA_DOMAINS} internal domains, got {}",
+            domains.len()
+        )));
+    }
     let subject = common_name(subject_cn)?;
     let signer = SigningKey::<Sha256>::new(key.clone());
-    let builder = CertificateBuilder::new(
-        Profile::Root,
+    // The "SubCA" profile signed by its own key is a root with pathLen 0 (the builder's
+    // "Root" profile cannot set a path length); the AKI it adds equals the SKI.
+    let mut builder = CertificateBuilder::new(
+        Profile::SubCA {
+            issuer: subject.clone(),
+            path_len_constraint: Some(0),
+        },
         random_serial()?,
-        validity(CA_VALIDITY)?,
+        validity(CA_VALIDITY, None)?,
         subject,
         spki_of(key)?,
         &signer,
     )
     .map_err(build_err)?;
+    builder
+        .add_extension(&proxy_name_constraints(domains)?)
+        .map_err(build_err)?;
+    builder
+        .add_extension(&EmailProtectionEku(ExtendedKeyUsage(vec![
+            EKU_EMAIL_PROTECTION,
+        ])))
+        .map_err(build_err)?;
     let cert = builder
         .build::<rsa::pkcs1v15::Signature>()
         .map_err(build_err)?;
@@ -132,12 +208,14 @@ impl AsExtension for EmailProtectionEku {
 
 /// A proxy certificate for `address` (already normalised, ASCII) signed by the proxy CA:
 /// CN and SAN rfc822Name = address, keyUsage digitalSignature + nonRepudiation +
-/// keyEncipherment, EKU emailProtection, SKI + AKI (from `Profile::Leaf`).
+/// keyEncipherment, EKU emailProtection only, SKI + AKI (from `Profile::Leaf`); it ends no
+/// later than the CA (`ca_not_after`).
 pub(crate) fn build_proxy(
     address: &str,
     key: &RsaPrivateKey,
     ca_subject: &Name,
     ca_key: &RsaPrivateKey,
+    ca_not_after: SystemTime,
     validity_days: u32,
 ) -> Result<Vec<u8>, StoreError> {
     let email =
@@ -151,7 +229,7 @@ pub(crate) fn build_proxy(
             enable_key_encipherment: true,
         },
         random_serial()?,
-        validity(Duration::from_secs(days * 86_400))?,
+        validity(Duration::from_secs(days * 86_400), Some(ca_not_after))?,
         common_name(address)?,
         spki_of(key)?,
         &signer,

@@ -31,6 +31,6 @@ pub use internal::{InternalAddresses, NotInternal};
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
 };
-pub use proxy_ca::parse_certificate_input;
+pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};
 pub use store::{Store, StoreConfig};
 pub use validate::{ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

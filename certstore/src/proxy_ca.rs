@@ -13,11 +13,15 @@ use zeroize::Zeroizing;
 use crate::audit::{AuditDraft, AuditKind};
 use crate::certinfo::{pem_blocks, rsa_public_key, ParsedCert};
 use crate::codec::{self, decode_record, encode_record, hexbytes};
+use crate::domains::normalise_domain;
 use crate::error::StoreError;
 use crate::issue;
 use crate::store::Store;
 
 const CA_KEY: &[u8] = b"proxy_ca";
+/// Prefix of retired CAs (followed by a u64 BE sequence number): kept so mail and
+/// certificates from before a rotation can still be explained and exported.
+const RETIRED_PREFIX: &[u8] = b"retired/";
 /// Smallest CA key accepted on import (new CAs are created with 3072 bits).
 const MIN_IMPORT_BITS: usize = 2048;
 
@@ -73,19 +77,81 @@ impl Store {
         matches!(self.inner.proxy_ca.get(CA_KEY), Ok(Some(_)))
     }
 
-    /// Create the proxy CA: RSA-3072, SHA-256, CA, keyCertSign + cRLSign, 20 years.
-    pub fn init_proxy_ca(&self, subject_cn: &str) -> Result<(), StoreError> {
+    /// Create the proxy CA for the mail of `internal_domains` (and their subdomains): RSA-3072,
+    /// SHA-256, name-constrained to those domains, five years (see `issue::build_ca`).
+    pub fn init_proxy_ca(
+        &self,
+        subject_cn: &str,
+        internal_domains: &[String],
+    ) -> Result<(), StoreError> {
         if self.is_initialised() {
             return Err(StoreError::AlreadyInitialised);
         }
-        issue::common_name(subject_cn)?;
-        let key = issue::generate_key(issue::CA_KEY_BITS)?;
-        let cert = issue::build_ca(subject_cn, &key)?;
-        let detail = format!(
-            "proxy CA created: CN={subject_cn}, RSA-{}",
-            issue::CA_KEY_BITS
+        let (cert, key, detail) = new_ca(subject_cn, internal_domains)?;
+        self.store_ca(
+            cert,
+            &key,
+            AuditKind::ProxyCaCreated,
+            format!("proxy CA created: {detail}"),
+        )
+    }
+
+    /// Replace the proxy CA with a new constrained one (see [`Store::init_proxy_ca`]). The old
+    /// CA is kept as retired, and so are all proxy keys issued under it (old mail still
+    /// decrypts); proxy certificates are issued under the new CA on their next use.
+    pub fn rotate_proxy_ca(
+        &self,
+        subject_cn: &str,
+        internal_domains: &[String],
+    ) -> Result<ProxyCaInfo, StoreError> {
+        let old = self.ca_record()?;
+        let (cert, key, detail) = new_ca(subject_cn, internal_domains)?;
+        let old_fp = crate::certinfo::sha256_hex(&old.cert);
+        let key_der = issue::pkcs8_der(&key)?;
+        let record = Zeroizing::new(encode_record(&CaRecord {
+            v: codec::SCHEMA_VERSION,
+            cert: cert.clone(),
+            key_pkcs8: key_der.to_vec(),
+        })?);
+        let mut retired_key = RETIRED_PREFIX.to_vec();
+        retired_key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
+        let audit_id = self.inner.db.generate_id()?;
+        let draft = AuditDraft::new(
+            AuditKind::ProxyCaRotated,
+            None,
+            format!("proxy CA rotated: new {detail}; retired {old_fp}"),
         );
-        self.store_ca(cert, &key, AuditKind::ProxyCaCreated, detail)
+        let _guard = self
+            .inner
+            .issue_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (&self.inner.proxy_ca, &self.inner.audit)
+            .transaction(|(ca, audit)| {
+                let current = ca
+                    .get(CA_KEY)?
+                    .ok_or(StoreError::NotInitialised)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                ca.insert(retired_key.as_slice(), current)?;
+                ca.insert(CA_KEY, record.as_slice())?;
+                crate::audit::append_in_tx(audit, audit_id, &draft)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                Ok(())
+            })
+            .map_err(StoreError::from)?;
+        self.flush()?;
+        ca_info(&cert, true)
+    }
+
+    /// The current proxy CA, then retired ones (newest first).
+    pub fn proxy_cas(&self) -> Result<Vec<ProxyCaInfo>, StoreError> {
+        let mut out = vec![ca_info(&self.ca_record()?.cert, true)?];
+        for item in self.inner.proxy_ca.scan_prefix(RETIRED_PREFIX).rev() {
+            let (_, bytes) = item?;
+            let record: CaRecord = decode_record(&bytes)?;
+            out.push(ca_info(&record.cert, false)?);
+        }
+        Ok(out)
     }
 
     /// Import an existing proxy CA (PEM certificate; PKCS#8 or PKCS#1 PEM RSA key). The
@@ -168,6 +234,11 @@ impl Store {
         decode_record(&bytes)
     }
 
+    /// The current proxy CA certificate, parsed (no key).
+    pub(crate) fn ca_certificate(&self) -> Result<ParsedCert, StoreError> {
+        ParsedCert::parse(&self.ca_record()?.cert).map_err(StoreError::CorruptRecord)
+    }
+
     pub(crate) fn ca_material(&self) -> Result<CaMaterial, StoreError> {
         let record = self.ca_record()?;
         let key_der = Zeroizing::new(record.key_pkcs8);
@@ -188,6 +259,15 @@ impl Store {
         to_pem("CERTIFICATE", &der)
     }
 
+    /// The current and retired proxy CA certificates, PEM, current first.
+    pub fn all_proxy_ca_certificates_pem(&self) -> Result<String, StoreError> {
+        let mut pems = String::new();
+        for ca in self.proxy_cas()? {
+            pems.push_str(&to_pem("CERTIFICATE", &ca.certificate_der)?);
+        }
+        Ok(pems)
+    }
+
     /// The proxy CA key as PKCS#8 PEM: the only way it leaves the store. Audited.
     pub fn export_proxy_ca_key_pem(&self) -> Result<Zeroizing<String>, StoreError> {
         let record = self.ca_record()?;
@@ -200,6 +280,64 @@ impl Store {
         ))?;
         Ok(pem)
     }
+}
+
+/// A proxy CA as the operator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyCaInfo {
+    pub subject: String,
+    pub fingerprint_sha256: String,
+    #[serde(with = "codec::rfc3339")]
+    pub not_before: std::time::SystemTime,
+    #[serde(with = "codec::rfc3339")]
+    pub not_after: std::time::SystemTime,
+    /// Whether it carries name constraints (CAs created before they were introduced do not:
+    /// rotate those).
+    pub name_constrained: bool,
+    /// The CA that signs new proxy certificates (others are retired).
+    pub current: bool,
+    #[serde(skip)]
+    pub certificate_der: Vec<u8>,
+}
+
+fn ca_info(der: &[u8], current: bool) -> Result<ProxyCaInfo, StoreError> {
+    let cert = ParsedCert::parse(der).map_err(StoreError::CorruptRecord)?;
+    let name_constrained = cert
+        .extension::<x509_cert::ext::pkix::NameConstraints>(
+            const_oid::db::rfc5280::ID_CE_NAME_CONSTRAINTS,
+        )
+        .map_err(StoreError::CorruptRecord)?
+        .is_some();
+    Ok(ProxyCaInfo {
+        subject: cert.subject(),
+        fingerprint_sha256: cert.fingerprint.clone(),
+        not_before: cert.not_before(),
+        not_after: cert.not_after(),
+        name_constrained,
+        current,
+        certificate_der: cert.der,
+    })
+}
+
+/// A new constrained CA: its certificate, key and a description for the audit journal.
+fn new_ca(
+    subject_cn: &str,
+    internal_domains: &[String],
+) -> Result<(Vec<u8>, RsaPrivateKey, String), StoreError> {
+    issue::common_name(subject_cn)?;
+    let domains = internal_domains
+        .iter()
+        .map(|d| normalise_domain(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = issue::generate_key(issue::CA_KEY_BITS)?;
+    let cert = issue::build_ca(subject_cn, &domains, &key)?;
+    let detail = format!(
+        "CN={subject_cn}, RSA-{}, mail of {} only, fingerprint {}",
+        issue::CA_KEY_BITS,
+        domains.join(", "),
+        crate::certinfo::sha256_hex(&cert)
+    );
+    Ok((cert, key, detail))
 }
 
 pub(crate) fn to_pem(label: &str, der: &[u8]) -> Result<String, StoreError> {

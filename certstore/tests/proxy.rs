@@ -10,10 +10,16 @@ use common::{fixtures, read};
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
+fn agency() -> Vec<String> {
+    vec!["agency.example".to_string()]
+}
+
 fn init() -> (tempfile::TempDir, Store) {
     let (d, store) = common::open();
     assert!(!store.is_initialised());
-    store.init_proxy_ca("Agency S/MIME Proxy CA").unwrap();
+    store
+        .init_proxy_ca("Agency S/MIME Proxy CA", &agency())
+        .unwrap();
     assert!(store.is_initialised());
     (d, store)
 }
@@ -32,7 +38,7 @@ fn proxy_ca_init_and_export() {
     let key = store.export_proxy_ca_key_pem().unwrap();
     assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(matches!(
-        store.init_proxy_ca("again"),
+        store.init_proxy_ca("again", &agency()),
         Err(StoreError::AlreadyInitialised)
     ));
     let kinds: Vec<AuditKind> = store
@@ -344,7 +350,7 @@ fn configured_validity() {
         },
     )
     .unwrap();
-    store.init_proxy_ca("CA").unwrap();
+    store.init_proxy_ca("CA", &agency()).unwrap();
     let id = store.ensure_proxy_identity("a@agency.example").unwrap();
     let days = id
         .not_after

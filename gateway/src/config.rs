@@ -120,7 +120,7 @@ struct RawConfig {
     #[serde(default)]
     smtp: RawSmtp,
     #[serde(default)]
-    inbound: RawHop,
+    inbound: RawInbound,
     #[serde(default)]
     outbound: RawOutbound,
     #[serde(default)]
@@ -155,6 +155,16 @@ struct RawHop {
     tls: Option<TlsSetting>,
     ca_file: Option<PathBuf>,
     timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInbound {
+    next_hop: Option<String>,
+    tls: Option<TlsSetting>,
+    ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    allow_next_hop_without_dsn: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +231,9 @@ pub struct Config {
     pub postmaster_address: String,
     pub smtp: SmtpSettings,
     pub inbound: HopSettings,
+    /// `[inbound] allow_next_hop_without_dsn`: relay decrypted mail to a next hop that cannot
+    /// be asked for headers-only bounces (default false: such mail is deferred with 4xx).
+    pub inbound_allow_next_hop_without_dsn: bool,
     pub outbound: OutboundSettings,
     pub trust: TrustSettings,
     pub cert_query: CertQuerySettings,
@@ -443,6 +456,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             trusted_clients: default_trusted_clients(),
         },
         inbound: hop(DEFAULT_INBOUND_NEXT_HOP),
+        inbound_allow_next_hop_without_dsn: false,
         outbound: OutboundSettings {
             hop: hop(DEFAULT_OUTBOUND_NEXT_HOP),
             policy_without_certificate: PolicyWithoutCertificate::Refuse,
@@ -626,7 +640,18 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             )?,
         })
     };
-    let inbound = hop("inbound", raw.inbound, DEFAULT_INBOUND_NEXT_HOP)?;
+    let i = raw.inbound;
+    let inbound_allow_next_hop_without_dsn = i.allow_next_hop_without_dsn.unwrap_or(false);
+    let inbound = hop(
+        "inbound",
+        RawHop {
+            next_hop: i.next_hop,
+            tls: i.tls,
+            ca_file: i.ca_file,
+            timeout_secs: i.timeout_secs,
+        },
+        DEFAULT_INBOUND_NEXT_HOP,
+    )?;
     let o = raw.outbound;
     let outbound = OutboundSettings {
         hop: hop(
@@ -747,6 +772,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         postmaster_address,
         smtp,
         inbound,
+        inbound_allow_next_hop_without_dsn,
         outbound,
         trust,
         cert_query,

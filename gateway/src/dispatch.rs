@@ -51,6 +51,20 @@ enum Payload {
     },
 }
 
+impl Delivery {
+    /// What the next hop must guarantee for this message: decrypted inbound mail may only go
+    /// where bounces quote headers, never the plaintext (see [`relay::Content`]).
+    fn content(&self, config: &Config) -> relay::Content {
+        if self.direction == "inbound" && self.outcome == "decrypted" {
+            relay::Content::Decrypted {
+                allow_without_dsn: config.inbound_allow_next_hop_without_dsn,
+            }
+        } else {
+            relay::Content::Ordinary
+        }
+    }
+}
+
 impl Payload {
     fn ready(bytes: Vec<u8>) -> Self {
         Self::Ready(Arc::new(bytes))
@@ -505,8 +519,9 @@ impl Shared {
                     continue;
                 }
             };
-            let report = relay::deliver(
+            let report = relay::deliver_content(
                 self.hop(delivery.hop),
+                delivery.content(&self.config),
                 &delivery.mail_from,
                 &delivery.recipients,
                 &bytes,
@@ -579,7 +594,9 @@ impl Shared {
         }
     }
 
-    /// Tell the sender which recipients were refused (others were delivered).
+    /// Tell the sender which recipients were refused (others were delivered). `original` is
+    /// the message as received (inbound: still encrypted), never a decrypted result, and only
+    /// its headers are quoted: the notice goes back outside.
     async fn send_dsn(
         &self,
         mail_from: &str,

@@ -239,6 +239,49 @@ listen = "127.0.0.1:0"
             .unwrap_or_default()
     }
 
+    /// A gateway relaying to the two sinks, with `partner.example` approved for S/MIME.
+    pub fn start_with_partner(
+        inbound: &crate::SmtpSink,
+        outbound: &crate::SmtpSink,
+    ) -> anyhow::Result<Self> {
+        Self::start(
+            &inbound.address(),
+            &outbound.address(),
+            "",
+            &[&["domains", "add", "partner.example", "--policy", "smime"]],
+        )
+    }
+
+    /// `requester`'s cert-query for `wanted` (signed with `fixtures/partner/<signer>`, which
+    /// also registers the requester's certificate); returns the reply as it reached
+    /// `outbound`, which held `replies_before` messages before.
+    pub fn cert_query(
+        &self,
+        outbound: &crate::SmtpSink,
+        (requester, signer): (&str, &str),
+        wanted: &str,
+        replies_before: usize,
+    ) -> anyhow::Result<Vec<u8>> {
+        let request = crate::openssl::partner_message(
+            requester,
+            "cert-query@agency.example",
+            wanted,
+            "Please send your certificate.",
+            Some(signer),
+        )?;
+        let (code, text) = crate::send_mail(
+            &self.smtp,
+            requester,
+            &["cert-query@agency.example"],
+            &request,
+        )?;
+        if code != 250 {
+            bail!("cert-query answered {code} {text}");
+        }
+        let replies = outbound.wait_for_messages(replies_before + 1, Duration::from_secs(20))?;
+        Ok(replies[replies_before].data.clone())
+    }
+
     /// Runs an operator command (`args`, then `--config <this gateway's config>`) and returns
     /// its standard output; an error if it fails.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {

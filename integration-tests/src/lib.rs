@@ -23,6 +23,8 @@ use anyhow::{anyhow, bail, Context};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
     pub mail_from: String,
+    /// ESMTP parameters after the reverse path in MAIL FROM (e.g. `["SIZE=12", "RET=HDRS"]`).
+    pub mail_parameters: Vec<String>,
     pub rcpt_to: Vec<String>,
     /// As received, dot-unstuffed, CRLF line ends, without the final `.` line.
     pub data: Vec<u8>,
@@ -60,6 +62,8 @@ struct Shared {
     accepted: AtomicUsize,
     /// Count accepted messages without keeping them (long benchmark runs).
     counting: AtomicBool,
+    /// Advertise the DSN extension in EHLO (on by default, as Postfix does).
+    offer_dsn: AtomicBool,
     stopping: AtomicBool,
     /// Open connections, so `stop` can cut them; entries leave when the session ends.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -101,6 +105,7 @@ impl SmtpSink {
             attempts: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
             counting: AtomicBool::new(counting),
+            offer_dsn: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicUsize::new(0),
@@ -157,6 +162,11 @@ impl SmtpSink {
             .unwrap()
             .rcpt_replies
             .insert(rcpt.to_ascii_lowercase(), code);
+    }
+
+    /// Advertise DSN (RFC 3461) in EHLO or not, from the next connection on.
+    pub fn set_offer_dsn(&self, offer: bool) {
+        self.shared.offer_dsn.store(offer, Ordering::SeqCst);
     }
 
     /// Switch counting mode on (messages are counted, not stored; the stored ones are
@@ -257,6 +267,7 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut r = BufReader::new(stream);
     w.write_all(b"220 sink.test ESMTP test sink\r\n")?;
     let mut mail_from: Option<String> = None;
+    let mut mail_parameters: Vec<String> = Vec::new();
     let mut rcpts: Vec<String> = Vec::new();
     loop {
         let mut line = String::new();
@@ -266,11 +277,20 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let line = line.trim_end_matches(['\r', '\n']);
         let upper = line.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
-            "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n".into()
+            let dsn = if shared.offer_dsn.load(Ordering::SeqCst) {
+                "250-DSN\r\n"
+            } else {
+                ""
+            };
+            format!("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n{dsn}250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n")
         } else if upper.starts_with("HELO") {
             "250 sink.test\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {
             mail_from = Some(angle(&line[10..]));
+            mail_parameters = line[10..]
+                .rsplit_once('>')
+                .map(|(_, p)| p.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
             rcpts.clear();
             "250 2.1.0 OK\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
@@ -314,6 +334,7 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                         let mut st = shared.state.lock().unwrap();
                         st.messages.push(ReceivedMessage {
                             mail_from: mail_from.take().unwrap_or_default(),
+                            mail_parameters: std::mem::take(&mut mail_parameters),
                             rcpt_to: std::mem::take(&mut rcpts),
                             data,
                         });

@@ -93,6 +93,54 @@ pub fn encrypt_entity(message: &[u8], recipient_pem: &str) -> anyhow::Result<Vec
     Ok(out)
 }
 
+/// The signer certificate (PEM) of the S/MIME message `signed` if its signature verifies with
+/// the certificates in `ca_file` as the only trust anchors; `scratch` is a directory for
+/// openssl's output file.
+pub fn verified_signer(
+    ca_file: &std::path::Path,
+    signed: &[u8],
+    scratch: &std::path::Path,
+) -> anyhow::Result<Option<String>> {
+    let signer = scratch.join("verified-signer.pem");
+    let _ = std::fs::remove_file(&signer);
+    let (ca, out) = (
+        ca_file.to_string_lossy().into_owned(),
+        signer.to_string_lossy().into_owned(),
+    );
+    let (success, _, _) = run(
+        &[
+            "cms",
+            "-verify",
+            "-CAfile",
+            &ca,
+            "-signer",
+            &out,
+            "-out",
+            "/dev/null",
+        ],
+        signed,
+    )?;
+    if !success {
+        return Ok(None);
+    }
+    Ok(Some(std::fs::read_to_string(&signer)?))
+}
+
+/// `message` (S/MIME encrypted) decrypted with the key of `fixtures/partner/<name>`.
+pub fn decrypt_as_partner(message: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
+    ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture(&format!("partner/{name}.pem")),
+            "-inkey",
+            &fixture(&format!("partner/{name}.key")),
+        ],
+        message,
+    )
+}
+
 /// What a partner reads from our outbound mail: `message` decrypted with
 /// `fixtures/partner/<recipient>`, its signature verified against the CA certificate file
 /// `ca_file`. Returns the signed content and the signer certificate (PEM), which is written
@@ -103,17 +151,7 @@ pub fn open_as_partner(
     ca_file: &str,
     signer_pem: &std::path::Path,
 ) -> anyhow::Result<(Vec<u8>, String)> {
-    let inner = ok(
-        &[
-            "cms",
-            "-decrypt",
-            "-recip",
-            &fixture(&format!("partner/{recipient}.pem")),
-            "-inkey",
-            &fixture(&format!("partner/{recipient}.key")),
-        ],
-        message,
-    )?;
+    let inner = decrypt_as_partner(message, recipient)?;
     let signer_arg = signer_pem.to_string_lossy().into_owned();
     let content = ok(
         &["cms", "-verify", "-CAfile", ca_file, "-signer", &signer_arg],

@@ -244,3 +244,54 @@ fn twenty_megabytes_both_ways() {
     );
     assert!(plain.len() > 20 * 1024 * 1024);
 }
+
+/// Issue 15 §1: the mailbox hop refuses a message the gateway decrypted. Postfix's bounce
+/// bypasses the content filter and goes straight to the partner, so it must quote headers
+/// only: the gateway re-injected the decrypted message with `RET=HDRS`.
+#[test]
+fn a_bounce_after_decryption_carries_no_plaintext() {
+    let Some(f) = flow() else { return };
+    let reply = f
+        .gateway
+        .cert_query(
+            &f.internet,
+            ("alice@partner.example", "alice"),
+            "user@agency.example",
+            0,
+        )
+        .unwrap();
+    let proxy = f.gateway.dir.path().join("proxy-user.pem");
+    let pem = integration_tests::openssl::verified_signer(
+        std::path::Path::new(&f.gateway.proxy_ca_pem()),
+        &reply,
+        f.gateway.dir.path(),
+    )
+    .unwrap()
+    .expect("the cert-query reply verifies");
+    std::fs::write(&proxy, pem).unwrap();
+    let secret = "The merger closes on Friday at 9876 per share.";
+    let signed = integration_tests::openssl::partner_message(
+        "alice@partner.example",
+        "user@agency.example",
+        "Bounce me",
+        secret,
+        Some("alice"),
+    )
+    .unwrap();
+    let encrypted =
+        integration_tests::openssl::encrypt_entity(&signed, &proxy.to_string_lossy()).unwrap();
+
+    f.mailboxes.reject_recipient("user@agency.example", 550);
+    f.hand_in("alice@partner.example", "user@agency.example", &encrypted);
+    let out = f.wait(&f.internet, 2);
+    let bounce = &out[1];
+    assert_eq!(bounce.mail_from, "", "a bounce: {}", bounce.text());
+    assert_eq!(bounce.rcpt_to, vec!["alice@partner.example".to_string()]);
+    let text = bounce.text();
+    assert!(text.contains("text/rfc822-headers"), "{text}");
+    assert!(
+        !text.contains(secret),
+        "the bounce carries the plaintext:\n{text}"
+    );
+    assert!(!text.contains("message/rfc822"), "{text}");
+}

@@ -54,7 +54,9 @@ impl Env {
     /// With a proxy CA (RSA key generation: a second or so).
     pub fn with_ca() -> Env {
         let env = Env::new();
-        env.store().init_proxy_ca("Test Proxy CA").unwrap();
+        env.store()
+            .init_proxy_ca("Test Proxy CA", &["agency.example".to_string()])
+            .unwrap();
         env
     }
 

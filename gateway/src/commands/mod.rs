@@ -44,6 +44,9 @@ enum Command {
     /// Partner certificates and their history.
     #[command(subcommand)]
     Partners(operate::PartnersCommand),
+    /// The proxy CA: rotate it, list current and retired ones.
+    #[command(subcommand, name = "proxy-ca")]
+    ProxyCa(operate::ProxyCaCommand),
     /// Proxy certificates of internal addresses.
     #[command(subcommand)]
     Proxy(operate::ProxyCommand),
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportCa(a) => operate::export_ca(a),
         Command::Partners(c) => operate::partners(c),
         Command::Proxy(c) => operate::proxy(c),
+        Command::ProxyCa(c) => operate::proxy_ca(c),
         Command::Domains(c) => operate::domains(c),
     }
 }

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use certstore::DomainPolicy;
 
-use super::service::{load_config, open_store};
+use super::service::{load_config, open_store, proxy_ca_name, write_proxy_ca_pem};
 
 #[derive(Args)]
 pub struct StoreArgs {
@@ -28,9 +28,29 @@ pub struct ExportCaArgs {
     /// Write here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Export the private key too (PEM). Only for moving the CA to another gateway.
+    /// Export the private key too (PEM). Only for moving the CA to another gateway; the
+    /// `--out` file is then created with mode 0600.
     #[arg(long)]
     with_private_key: bool,
+    /// Retired proxy CAs too (PEM, current first): what verifies mail signed before a rotation.
+    #[arg(long, conflicts_with_all = ["der", "with_private_key"])]
+    all: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ProxyCaCommand {
+    /// Replace the proxy CA by a new one constrained to `internal_domains`. The old CA and all
+    /// proxy keys stay for old mail; proxy certificates are issued under the new CA on next use.
+    /// Run it while the gateway is stopped, then give partners the new CA (export-ca).
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The current and retired proxy CAs.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +144,8 @@ pub fn export_ca(args: ExportCaArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.store)?;
     let mut bytes = if args.der {
         store.proxy_ca_certificate_der()?
+    } else if args.all {
+        store.all_proxy_ca_certificates_pem()?.into_bytes()
     } else {
         store.proxy_ca_certificate_pem()?.into_bytes()
     };
@@ -131,9 +153,66 @@ pub fn export_ca(args: ExportCaArgs) -> anyhow::Result<ExitCode> {
         bytes.extend_from_slice(store.export_proxy_ca_key_pem()?.as_bytes());
     }
     match &args.out {
+        Some(path) if args.with_private_key => write_private(path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         Some(path) => std::fs::write(path, &bytes)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => super::write_output(&bytes)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write a file that holds a private key: owner-only from its creation (an existing file is
+/// narrowed before anything is written to it).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        write_all_synced(file, bytes)
+    }
+    #[cfg(not(unix))]
+    {
+        write_all_synced(options.open(path)?, bytes)
+    }
+}
+
+fn write_all_synced(mut file: std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+pub fn proxy_ca(command: ProxyCaCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ProxyCaCommand::Rotate { store } => {
+            let config = load_config(&store.config)?;
+            let store = open_store(&config)?;
+            let generation = store.proxy_cas()?.len() + 1;
+            let name = proxy_ca_name(&config, &format!(" G{generation}"));
+            let ca = store
+                .rotate_proxy_ca(&name, &config.internal_domains)
+                .context("rotating the proxy CA")?;
+            write_proxy_ca_pem(&config, &store)?;
+            println!(
+                "new proxy CA {} (fingerprint {}), for mail of {} only; the previous CA and \
+                 all proxy keys are kept for old mail. Proxy certificates are issued under the \
+                 new CA on their next use. Give partners the new CA: {}",
+                ca.subject,
+                ca.fingerprint_sha256,
+                config.internal_domains.join(", "),
+                config.data_dir.join("proxy-ca.pem").display()
+            );
+        }
+        ProxyCaCommand::List { store } => {
+            for ca in open(&store)?.proxy_cas()? {
+                println!("{}", serde_json::to_string(&ca)?);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -93,24 +93,19 @@ fn initialise(config: &Config, import: Option<(&Path, &Path)>) -> anyhow::Result
                 println!("imported the proxy CA from {}", cert.display());
             }
             None => {
-                let name = format!(
-                    "{} S/MIME Proxy CA",
-                    config
-                        .internal_domains
-                        .first()
-                        .map(String::as_str)
-                        .unwrap_or("Gateway")
-                );
+                let name = proxy_ca_name(config, "");
                 store
-                    .init_proxy_ca(&name)
+                    .init_proxy_ca(&name, &config.internal_domains)
                     .context("creating the proxy CA")?;
-                println!("created the proxy CA \"{name}\"");
+                println!(
+                    "created the proxy CA \"{name}\" (for mail of {} only)",
+                    config.internal_domains.join(", ")
+                );
             }
         }
     }
-    let ca_path = config.data_dir.join("proxy-ca.pem");
-    std::fs::write(&ca_path, store.proxy_ca_certificate_pem()?)
-        .with_context(|| format!("cannot write {}", ca_path.display()))?;
+    warn_if_unconstrained(&store)?;
+    write_proxy_ca_pem(config, &store)?;
     let (token, created) = admin_api::load_or_create_token(&config.admin.token_file)
         .with_context(|| format!("admin token file {}", config.admin.token_file.display()))?;
     if created {
@@ -122,6 +117,39 @@ fn initialise(config: &Config, import: Option<(&Path, &Path)>) -> anyhow::Result
         );
     }
     Ok(store)
+}
+
+/// "<first internal domain> S/MIME Proxy CA<suffix>".
+pub fn proxy_ca_name(config: &Config, suffix: &str) -> String {
+    format!(
+        "{} S/MIME Proxy CA{suffix}",
+        config
+            .internal_domains
+            .first()
+            .map(String::as_str)
+            .unwrap_or("Gateway")
+    )
+}
+
+/// `proxy-ca.pem` in the data directory: the current CA, what partners are given.
+pub fn write_proxy_ca_pem(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let ca_path = config.data_dir.join("proxy-ca.pem");
+    std::fs::write(&ca_path, store.proxy_ca_certificate_pem()?)
+        .with_context(|| format!("cannot write {}", ca_path.display()))
+}
+
+/// A CA from before name constraints (or an imported one without them) still works, but
+/// partners who trust it trust it for everything: say so at every start.
+fn warn_if_unconstrained(store: &Store) -> anyhow::Result<()> {
+    let current = store.proxy_cas()?.into_iter().find(|ca| ca.current);
+    if let Some(ca) = current.filter(|ca| !ca.name_constrained) {
+        eprintln!(
+            "warning: the proxy CA \"{}\" has no name constraints: partners who install it trust \
+             it for any address and any purpose; run `smime-gateway proxy-ca rotate` to replace it",
+            ca.subject
+        );
+    }
+    Ok(())
 }
 
 pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {

@@ -102,11 +102,34 @@ fn temp(enhanced: &str, text: impl Into<String>) -> Reply {
     Reply::new(451, enhanced, text)
 }
 
+/// What a relayed message holds, as far as the next hop's bounces are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Content {
+    #[default]
+    Ordinary,
+    /// Mail we decrypted. A bounce that quotes it would carry the plaintext back to the
+    /// (external) sender, past any content filter: the next hop is asked for headers-only
+    /// bounces (`RET=HDRS`, RFC 3461), and a hop that does not offer DSN gets the message only
+    /// when `allow_without_dsn` (`[inbound] allow_next_hop_without_dsn`).
+    Decrypted { allow_without_dsn: bool },
+}
+
 /// Delivers `message` to `recipients` through `hop`. Never fails as a whole: every
 /// recipient gets an outcome, and anything that goes wrong with the connection is a
 /// temporary failure with the reason.
 pub async fn deliver(
     hop: &NextHop,
+    mail_from: &str,
+    recipients: &[String],
+    message: &[u8],
+) -> DeliveryReport {
+    deliver_content(hop, Content::Ordinary, mail_from, recipients, message).await
+}
+
+/// [`deliver`], for a message whose [`Content`] decides what the next hop must offer.
+pub async fn deliver_content(
+    hop: &NextHop,
+    content: Content,
     mail_from: &str,
     recipients: &[String],
     message: &[u8],
@@ -118,7 +141,7 @@ pub async fn deliver(
     }
     let mut use_tls = hop.tls != TlsMode::Disabled;
     loop {
-        match attempt(hop, use_tls, mail_from, recipients, message).await {
+        match attempt(hop, use_tls, content, mail_from, recipients, message).await {
             Ok(report) => return report,
             Err(Abort::Temp(r)) => {
                 tracing::warn!(hop = %hop.address, reply = %r, "delivery failed temporarily");
@@ -285,6 +308,7 @@ fn split_address(address: &str) -> Option<(String, u16)> {
 async fn attempt(
     hop: &NextHop,
     use_tls: bool,
+    content: Content,
     mail_from: &str,
     recipients: &[String],
     message: &[u8],
@@ -381,9 +405,9 @@ async fn attempt(
             timeout: hop.timeout,
         };
         let caps = client.hello(&hop.helo_name).await?;
-        transaction(&mut client, &caps, mail_from, recipients, message).await
+        transaction(&mut client, &caps, content, mail_from, recipients, message).await
     } else {
-        transaction(&mut client, &caps, mail_from, recipients, message).await
+        transaction(&mut client, &caps, content, mail_from, recipients, message).await
     }
 }
 
@@ -398,6 +422,7 @@ fn tls_failure(hop: &NextHop, why: String) -> Abort {
 async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
     caps: &[String],
+    content: Content,
     mail_from: &str,
     recipients: &[String],
     message: &[u8],
@@ -407,6 +432,27 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             .any(|c| c == name || c.starts_with(&format!("{name} ")))
     };
     let mut mail = format!("MAIL FROM:<{mail_from}>");
+    if let Content::Decrypted { allow_without_dsn } = content {
+        if has("DSN") {
+            mail.push_str(" RET=HDRS");
+        } else if allow_without_dsn {
+            tracing::warn!(
+                hop = %client.hop,
+                "next hop does not offer DSN: decrypted mail relayed anyway \
+                 (allow_next_hop_without_dsn); its bounces may quote the plaintext"
+            );
+        } else {
+            let _ = client.command("QUIT", "QUIT").await;
+            let reason = format!(
+                "next hop {} does not offer DSN, so its bounces could carry decrypted content \
+                 back to the sender in clear; not relayed (enable DSN there, or set [inbound] \
+                 allow_next_hop_without_dsn = true)",
+                client.hop
+            );
+            tracing::error!(%reason, "decrypted mail held back");
+            return Err(Abort::Temp(temp("4.3.5", reason)));
+        }
+    }
     if has("SIZE") {
         mail.push_str(&format!(" SIZE={}", message.len()));
     }

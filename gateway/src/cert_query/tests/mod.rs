@@ -69,7 +69,9 @@ fn fixture_store() -> Fixture {
         },
     )
     .unwrap();
-    store.init_proxy_ca("Test Proxy CA").unwrap();
+    store
+        .init_proxy_ca("Test Proxy CA", &["agency.example".to_string()])
+        .unwrap();
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
@@ -251,6 +253,21 @@ fn certificate_reply_and_refusals() {
     assert!(text.contains("application/pkix-cert"));
     assert!(text.contains("user@agency.example.cer"));
     assert!(text.contains("proxy-ca.cer"));
+    // Trust instructions: e-mail only, in each client, never as a general root.
+    for want in [
+        "for e-mail only",
+        "addresses at agency.example;",
+        "do not trust it for websites",
+        "tick \"Secure Email\" only",
+        "tick only \"Trust this CA to",
+        "\"Secure Mail (S/MIME)\" to",
+    ] {
+        assert!(text.contains(want), "missing {want:?}:\n{text}");
+    }
+    assert!(
+        !text.contains("under Trust choose \"Always Trust\""),
+        "{text}"
+    );
     let ca_fp = fingerprint(&f.store.proxy_ca_certificate_der().unwrap());
     assert!(
         text.contains(&ca_fp[..47]),

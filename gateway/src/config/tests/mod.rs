@@ -230,3 +230,14 @@ fn proxy_identities_follow_internal_addresses() {
     assert!(listed.check("cert-query@agency.example").is_ok());
     assert!(listed.check("anyone@agency.example").is_err());
 }
+
+#[test]
+fn decrypted_mail_needs_a_dsn_capable_next_hop_unless_allowed() {
+    assert!(!load("").unwrap().inbound_allow_next_hop_without_dsn);
+    let c =
+        load("[inbound]\nnext_hop = \"10.0.0.5:25\"\nallow_next_hop_without_dsn = true\n").unwrap();
+    assert!(c.inbound_allow_next_hop_without_dsn);
+    assert_eq!(c.inbound.next_hop, "10.0.0.5:25");
+    assert!(err("[outbound]\nallow_next_hop_without_dsn = true\n")
+        .contains("allow_next_hop_without_dsn"));
+}

@@ -150,7 +150,9 @@ fn the_signing_address_is_the_submitter_or_allowed_by_send_as() {
 #[test]
 fn no_key_is_made_for_an_address_that_is_not_internal() {
     let f = fixture();
-    f.store.init_proxy_ca("Test Proxy CA").unwrap();
+    f.store
+        .init_proxy_ca("Test Proxy CA", &["agency.example".to_string()])
+        .unwrap();
     assert!(matches!(
         f.outbound().signing_identity("ceo@bigbank.example"),
         Err(SignError::Refused(_))
@@ -167,7 +169,10 @@ fn no_key_is_made_for_an_address_that_is_not_internal() {
     assert_eq!(identity.address, "user@agency.example");
     // A damaged key record may pass (restore from backup): temporary, not a refusal.
     let other = fixture();
-    other.store.init_proxy_ca("Test Proxy CA").unwrap();
+    other
+        .store
+        .init_proxy_ca("Test Proxy CA", &["agency.example".to_string()])
+        .unwrap();
     other
         .store
         .ensure_proxy_identity("user@agency.example")

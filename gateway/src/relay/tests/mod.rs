@@ -380,3 +380,80 @@ async fn starttls_modes_against_receive_server() {
     assert_eq!(tls, vec![true, true, true, false]);
     assert!(got.iter().all(|(_, m)| m == b"x\r\n"));
 }
+
+/// A hop offering DSN that insists on `RET=HDRS` in MAIL FROM (any other MAIL is refused).
+fn dsn_script(line: &str) -> String {
+    match line {
+        l if l.starts_with("EHLO") => "250-fake\r\n250-DSN\r\n250 SIZE 1000000\r\n".into(),
+        l if l.starts_with("MAIL") && l.split_whitespace().any(|p| p == "RET=HDRS") => {
+            "250 2.1.0 ok\r\n".into()
+        }
+        l if l.starts_with("MAIL") => "555 5.5.4 headers-only bounces expected\r\n".into(),
+        l => basic_script(l),
+    }
+}
+
+#[tokio::test]
+async fn decrypted_content_asks_for_headers_only_bounces() {
+    let decrypted = Content::Decrypted {
+        allow_without_dsn: false,
+    };
+    let (addr, data) = fake_server(dsn_script).await;
+    let r = rcpts(&["a@x.test"]);
+    let report = deliver_content(
+        &hop(addr, TlsMode::Disabled),
+        decrypted,
+        "s@a.test",
+        &r,
+        b"x\r\n",
+    )
+    .await;
+    assert!(report.all_accepted(), "{report:?}");
+    assert_eq!(data.lock().unwrap().len(), 1);
+    // Ordinary mail keeps the sender's choice (no RET added).
+    let (addr, _) = fake_server(dsn_script).await;
+    let report = deliver(&hop(addr, TlsMode::Disabled), "s@a.test", &r, b"x\r\n").await;
+    assert!(matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 555));
+}
+
+#[tokio::test]
+async fn decrypted_content_is_held_back_from_a_hop_without_dsn() {
+    let r = rcpts(&["a@x.test", "b@x.test"]);
+    let (addr, data) = fake_server(basic_script).await;
+    let report = deliver_content(
+        &hop(addr, TlsMode::Disabled),
+        Content::Decrypted {
+            allow_without_dsn: false,
+        },
+        "s@a.test",
+        &r,
+        b"secret\r\n",
+    )
+    .await;
+    assert_eq!(report.per_recipient.len(), 2);
+    for (_, outcome) in &report.per_recipient {
+        match outcome {
+            RecipientOutcome::TempFailed(reply) => {
+                assert_eq!((reply.code, reply.enhanced.as_str()), (451, "4.3.5"));
+                assert!(reply.text.contains("does not offer DSN"), "{reply}");
+                assert!(reply.text.contains("allow_next_hop_without_dsn"), "{reply}");
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+    assert!(data.lock().unwrap().is_empty(), "nothing was sent");
+    // The operator may allow it.
+    let (addr, data) = fake_server(basic_script).await;
+    let report = deliver_content(
+        &hop(addr, TlsMode::Disabled),
+        Content::Decrypted {
+            allow_without_dsn: true,
+        },
+        "s@a.test",
+        &r,
+        b"secret\r\n",
+    )
+    .await;
+    assert!(report.all_accepted(), "{report:?}");
+    assert_eq!(data.lock().unwrap().len(), 1);
+}
