@@ -13,6 +13,7 @@ mod error;
 mod identity;
 mod issue;
 mod partner;
+mod path;
 mod proxy_ca;
 pub mod store;
 pub mod trust;
@@ -29,4 +30,5 @@ pub use partner::{
 };
 pub use proxy_ca::parse_certificate_input;
 pub use store::{Store, StoreConfig};
-pub use validate::{ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};
+pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
+pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};
