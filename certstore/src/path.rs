@@ -47,6 +47,8 @@ pub enum RevocationMode {
 /// The RFC 5280 inputs besides certificates: CRLs, the policy settings and the time.
 pub(crate) struct PathSettings<'a> {
     pub anchors: &'a [X509],
+    /// Configured untrusted CA certificates, offered besides the message's.
+    pub intermediates: &'a [X509],
     pub crls: &'a [X509Crl],
     pub revocation: RevocationMode,
     /// Dotted OIDs; empty means any policy (and no explicit policy required).
@@ -226,6 +228,9 @@ pub(crate) fn validate_path(
         if let Ok(c) = X509::from_der(der) {
             untrusted.push(c).map_err(chain_error)?;
         }
+    }
+    for c in settings.intermediates {
+        untrusted.push(c.clone()).map_err(chain_error)?;
     }
     let store = build_store(settings)?;
     let crls = CrlStack::new(settings)?;

@@ -24,6 +24,9 @@ pub struct StoreConfig {
     /// Also trust the system store under `/etc/ssl/certs` (opt-in: it holds roots trusted for
     /// TLS servers, not for e-mail).
     pub use_system_trust: bool,
+    /// PEM files of untrusted CA certificates to build paths through, besides those a
+    /// message carries (for partners whose mail omits its intermediates, or CRL issuers).
+    pub intermediate_files: Vec<PathBuf>,
     /// CRL files (PEM or DER) to honour.
     pub crl_files: Vec<PathBuf>,
     /// What happens when a certificate's revocation status cannot be established.
@@ -42,6 +45,7 @@ impl Default for StoreConfig {
         StoreConfig {
             trust_anchor_files: Vec::new(),
             use_system_trust: false,
+            intermediate_files: Vec::new(),
             crl_files: Vec::new(),
             revocation: crate::path::RevocationMode::default(),
             required_policies: Vec::new(),

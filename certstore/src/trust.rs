@@ -24,6 +24,8 @@ pub(crate) struct TrustStore {
     /// Without duplicates; parsed once, shared by reference count with each verification.
     anchors: Vec<X509>,
     anchor_fingerprints: HashSet<String>,
+    /// Untrusted CA certificates from the configuration (path material, not anchors).
+    intermediates: Vec<X509>,
     crls: Vec<X509Crl>,
     revocation: RevocationMode,
     required_policies: Vec<String>,
@@ -66,6 +68,12 @@ impl TrustStore {
                  roots trusted for TLS servers, not for e-mail"
             );
             store.load_system();
+        }
+        for path in &config.intermediate_files {
+            for c in read_certificates(path)? {
+                let x = X509::from_der(&c.der).map_err(|e| io_err(path, e))?;
+                store.intermediates.push(x);
+            }
         }
         for path in &config.crl_files {
             store.crls.extend(read_crls(path)?);
@@ -122,6 +130,7 @@ impl TrustStore {
     ) -> Result<ValidatedPath, ValidationError> {
         let settings = PathSettings {
             anchors: &self.anchors,
+            intermediates: &self.intermediates,
             crls: &self.crls,
             revocation: self.revocation,
             required_policies: &self.required_policies,
