@@ -388,13 +388,20 @@ fn evaluate_trust(
     }
     let anchors = certstore::TrustAnchors::from_files(ca, crl).context("loading trust anchors")?;
     Ok(
-        match anchors.validate(signer, &intermediates, address, SystemTime::now()) {
+        match anchors.validate(
+            signer,
+            &intermediates,
+            address,
+            certstore::KeyPurpose::Sign,
+            SystemTime::now(),
+        ) {
             Ok(v) => TrustView {
                 trusted: true,
                 reason: format!(
-                    "trusted: {} ({} certificates in the path)",
+                    "trusted: {} ({} certificates in the path){}",
                     v.subject,
-                    v.chain_der.len()
+                    v.chain_der.len(),
+                    revocation_note(&v.revocation_unknown)
                 ),
             },
             Err(e) => TrustView {
@@ -403,6 +410,15 @@ fn evaluate_trust(
             },
         },
     )
+}
+
+/// Soft-fail revocation says what it could not establish.
+fn revocation_note(unknown: &[String]) -> String {
+    if unknown.is_empty() {
+        String::new()
+    } else {
+        format!("; revocation status unknown: {}", unknown.join("; "))
+    }
 }
 
 pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
