@@ -184,3 +184,48 @@ fn wrong_issuer_key_is_untrusted() {
     let r = store.validate_partner_certificate(&cert, &[intermediate()], None, SystemTime::now());
     assert_eq!(r.unwrap_err(), ValidationError::Untrusted);
 }
+
+/// Issue 11, item 2: 24 look-alike CA certificates (12 "A issued by B", 12 "B issued by A",
+/// one key) made the old depth-first search try every ordering (9.5 s). The path search must
+/// stay bounded: one issuer is chosen per level, so the A-B-A-... loop ends at the depth
+/// bound, quickly.
+#[test]
+fn look_alike_cross_signed_cas_do_not_blow_up_the_path_search() {
+    let (_d, store) = open();
+    let k = key("ca/partner-intermediate.key");
+    let name = |cn: &str| <x509_cert::name::Name as std::str::FromStr>::from_str(cn).unwrap();
+    let (a, b) = (name("CN=Look-alike CA"), name("CN=Look-alike CA 2"));
+    let mut pool = Vec::new();
+    for i in 0..12 {
+        pool.push(sub_ca(8000 + i, "Look-alike CA", &b, &k, spki(&k), default_validity(), None));
+        pool.push(sub_ca(8100 + i, "Look-alike CA 2", &a, &k, spki(&k), default_validity(), None));
+    }
+    let cert = leaf(8200, "x@partner.example", &a, &k, spki(&key("partner/alice.key")));
+    let started = std::time::Instant::now();
+    let r = store.validate_partner_certificate(&cert, &pool, None, SystemTime::now());
+    let took = started.elapsed();
+    assert_eq!(r.unwrap_err(), ValidationError::ChainTooLong { max: 8 });
+    assert!(took < Duration::from_secs(2), "path search took {took:?}");
+
+    // The same noise next to the real intermediate does not hide the real path.
+    let real = leaf(8301, "x@partner.example", &subject_of(&intermediate()), &k, spki(&key("partner/alice.key")));
+    pool.push(intermediate());
+    let started = std::time::Instant::now();
+    store
+        .validate_partner_certificate(&real, &pool, None, SystemTime::now())
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn too_many_offered_certificates_are_refused() {
+    let (_d, store) = open();
+    let pool = vec![intermediate(); certstore::MAX_OFFERED_CERTIFICATES + 1];
+    let r = store.validate_partner_certificate(&der("partner/alice.pem"), &pool, None, SystemTime::now());
+    assert_eq!(
+        r.unwrap_err(),
+        ValidationError::TooManyCertificates {
+            max: certstore::MAX_OFFERED_CERTIFICATES
+        }
+    );
+}
