@@ -5,8 +5,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use certstore::ValidationError;
-use common::build::{default_validity, key, leaf, leaf_pss, spki, sub_ca, subject_of, validity};
+use certstore::{KeyPurpose, ValidationError};
+use common::build::{
+    default_validity, key, leaf, leaf_pss, leaf_with_usage, spki, sub_ca, subject_of, validity,
+};
 use common::{der, intermediate, open};
 
 fn root_name() -> x509_cert::name::Name {
@@ -228,4 +230,57 @@ fn too_many_offered_certificates_are_refused() {
             max: certstore::MAX_OFFERED_CERTIFICATES
         }
     );
+}
+
+#[test]
+fn key_usage_is_checked_by_purpose() {
+    let (_d, store) = open();
+    let ik = key("ca/partner-intermediate.key");
+    let sign_only = leaf_with_usage(
+        8400,
+        "s@partner.example",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&key("partner/alice.key")),
+        false,
+    );
+    let check = |purpose| {
+        store.validate_partner_certificate_for(
+            &sign_only,
+            &[intermediate()],
+            Some("s@partner.example"),
+            purpose,
+            SystemTime::now(),
+        )
+    };
+    check(KeyPurpose::Sign).unwrap();
+    check(KeyPurpose::Any).unwrap();
+    assert_eq!(
+        check(KeyPurpose::Encrypt).unwrap_err(),
+        ValidationError::UsageNotEmailProtection
+    );
+    // A normal leaf (digitalSignature + keyEncipherment) serves both.
+    let both = der("partner/alice.pem");
+    for purpose in [KeyPurpose::Sign, KeyPurpose::Encrypt] {
+        store
+            .validate_partner_certificate_for(&both, &[intermediate()], None, purpose, SystemTime::now())
+            .unwrap();
+    }
+}
+
+#[test]
+fn ca_certificate_as_leaf_is_refused() {
+    let (_d, store) = open();
+    let ik = key("ca/partner-intermediate.key");
+    let ca = sub_ca(
+        8500,
+        "Some Sub CA",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&key("partner/alice.key")),
+        default_validity(),
+        None,
+    );
+    let r = store.validate_partner_certificate(&ca, &[intermediate()], None, SystemTime::now());
+    assert_eq!(r.unwrap_err(), ValidationError::LeafIsCa);
 }
