@@ -94,7 +94,9 @@ fn is_revocation_unavailable(code: c_int) -> bool {
     )
 }
 
-extern "C" fn soft_fail_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
+/// Whether OpenSSL's verdict stands. Revocation data for the trust anchor itself is never
+/// required (an anchor is trusted by configuration, not by its issuer's CRL).
+fn revocation_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX, soft_fail: bool) -> c_int {
     if ok != 0 || ctx.is_null() {
         return ok;
     }
@@ -105,6 +107,13 @@ extern "C" fn soft_fail_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_
         return ok;
     }
     let depth = ctx.error_depth();
+    let chain_len = ctx.chain().map_or(0, |c| c.len());
+    if depth as usize + 1 == chain_len {
+        return 1;
+    }
+    if !soft_fail {
+        return ok;
+    }
     SOFT_FAILED.with(|s| {
         let mut s = s.borrow_mut();
         // Bounded by the chain depth times the few CRL errors per certificate.
@@ -113,6 +122,14 @@ extern "C" fn soft_fail_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_
         }
     });
     1
+}
+
+extern "C" fn soft_fail_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
+    revocation_callback(ok, ctx, true)
+}
+
+extern "C" fn hard_fail_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX) -> c_int {
+    revocation_callback(ok, ctx, false)
 }
 
 fn chain_error(e: impl std::fmt::Display) -> ValidationError {
@@ -126,10 +143,13 @@ fn build_store(settings: &PathSettings<'_>) -> Result<openssl::x509::store::X509
     for anchor in settings.anchors {
         builder.add_cert(anchor.clone()).map_err(chain_error)?;
     }
-    if settings.revocation == RevocationMode::SoftFail {
-        // SAFETY: the store is valid and the callback is a plain function.
-        unsafe { X509_STORE_set_verify_cb(builder.as_ptr(), Some(soft_fail_callback)) };
-    }
+    let callback = match settings.revocation {
+        RevocationMode::SoftFail => Some(soft_fail_callback as _),
+        RevocationMode::HardFail => Some(hard_fail_callback as _),
+        RevocationMode::Off => None,
+    };
+    // SAFETY: the store is valid and the callback is a plain function.
+    unsafe { X509_STORE_set_verify_cb(builder.as_ptr(), callback) };
     let mut param = X509VerifyParam::new().map_err(chain_error)?;
     // Configured anchors may be intermediates (an operator trusting one partner CA).
     let mut flags = X509VerifyFlags::POLICY_CHECK | X509VerifyFlags::PARTIAL_CHAIN;

@@ -154,3 +154,31 @@ fn nist_pkits() {
     assert!(unexpected.is_empty(), "unexpected PKITS results: {unexpected:#?}");
     assert!(right >= MIN_SCORE, "{right} < {MIN_SCORE}");
 }
+
+/// `[trust] required_policies`: the initial policy set, with an explicit policy required.
+/// 4.1.1's path asserts NIST test policy 1 all the way down.
+#[test]
+fn required_policies() {
+    let dir = pkits_dir();
+    let eml = std::fs::read(dir.join("smime/SignedValidSignaturesTest1.eml")).unwrap();
+    let (signer, offered) = message_certificates(&eml);
+    let with_policies = |policies: &[&str]| {
+        TrustAnchors::from_config(&StoreConfig {
+            trust_anchor_files: vec![dir.join("TrustAnchorRootCertificate.pem")],
+            revocation: RevocationMode::Off,
+            required_policies: policies.iter().map(|p| p.to_string()).collect(),
+            ..StoreConfig::default()
+        })
+        .unwrap()
+        .validate_path(&signer, &offered, SystemTime::now())
+    };
+    const TEST_POLICY_1: &str = "2.16.840.1.101.3.2.1.48.1";
+    const TEST_POLICY_2: &str = "2.16.840.1.101.3.2.1.48.2";
+    with_policies(&[]).unwrap();
+    with_policies(&[TEST_POLICY_1]).unwrap();
+    with_policies(&[TEST_POLICY_2, TEST_POLICY_1]).unwrap();
+    assert_eq!(
+        with_policies(&[TEST_POLICY_2]).unwrap_err(),
+        certstore::ValidationError::PolicyNotAcceptable
+    );
+}
