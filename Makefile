@@ -1,7 +1,7 @@
 # S/MIME proxy gateway: the commands a new engineer needs.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := openssl libnss3-tools gpgsm python3
+APT_PACKAGES := openssl libssl-dev pkg-config libnss3-tools gpgsm python3
 
 .PHONY: run test deps lint bench demo fuzz-api clean-data
 
@@ -19,6 +19,8 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
