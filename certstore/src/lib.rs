@@ -10,6 +10,7 @@ mod certinfo;
 mod codec;
 mod domains;
 mod error;
+mod fetch;
 mod identity;
 mod issue;
 mod partner;

@@ -7,11 +7,13 @@
 //! key usage of CAs, unknown critical extensions, name constraints (directoryName, rfc822Name,
 //! the subject emailAddress attribute, DNS, URI), certificate policies (initial policy set,
 //! explicit policy, mapping, inhibitAnyPolicy) and CRLs (distribution points, indirect CRLs,
-//! reason partitions, delta CRLs). The S/MIME profile on top is in [`crate::validate`].
+//! reason partitions, delta CRLs). CRLs from distribution points and OCSP answers come from
+//! [`crate::fetch`]. The S/MIME profile on top is in [`crate::validate`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::os::raw::c_int;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foreign_types::ForeignTypeRef;
@@ -22,6 +24,7 @@ use openssl::x509::{X509Crl, X509StoreContext, X509StoreContextRef, X509};
 use openssl_sys as sys;
 
 use crate::error::ValidationError;
+use crate::fetch::{self, OcspAnswer, RevocationFetcher};
 use crate::validate::MAX_CHAIN;
 
 /// Most certificates a message may offer for path building (issue 11: real messages carry a
@@ -51,6 +54,8 @@ pub(crate) struct PathSettings<'a> {
     pub intermediates: &'a [X509],
     pub crls: &'a [X509Crl],
     pub revocation: RevocationMode,
+    /// CRL distribution points and OCSP; `None`: configured CRLs only.
+    pub fetcher: Option<&'a RevocationFetcher>,
     /// Dotted OIDs; empty means any policy (and no explicit policy required).
     pub required_policies: &'a [String],
     pub now: SystemTime,
@@ -81,6 +86,10 @@ thread_local! {
     /// Revocation errors the soft-fail callback let pass during the current verification
     /// (X509_verify_cert runs on the calling thread): (depth, OpenSSL reason).
     static SOFT_FAILED: RefCell<Vec<(u32, &'static str)>> = const { RefCell::new(Vec::new()) };
+    /// Depths of certificates without a usable CRL but with an OCSP responder, to be asked
+    /// once the path is built (OCSP needs the issuer).
+    static NEEDS_OCSP: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static OCSP_ENABLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Errors meaning "no usable revocation information", as opposed to "revoked" or a bad CRL.
@@ -109,6 +118,17 @@ fn revocation_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX, soft_fail: bool
     let depth = ctx.error_depth();
     let chain_len = ctx.chain().map_or(0, |c| c.len());
     if depth as usize + 1 == chain_len {
+        return 1;
+    }
+    let has_ocsp = OCSP_ENABLED.with(Cell::get)
+        && ctx.current_cert().and_then(fetch::ocsp_url).is_some();
+    if has_ocsp {
+        NEEDS_OCSP.with(|n| {
+            let mut n = n.borrow_mut();
+            if !n.contains(&depth) && n.len() < MAX_CHAIN {
+                n.push(depth);
+            }
+        });
         return 1;
     }
     if !soft_fail {
@@ -188,16 +208,24 @@ fn build_store(settings: &PathSettings<'_>) -> Result<openssl::x509::store::X509
 struct CrlStack(*mut sys::OPENSSL_STACK);
 
 impl CrlStack {
-    fn new(settings: &PathSettings<'_>) -> Result<CrlStack, ValidationError> {
+    fn new(
+        settings: &PathSettings<'_>,
+        fetched: &[Arc<X509Crl>],
+    ) -> Result<CrlStack, ValidationError> {
         // SAFETY: plain allocation; checked for NULL.
         let stack = CrlStack(unsafe { sys::OPENSSL_sk_new_null() });
         if stack.0.is_null() {
             return Err(chain_error("out of memory"));
         }
         if settings.revocation != RevocationMode::Off {
-            for crl in settings.crls {
-                // SAFETY: the stack is valid; it borrows the CRL, kept alive by `settings`.
-                if unsafe { sys::OPENSSL_sk_push(stack.0, crl.as_ptr().cast()) } <= 0 {
+            let pointers = settings
+                .crls
+                .iter()
+                .map(|c| c.as_ptr())
+                .chain(fetched.iter().map(|c| c.as_ptr()));
+            for crl in pointers {
+                // SAFETY: the stack is valid; it borrows the CRL, kept alive by the caller.
+                if unsafe { sys::OPENSSL_sk_push(stack.0, crl.cast()) } <= 0 {
                     return Err(chain_error("out of memory"));
                 }
             }
@@ -252,10 +280,21 @@ pub(crate) fn validate_path(
     for c in settings.intermediates {
         untrusted.push(c.clone()).map_err(chain_error)?;
     }
+    let fetcher = settings
+        .fetcher
+        .filter(|_| settings.revocation != RevocationMode::Off);
+    let fetched = match fetcher {
+        Some(f) => f.crls(&fetch::crl_urls(
+            std::iter::once(leaf.as_ref()).chain(untrusted.iter()),
+        )),
+        None => Vec::new(),
+    };
     let store = build_store(settings)?;
-    let crls = CrlStack::new(settings)?;
+    let crls = CrlStack::new(settings, &fetched)?;
     let mut ctx = X509StoreContext::new().map_err(chain_error)?;
     SOFT_FAILED.with(|s| s.borrow_mut().clear());
+    NEEDS_OCSP.with(|n| n.borrow_mut().clear());
+    OCSP_ENABLED.with(|o| o.set(fetcher.is_some()));
     let outcome = ctx
         .init(&store, &leaf, &untrusted, |c| {
             // SAFETY: `crls` and the CRLs it points to outlive the verification (set0: the
@@ -264,28 +303,54 @@ pub(crate) fn validate_path(
             let ok = c.verify_cert()?;
             let chain = c
                 .chain()
-                .map(|s| s.iter().filter_map(|x| x.to_der().ok()).collect::<Vec<_>>())
+                .map(|s| s.iter().map(|x| x.to_owned()).collect::<Vec<X509>>())
                 .unwrap_or_default();
             let failing = c.current_cert().map(|x| subject_text(x)).unwrap_or_default();
             Ok((ok, c.error(), c.error_depth(), chain, failing))
         })
         .map_err(chain_error)?;
     let soft_failed = SOFT_FAILED.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    let (ok, error, depth, chain_der, failing) = outcome;
+    let needs_ocsp = NEEDS_OCSP.with(|n| std::mem::take(&mut *n.borrow_mut()));
+    let (ok, error, depth, chain, failing) = outcome;
     if !ok {
         return Err(map_error(error.as_raw(), error.error_string(), depth, failing));
     }
-    let revocation_unknown = soft_failed
+    let who = |d: u32| {
+        chain
+            .get(d as usize)
+            .map(|x| subject_text(x))
+            .unwrap_or_else(|| format!("certificate {d} in the path"))
+    };
+    let mut revocation_unknown: Vec<String> = soft_failed
         .iter()
-        .map(|(d, why)| {
-            let who = chain_der
-                .get(*d as usize)
-                .and_then(|der| X509::from_der(der).ok())
-                .map(|x| subject_text(&x))
-                .unwrap_or_else(|| format!("certificate {d} in the path"));
-            format!("{who}: {why}")
-        })
+        .map(|(d, why)| format!("{}: {why}", who(*d)))
         .collect();
+    if let Some(fetcher) = fetcher {
+        for d in needs_ocsp {
+            let answer = match (chain.get(d as usize), chain.get(d as usize + 1)) {
+                (Some(cert), Some(issuer)) => match fetch::ocsp_url(cert) {
+                    Some(url) => fetcher.ocsp(cert, issuer, &url),
+                    None => OcspAnswer::Unknown("no OCSP responder".into()),
+                },
+                _ => OcspAnswer::Unknown("no issuer in the path".into()),
+            };
+            match answer {
+                OcspAnswer::Good => {}
+                OcspAnswer::Revoked => return Err(ValidationError::Revoked),
+                OcspAnswer::Unknown(why) => {
+                    let reason = format!("{}: no CRL, {why}", who(d));
+                    if settings.revocation == RevocationMode::HardFail {
+                        return Err(ValidationError::RevocationUnknown { reason });
+                    }
+                    revocation_unknown.push(reason);
+                }
+            }
+        }
+    }
+    let chain_der = chain
+        .iter()
+        .map(|x| x.to_der().map_err(chain_error))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ValidatedPath {
         chain_der,
         revocation_unknown,

@@ -31,6 +31,9 @@ pub struct StoreConfig {
     pub crl_files: Vec<PathBuf>,
     /// What happens when a certificate's revocation status cannot be established.
     pub revocation: crate::path::RevocationMode,
+    /// Fetch CRLs from the certificates' distribution points and ask their OCSP responders
+    /// (http:// only, bounded, cached). Off: only `crl_files` count.
+    pub fetch_revocation: bool,
     /// Certificate policies (dotted OIDs) a partner certificate must be issued under;
     /// empty = any policy.
     pub required_policies: Vec<String>,
@@ -48,6 +51,7 @@ impl Default for StoreConfig {
             intermediate_files: Vec::new(),
             crl_files: Vec::new(),
             revocation: crate::path::RevocationMode::default(),
+            fetch_revocation: true,
             required_policies: Vec::new(),
             extra_freemail_domains: Vec::new(),
             proxy_cert_validity_days: 365,

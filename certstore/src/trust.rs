@@ -13,6 +13,7 @@ use openssl::x509::{X509Crl, X509};
 
 use crate::certinfo::{pem_blocks, ParsedCert};
 use crate::error::{StoreError, ValidationError};
+use crate::fetch::RevocationFetcher;
 use crate::path::{self, PathSettings, RevocationMode, ValidatedPath};
 use crate::store::StoreConfig;
 
@@ -29,6 +30,7 @@ pub(crate) struct TrustStore {
     crls: Vec<X509Crl>,
     revocation: RevocationMode,
     required_policies: Vec<String>,
+    fetcher: Option<RevocationFetcher>,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -43,6 +45,9 @@ impl TrustStore {
         let mut store = TrustStore {
             revocation: config.revocation,
             required_policies: config.required_policies.clone(),
+            fetcher: config
+                .fetch_revocation
+                .then(RevocationFetcher::default),
             ..TrustStore::default()
         };
         for oid in &store.required_policies {
@@ -133,6 +138,7 @@ impl TrustStore {
             intermediates: &self.intermediates,
             crls: &self.crls,
             revocation: self.revocation,
+            fetcher: self.fetcher.as_ref(),
             required_policies: &self.required_policies,
             now,
         };
