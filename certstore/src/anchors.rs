@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::error::{StoreError, ValidationError};
+use crate::path::ValidatedPath;
 use crate::store::StoreConfig;
 use crate::trust::TrustStore;
-use crate::path::ValidatedPath;
 use crate::validate::{self, KeyPurpose, ValidatedCertificate};
 
 pub struct TrustAnchors {

@@ -389,4 +389,3 @@ fn classify_pss(alg: &AlgorithmIdentifierOwned) -> SigAlg {
         salt_len: usize::from(p.salt_len),
     }
 }
-

@@ -109,7 +109,9 @@ pub enum ValidationError {
     LeafIsCa,
     #[error("the message offers more than {max} certificates for the path")]
     TooManyCertificates { max: usize },
-    #[error("issuer {subject} in the chain is not allowed to vouch for this name (name constraints)")]
+    #[error(
+        "issuer {subject} in the chain is not allowed to vouch for this name (name constraints)"
+    )]
     NameConstraintViolation { subject: String },
     #[error("the certificate was not issued under an acceptable certificate policy")]
     PolicyNotAcceptable,

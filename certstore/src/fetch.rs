@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use foreign_types::ForeignTypeRef;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::MessageDigest;
-use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus};
+use openssl::ocsp::{
+    OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus,
+};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyFlags;
@@ -24,6 +26,8 @@ use openssl_sys as sys;
 pub const MAX_RESPONSE_BYTES: usize = 10 << 20;
 /// Connect + send + receive, per request.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// All fetches for one validation together.
+pub const VALIDATION_FETCH_BUDGET: Duration = Duration::from_secs(10);
 /// Distinct CRL URLs looked at per validation.
 const MAX_URLS_PER_VALIDATION: usize = 8;
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
@@ -119,7 +123,7 @@ fn system_time(t: &Asn1TimeRef) -> Option<SystemTime> {
 impl RevocationFetcher {
     /// CRLs for `urls`: cached ones still fresh, the others fetched now. A CRL whose refresh
     /// fails is still returned (OpenSSL then reports it expired).
-    pub fn crls(&self, urls: &[String]) -> Vec<Arc<X509Crl>> {
+    pub fn crls(&self, urls: &[String], deadline: Instant) -> Vec<Arc<X509Crl>> {
         let now = SystemTime::now();
         let mut out = Vec::new();
         for url in urls {
@@ -130,15 +134,24 @@ impl RevocationFetcher {
                 ),
                 None => (None, true),
             };
-            let crl = if due { self.refresh_crl(url, cached) } else { cached };
+            let crl = if due && Instant::now() < deadline {
+                self.refresh_crl(url, cached, deadline)
+            } else {
+                cached
+            };
             out.extend(crl);
         }
         out
     }
 
-    fn refresh_crl(&self, url: &str, old: Option<Arc<X509Crl>>) -> Option<Arc<X509Crl>> {
+    fn refresh_crl(
+        &self,
+        url: &str,
+        old: Option<Arc<X509Crl>>,
+        deadline: Instant,
+    ) -> Option<Arc<X509Crl>> {
         let now = SystemTime::now();
-        let fetched = http(url, None).and_then(|body| {
+        let fetched = http(url, None, deadline).and_then(|body| {
             X509Crl::from_der(&body)
                 .or_else(|_| X509Crl::from_pem(&body))
                 .map_err(|e| format!("not a CRL: {e}"))
@@ -174,7 +187,13 @@ impl RevocationFetcher {
     }
 
     /// The OCSP status of `cert` (issued by `issuer`) from `url`, cached.
-    pub fn ocsp(&self, cert: &X509Ref, issuer: &X509Ref, url: &str) -> OcspAnswer {
+    pub fn ocsp(
+        &self,
+        cert: &X509Ref,
+        issuer: &X509Ref,
+        url: &str,
+        deadline: Instant,
+    ) -> OcspAnswer {
         let now = SystemTime::now();
         let key = match cert.digest(MessageDigest::sha256()) {
             Ok(d) => d.to_vec(),
@@ -185,9 +204,17 @@ impl RevocationFetcher {
                 return e.answer.clone();
             }
         }
-        let (answer, until) = match query_ocsp(cert, issuer, url) {
-            Ok((answer, next_update)) => (answer, next_update.unwrap_or(now + OCSP_DEFAULT_LIFETIME)),
-            Err(e) => (OcspAnswer::Unknown(format!("OCSP {url}: {e}")), now + RETRY_AFTER_FAILURE),
+        if Instant::now() >= deadline {
+            return OcspAnswer::Unknown("time for revocation look-ups used up".into());
+        }
+        let (answer, until) = match query_ocsp(cert, issuer, url, deadline) {
+            Ok((answer, next_update)) => {
+                (answer, next_update.unwrap_or(now + OCSP_DEFAULT_LIFETIME))
+            }
+            Err(e) => (
+                OcspAnswer::Unknown(format!("OCSP {url}: {e}")),
+                now + RETRY_AFTER_FAILURE,
+            ),
         };
         let mut cache = lock(&self.ocsp);
         if cache.len() >= MAX_CACHE_ENTRIES {
@@ -208,6 +235,7 @@ fn query_ocsp(
     cert: &X509Ref,
     issuer: &X509Ref,
     url: &str,
+    deadline: Instant,
 ) -> Result<(OcspAnswer, Option<SystemTime>), String> {
     let err = |e: openssl::error::ErrorStack| e.to_string();
     let id = || OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(err);
@@ -217,7 +245,7 @@ fn query_ocsp(
     if unsafe { OCSP_request_add1_nonce(request.as_ptr(), std::ptr::null_mut(), -1) } != 1 {
         return Err("could not add a nonce".into());
     }
-    let body = http(url, Some(&request.to_der().map_err(err)?))?;
+    let body = http(url, Some(&request.to_der().map_err(err)?), deadline)?;
     let response = OcspResponse::from_der(&body).map_err(err)?;
     if response.status() != OcspResponseStatus::SUCCESSFUL {
         return Err(format!("responder status {}", response.status().as_raw()));
@@ -232,7 +260,9 @@ fn query_ocsp(
     // The responder is the issuing CA or a responder it delegated (checked by OpenSSL).
     let mut store = X509StoreBuilder::new().map_err(err)?;
     store.add_cert(issuer.to_owned()).map_err(err)?;
-    store.set_flags(X509VerifyFlags::PARTIAL_CHAIN).map_err(err)?;
+    store
+        .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+        .map_err(err)?;
     let store = store.build();
     let mut certs: Stack<X509> = Stack::new().map_err(err)?;
     certs.push(issuer.to_owned()).map_err(err)?;
@@ -240,7 +270,9 @@ fn query_ocsp(
         .verify(&certs, &store, OcspFlag::empty())
         .map_err(|e| format!("response signature: {e}"))?;
     let id = id()?;
-    let status = basic.find_status(&id).ok_or("no status for the certificate")?;
+    let status = basic
+        .find_status(&id)
+        .ok_or("no status for the certificate")?;
     status
         .check_validity(OCSP_LEEWAY_SECS, None)
         .map_err(|e| format!("stale response: {e}"))?;
@@ -257,8 +289,8 @@ fn query_ocsp(
 }
 
 /// GET `url`, or POST `body` as an OCSP request, over HTTP/1.0; the 200 response's body.
-fn http(url: &str, post: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let deadline = Instant::now() + FETCH_TIMEOUT;
+fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, String> {
+    let deadline = deadline.min(Instant::now() + FETCH_TIMEOUT);
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
@@ -310,7 +342,9 @@ fn http(url: &str, post: Option<&[u8]>) -> Result<Vec<u8>, String> {
         if left.is_zero() {
             return Err("timed out".into());
         }
-        stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
         let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;

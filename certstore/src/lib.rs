@@ -29,7 +29,7 @@ pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
 };
+pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::parse_certificate_input;
 pub use store::{Store, StoreConfig};
-pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

@@ -11,9 +11,10 @@
 //! [`crate::fetch`]. The S/MIME profile on top is in [`crate::validate`].
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::c_int;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use foreign_types::ForeignTypeRef;
@@ -22,6 +23,7 @@ use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509Crl, X509StoreContext, X509StoreContextRef, X509};
 use openssl_sys as sys;
+use sha2::{Digest, Sha256};
 
 use crate::error::ValidationError;
 use crate::fetch::{self, OcspAnswer, RevocationFetcher};
@@ -54,11 +56,37 @@ pub(crate) struct PathSettings<'a> {
     pub intermediates: &'a [X509],
     pub crls: &'a [X509Crl],
     pub revocation: RevocationMode,
+    /// Parsed certificates kept between verifications.
+    pub parsed: &'a ParsedCache,
     /// CRL distribution points and OCSP; `None`: configured CRLs only.
     pub fetcher: Option<&'a RevocationFetcher>,
     /// Dotted OIDs; empty means any policy (and no explicit policy required).
     pub required_policies: &'a [String],
     pub now: SystemTime,
+}
+
+/// Certificates parsed by OpenSSL, by SHA-256 of their DER. OpenSSL 3 decodes a public key
+/// slowly (about 1 ms) and only once per parsed object, so partners' intermediates and leaves,
+/// validated again and again, are kept parsed. Emptied when full.
+#[derive(Default)]
+pub(crate) struct ParsedCache(Mutex<HashMap<[u8; 32], X509>>);
+
+const PARSED_CACHE_MAX: usize = 4096;
+
+impl ParsedCache {
+    fn get(&self, der: &[u8]) -> Result<X509, openssl::error::ErrorStack> {
+        let key: [u8; 32] = Sha256::digest(der).into();
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(x) = map.get(&key) {
+            return Ok(x.clone());
+        }
+        let x = X509::from_der(der)?;
+        if map.len() >= PARSED_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, x.clone());
+        Ok(x)
+    }
 }
 
 /// A validated path: DER, the certificate first and the trust anchor last, and what could not
@@ -120,8 +148,8 @@ fn revocation_callback(ok: c_int, ctx: *mut sys::X509_STORE_CTX, soft_fail: bool
     if depth as usize + 1 == chain_len {
         return 1;
     }
-    let has_ocsp = OCSP_ENABLED.with(Cell::get)
-        && ctx.current_cert().and_then(fetch::ocsp_url).is_some();
+    let has_ocsp =
+        OCSP_ENABLED.with(Cell::get) && ctx.current_cert().and_then(fetch::ocsp_url).is_some();
     if has_ocsp {
         NEEDS_OCSP.with(|n| {
             let mut n = n.borrow_mut();
@@ -158,7 +186,9 @@ fn chain_error(e: impl std::fmt::Display) -> ValidationError {
     }
 }
 
-fn build_store(settings: &PathSettings<'_>) -> Result<openssl::x509::store::X509Store, ValidationError> {
+fn build_store(
+    settings: &PathSettings<'_>,
+) -> Result<openssl::x509::store::X509Store, ValidationError> {
     let mut builder = X509StoreBuilder::new().map_err(chain_error)?;
     for anchor in settings.anchors {
         builder.add_cert(anchor.clone()).map_err(chain_error)?;
@@ -268,12 +298,14 @@ pub(crate) fn validate_path(
             max: MAX_OFFERED_CERTIFICATES,
         });
     }
-    let leaf = X509::from_der(leaf_der)
+    let leaf = settings
+        .parsed
+        .get(leaf_der)
         .map_err(|e| ValidationError::Malformed(e.to_string()))?;
     let mut untrusted = Stack::new().map_err(chain_error)?;
     // Certificates from the message that do not parse are ignored: they may be unrelated.
     for der in offered {
-        if let Ok(c) = X509::from_der(der) {
+        if let Ok(c) = settings.parsed.get(der) {
             untrusted.push(c).map_err(chain_error)?;
         }
     }
@@ -283,10 +315,12 @@ pub(crate) fn validate_path(
     let fetcher = settings
         .fetcher
         .filter(|_| settings.revocation != RevocationMode::Off);
+    let fetch_deadline = std::time::Instant::now() + fetch::VALIDATION_FETCH_BUDGET;
     let fetched = match fetcher {
-        Some(f) => f.crls(&fetch::crl_urls(
-            std::iter::once(leaf.as_ref()).chain(untrusted.iter()),
-        )),
+        Some(f) => f.crls(
+            &fetch::crl_urls(std::iter::once(leaf.as_ref()).chain(untrusted.iter())),
+            fetch_deadline,
+        ),
         None => Vec::new(),
     };
     let store = build_store(settings)?;
@@ -305,7 +339,10 @@ pub(crate) fn validate_path(
                 .chain()
                 .map(|s| s.iter().map(|x| x.to_owned()).collect::<Vec<X509>>())
                 .unwrap_or_default();
-            let failing = c.current_cert().map(|x| subject_text(x)).unwrap_or_default();
+            let failing = c
+                .current_cert()
+                .map(|x| subject_text(x))
+                .unwrap_or_default();
             Ok((ok, c.error(), c.error_depth(), chain, failing))
         })
         .map_err(chain_error)?;
@@ -313,7 +350,12 @@ pub(crate) fn validate_path(
     let needs_ocsp = NEEDS_OCSP.with(|n| std::mem::take(&mut *n.borrow_mut()));
     let (ok, error, depth, chain, failing) = outcome;
     if !ok {
-        return Err(map_error(error.as_raw(), error.error_string(), depth, failing));
+        return Err(map_error(
+            error.as_raw(),
+            error.error_string(),
+            depth,
+            failing,
+        ));
     }
     let who = |d: u32| {
         chain
@@ -329,7 +371,7 @@ pub(crate) fn validate_path(
         for d in needs_ocsp {
             let answer = match (chain.get(d as usize), chain.get(d as usize + 1)) {
                 (Some(cert), Some(issuer)) => match fetch::ocsp_url(cert) {
-                    Some(url) => fetcher.ocsp(cert, issuer, &url),
+                    Some(url) => fetcher.ocsp(cert, issuer, &url, fetch_deadline),
                     None => OcspAnswer::Unknown("no OCSP responder".into()),
                 },
                 _ => OcspAnswer::Unknown("no issuer in the path".into()),
@@ -362,7 +404,11 @@ fn subject_text(cert: &openssl::x509::X509Ref) -> String {
         .entries()
         .filter_map(|e| {
             let value = e.data().to_string().ok()?;
-            Some(format!("{}={}", e.object().nid().short_name().unwrap_or("?"), value))
+            Some(format!(
+                "{}={}",
+                e.object().nid().short_name().unwrap_or("?"),
+                value
+            ))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -379,7 +425,9 @@ fn map_error(code: c_int, text: &str, depth: u32, subject: String) -> Validation
         | X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN => ValidationError::Untrusted,
         X509_V_ERR_CERT_SIGNATURE_FAILURE
         | X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE
-        | X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY => ValidationError::BadSignature { subject },
+        | X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY => {
+            ValidationError::BadSignature { subject }
+        }
         X509_V_ERR_INVALID_CA | X509_V_ERR_KEYUSAGE_NO_CERTSIGN => {
             ValidationError::IssuerNotCa { subject }
         }
@@ -396,7 +444,9 @@ fn map_error(code: c_int, text: &str, depth: u32, subject: String) -> Validation
         | X509_V_ERR_SUBTREE_MINMAX
         | X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE
         | X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX
-        | X509_V_ERR_UNSUPPORTED_NAME_SYNTAX => ValidationError::NameConstraintViolation { subject },
+        | X509_V_ERR_UNSUPPORTED_NAME_SYNTAX => {
+            ValidationError::NameConstraintViolation { subject }
+        }
         X509_V_ERR_NO_EXPLICIT_POLICY | X509_V_ERR_INVALID_POLICY_EXTENSION => {
             ValidationError::PolicyNotAcceptable
         }

@@ -14,7 +14,7 @@ use openssl::x509::{X509Crl, X509};
 use crate::certinfo::{pem_blocks, ParsedCert};
 use crate::error::{StoreError, ValidationError};
 use crate::fetch::RevocationFetcher;
-use crate::path::{self, PathSettings, RevocationMode, ValidatedPath};
+use crate::path::{self, ParsedCache, PathSettings, RevocationMode, ValidatedPath};
 use crate::store::StoreConfig;
 
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -31,6 +31,7 @@ pub(crate) struct TrustStore {
     revocation: RevocationMode,
     required_policies: Vec<String>,
     fetcher: Option<RevocationFetcher>,
+    parsed: ParsedCache,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -45,9 +46,7 @@ impl TrustStore {
         let mut store = TrustStore {
             revocation: config.revocation,
             required_policies: config.required_policies.clone(),
-            fetcher: config
-                .fetch_revocation
-                .then(RevocationFetcher::default),
+            fetcher: config.fetch_revocation.then(RevocationFetcher::default),
             ..TrustStore::default()
         };
         for oid in &store.required_policies {
@@ -139,6 +138,7 @@ impl TrustStore {
             crls: &self.crls,
             revocation: self.revocation,
             fetcher: self.fetcher.as_ref(),
+            parsed: &self.parsed,
             required_policies: &self.required_policies,
             now,
         };

@@ -26,7 +26,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::certinfo::{classify_signature, rsa_bits, rsa_public_key, KeyProblem, ParsedCert, SigAlg};
+use crate::certinfo::{
+    classify_signature, rsa_bits, rsa_public_key, KeyProblem, ParsedCert, SigAlg,
+};
 use crate::codec;
 use crate::domains::normalise_address;
 use crate::error::ValidationError;
@@ -116,7 +118,11 @@ pub(crate) fn validate(
         return Err(ValidationError::Expired);
     }
     let alg = check_sig_alg(&leaf, now)?;
-    if leaf.basic_constraints().map_err(malformed)?.is_some_and(|bc| bc.ca) {
+    if leaf
+        .basic_constraints()
+        .map_err(malformed)?
+        .is_some_and(|bc| bc.ca)
+    {
         return Err(ValidationError::LeafIsCa);
     }
     if !leaf.permits_email_protection(purpose).map_err(malformed)? {

@@ -199,10 +199,32 @@ fn look_alike_cross_signed_cas_do_not_blow_up_the_path_search() {
     let (a, b) = (name("CN=Look-alike CA"), name("CN=Look-alike CA 2"));
     let mut pool = Vec::new();
     for i in 0..12 {
-        pool.push(sub_ca(8000 + i, "Look-alike CA", &b, &k, spki(&k), default_validity(), None));
-        pool.push(sub_ca(8100 + i, "Look-alike CA 2", &a, &k, spki(&k), default_validity(), None));
+        pool.push(sub_ca(
+            8000 + i,
+            "Look-alike CA",
+            &b,
+            &k,
+            spki(&k),
+            default_validity(),
+            None,
+        ));
+        pool.push(sub_ca(
+            8100 + i,
+            "Look-alike CA 2",
+            &a,
+            &k,
+            spki(&k),
+            default_validity(),
+            None,
+        ));
     }
-    let cert = leaf(8200, "x@partner.example", &a, &k, spki(&key("partner/alice.key")));
+    let cert = leaf(
+        8200,
+        "x@partner.example",
+        &a,
+        &k,
+        spki(&key("partner/alice.key")),
+    );
     let started = std::time::Instant::now();
     let r = store.validate_partner_certificate(&cert, &pool, None, SystemTime::now());
     let took = started.elapsed();
@@ -210,7 +232,13 @@ fn look_alike_cross_signed_cas_do_not_blow_up_the_path_search() {
     assert!(took < Duration::from_secs(2), "path search took {took:?}");
 
     // The same noise next to the real intermediate does not hide the real path.
-    let real = leaf(8301, "x@partner.example", &subject_of(&intermediate()), &k, spki(&key("partner/alice.key")));
+    let real = leaf(
+        8301,
+        "x@partner.example",
+        &subject_of(&intermediate()),
+        &k,
+        spki(&key("partner/alice.key")),
+    );
     pool.push(intermediate());
     let started = std::time::Instant::now();
     store
@@ -223,7 +251,12 @@ fn look_alike_cross_signed_cas_do_not_blow_up_the_path_search() {
 fn too_many_offered_certificates_are_refused() {
     let (_d, store) = open();
     let pool = vec![intermediate(); certstore::MAX_OFFERED_CERTIFICATES + 1];
-    let r = store.validate_partner_certificate(&der("partner/alice.pem"), &pool, None, SystemTime::now());
+    let r = store.validate_partner_certificate(
+        &der("partner/alice.pem"),
+        &pool,
+        None,
+        SystemTime::now(),
+    );
     assert_eq!(
         r.unwrap_err(),
         ValidationError::TooManyCertificates {
@@ -263,7 +296,13 @@ fn key_usage_is_checked_by_purpose() {
     let both = der("partner/alice.pem");
     for purpose in [KeyPurpose::Sign, KeyPurpose::Encrypt] {
         store
-            .validate_partner_certificate_for(&both, &[intermediate()], None, purpose, SystemTime::now())
+            .validate_partner_certificate_for(
+                &both,
+                &[intermediate()],
+                None,
+                purpose,
+                SystemTime::now(),
+            )
             .unwrap();
     }
 }

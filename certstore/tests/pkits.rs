@@ -131,7 +131,11 @@ fn nist_pkits() {
                 "{} {} (expected {}): {:?}",
                 case.number,
                 case.title,
-                if case.expected_valid { "valid" } else { "invalid" },
+                if case.expected_valid {
+                    "valid"
+                } else {
+                    "invalid"
+                },
                 verdict.err()
             ));
         }
@@ -149,9 +153,16 @@ fn nist_pkits() {
     }
     let unexpected: Vec<&String> = wrong
         .iter()
-        .filter(|w| !KNOWN_FAILURES.iter().any(|(n, _)| w.starts_with(&format!("{n} "))))
+        .filter(|w| {
+            !KNOWN_FAILURES
+                .iter()
+                .any(|(n, _)| w.starts_with(&format!("{n} ")))
+        })
         .collect();
-    assert!(unexpected.is_empty(), "unexpected PKITS results: {unexpected:#?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected PKITS results: {unexpected:#?}"
+    );
     assert!(right >= MIN_SCORE, "{right} < {MIN_SCORE}");
 }
 

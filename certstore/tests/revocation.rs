@@ -101,8 +101,19 @@ impl OcspResponder {
     fn start(dir: &Path, port: u16) -> OcspResponder {
         let mut child = Command::new("openssl")
             .args([
-                "ocsp", "-index", "index.txt", "-port", &port.to_string(), "-rsigner",
-                "root.pem", "-rkey", "root.key", "-CA", "root.pem", "-nrequest", "50",
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-port",
+                &port.to_string(),
+                "-rsigner",
+                "root.pem",
+                "-rkey",
+                "root.key",
+                "-CA",
+                "root.pem",
+                "-nrequest",
+                "50",
             ])
             .current_dir(dir)
             .stdout(Stdio::piped())
@@ -137,7 +148,10 @@ impl Pki {
 
     fn der(&self, name: &str) -> Vec<u8> {
         let pem = std::fs::read(self.path(name)).unwrap();
-        openssl::x509::X509::from_pem(&pem).unwrap().to_der().unwrap()
+        openssl::x509::X509::from_pem(&pem)
+            .unwrap()
+            .to_der()
+            .unwrap()
     }
 
     fn new() -> Pki {
@@ -158,9 +172,22 @@ impl Pki {
         openssl(
             d,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out",
-                "root.pem", "-subj", "/CN=Revocation Test Root", "-days", "30", "-addext",
-                "basicConstraints=critical,CA:TRUE", "-addext",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "root.key",
+                "-out",
+                "root.pem",
+                "-subj",
+                "/CN=Revocation Test Root",
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
@@ -185,8 +212,20 @@ impl Pki {
         openssl(
             self.dir.path(),
             &[
-                "ca", "-config", "ca.cnf", "-batch", "-notext", "-in", "leaf.csr", "-subj",
-                &format!("/CN={name}"), "-extfile", &ext_file, "-extensions", "leaf", "-out",
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-batch",
+                "-notext",
+                "-in",
+                "leaf.csr",
+                "-subj",
+                &format!("/CN={name}"),
+                "-extfile",
+                &ext_file,
+                "-extensions",
+                "leaf",
+                "-out",
                 &format!("{name}.pem"),
             ],
         );
@@ -195,14 +234,43 @@ impl Pki {
     fn revoke(&self, name: &str) {
         openssl(
             self.dir.path(),
-            &["ca", "-config", "ca.cnf", "-batch", "-revoke", &format!("{name}.pem")],
+            &[
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-batch",
+                "-revoke",
+                &format!("{name}.pem"),
+            ],
         );
     }
 
     fn publish_crl(&self) {
         let d = self.dir.path();
-        openssl(d, &["ca", "-config", "ca.cnf", "-batch", "-gencrl", "-out", "ca.crl.pem"]);
-        openssl(d, &["crl", "-in", "ca.crl.pem", "-outform", "DER", "-out", "ca.crl"]);
+        openssl(
+            d,
+            &[
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-batch",
+                "-gencrl",
+                "-out",
+                "ca.crl.pem",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "crl",
+                "-in",
+                "ca.crl.pem",
+                "-outform",
+                "DER",
+                "-out",
+                "ca.crl",
+            ],
+        );
     }
 
     fn anchors(&self, revocation: RevocationMode) -> TrustAnchors {
@@ -251,17 +319,35 @@ fn crl_distribution_points_and_ocsp() {
 
     let soft = pki.anchors(RevocationMode::SoftFail);
     let v = check(&soft, &pki, "crlgood").unwrap();
-    assert!(v.revocation_unknown.is_empty(), "{:?}", v.revocation_unknown);
-    assert_eq!(check(&soft, &pki, "crlrevoked").unwrap_err(), ValidationError::Revoked);
+    assert!(
+        v.revocation_unknown.is_empty(),
+        "{:?}",
+        v.revocation_unknown
+    );
+    assert_eq!(
+        check(&soft, &pki, "crlrevoked").unwrap_err(),
+        ValidationError::Revoked
+    );
     let v = check(&soft, &pki, "ocspgood").unwrap();
-    assert!(v.revocation_unknown.is_empty(), "{:?}", v.revocation_unknown);
-    assert_eq!(check(&soft, &pki, "ocsprevoked").unwrap_err(), ValidationError::Revoked);
+    assert!(
+        v.revocation_unknown.is_empty(),
+        "{:?}",
+        v.revocation_unknown
+    );
+    assert_eq!(
+        check(&soft, &pki, "ocsprevoked").unwrap_err(),
+        ValidationError::Revoked
+    );
     // Unreachable sources: accepted, and the verdict says the status is unknown.
     let v = check(&soft, &pki, "crldead").unwrap();
     assert_eq!(v.revocation_unknown.len(), 1, "{:?}", v.revocation_unknown);
     let v = check(&soft, &pki, "ocspdead").unwrap();
     assert_eq!(v.revocation_unknown.len(), 1, "{:?}", v.revocation_unknown);
-    assert!(v.revocation_unknown[0].contains("OCSP"), "{:?}", v.revocation_unknown);
+    assert!(
+        v.revocation_unknown[0].contains("OCSP"),
+        "{:?}",
+        v.revocation_unknown
+    );
 
     // The CRL was fetched once and is served from the cache until its nextUpdate.
     assert_eq!(crl_server.requests.load(Ordering::SeqCst), 1);
@@ -271,10 +357,16 @@ fn crl_distribution_points_and_ocsp() {
     let hard = pki.anchors(RevocationMode::HardFail);
     check(&hard, &pki, "crlgood").unwrap();
     check(&hard, &pki, "ocspgood").unwrap();
-    assert_eq!(check(&hard, &pki, "ocsprevoked").unwrap_err(), ValidationError::Revoked);
+    assert_eq!(
+        check(&hard, &pki, "ocsprevoked").unwrap_err(),
+        ValidationError::Revoked
+    );
     for dead in ["crldead", "ocspdead"] {
         let r = check(&hard, &pki, dead);
-        assert!(matches!(r, Err(ValidationError::RevocationUnknown { .. })), "{dead}: {r:?}");
+        assert!(
+            matches!(r, Err(ValidationError::RevocationUnknown { .. })),
+            "{dead}: {r:?}"
+        );
     }
 
     let off = pki.anchors(RevocationMode::Off);

@@ -302,8 +302,15 @@ fn revocation_modes() {
     let (_d, store) = open_with(certstore::RevocationMode::SoftFail);
     let v = validate(&store, "partner/alice.pem").unwrap();
     assert_eq!(v.revocation_unknown.len(), 1, "{:?}", v.revocation_unknown);
-    assert!(v.revocation_unknown[0].contains("Intermediate"), "{:?}", v.revocation_unknown);
-    assert_eq!(validate(&store, "partner/revoked.pem").unwrap_err(), ValidationError::Revoked);
+    assert!(
+        v.revocation_unknown[0].contains("Intermediate"),
+        "{:?}",
+        v.revocation_unknown
+    );
+    assert_eq!(
+        validate(&store, "partner/revoked.pem").unwrap_err(),
+        ValidationError::Revoked
+    );
 
     // Hard-fail: the intermediate's unknown status refuses the path.
     let (_d, store) = open_with(certstore::RevocationMode::HardFail);

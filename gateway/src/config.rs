@@ -614,7 +614,9 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             .map(|oid| {
                 let dotted = !oid.is_empty()
                     && oid.split('.').count() >= 2
-                    && oid.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+                    && oid
+                        .split('.')
+                        .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
                 if dotted {
                     Ok(oid)
                 } else {

@@ -64,7 +64,11 @@ fn bad_trust_configuration_is_an_error() {
 fn system_trust_is_opt_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    assert_eq!(store.inner.trust.anchor_count(), 0, "explicit anchors only by default");
+    assert_eq!(
+        store.inner.trust.anchor_count(),
+        0,
+        "explicit anchors only by default"
+    );
     drop(store);
     let config = StoreConfig {
         use_system_trust: true,
