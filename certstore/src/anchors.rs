@@ -35,7 +35,19 @@ impl TrustAnchors {
 
     /// Validate `cert_der` (intermediates may come from the message) under the certstore's
     /// partner-certificate policy; `address`, when given, must be named by the certificate.
+    /// keyUsage is checked for either purpose; see [`Self::validate_for`].
     pub fn validate(
+        &self,
+        cert_der: &[u8],
+        intermediates: &[Vec<u8>],
+        address: Option<&str>,
+        now: SystemTime,
+    ) -> Result<ValidatedCertificate, ValidationError> {
+        self.validate_for(cert_der, intermediates, address, KeyPurpose::Any, now)
+    }
+
+    /// As [`Self::validate`], with keyUsage checked for `purpose`.
+    pub fn validate_for(
         &self,
         cert_der: &[u8],
         intermediates: &[Vec<u8>],

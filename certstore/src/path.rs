@@ -339,10 +339,7 @@ pub(crate) fn validate_path(
                 .chain()
                 .map(|s| s.iter().map(|x| x.to_owned()).collect::<Vec<X509>>())
                 .unwrap_or_default();
-            let failing = c
-                .current_cert()
-                .map(|x| subject_text(x))
-                .unwrap_or_default();
+            let failing = c.current_cert().map(subject_text).unwrap_or_default();
             Ok((ok, c.error(), c.error_depth(), chain, failing))
         })
         .map_err(chain_error)?;

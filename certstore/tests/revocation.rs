@@ -289,7 +289,7 @@ fn check(
     pki: &Pki,
     name: &str,
 ) -> Result<certstore::ValidatedCertificate, ValidationError> {
-    anchors.validate(
+    anchors.validate_for(
         &pki.der(&format!("{name}.pem")),
         &[],
         Some(&format!("{name}@partner.example")),

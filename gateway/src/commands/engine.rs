@@ -388,7 +388,7 @@ fn evaluate_trust(
     }
     let anchors = certstore::TrustAnchors::from_files(ca, crl).context("loading trust anchors")?;
     Ok(
-        match anchors.validate(
+        match anchors.validate_for(
             signer,
             &intermediates,
             address,
