@@ -2,7 +2,8 @@
 //! distribution points and OCSP (RFC 6960) from their AIA. `http://` only (RFC 5280 §4.2.1.13
 //! and RFC 6960 use plain HTTP; the data is signed). Every fetch is bounded in size and time,
 //! and answers are cached: CRLs until their nextUpdate, OCSP answers until theirs, failures for
-//! [`RETRY_AFTER_FAILURE`] so an unreachable source does not delay every message.
+//! [`RETRY_AFTER_FAILURE`] so an unreachable source does not delay every message. A background
+//! thread fetches each cached CRL's successor shortly before its nextUpdate.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,6 +35,10 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
 /// An OCSP answer without nextUpdate is reused this long.
 const OCSP_DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 const MAX_CACHE_ENTRIES: usize = 10_000;
+/// How often the background refresher looks at the cache, and how long before a CRL's
+/// nextUpdate it fetches the next one (so no message waits for it).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+const REFRESH_AHEAD: Duration = Duration::from_secs(600);
 /// Clock skew tolerated on OCSP thisUpdate/nextUpdate.
 const OCSP_LEEWAY_SECS: u32 = 300;
 
@@ -184,6 +189,38 @@ impl RevocationFetcher {
         }
         cache.insert(url.to_string(), entry);
         crl
+    }
+
+    /// Fetches again the cached CRLs whose nextUpdate is less than `ahead` away (or past),
+    /// failures waiting out their retry time. Returns how many were fetched.
+    pub fn refresh_due(&self, ahead: Duration) -> usize {
+        let now = SystemTime::now();
+        let due: Vec<(String, Option<Arc<X509Crl>>)> = lock(&self.crls)
+            .iter()
+            .filter(|(_, e)| e.crl.is_some() && e.fresh_until <= now + ahead && now >= e.retry_at)
+            .map(|(url, e)| (url.clone(), e.crl.clone()))
+            .collect();
+        for (url, old) in &due {
+            self.refresh_crl(url, old.clone(), Instant::now() + FETCH_TIMEOUT);
+        }
+        due.len()
+    }
+
+    /// Refreshes cached CRLs every [`REFRESH_INTERVAL`] until the fetcher is dropped.
+    pub fn start_background_refresh(fetcher: &Arc<RevocationFetcher>) {
+        let weak = Arc::downgrade(fetcher);
+        let spawned = std::thread::Builder::new()
+            .name("crl-refresh".into())
+            .spawn(move || loop {
+                std::thread::sleep(REFRESH_INTERVAL);
+                let Some(fetcher) = weak.upgrade() else {
+                    return;
+                };
+                fetcher.refresh_due(REFRESH_AHEAD);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no background CRL refresh: {e}");
+        }
     }
 
     /// The OCSP status of `cert` (issued by `issuer`) from `url`, cached.
@@ -369,3 +406,6 @@ fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, St
     }
     Ok(body.to_vec())
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use openssl::x509::{X509Crl, X509};
@@ -30,7 +31,7 @@ pub(crate) struct TrustStore {
     crls: Vec<X509Crl>,
     revocation: RevocationMode,
     required_policies: Vec<String>,
-    fetcher: Option<RevocationFetcher>,
+    fetcher: Option<Arc<RevocationFetcher>>,
     parsed: ParsedCache,
 }
 
@@ -46,7 +47,13 @@ impl TrustStore {
         let mut store = TrustStore {
             revocation: config.revocation,
             required_policies: config.required_policies.clone(),
-            fetcher: config.fetch_revocation.then(RevocationFetcher::default),
+            fetcher: (config.fetch_revocation && config.revocation != RevocationMode::Off).then(
+                || {
+                    let fetcher = Arc::new(RevocationFetcher::default());
+                    RevocationFetcher::start_background_refresh(&fetcher);
+                    fetcher
+                },
+            ),
             ..TrustStore::default()
         };
         for oid in &store.required_policies {
@@ -137,7 +144,7 @@ impl TrustStore {
             intermediates: &self.intermediates,
             crls: &self.crls,
             revocation: self.revocation,
-            fetcher: self.fetcher.as_ref(),
+            fetcher: self.fetcher.as_deref(),
             parsed: &self.parsed,
             required_policies: &self.required_policies,
             now,
