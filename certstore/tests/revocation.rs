@@ -3,6 +3,8 @@
 //! nobody listens on (unreachable). The PKI is made with the openssl CLI in a temporary
 //! directory.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,20 +14,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use certstore::{KeyPurpose, RevocationMode, StoreConfig, TrustAnchors, ValidationError};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use certstore::{KeyPurpose, RevocationMode, TrustAnchors, ValidationError};
+use common::pki::Pki;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -137,153 +127,6 @@ impl Drop for OcspResponder {
     }
 }
 
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn der(&self, name: &str) -> Vec<u8> {
-        let pem = std::fs::read(self.path(name)).unwrap();
-        openssl::x509::X509::from_pem(&pem)
-            .unwrap()
-            .to_der()
-            .unwrap()
-    }
-
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::create_dir(d.join("new")).unwrap();
-        std::fs::write(d.join("index.txt"), "").unwrap();
-        std::fs::write(d.join("serial"), "1000\n").unwrap();
-        std::fs::write(d.join("crlnumber"), "1000\n").unwrap();
-        std::fs::write(
-            d.join("ca.cnf"),
-            "[ca]\ndefault_ca = ca_default\n[ca_default]\ndir = .\ndatabase = ./index.txt\n\
-             new_certs_dir = ./new\ncertificate = ./root.pem\nprivate_key = ./root.key\n\
-             serial = ./serial\ncrlnumber = ./crlnumber\ndefault_md = sha256\ndefault_days = 30\n\
-             default_crl_days = 7\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n",
-        )
-        .unwrap();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "root.key",
-                "-out",
-                "root.pem",
-                "-subj",
-                "/CN=Revocation Test Root",
-                "-days",
-                "30",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out",
-                "leaf.csr", "-subj", "/CN=leaf",
-            ],
-        );
-        Pki { dir }
-    }
-
-    /// A partner certificate `name.pem` with the given revocation pointers.
-    fn issue(&self, name: &str, pointers: &str) {
-        let ext = format!(
-            "[leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\n\
-             extendedKeyUsage = emailProtection\nsubjectAltName = email:{name}@partner.example\n{pointers}\n"
-        );
-        let ext_file = format!("{name}.ext");
-        std::fs::write(self.path(&ext_file), ext).unwrap();
-        openssl(
-            self.dir.path(),
-            &[
-                "ca",
-                "-config",
-                "ca.cnf",
-                "-batch",
-                "-notext",
-                "-in",
-                "leaf.csr",
-                "-subj",
-                &format!("/CN={name}"),
-                "-extfile",
-                &ext_file,
-                "-extensions",
-                "leaf",
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
-    }
-
-    fn revoke(&self, name: &str) {
-        openssl(
-            self.dir.path(),
-            &[
-                "ca",
-                "-config",
-                "ca.cnf",
-                "-batch",
-                "-revoke",
-                &format!("{name}.pem"),
-            ],
-        );
-    }
-
-    fn publish_crl(&self) {
-        let d = self.dir.path();
-        openssl(
-            d,
-            &[
-                "ca",
-                "-config",
-                "ca.cnf",
-                "-batch",
-                "-gencrl",
-                "-out",
-                "ca.crl.pem",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "crl",
-                "-in",
-                "ca.crl.pem",
-                "-outform",
-                "DER",
-                "-out",
-                "ca.crl",
-            ],
-        );
-    }
-
-    fn anchors(&self, revocation: RevocationMode) -> TrustAnchors {
-        TrustAnchors::from_config(&StoreConfig {
-            trust_anchor_files: vec![self.path("root.pem")],
-            revocation,
-            fetch_revocation: true,
-            ..StoreConfig::default()
-        })
-        .unwrap()
-    }
-}
-
 fn check(
     anchors: &TrustAnchors,
     pki: &Pki,
@@ -300,18 +143,22 @@ fn check(
 
 #[test]
 fn crl_distribution_points_and_ocsp() {
-    let pki = Pki::new();
+    let pki = Pki::new(&[]);
     let crl_server = CrlServer::start(pki.path("ca.crl"));
     let ocsp_port = free_port();
     let (dead_crl, dead_ocsp) = (free_port(), free_port());
     let crl_dp = |port: u16| format!("crlDistributionPoints = URI:http://127.0.0.1:{port}/ca.crl");
     let aia = |port: u16| format!("authorityInfoAccess = OCSP;URI:http://127.0.0.1:{port}/");
-    pki.issue("crlgood", &crl_dp(crl_server.port));
-    pki.issue("crlrevoked", &crl_dp(crl_server.port));
-    pki.issue("ocspgood", &aia(ocsp_port));
-    pki.issue("ocsprevoked", &aia(ocsp_port));
-    pki.issue("crldead", &crl_dp(dead_crl));
-    pki.issue("ocspdead", &aia(dead_ocsp));
+    let issue = |name: &str, pointers: String| {
+        let san = format!("subjectAltName = email:{name}@partner.example\n{pointers}");
+        pki.issue(name, &format!("/CN={name}"), &san);
+    };
+    issue("crlgood", crl_dp(crl_server.port));
+    issue("crlrevoked", crl_dp(crl_server.port));
+    issue("ocspgood", aia(ocsp_port));
+    issue("ocsprevoked", aia(ocsp_port));
+    issue("crldead", crl_dp(dead_crl));
+    issue("ocspdead", aia(dead_ocsp));
     pki.revoke("crlrevoked");
     pki.revoke("ocsprevoked");
     pki.publish_crl();

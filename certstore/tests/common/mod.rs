@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::PathBuf;
 use std::time::SystemTime;
 
