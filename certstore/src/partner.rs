@@ -283,10 +283,20 @@ impl Store {
             capture.seen_at,
         );
         let (status, chain) = match validation {
-            Ok(v) => (
-                ValidationStatus::Valid,
-                v.chain_der.into_iter().skip(1).collect(),
-            ),
+            Ok(v) => {
+                // Soft-fail: accepted; the operator learns what could not be checked.
+                if !v.revocation_unknown.is_empty() {
+                    tracing::warn!(
+                        %address,
+                        unknown = %v.revocation_unknown.join("; "),
+                        "partner certificate accepted with revocation status unknown"
+                    );
+                }
+                (
+                    ValidationStatus::Valid,
+                    v.chain_der.into_iter().skip(1).collect(),
+                )
+            }
             Err(e) => (
                 ValidationStatus::Refused(e),
                 capture
