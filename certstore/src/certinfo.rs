@@ -182,7 +182,8 @@ impl ParsedCert {
             .map(|ski| ski.0.as_bytes().to_vec()))
     }
 
-    /// Whether keyUsage/extendedKeyUsage allow S/MIME. Absent extensions mean "any use".
+    /// Whether keyUsage/extendedKeyUsage allow S/MIME for `purpose`. Absent extensions mean
+    /// "any use".
     pub fn permits_email_protection(
         &self,
         purpose: crate::validate::KeyPurpose,
