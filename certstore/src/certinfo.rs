@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
+use rsa::{BigUint, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
@@ -84,7 +84,6 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 pub(crate) struct ParsedCert {
     pub der: Vec<u8>,
     pub cert: Certificate,
-    pub tbs_der: Vec<u8>,
     pub subject_der: Vec<u8>,
     pub issuer_der: Vec<u8>,
     pub fingerprint: String,
@@ -93,8 +92,6 @@ pub(crate) struct ParsedCert {
 impl ParsedCert {
     pub fn parse(der: &[u8]) -> Result<ParsedCert, String> {
         let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
-        // der refuses non-canonical input, so re-encoding reproduces the signed bytes.
-        let tbs_der = cert.tbs_certificate.to_der().map_err(|e| e.to_string())?;
         let subject_der = cert
             .tbs_certificate
             .subject
@@ -109,7 +106,6 @@ impl ParsedCert {
             der: der.to_vec(),
             fingerprint: sha256_hex(der),
             cert,
-            tbs_der,
             subject_der,
             issuer_der,
         })
@@ -186,13 +182,21 @@ impl ParsedCert {
             .map(|ski| ski.0.as_bytes().to_vec()))
     }
 
-    /// Whether keyUsage/extendedKeyUsage allow S/MIME. Absent extensions mean "any use".
-    pub fn permits_email_protection(&self) -> Result<bool, String> {
+    /// Whether keyUsage/extendedKeyUsage allow S/MIME for `purpose`. Absent extensions mean
+    /// "any use".
+    pub fn permits_email_protection(
+        &self,
+        purpose: crate::validate::KeyPurpose,
+    ) -> Result<bool, String> {
+        use crate::validate::KeyPurpose;
         if let Some(ku) = self.key_usage()? {
-            let allowed = KeyUsages::DigitalSignature
-                | KeyUsages::NonRepudiation
-                | KeyUsages::KeyEncipherment
-                | KeyUsages::KeyAgreement;
+            let signing = KeyUsages::DigitalSignature | KeyUsages::NonRepudiation;
+            let encryption = KeyUsages::KeyEncipherment | KeyUsages::KeyAgreement;
+            let allowed = match purpose {
+                KeyPurpose::Sign => signing,
+                KeyPurpose::Encrypt => encryption,
+                KeyPurpose::Any => signing | encryption,
+            };
             if (ku.0 & allowed).is_empty() {
                 return Ok(false);
             }
@@ -226,12 +230,6 @@ impl ParsedCert {
         Ok(true)
     }
 
-    pub fn path_len_constraint(&self) -> Result<Option<u8>, String> {
-        Ok(self
-            .basic_constraints()?
-            .and_then(|bc| bc.path_len_constraint))
-    }
-
     /// E-mail addresses named by the certificate: SAN rfc822Names, else the subject's
     /// emailAddress attributes (legacy). Normalised; unparseable ones are kept as written.
     pub fn email_addresses(&self) -> Result<Vec<String>, String> {
@@ -262,13 +260,6 @@ impl ParsedCert {
 
     pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
         &self.cert.signature_algorithm
-    }
-
-    pub fn signature_bytes(&self) -> Result<&[u8], String> {
-        self.cert
-            .signature
-            .as_bytes()
-            .ok_or_else(|| "signature has unused bits".to_string())
     }
 }
 
@@ -398,64 +389,4 @@ fn classify_pss(alg: &AlgorithmIdentifierOwned) -> SigAlg {
         hash,
         salt_len: usize::from(p.salt_len),
     }
-}
-
-/// Verify `signature` over `data` with `key` by algorithm `alg`.
-pub(crate) fn verify_signature(
-    alg: &SigAlg,
-    key: &RsaPublicKey,
-    data: &[u8],
-    signature: &[u8],
-) -> Result<(), ()> {
-    fn digest<D: Digest>(data: &[u8]) -> Vec<u8> {
-        D::digest(data).to_vec()
-    }
-    let result = match alg {
-        SigAlg::Pkcs1(h) => match h {
-            HashAlg::Sha1 => key.verify(
-                Pkcs1v15Sign::new::<sha1::Sha1>(),
-                &digest::<sha1::Sha1>(data),
-                signature,
-            ),
-            HashAlg::Sha256 => key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &digest::<Sha256>(data),
-                signature,
-            ),
-            HashAlg::Sha384 => key.verify(
-                Pkcs1v15Sign::new::<sha2::Sha384>(),
-                &digest::<sha2::Sha384>(data),
-                signature,
-            ),
-            HashAlg::Sha512 => key.verify(
-                Pkcs1v15Sign::new::<sha2::Sha512>(),
-                &digest::<sha2::Sha512>(data),
-                signature,
-            ),
-        },
-        SigAlg::Pss { hash, salt_len } => match hash {
-            HashAlg::Sha1 => key.verify(
-                Pss::new_with_salt::<sha1::Sha1>(*salt_len),
-                &digest::<sha1::Sha1>(data),
-                signature,
-            ),
-            HashAlg::Sha256 => key.verify(
-                Pss::new_with_salt::<Sha256>(*salt_len),
-                &digest::<Sha256>(data),
-                signature,
-            ),
-            HashAlg::Sha384 => key.verify(
-                Pss::new_with_salt::<sha2::Sha384>(*salt_len),
-                &digest::<sha2::Sha384>(data),
-                signature,
-            ),
-            HashAlg::Sha512 => key.verify(
-                Pss::new_with_salt::<sha2::Sha512>(*salt_len),
-                &digest::<sha2::Sha512>(data),
-                signature,
-            ),
-        },
-        SigAlg::Refused(_) => return Err(()),
-    };
-    result.map_err(|_| ())
 }

@@ -105,6 +105,22 @@ pub enum ValidationError {
     ChainTooLong { max: usize },
     #[error("the certificate has been revoked by its issuer")]
     Revoked,
+    #[error("the certificate is a CA certificate, not an e-mail certificate")]
+    LeafIsCa,
+    #[error("the message offers more than {max} certificates for the path")]
+    TooManyCertificates { max: usize },
+    #[error(
+        "issuer {subject} in the chain is not allowed to vouch for this name (name constraints)"
+    )]
+    NameConstraintViolation { subject: String },
+    #[error("the certificate was not issued under an acceptable certificate policy")]
+    PolicyNotAcceptable,
+    #[error("{subject} in the chain has a critical extension that is not understood")]
+    UnknownCriticalExtension { subject: String },
+    #[error("the revocation status could not be established ({reason})")]
+    RevocationUnknown { reason: String },
+    #[error("the certificate chain is invalid: {reason}")]
+    PathInvalid { reason: String },
 }
 
 /// Why a domain name is refused.

@@ -12,10 +12,12 @@ mod domains;
 mod error;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod fetch;
 mod identity;
 mod internal;
 mod issue;
 mod partner;
+mod path;
 mod proxy_ca;
 pub mod store;
 pub mod trust;
@@ -31,6 +33,7 @@ pub use internal::{InternalAddresses, NotInternal};
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
 };
+pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};
 pub use store::{Store, StoreConfig};
-pub use validate::{ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};
+pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

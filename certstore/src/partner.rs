@@ -17,7 +17,7 @@ use crate::codec::{self, decode_record, encode_record, hexbytes};
 use crate::domains::normalise_address;
 use crate::error::{StoreError, ValidationError};
 use crate::store::Store;
-use crate::validate::{self, ValidatedCertificate};
+use crate::validate::{self, KeyPurpose, ValidatedCertificate};
 
 /// Captured certificates larger than this are refused outright (no real one comes close).
 pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
@@ -233,7 +233,32 @@ impl Store {
         address: Option<&str>,
         now: SystemTime,
     ) -> Result<ValidatedCertificate, ValidationError> {
-        validate::validate(&self.inner.trust, cert_der, intermediates, address, now)
+        self.validate_partner_certificate_for(
+            cert_der,
+            intermediates,
+            address,
+            KeyPurpose::Any,
+            now,
+        )
+    }
+
+    /// As [`Self::validate_partner_certificate`], with keyUsage checked for `purpose`.
+    pub fn validate_partner_certificate_for(
+        &self,
+        cert_der: &[u8],
+        intermediates: &[Vec<u8>],
+        address: Option<&str>,
+        purpose: KeyPurpose,
+        now: SystemTime,
+    ) -> Result<ValidatedCertificate, ValidationError> {
+        validate::validate(
+            &self.inner.trust,
+            cert_der,
+            intermediates,
+            address,
+            purpose,
+            now,
+        )
     }
 
     /// Validate and record a certificate seen in a verified signature. Refused certificates
@@ -258,10 +283,20 @@ impl Store {
             capture.seen_at,
         );
         let (status, chain) = match validation {
-            Ok(v) => (
-                ValidationStatus::Valid,
-                v.chain_der.into_iter().skip(1).collect(),
-            ),
+            Ok(v) => {
+                // Soft-fail: accepted; the operator learns what could not be checked.
+                if !v.revocation_unknown.is_empty() {
+                    tracing::warn!(
+                        %address,
+                        unknown = %v.revocation_unknown.join("; "),
+                        "partner certificate accepted with revocation status unknown"
+                    );
+                }
+                (
+                    ValidationStatus::Valid,
+                    v.chain_der.into_iter().skip(1).collect(),
+                )
+            }
             Err(e) => (
                 ValidationStatus::Refused(e),
                 capture
@@ -403,7 +438,15 @@ impl Store {
             .collect();
         candidates.sort_by_key(|r| Reverse((r.pinned, r.not_before, r.first_seen)));
         for r in candidates {
-            match self.validate_partner_certificate(&r.cert, &r.chain_der(), Some(&address), now) {
+            // The current certificate is the one mail is encrypted to.
+            let checked = self.validate_partner_certificate_for(
+                &r.cert,
+                &r.chain_der(),
+                Some(&address),
+                KeyPurpose::Encrypt,
+                now,
+            );
+            match checked {
                 Ok(_) => {
                     let mut c = r.to_public();
                     c.status = ValidationStatus::Valid;

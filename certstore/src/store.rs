@@ -21,10 +21,22 @@ use crate::trust::TrustStore;
 pub struct StoreConfig {
     /// PEM files of trusted CA certificates (each may hold several certificates).
     pub trust_anchor_files: Vec<PathBuf>,
-    /// Also trust the system store under `/etc/ssl/certs`.
+    /// Also trust the system store under `/etc/ssl/certs` (opt-in: it holds roots trusted for
+    /// TLS servers, not for e-mail).
     pub use_system_trust: bool,
+    /// PEM files of untrusted CA certificates to build paths through, besides those a
+    /// message carries (for partners whose mail omits its intermediates, or CRL issuers).
+    pub intermediate_files: Vec<PathBuf>,
     /// CRL files (PEM or DER) to honour.
     pub crl_files: Vec<PathBuf>,
+    /// What happens when a certificate's revocation status cannot be established.
+    pub revocation: crate::path::RevocationMode,
+    /// Fetch CRLs from the certificates' distribution points and ask their OCSP responders
+    /// (http:// only, bounded, cached). Off: only `crl_files` count.
+    pub fetch_revocation: bool,
+    /// Certificate policies (dotted OIDs) a partner certificate must be issued under;
+    /// empty = any policy.
+    pub required_policies: Vec<String>,
     /// Extra free-mail/ISP domains that can never be approved (`name.*` wildcards allowed).
     pub extra_freemail_domains: Vec<String>,
     /// Validity of issued proxy certificates, in days.
@@ -35,8 +47,12 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             trust_anchor_files: Vec::new(),
-            use_system_trust: true,
+            use_system_trust: false,
+            intermediate_files: Vec::new(),
             crl_files: Vec::new(),
+            revocation: crate::path::RevocationMode::default(),
+            fetch_revocation: true,
+            required_policies: Vec::new(),
             extra_freemail_domains: Vec::new(),
             proxy_cert_validity_days: 365,
         }

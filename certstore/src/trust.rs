@@ -1,44 +1,39 @@
-//! Trust anchors and CRLs, loaded once when the store opens.
+//! Trust anchors and CRLs, loaded once when the store opens, with the path-validation
+//! settings of `[trust]`. Validation itself is in [`crate::path`] (RFC 5280) and
+//! [`crate::validate`] (the S/MIME profile).
 //!
-//! Revocation: only CRLs named in the configuration are honoured. CRL distribution points
-//! in certificates are not fetched, and OCSP is not used. A CRL counts only if its signature
-//! verifies with the key of the issuer found in the certificate's chain; a CRL past its
-//! nextUpdate is still honoured (revocation is permanent), a bad-signature CRL is ignored.
+//! Revocation: configured CRL files are honoured (OpenSSL checks each CRL's signature, scope
+//! and freshness); see [`RevocationMode`] for what happens when no CRL applies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{PoisonError, RwLock};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use der::{Decode, Encode};
-use x509_cert::crl::CertificateList;
+use openssl::x509::{X509Crl, X509};
 
 use crate::certinfo::{pem_blocks, ParsedCert};
-use crate::error::StoreError;
+use crate::error::{StoreError, ValidationError};
+use crate::fetch::RevocationFetcher;
+use crate::path::{self, ParsedCache, PathSettings, RevocationMode, ValidatedPath};
 use crate::store::StoreConfig;
 
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const SYSTEM_DIR: &str = "/etc/ssl/certs";
 
-pub(crate) struct Crl {
-    pub issuer_der: Vec<u8>,
-    pub tbs_der: Vec<u8>,
-    pub list: CertificateList,
-    /// Revoked serial numbers (DER integer content bytes).
-    pub revoked: std::collections::HashSet<Vec<u8>>,
-}
-
 #[derive(Default)]
 pub(crate) struct TrustStore {
-    pub anchors: Vec<ParsedCert>,
-    by_subject: HashMap<Vec<u8>, Vec<usize>>,
-    pub crls: Vec<Crl>,
-    /// (child fingerprint, issuer fingerprint) pairs whose signature verified. A signature
-    /// over fixed bytes cannot stop verifying, and RSA verification dominates look-ups.
-    verified: RwLock<HashSet<(String, String)>>,
+    /// Without duplicates; parsed once, shared by reference count with each verification.
+    anchors: Vec<X509>,
+    anchor_fingerprints: HashSet<String>,
+    /// Untrusted CA certificates from the configuration (path material, not anchors).
+    intermediates: Vec<X509>,
+    crls: Vec<X509Crl>,
+    revocation: RevocationMode,
+    required_policies: Vec<String>,
+    fetcher: Option<Arc<RevocationFetcher>>,
+    parsed: ParsedCache,
 }
-
-/// Bound on the verified-signature cache; it is simply emptied when full.
-const VERIFIED_CACHE_MAX: usize = 100_000;
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io {
@@ -49,7 +44,25 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 impl TrustStore {
     pub fn load(config: &StoreConfig) -> Result<TrustStore, StoreError> {
-        let mut store = TrustStore::default();
+        let mut store = TrustStore {
+            revocation: config.revocation,
+            required_policies: config.required_policies.clone(),
+            fetcher: (config.fetch_revocation && config.revocation != RevocationMode::Off).then(
+                || {
+                    let fetcher = Arc::new(RevocationFetcher::default());
+                    RevocationFetcher::start_background_refresh(&fetcher);
+                    fetcher
+                },
+            ),
+            ..TrustStore::default()
+        };
+        for oid in &store.required_policies {
+            if const_oid::ObjectIdentifier::new(oid).is_err() {
+                return Err(StoreError::BadEncoding(format!(
+                    "required policy {oid:?} is not a dotted object identifier"
+                )));
+            }
+        }
         for path in &config.trust_anchor_files {
             // Configured files must be right: a typo must not silently trust nothing.
             let certs = read_certificates(path)?;
@@ -61,7 +74,17 @@ impl TrustStore {
             }
         }
         if config.use_system_trust {
+            tracing::warn!(
+                "trusting the operating system's CA bundle for partner certificates: it holds \
+                 roots trusted for TLS servers, not for e-mail"
+            );
             store.load_system();
+        }
+        for path in &config.intermediate_files {
+            for c in read_certificates(path)? {
+                let x = X509::from_der(&c.der).map_err(|e| io_err(path, e))?;
+                store.intermediates.push(x);
+            }
         }
         for path in &config.crl_files {
             store.crls.extend(read_crls(path)?);
@@ -75,18 +98,13 @@ impl TrustStore {
     }
 
     fn add_anchor(&mut self, cert: ParsedCert) {
-        if self
-            .anchors
-            .iter()
-            .any(|a| a.fingerprint == cert.fingerprint)
-        {
+        if !self.anchor_fingerprints.insert(cert.fingerprint.clone()) {
             return;
         }
-        self.by_subject
-            .entry(cert.subject_der.clone())
-            .or_default()
-            .push(self.anchors.len());
-        self.anchors.push(cert);
+        match X509::from_der(&cert.der) {
+            Ok(x) => self.anchors.push(x),
+            Err(e) => tracing::warn!(subject = %cert.subject(), "trust anchor skipped: {e}"),
+        }
     }
 
     /// System certificates are best effort: unreadable entries are skipped, not fatal.
@@ -114,34 +132,24 @@ impl TrustStore {
         }
     }
 
-    pub fn anchors_for(&self, subject_der: &[u8]) -> impl Iterator<Item = &ParsedCert> {
-        self.by_subject
-            .get(subject_der)
-            .into_iter()
-            .flatten()
-            .filter_map(|i| self.anchors.get(*i))
-    }
-
-    pub fn signature_known_good(&self, child_fp: &str, issuer_fp: &str) -> bool {
-        self.verified
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&(child_fp.to_string(), issuer_fp.to_string()))
-    }
-
-    pub fn remember_good_signature(&self, child_fp: &str, issuer_fp: &str) {
-        let mut set = self
-            .verified
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if set.len() >= VERIFIED_CACHE_MAX {
-            set.clear();
-        }
-        set.insert((child_fp.to_string(), issuer_fp.to_string()));
-    }
-
-    pub fn crls_for<'a>(&'a self, issuer_der: &'a [u8]) -> impl Iterator<Item = &'a Crl> + 'a {
-        self.crls.iter().filter(move |c| c.issuer_der == issuer_der)
+    /// RFC 5280 validation of `cert_der` against the configured anchors, CRLs and policies.
+    pub fn validate_path(
+        &self,
+        cert_der: &[u8],
+        offered: &[Vec<u8>],
+        now: SystemTime,
+    ) -> Result<ValidatedPath, ValidationError> {
+        let settings = PathSettings {
+            anchors: &self.anchors,
+            intermediates: &self.intermediates,
+            crls: &self.crls,
+            revocation: self.revocation,
+            fetcher: self.fetcher.as_deref(),
+            parsed: &self.parsed,
+            required_policies: &self.required_policies,
+            now,
+        };
+        path::validate_path(cert_der, offered, &settings)
     }
 }
 
@@ -162,7 +170,7 @@ pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<ParsedCert>, String
     }
 }
 
-fn read_crls(path: &Path) -> Result<Vec<Crl>, StoreError> {
+fn read_crls(path: &Path) -> Result<Vec<X509Crl>, StoreError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let ders: Vec<Vec<u8>> = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN ") => pem_blocks(text)
@@ -177,29 +185,6 @@ fn read_crls(path: &Path) -> Result<Vec<Crl>, StoreError> {
         return Err(io_err(path, "no CRL found"));
     }
     ders.iter()
-        .map(|der| parse_crl(der).map_err(|e| io_err(path, e)))
+        .map(|der| X509Crl::from_der(der).map_err(|e| io_err(path, format!("bad CRL: {e}"))))
         .collect()
-}
-
-pub(crate) fn parse_crl(der: &[u8]) -> Result<Crl, String> {
-    let list = CertificateList::from_der(der).map_err(|e| format!("bad CRL: {e}"))?;
-    let tbs_der = list.tbs_cert_list.to_der().map_err(|e| e.to_string())?;
-    let issuer_der = list
-        .tbs_cert_list
-        .issuer
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let revoked = list
-        .tbs_cert_list
-        .revoked_certificates
-        .iter()
-        .flatten()
-        .map(|r| r.serial_number.as_bytes().to_vec())
-        .collect();
-    Ok(Crl {
-        issuer_der,
-        tbs_der,
-        list,
-        revoked,
-    })
 }

@@ -6,8 +6,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use certstore::ValidationError;
-use common::build::{default_validity, key, leaf, leaf_pss, spki, sub_ca, subject_of, validity};
+use certstore::{KeyPurpose, ValidationError};
+use common::build::{
+    default_validity, key, leaf, leaf_pss, leaf_with_usage, spki, sub_ca, subject_of, validity,
+};
 use common::{der, intermediate, open};
 
 fn root_name() -> x509_cert::name::Name {
@@ -171,9 +173,10 @@ fn chain_too_long() {
 }
 
 #[test]
-fn wrong_issuer_key_is_bad_signature() {
+fn wrong_issuer_key_is_untrusted() {
     let (_d, store) = open();
-    // Claims the intermediate as issuer but is signed by another key.
+    // Claims the intermediate as issuer but is signed by another key, and its authority key
+    // identifier names that key: the intermediate is not its issuer, so no path exists.
     let cert = leaf(
         7300,
         "x@partner.example",
@@ -182,8 +185,142 @@ fn wrong_issuer_key_is_bad_signature() {
         spki(&key("partner/alice.key")),
     );
     let r = store.validate_partner_certificate(&cert, &[intermediate()], None, SystemTime::now());
-    assert!(
-        matches!(r, Err(ValidationError::BadSignature { .. })),
-        "{r:?}"
+    assert_eq!(r.unwrap_err(), ValidationError::Untrusted);
+}
+
+/// Issue 11, item 2: 24 look-alike CA certificates (12 "A issued by B", 12 "B issued by A",
+/// one key) made the old depth-first search try every ordering (9.5 s). The path search must
+/// stay bounded: one issuer is chosen per level, so the A-B-A-... loop ends at the depth
+/// bound, quickly.
+#[test]
+fn look_alike_cross_signed_cas_do_not_blow_up_the_path_search() {
+    let (_d, store) = open();
+    let k = key("ca/partner-intermediate.key");
+    let name = |cn: &str| <x509_cert::name::Name as std::str::FromStr>::from_str(cn).unwrap();
+    let (a, b) = (name("CN=Look-alike CA"), name("CN=Look-alike CA 2"));
+    let mut pool = Vec::new();
+    for i in 0..12 {
+        pool.push(sub_ca(
+            8000 + i,
+            "Look-alike CA",
+            &b,
+            &k,
+            spki(&k),
+            default_validity(),
+            None,
+        ));
+        pool.push(sub_ca(
+            8100 + i,
+            "Look-alike CA 2",
+            &a,
+            &k,
+            spki(&k),
+            default_validity(),
+            None,
+        ));
+    }
+    let cert = leaf(
+        8200,
+        "x@partner.example",
+        &a,
+        &k,
+        spki(&key("partner/alice.key")),
     );
+    let started = std::time::Instant::now();
+    let r = store.validate_partner_certificate(&cert, &pool, None, SystemTime::now());
+    let took = started.elapsed();
+    assert_eq!(r.unwrap_err(), ValidationError::ChainTooLong { max: 8 });
+    assert!(took < Duration::from_secs(2), "path search took {took:?}");
+
+    // The same noise next to the real intermediate does not hide the real path.
+    let real = leaf(
+        8301,
+        "x@partner.example",
+        &subject_of(&intermediate()),
+        &k,
+        spki(&key("partner/alice.key")),
+    );
+    pool.push(intermediate());
+    let started = std::time::Instant::now();
+    store
+        .validate_partner_certificate(&real, &pool, None, SystemTime::now())
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn too_many_offered_certificates_are_refused() {
+    let (_d, store) = open();
+    let pool = vec![intermediate(); certstore::MAX_OFFERED_CERTIFICATES + 1];
+    let r = store.validate_partner_certificate(
+        &der("partner/alice.pem"),
+        &pool,
+        None,
+        SystemTime::now(),
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        ValidationError::TooManyCertificates {
+            max: certstore::MAX_OFFERED_CERTIFICATES
+        }
+    );
+}
+
+#[test]
+fn key_usage_is_checked_by_purpose() {
+    let (_d, store) = open();
+    let ik = key("ca/partner-intermediate.key");
+    let sign_only = leaf_with_usage(
+        8400,
+        "s@partner.example",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&key("partner/alice.key")),
+        false,
+    );
+    let check = |purpose| {
+        store.validate_partner_certificate_for(
+            &sign_only,
+            &[intermediate()],
+            Some("s@partner.example"),
+            purpose,
+            SystemTime::now(),
+        )
+    };
+    check(KeyPurpose::Sign).unwrap();
+    check(KeyPurpose::Any).unwrap();
+    assert_eq!(
+        check(KeyPurpose::Encrypt).unwrap_err(),
+        ValidationError::UsageNotEmailProtection
+    );
+    // A normal leaf (digitalSignature + keyEncipherment) serves both.
+    let both = der("partner/alice.pem");
+    for purpose in [KeyPurpose::Sign, KeyPurpose::Encrypt] {
+        store
+            .validate_partner_certificate_for(
+                &both,
+                &[intermediate()],
+                None,
+                purpose,
+                SystemTime::now(),
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn ca_certificate_as_leaf_is_refused() {
+    let (_d, store) = open();
+    let ik = key("ca/partner-intermediate.key");
+    let ca = sub_ca(
+        8500,
+        "Some Sub CA",
+        &subject_of(&intermediate()),
+        &ik,
+        spki(&key("partner/alice.key")),
+        default_validity(),
+        None,
+    );
+    let r = store.validate_partner_certificate(&ca, &[intermediate()], None, SystemTime::now());
+    assert_eq!(r.unwrap_err(), ValidationError::LeafIsCa);
 }

@@ -278,3 +278,50 @@ fn error_messages_are_sentences() {
         assert!(s.starts_with("the "), "{s}");
     }
 }
+
+/// `[trust] revocation`: the fixture root publishes no CRL for the intermediate, the
+/// intermediate's CRL revokes trent.
+#[test]
+fn revocation_modes() {
+    let open_with = |revocation| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                revocation,
+                ..common::config()
+            },
+        )
+        .unwrap();
+        (dir, store)
+    };
+    let validate = |store: &Store, rel: &str| {
+        store.validate_partner_certificate(&der(rel), &[intermediate()], None, SystemTime::now())
+    };
+
+    // Soft-fail: accepted, and the verdict names what could not be checked.
+    let (_d, store) = open_with(certstore::RevocationMode::SoftFail);
+    let v = validate(&store, "partner/alice.pem").unwrap();
+    assert_eq!(v.revocation_unknown.len(), 1, "{:?}", v.revocation_unknown);
+    assert!(
+        v.revocation_unknown[0].contains("Intermediate"),
+        "{:?}",
+        v.revocation_unknown
+    );
+    assert_eq!(
+        validate(&store, "partner/revoked.pem").unwrap_err(),
+        ValidationError::Revoked
+    );
+
+    // Hard-fail: the intermediate's unknown status refuses the path.
+    let (_d, store) = open_with(certstore::RevocationMode::HardFail);
+    assert!(matches!(
+        validate(&store, "partner/alice.pem"),
+        Err(ValidationError::RevocationUnknown { .. })
+    ));
+
+    // Off: not even the CRL file is consulted.
+    let (_d, store) = open_with(certstore::RevocationMode::Off);
+    let v = validate(&store, "partner/revoked.pem").unwrap();
+    assert!(v.revocation_unknown.is_empty());
+}

@@ -184,7 +184,10 @@ struct RawOutbound {
 struct RawTrust {
     anchor_files: Option<Vec<PathBuf>>,
     use_system_store: Option<bool>,
+    intermediate_files: Option<Vec<PathBuf>>,
     crl_files: Option<Vec<PathBuf>>,
+    revocation: Option<certstore::RevocationMode>,
+    required_policies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,8 +282,13 @@ pub struct OutboundSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustSettings {
     pub anchor_files: Vec<PathBuf>,
+    /// Opt-in: the system bundle holds roots trusted for TLS servers, not for e-mail.
     pub use_system_store: bool,
+    pub intermediate_files: Vec<PathBuf>,
     pub crl_files: Vec<PathBuf>,
+    pub revocation: certstore::RevocationMode,
+    /// Dotted OIDs; empty = any policy.
+    pub required_policies: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -465,8 +473,11 @@ fn fallback_run_config(data_dir: &Path) -> Config {
         },
         trust: TrustSettings {
             anchor_files: Vec::new(),
-            use_system_store: true,
+            use_system_store: false,
+            intermediate_files: Vec::new(),
             crl_files: Vec::new(),
+            revocation: certstore::RevocationMode::default(),
+            required_policies: Vec::new(),
         },
         cert_query: CertQuerySettings {
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
@@ -698,8 +709,30 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let trust = TrustSettings {
         anchor_files: files("trust.anchor_files", t.anchor_files)?,
-        use_system_store: t.use_system_store.unwrap_or(true),
+        use_system_store: t.use_system_store.unwrap_or(false),
+        intermediate_files: files("trust.intermediate_files", t.intermediate_files)?,
         crl_files: files("trust.crl_files", t.crl_files)?,
+        revocation: t.revocation.unwrap_or_default(),
+        required_policies: t
+            .required_policies
+            .unwrap_or_default()
+            .into_iter()
+            .map(|oid| {
+                let dotted = !oid.is_empty()
+                    && oid.split('.').count() >= 2
+                    && oid
+                        .split('.')
+                        .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
+                if dotted {
+                    Ok(oid)
+                } else {
+                    Err(invalid(
+                        "trust.required_policies",
+                        format!("{oid:?} is not a dotted object identifier"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
     };
 
     let cert_query = CertQuerySettings {

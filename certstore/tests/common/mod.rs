@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -103,12 +105,24 @@ pub mod build {
         issuer_key: &RsaPrivateKey,
         spki: SubjectPublicKeyInfoOwned,
     ) -> Vec<u8> {
+        leaf_with_usage(serial, email, issuer, issuer_key, spki, true)
+    }
+
+    /// As [`leaf`]; without keyEncipherment the keyUsage allows signing only.
+    pub fn leaf_with_usage(
+        serial: u64,
+        email: &str,
+        issuer: &Name,
+        issuer_key: &RsaPrivateKey,
+        spki: SubjectPublicKeyInfoOwned,
+        key_encipherment: bool,
+    ) -> Vec<u8> {
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(issuer_key.clone());
         let mut b = CertificateBuilder::new(
             Profile::Leaf {
                 issuer: issuer.clone(),
                 enable_key_agreement: false,
-                enable_key_encipherment: true,
+                enable_key_encipherment: key_encipherment,
             },
             SerialNumber::from(serial),
             default_validity(),

@@ -66,8 +66,20 @@ pub struct VerifyArgs {
     /// Also check the signer certificate names this address (e.g. the From address).
     #[arg(long)]
     address: Option<String>,
+    /// soft-fail (unknown status accepted and reported), hard-fail, or off.
+    #[arg(long, default_value = "soft-fail", value_parser = parse_revocation)]
+    revocation: certstore::RevocationMode,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_revocation(text: &str) -> Result<certstore::RevocationMode, String> {
+    match text {
+        "soft-fail" => Ok(certstore::RevocationMode::SoftFail),
+        "hard-fail" => Ok(certstore::RevocationMode::HardFail),
+        "off" => Ok(certstore::RevocationMode::Off),
+        _ => Err("expected soft-fail, hard-fail or off".into()),
+    }
 }
 
 #[derive(Args)]
@@ -293,7 +305,14 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let trust = if args.ca.is_empty() {
         None
     } else {
-        Some(evaluate_trust(&opened, &args.ca, &[], &[], None)?)
+        Some(evaluate_trust(
+            &opened,
+            &args.ca,
+            &[],
+            &[],
+            certstore::RevocationMode::default(),
+            None,
+        )?)
     };
     emit(&report(&opened, trust), args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -322,6 +341,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             &args.ca,
             &args.untrusted,
             &args.crl,
+            args.revocation,
             args.address.as_deref(),
         )?),
         _ => None,
@@ -360,6 +380,7 @@ fn evaluate_trust(
     ca: &[PathBuf],
     untrusted: &[PathBuf],
     crl: &[PathBuf],
+    revocation: certstore::RevocationMode,
     address: Option<&str>,
 ) -> anyhow::Result<TrustView> {
     let Some(sig) = opened.signature() else {
@@ -386,15 +407,28 @@ fn evaluate_trust(
             intermediates.push(certs::to_der(&c)?);
         }
     }
-    let anchors = certstore::TrustAnchors::from_files(ca, crl).context("loading trust anchors")?;
+    let anchors = certstore::TrustAnchors::from_config(&certstore::StoreConfig {
+        trust_anchor_files: ca.to_vec(),
+        crl_files: crl.to_vec(),
+        revocation,
+        ..certstore::StoreConfig::default()
+    })
+    .context("loading trust anchors")?;
     Ok(
-        match anchors.validate(signer, &intermediates, address, SystemTime::now()) {
+        match anchors.validate_for(
+            signer,
+            &intermediates,
+            address,
+            certstore::KeyPurpose::Sign,
+            SystemTime::now(),
+        ) {
             Ok(v) => TrustView {
                 trusted: true,
                 reason: format!(
-                    "trusted: {} ({} certificates in the path)",
+                    "trusted: {} ({} certificates in the path){}",
                     v.subject,
-                    v.chain_der.len()
+                    v.chain_der.len(),
+                    revocation_note(&v.revocation_unknown)
                 ),
             },
             Err(e) => TrustView {
@@ -403,6 +437,15 @@ fn evaluate_trust(
             },
         },
     )
+}
+
+/// Soft-fail revocation says what it could not establish.
+fn revocation_note(unknown: &[String]) -> String {
+    if unknown.is_empty() {
+        String::new()
+    } else {
+        format!("; revocation status unknown: {}", unknown.join("; "))
+    }
 }
 
 pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {

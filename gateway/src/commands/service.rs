@@ -47,7 +47,11 @@ pub fn store_config(config: &Config) -> StoreConfig {
     StoreConfig {
         trust_anchor_files: config.trust.anchor_files.clone(),
         use_system_trust: config.trust.use_system_store,
+        intermediate_files: config.trust.intermediate_files.clone(),
         crl_files: config.trust.crl_files.clone(),
+        revocation: config.trust.revocation,
+        fetch_revocation: true,
+        required_policies: config.trust.required_policies.clone(),
         extra_freemail_domains: config.store.extra_freemail_domains.clone(),
         proxy_cert_validity_days: config.store.proxy_cert_validity_days,
     }

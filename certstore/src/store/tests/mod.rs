@@ -61,9 +61,20 @@ fn bad_trust_configuration_is_an_error() {
 }
 
 #[test]
-fn system_trust_loads_when_present() {
+fn system_trust_is_opt_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(
+        store.inner.trust.anchor_count(),
+        0,
+        "explicit anchors only by default"
+    );
+    drop(store);
+    let config = StoreConfig {
+        use_system_trust: true,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), config).unwrap();
     if std::path::Path::new("/etc/ssl/certs").exists() {
         assert!(store.inner.trust.anchor_count() > 10);
     }

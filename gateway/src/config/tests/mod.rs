@@ -27,7 +27,12 @@ fn minimal_file_gets_safe_defaults() {
         c.outbound.policy_without_certificate,
         PolicyWithoutCertificate::Refuse
     );
-    assert!(c.trust.use_system_store);
+    assert!(
+        !c.trust.use_system_store,
+        "explicit anchors only by default"
+    );
+    assert_eq!(c.trust.revocation, certstore::RevocationMode::SoftFail);
+    assert!(c.trust.required_policies.is_empty());
     assert_eq!(c.cert_query.rate_limit_per_hour, 5);
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:8025");
     assert_eq!(

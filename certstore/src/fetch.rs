@@ -1,0 +1,411 @@
+//! Revocation data from the network, as partners' CAs publish it: CRLs from the certificates'
+//! distribution points and OCSP (RFC 6960) from their AIA. `http://` only (RFC 5280 §4.2.1.13
+//! and RFC 6960 use plain HTTP; the data is signed). Every fetch is bounded in size and time,
+//! and answers are cached: CRLs until their nextUpdate, OCSP answers until theirs, failures for
+//! [`RETRY_AFTER_FAILURE`] so an unreachable source does not delay every message. A background
+//! thread fetches each cached CRL's successor shortly before its nextUpdate.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use foreign_types::ForeignTypeRef;
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::hash::MessageDigest;
+use openssl::ocsp::{
+    OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus,
+};
+use openssl::stack::Stack;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509Ref, X509};
+use openssl_sys as sys;
+
+/// Largest CRL or OCSP response accepted.
+pub const MAX_RESPONSE_BYTES: usize = 10 << 20;
+/// Connect + send + receive, per request.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// All fetches for one validation together.
+pub const VALIDATION_FETCH_BUDGET: Duration = Duration::from_secs(10);
+/// Distinct CRL URLs looked at per validation.
+const MAX_URLS_PER_VALIDATION: usize = 8;
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
+/// An OCSP answer without nextUpdate is reused this long.
+const OCSP_DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+const MAX_CACHE_ENTRIES: usize = 10_000;
+/// How often the background refresher looks at the cache, and how long before a CRL's
+/// nextUpdate it fetches the next one (so no message waits for it).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+const REFRESH_AHEAD: Duration = Duration::from_secs(600);
+/// Clock skew tolerated on OCSP thisUpdate/nextUpdate.
+const OCSP_LEEWAY_SECS: u32 = 300;
+
+extern "C" {
+    fn OCSP_request_add1_nonce(req: *mut sys::OCSP_REQUEST, val: *mut u8, len: i32) -> i32;
+    fn OCSP_check_nonce(req: *mut sys::OCSP_REQUEST, bs: *mut sys::OCSP_BASICRESP) -> i32;
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum OcspAnswer {
+    Good,
+    Revoked,
+    /// No answer that counts; the reason.
+    Unknown(String),
+}
+
+struct CrlEntry {
+    crl: Option<Arc<X509Crl>>,
+    fresh_until: SystemTime,
+    retry_at: SystemTime,
+}
+
+struct OcspEntry {
+    answer: OcspAnswer,
+    until: SystemTime,
+}
+
+#[derive(Default)]
+pub(crate) struct RevocationFetcher {
+    crls: Mutex<HashMap<String, CrlEntry>>,
+    ocsp: Mutex<HashMap<Vec<u8>, OcspEntry>>,
+}
+
+/// The http:// CRL distribution point URLs of `certs`, at most [`MAX_URLS_PER_VALIDATION`].
+pub(crate) fn crl_urls<'a>(certs: impl Iterator<Item = &'a X509Ref>) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for cert in certs {
+        let Some(points) = cert.crl_distribution_points() else {
+            continue;
+        };
+        for name in points
+            .iter()
+            .filter_map(|p| p.distpoint())
+            .filter_map(|d| d.fullname())
+            .flat_map(|names| names.iter())
+        {
+            if let Some(uri) = name.uri() {
+                if uri.starts_with("http://") && !urls.iter().any(|u| u == uri) {
+                    urls.push(uri.to_string());
+                }
+            }
+            if urls.len() >= MAX_URLS_PER_VALIDATION {
+                return urls;
+            }
+        }
+    }
+    urls
+}
+
+/// The first http:// OCSP responder of `cert`.
+pub(crate) fn ocsp_url(cert: &X509Ref) -> Option<String> {
+    let responders = cert.ocsp_responders().ok()?;
+    let url = responders
+        .iter()
+        .map(|s| s.to_string())
+        .find(|u| u.starts_with("http://"));
+    url
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// When `t` is, as a wall-clock time.
+fn system_time(t: &Asn1TimeRef) -> Option<SystemTime> {
+    let now = Asn1Time::days_from_now(0).ok()?;
+    let diff = now.diff(t).ok()?;
+    let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    let base = SystemTime::now();
+    if secs >= 0 {
+        base.checked_add(Duration::from_secs(secs.unsigned_abs()))
+    } else {
+        base.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
+impl RevocationFetcher {
+    /// CRLs for `urls`: cached ones still fresh, the others fetched now. A CRL whose refresh
+    /// fails is still returned (OpenSSL then reports it expired).
+    pub fn crls(&self, urls: &[String], deadline: Instant) -> Vec<Arc<X509Crl>> {
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for url in urls {
+            let (cached, due) = match lock(&self.crls).get(url) {
+                Some(e) => (
+                    e.crl.clone(),
+                    (e.crl.is_none() || now >= e.fresh_until) && now >= e.retry_at,
+                ),
+                None => (None, true),
+            };
+            let crl = if due && Instant::now() < deadline {
+                self.refresh_crl(url, cached, deadline)
+            } else {
+                cached
+            };
+            out.extend(crl);
+        }
+        out
+    }
+
+    fn refresh_crl(
+        &self,
+        url: &str,
+        old: Option<Arc<X509Crl>>,
+        deadline: Instant,
+    ) -> Option<Arc<X509Crl>> {
+        let now = SystemTime::now();
+        let fetched = http(url, None, deadline).and_then(|body| {
+            X509Crl::from_der(&body)
+                .or_else(|_| X509Crl::from_pem(&body))
+                .map_err(|e| format!("not a CRL: {e}"))
+        });
+        let entry = match fetched {
+            Ok(crl) => {
+                let fresh_until = crl
+                    .next_update()
+                    .and_then(system_time)
+                    .unwrap_or(now + RETRY_AFTER_FAILURE);
+                CrlEntry {
+                    crl: Some(Arc::new(crl)),
+                    fresh_until,
+                    retry_at: now,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(url, "CRL fetch failed: {e}");
+                CrlEntry {
+                    crl: old,
+                    fresh_until: now,
+                    retry_at: now + RETRY_AFTER_FAILURE,
+                }
+            }
+        };
+        let crl = entry.crl.clone();
+        let mut cache = lock(&self.crls);
+        if cache.len() >= MAX_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(url.to_string(), entry);
+        crl
+    }
+
+    /// Fetches again the cached CRLs whose nextUpdate is less than `ahead` away (or past),
+    /// failures waiting out their retry time. Returns how many were fetched.
+    pub fn refresh_due(&self, ahead: Duration) -> usize {
+        let now = SystemTime::now();
+        let due: Vec<(String, Option<Arc<X509Crl>>)> = lock(&self.crls)
+            .iter()
+            .filter(|(_, e)| e.crl.is_some() && e.fresh_until <= now + ahead && now >= e.retry_at)
+            .map(|(url, e)| (url.clone(), e.crl.clone()))
+            .collect();
+        for (url, old) in &due {
+            self.refresh_crl(url, old.clone(), Instant::now() + FETCH_TIMEOUT);
+        }
+        due.len()
+    }
+
+    /// Refreshes cached CRLs every [`REFRESH_INTERVAL`] until the fetcher is dropped.
+    pub fn start_background_refresh(fetcher: &Arc<RevocationFetcher>) {
+        let weak = Arc::downgrade(fetcher);
+        let spawned = std::thread::Builder::new()
+            .name("crl-refresh".into())
+            .spawn(move || loop {
+                std::thread::sleep(REFRESH_INTERVAL);
+                let Some(fetcher) = weak.upgrade() else {
+                    return;
+                };
+                fetcher.refresh_due(REFRESH_AHEAD);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("no background CRL refresh: {e}");
+        }
+    }
+
+    /// The OCSP status of `cert` (issued by `issuer`) from `url`, cached.
+    pub fn ocsp(
+        &self,
+        cert: &X509Ref,
+        issuer: &X509Ref,
+        url: &str,
+        deadline: Instant,
+    ) -> OcspAnswer {
+        let now = SystemTime::now();
+        let key = match cert.digest(MessageDigest::sha256()) {
+            Ok(d) => d.to_vec(),
+            Err(e) => return OcspAnswer::Unknown(e.to_string()),
+        };
+        if let Some(e) = lock(&self.ocsp).get(&key) {
+            if now < e.until {
+                return e.answer.clone();
+            }
+        }
+        if Instant::now() >= deadline {
+            return OcspAnswer::Unknown("time for revocation look-ups used up".into());
+        }
+        let (answer, until) = match query_ocsp(cert, issuer, url, deadline) {
+            Ok((answer, next_update)) => {
+                (answer, next_update.unwrap_or(now + OCSP_DEFAULT_LIFETIME))
+            }
+            Err(e) => (
+                OcspAnswer::Unknown(format!("OCSP {url}: {e}")),
+                now + RETRY_AFTER_FAILURE,
+            ),
+        };
+        let mut cache = lock(&self.ocsp);
+        if cache.len() >= MAX_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            OcspEntry {
+                answer: answer.clone(),
+                until,
+            },
+        );
+        answer
+    }
+}
+
+fn query_ocsp(
+    cert: &X509Ref,
+    issuer: &X509Ref,
+    url: &str,
+    deadline: Instant,
+) -> Result<(OcspAnswer, Option<SystemTime>), String> {
+    let err = |e: openssl::error::ErrorStack| e.to_string();
+    let id = || OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(err);
+    let mut request = OcspRequest::new().map_err(err)?;
+    request.add_id(id()?).map_err(err)?;
+    // SAFETY: valid request; NULL value = a random nonce of the default length.
+    if unsafe { OCSP_request_add1_nonce(request.as_ptr(), std::ptr::null_mut(), -1) } != 1 {
+        return Err("could not add a nonce".into());
+    }
+    let body = http(url, Some(&request.to_der().map_err(err)?), deadline)?;
+    let response = OcspResponse::from_der(&body).map_err(err)?;
+    if response.status() != OcspResponseStatus::SUCCESSFUL {
+        return Err(format!("responder status {}", response.status().as_raw()));
+    }
+    let basic = response.basic().map_err(err)?;
+    // SAFETY: both valid. 1 = nonces match, 2 = neither has one, -1 = the responder does not
+    // echo nonces (allowed: "where the responder supports it"); 0 or 3 = mismatch/injected.
+    let nonce = unsafe { OCSP_check_nonce(request.as_ptr(), basic.as_ptr()) };
+    if !matches!(nonce, 1 | 2 | -1) {
+        return Err("nonce mismatch".into());
+    }
+    // The responder is the issuing CA or a responder it delegated (checked by OpenSSL).
+    let mut store = X509StoreBuilder::new().map_err(err)?;
+    store.add_cert(issuer.to_owned()).map_err(err)?;
+    store
+        .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+        .map_err(err)?;
+    let store = store.build();
+    let mut certs: Stack<X509> = Stack::new().map_err(err)?;
+    certs.push(issuer.to_owned()).map_err(err)?;
+    basic
+        .verify(&certs, &store, OcspFlag::empty())
+        .map_err(|e| format!("response signature: {e}"))?;
+    let id = id()?;
+    let status = basic
+        .find_status(&id)
+        .ok_or("no status for the certificate")?;
+    status
+        .check_validity(OCSP_LEEWAY_SECS, None)
+        .map_err(|e| format!("stale response: {e}"))?;
+    // SAFETY: ASN1_GENERALIZEDTIME and ASN1_TIME are the same OpenSSL type (asn1_string_st).
+    let next_update = status
+        .next_update()
+        .and_then(|t| system_time(unsafe { Asn1TimeRef::from_ptr(t.as_ptr().cast()) }));
+    let answer = match status.status {
+        OcspCertStatus::GOOD => OcspAnswer::Good,
+        OcspCertStatus::REVOKED => OcspAnswer::Revoked,
+        _ => OcspAnswer::Unknown("the responder does not know the certificate".into()),
+    };
+    Ok((answer, next_update))
+}
+
+/// GET `url`, or POST `body` as an OCSP request, over HTTP/1.0; the 200 response's body.
+fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, String> {
+    let deadline = deadline.min(Instant::now() + FETCH_TIMEOUT);
+    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("bad host")?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, p.parse::<u16>().map_err(|_| "bad port")?),
+            None if after.is_empty() => (h, 80),
+            None => return Err("bad host".into()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "bad port")?),
+            None => (authority, 80),
+        }
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err("bad host".into());
+    }
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("host has no address")?;
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let mut stream = TcpStream::connect_timeout(&addr, remaining()).map_err(|e| e.to_string())?;
+    let mut request = match post {
+        None => format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+            .into_bytes(),
+        Some(body) => format!(
+            "POST {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/ocsp-request\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+    };
+    request.extend_from_slice(post.unwrap_or_default());
+    stream
+        .set_write_timeout(Some(remaining().max(Duration::from_millis(1))))
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&request).map_err(|e| e.to_string())?;
+    const MAX_HEADER: usize = 16 << 10;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let left = remaining();
+        if left.is_zero() {
+            return Err("timed out".into());
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if received.len() > MAX_RESPONSE_BYTES + MAX_HEADER {
+            return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+        }
+    }
+    let end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP header")?;
+    let header = String::from_utf8_lossy(received.get(..end).unwrap_or_default()).to_string();
+    let status = header.split_whitespace().nth(1).unwrap_or_default();
+    if status != "200" {
+        return Err(format!("HTTP status {status:?}"));
+    }
+    let body = received.get(end + 4..).unwrap_or_default();
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+    }
+    Ok(body.to_vec())
+}
+
+#[cfg(test)]
+mod tests;
