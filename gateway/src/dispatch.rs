@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use admin_api::Metrics;
+use admin_api::{CertQueryReply, CryptoFailure, Metrics};
 use certstore::Store;
 
 use crate::cert_query::{CertQuery, CertQueryOutcome, RateLimiter};
@@ -196,10 +196,10 @@ impl Shared {
         for rcpt in inbound {
             let result = inbound_pipeline.process(&rcpt, message, now);
             if result.outcome == "undecryptable" {
-                self.metrics.failure("decrypt", "undecryptable");
+                self.metrics.failure(CryptoFailure::Undecryptable);
             }
-            if let crate::inbound::SmimeResult::Fail { reason, .. } = &result.smime {
-                self.metrics.failure("verify", reason);
+            if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
+                self.metrics.failure(CryptoFailure::SignatureRejected);
             }
             // Recipients whose result is the same (the usual case: one decryption, same
             // headers) share one delivery and one copy of the message.
@@ -252,14 +252,14 @@ impl Shared {
                     kind,
                     reason,
                 } => {
-                    let outcome = match kind {
-                        crate::cert_query::ReplyKind::Certificate => "sent",
-                        crate::cert_query::ReplyKind::Refusal => "refused",
+                    let (reply, outcome) = match kind {
+                        crate::cert_query::ReplyKind::Certificate => (CertQueryReply::Sent, "sent"),
+                        crate::cert_query::ReplyKind::Refusal => (CertQueryReply::Refused, "refused"),
                     };
                     if let Some(reason) = reason {
                         tracing::info!(requester = %rcpt_to, %reason, "cert-query refused");
                     }
-                    self.metrics.cert_query_reply(outcome);
+                    self.metrics.cert_query_reply(reply);
                     plan.deliveries.push(Delivery {
                         hop: Hop::Outbound,
                         mail_from,
@@ -271,7 +271,7 @@ impl Shared {
                 }
                 CertQueryOutcome::NoReply { reason } => {
                     tracing::info!(%reason, "cert-query not answered");
-                    self.metrics.cert_query_reply("not-answered");
+                    self.metrics.cert_query_reply(CertQueryReply::NotAnswered);
                     self.metrics.message("cert-query", "not-answered");
                 }
                 CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
@@ -311,7 +311,7 @@ impl Shared {
             {
                 Ok(s) => Some(Arc::new(s)),
                 Err(reason) => {
-                    self.metrics.failure("sign", "sign-failed");
+                    self.metrics.failure(CryptoFailure::SignFailed);
                     tracing::error!(%reason, "outbound signing failed");
                     plan.temporary.push(reason);
                     return;
@@ -347,7 +347,7 @@ impl Shared {
                         match crate::outbound::encrypt(&signed, &certificate, cipher) {
                             Ok(bytes) => Payload::ready(bytes),
                             Err(reason) => {
-                                self.metrics.failure("encrypt", "encrypt-failed");
+                                self.metrics.failure(CryptoFailure::EncryptFailed);
                                 plan.refused.push(Refusal {
                                     recipient: rcpt,
                                     enhanced: "5.7.1",
@@ -409,7 +409,7 @@ impl Shared {
             let bytes = match self.payload(&delivery.message).await {
                 Ok(b) => b,
                 Err(reason) => {
-                    self.metrics.failure("encrypt", "encrypt-failed");
+                    self.metrics.failure(CryptoFailure::EncryptFailed);
                     for rcpt in &delivery.recipients {
                         plan.refused.push(Refusal {
                             recipient: rcpt.clone(),
