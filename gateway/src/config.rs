@@ -175,6 +175,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields)]
 struct RawCertQuery {
     rate_limit_per_hour: Option<u32>,
+    global_rate_limit_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -255,6 +256,8 @@ pub struct TrustSettings {
 pub struct CertQuerySettings {
     /// Replies per sender address per hour.
     pub rate_limit_per_hour: u32,
+    /// Replies per hour to all senders together.
+    pub global_rate_limit_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +282,7 @@ const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 120;
 const DEFAULT_MAX_SESSIONS: usize = 100;
 const DEFAULT_HOP_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5;
+const DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR: u32 = 200;
 const DEFAULT_PROXY_CERT_VALIDITY_DAYS: u32 = 365;
 
 impl Config {
@@ -415,6 +419,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
         },
         cert_query: CertQuerySettings {
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
+            global_rate_limit_per_hour: DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR,
         },
         admin: AdminSettings {
             listen: sock(DEFAULT_ADMIN_LISTEN, 8025),
@@ -605,6 +610,19 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             0 => {
                 return Err(invalid(
                     "cert_query.rate_limit_per_hour",
+                    "must be greater than 0",
+                ))
+            }
+            n => n,
+        },
+        global_rate_limit_per_hour: match raw
+            .cert_query
+            .global_rate_limit_per_hour
+            .unwrap_or(DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR)
+        {
+            0 => {
+                return Err(invalid(
+                    "cert_query.global_rate_limit_per_hour",
                     "must be greater than 0",
                 ))
             }

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 use admin_api::{CertQueryReply, CryptoFailure, Metrics};
 use certstore::Store;
 
-use crate::cert_query::{CertQuery, CertQueryOutcome, RateLimiter};
+use crate::cert_query::{Allowance, CertQuery, CertQueryOutcome, RateLimiter};
 use crate::classify::{route, Route};
 use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
@@ -73,6 +73,8 @@ struct Plan {
     temporary: Vec<String>,
     /// cert-query requests answered (or deliberately not answered).
     handled_queries: usize,
+    /// The rate-limit slots of the cert-query reply, given back if it is not relayed.
+    cert_query_allowance: Option<Allowance>,
 }
 
 pub struct Gateway {
@@ -98,7 +100,10 @@ impl Gateway {
         let outbound_hop = config.outbound_hop();
         let mut tls_hop = outbound_hop.clone();
         tls_hop.tls = TlsMode::Required { verify: true };
-        let limiter = RateLimiter::new(config.cert_query.rate_limit_per_hour);
+        let limiter = RateLimiter::new(
+            config.cert_query.rate_limit_per_hour,
+            config.cert_query.global_rate_limit_per_hour,
+        );
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -251,10 +256,14 @@ impl Shared {
                     message,
                     kind,
                     reason,
+                    allowance,
                 } => {
+                    plan.cert_query_allowance = Some(allowance);
                     let (reply, outcome) = match kind {
                         crate::cert_query::ReplyKind::Certificate => (CertQueryReply::Sent, "sent"),
-                        crate::cert_query::ReplyKind::Refusal => (CertQueryReply::Refused, "refused"),
+                        crate::cert_query::ReplyKind::Refusal => {
+                            (CertQueryReply::Refused, "refused")
+                        }
                     };
                     if let Some(reason) = reason {
                         tracing::info!(requester = %rcpt_to, %reason, "cert-query refused");
@@ -399,6 +408,15 @@ impl Shared {
         }
     }
 
+    /// A cert-query reply the next hop did not take was not sent: it must not count.
+    fn release_cert_query_allowance(&self, plan: &mut Plan, direction: &str) {
+        if direction == "cert-query" {
+            if let Some(allowance) = plan.cert_query_allowance.take() {
+                self.limiter.release(&allowance);
+            }
+        }
+    }
+
     /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
     async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
         let mut accepted = 0usize;
@@ -436,10 +454,12 @@ impl Shared {
                     }
                     RecipientOutcome::TempFailed(reply) => {
                         self.metrics.message(delivery.direction, "tempfail");
+                        self.release_cert_query_allowance(&mut plan, delivery.direction);
                         temporary.push(format!("{rcpt}: {}", reply.text));
                     }
                     RecipientOutcome::PermFailed(reply) => {
                         self.metrics.message(delivery.direction, "next-hop-refused");
+                        self.release_cert_query_allowance(&mut plan, delivery.direction);
                         // A refused cert-query reply must not bounce the request itself.
                         if delivery.direction != "cert-query" {
                             permanent.push((rcpt, reply));

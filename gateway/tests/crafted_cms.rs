@@ -124,9 +124,16 @@ fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
         key: &k,
     }];
     let err = decrypt(&msg, &keys).unwrap_err();
-    assert!(matches!(err, SmimeError::Ber(BerError::TooManyInSet { .. })));
+    assert!(matches!(
+        err,
+        SmimeError::Ber(BerError::TooManyInSet { .. })
+    ));
     // Debug build on a shared machine: still three orders of magnitude below the old cost.
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -149,7 +156,11 @@ fn a_thousand_unsorted_recipient_infos_are_read_without_sorting() {
     assert_eq!(opened.content, BODY);
     assert_eq!(opened.envelope.recipients.len(), ber::MAX_RECIPIENT_INFOS);
     // Sorted by `der`, this took about 45 s in a debug build.
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -176,13 +187,24 @@ fn other_sets_are_bounded_per_field() {
         (signed(1, ber::MAX_SIGNER_INFOS + 1), ber::MAX_SIGNER_INFOS),
     ] {
         let err = ber::normalise(&input).unwrap_err();
-        assert!(matches!(err, BerError::TooManyInSet { limit: l, .. } if l == limit), "{err}");
+        assert!(
+            matches!(err, BerError::TooManyInSet { limit: l, .. } if l == limit),
+            "{err}"
+        );
     }
 
     // A certificate (DER, not through any CMS parser) with one name component of many
     // attributes: refused before `der` sorts it.
-    let attribute = |i: u8| tlv(0x30, &[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, &[i])].concat());
-    let rdn: Vec<u8> = (0..=ber::MAX_SET_ELEMENTS as u8).rev().flat_map(attribute).collect();
+    let attribute = |i: u8| {
+        tlv(
+            0x30,
+            &[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, &[i])].concat(),
+        )
+    };
+    let rdn: Vec<u8> = (0..=ber::MAX_SET_ELEMENTS as u8)
+        .rev()
+        .flat_map(attribute)
+        .collect();
     let name = tlv(0x30, &tlv(0x31, &rdn));
     let cert = tlv(0x30, &tlv(0x30, &name));
     let err = certs::parse_certificate(&cert).unwrap_err();
@@ -236,7 +258,10 @@ fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
         recipients.push(real.recipient.to_der().unwrap());
         let err = decrypt(&real.with_recipients(&recipients), &keys).unwrap_err();
         assert!(matches!(err, SmimeError::DecryptionFailed), "{err}");
-        assert_eq!(counting.operations.load(Ordering::SeqCst), MAX_ATTEMPTS_PER_KEY);
+        assert_eq!(
+            counting.operations.load(Ordering::SeqCst),
+            MAX_ATTEMPTS_PER_KEY
+        );
 
         // A bogus copy ahead of the real one still decrypts, the content once.
         counting.operations.store(0, Ordering::SeqCst);
@@ -249,4 +274,3 @@ fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
         assert_eq!(counting.operations.load(Ordering::SeqCst), 2);
     }
 }
-

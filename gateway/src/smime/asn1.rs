@@ -6,8 +6,8 @@ use cms::enveloped_data::{EncryptedContentInfo, RecipientInfo};
 use cms::signed_data::{EncapsulatedContentInfo, SignerInfos};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{
-    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence,
-    Tag, Writer,
+    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
+    Writer,
 };
 use x509_cert::attr::Attributes;
 

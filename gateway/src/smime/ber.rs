@@ -262,8 +262,7 @@ impl Parser<'_> {
         };
         // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY }
         if let [oid, explicit] = *self.children(root) {
-            if let (Some(oid), [content]) = (self.primitive_content(oid), self.children(explicit))
-            {
+            if let (Some(oid), [content]) = (self.primitive_content(oid), self.children(explicit)) {
                 let fields = self.children(*content);
                 if oid == OID_ENVELOPED_DATA.as_bytes() || oid == OID_AUTH_ENVELOPED_DATA.as_bytes()
                 {

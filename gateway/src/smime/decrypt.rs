@@ -398,13 +398,12 @@ impl<'a> ContentKey<'a> {
                     ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
                         .map_err(|_| SmimeError::DecryptionFailed)?
                         .decrypt_in_place_detached(nonce, aad, content, tag),
-                    ContentCipher::Aes192Gcm => {
-                        aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(
-                            key,
-                        )
-                        .map_err(|_| SmimeError::DecryptionFailed)?
-                        .decrypt_in_place_detached(nonce, aad, content, tag)
-                    }
+                    ContentCipher::Aes192Gcm => aes_gcm::AesGcm::<
+                        aes::Aes192,
+                        aes_gcm::aead::consts::U12,
+                    >::new_from_slice(key)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_in_place_detached(nonce, aad, content, tag),
                     ContentCipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
                         .map_err(|_| SmimeError::DecryptionFailed)?
                         .decrypt_in_place_detached(nonce, aad, content, tag),
