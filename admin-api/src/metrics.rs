@@ -224,17 +224,11 @@ struct StoreFigures {
 }
 
 fn store_figures(store: &certstore::Store) -> Result<StoreFigures, certstore::StoreError> {
-    // certstore has no counting call, so this walks the indexes; fine at scrape intervals for
-    // the thousands of partners a gateway has.
-    let addresses = store.partner_addresses(None, 0, usize::MAX)?;
-    let mut partner_certificates = 0u64;
-    for a in &addresses {
-        partner_certificates += store.partner_history(a)?.len() as u64;
-    }
+    let partners = store.partner_counts();
     let proxies = store.proxy_addresses()?;
     Ok(StoreFigures {
-        partner_certificates,
-        partner_addresses: addresses.len() as u64,
+        partner_certificates: partners.certificates as u64,
+        partner_addresses: partners.addresses as u64,
         proxy_certificates: proxies.iter().map(|p| p.key_count as u64).sum(),
         proxy_addresses: proxies.len() as u64,
         approved_domains: store.domains()?.len() as u64,
