@@ -19,12 +19,12 @@ pub mod trust;
 pub mod validate;
 
 pub use anchors::TrustAnchors;
+pub use audit::MAX_AUDIT_ENTRIES;
 pub use audit::{AuditEntry, AuditKind};
 pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};
 pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
-pub use audit::MAX_AUDIT_ENTRIES;
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, PartnerCounts, ValidationStatus,
     MAX_CERTIFICATE_BYTES, MAX_CHAIN_KEPT, MAX_CHAIN_OFFERED, MAX_REFUSED_PER_ADDRESS,

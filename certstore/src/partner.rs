@@ -285,9 +285,14 @@ impl Store {
             capture.seen_at,
         );
         let (status, chain) = match validation {
-            Ok(v) => (ValidationStatus::Valid, v.chain_der.into_iter().skip(1)
-                .take(MAX_CHAIN_KEPT)
-                .collect()),
+            Ok(v) => (
+                ValidationStatus::Valid,
+                v.chain_der
+                    .into_iter()
+                    .skip(1)
+                    .take(MAX_CHAIN_KEPT)
+                    .collect(),
+            ),
             Err(e) => (
                 ValidationStatus::Refused(e),
                 offered.into_iter().take(MAX_CHAIN_KEPT).collect::<Vec<_>>(),

@@ -469,7 +469,13 @@ fn store_growth_from_outside_senders_is_bounded() {
         ))
         .unwrap();
     assert!(
-        matches!(out, CaptureOutcome::Stored { recorded: false, .. }),
+        matches!(
+            out,
+            CaptureOutcome::Stored {
+                recorded: false,
+                ..
+            }
+        ),
         "{out:?}"
     );
     assert!(store

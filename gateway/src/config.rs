@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::receive::ServerConfig;
+use crate::receive::{ServerConfig, SessionLimits};
 use crate::relay::{NextHop, TlsMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +141,11 @@ struct RawSmtp {
     max_sessions: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_session_secs: Option<u64>,
+    min_data_rate: Option<u64>,
+    max_commands_per_message: Option<usize>,
+    max_recipients: Option<usize>,
+    max_sessions_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +231,8 @@ pub struct SmtpSettings {
     pub max_sessions: usize,
     /// Certificate chain and key (PEM) for STARTTLS; both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Session lifetime, DATA rate, commands, recipients and sessions per client.
+    pub limits: SessionLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +344,7 @@ impl Config {
             command_timeout: self.smtp.command_timeout,
             tls: None,
             max_sessions: self.smtp.max_sessions,
+            limits: self.smtp.limits.clone(),
         }
     }
 
@@ -405,6 +413,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT_SECS),
             max_sessions: DEFAULT_MAX_SESSIONS,
             tls: None,
+            limits: SessionLimits::default(),
         },
         inbound: hop(DEFAULT_INBOUND_NEXT_HOP),
         outbound: OutboundSettings {
@@ -503,6 +512,39 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
 
     // [smtp]
     let s = raw.smtp;
+    let default_limits = SessionLimits::default();
+    let positive = |key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => Err(invalid(key, "must be greater than 0")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let limits = SessionLimits {
+        max_session_time: secs(
+            "smtp.max_session_secs",
+            s.max_session_secs
+                .unwrap_or(default_limits.max_session_time.as_secs()),
+        )?,
+        min_data_rate: match s.min_data_rate {
+            Some(0) => return Err(invalid("smtp.min_data_rate", "must be greater than 0")),
+            Some(n) => n,
+            None => default_limits.min_data_rate,
+        },
+        max_commands_per_message: positive(
+            "smtp.max_commands_per_message",
+            s.max_commands_per_message,
+            default_limits.max_commands_per_message,
+        )?,
+        max_recipients: positive(
+            "smtp.max_recipients",
+            s.max_recipients,
+            default_limits.max_recipients,
+        )?,
+        max_sessions_per_client: positive(
+            "smtp.max_sessions_per_client",
+            s.max_sessions_per_client,
+            default_limits.max_sessions_per_client,
+        )?,
+    };
     let smtp = SmtpSettings {
         listen: socket(
             "smtp.listen",
@@ -544,6 +586,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                 ))
             }
         },
+        limits,
     };
     if smtp.max_message_size > (1 << 30) {
         return Err(invalid("smtp.max_message_size", "must be at most 1 GiB"));

@@ -8,6 +8,7 @@
 
 mod conn;
 mod data;
+mod limits;
 mod session;
 mod tls;
 
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use limits::SessionLimits;
 pub use session::{valid_address, valid_domain};
 pub use tls::{load_server_tls, TlsSetupError};
 
@@ -201,6 +203,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Concurrent sessions; further connections get `421` and are closed.
     pub max_sessions: usize,
+    /// Session lifetime, DATA rate, commands, recipients, sessions per client.
+    pub limits: SessionLimits,
 }
 
 impl ServerConfig {
@@ -213,6 +217,7 @@ impl ServerConfig {
             command_timeout: Duration::from_secs(60),
             tls: None,
             max_sessions: 100,
+            limits: SessionLimits::default(),
         }
     }
 }
@@ -227,6 +232,7 @@ pub async fn serve<H: MessageHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
+    let per_client = Arc::new(limits::ClientSessions::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -251,17 +257,20 @@ pub async fn serve<H: MessageHandler>(
                 };
                 let _ = stream.set_nodelay(true);
                 let config = Arc::clone(&config);
-                match Arc::clone(&sessions).try_acquire_owned() {
-                    Ok(permit) => {
+                let slot = per_client.acquire(client.ip(), config.limits.max_sessions_per_client);
+                match (Arc::clone(&sessions).try_acquire_owned(), slot) {
+                    (Ok(permit), Some(slot)) => {
                         let handler = Arc::clone(&handler);
                         let stop = stop_rx.clone();
                         tasks.spawn(async move {
                             session::run(stream, client, &config, &*handler, stop).await;
                             drop(permit);
+                            drop(slot);
                         });
                     }
-                    Err(_) => {
-                        tracing::warn!(%client, "session limit reached, refusing connection");
+                    (_, slot) => {
+                        let why = if slot.is_some() { "session limit" } else { "per-client session limit" };
+                        tracing::warn!(%client, "{why} reached, refusing connection");
                         tasks.spawn(session::refuse_busy(stream, config));
                     }
                 }

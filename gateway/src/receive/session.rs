@@ -10,14 +10,13 @@ use tokio::sync::watch;
 
 use super::conn::{Conn, ConnError, Line};
 use super::data::DataReader;
+use super::limits::{LimitReached, SessionBudget};
 use super::{Envelope, MessageHandler, Reply, ServerConfig};
 
 /// Longest command line accepted (RFC 5321 says 512; extensions make lines longer).
 pub(crate) const MAX_COMMAND_LINE: usize = 4096;
 /// Error replies tolerated before the session is closed with 421.
 pub(crate) const MAX_BAD_COMMANDS: u32 = 10;
-/// Recipients per transaction (RFC 5321 requires at least 100).
-pub(crate) const MAX_RECIPIENTS: usize = 1000;
 
 struct Transaction {
     mail_from: String,
@@ -29,6 +28,7 @@ struct State {
     tx: Option<Transaction>,
     tls: bool,
     bad_commands: u32,
+    budget: SessionBudget,
 }
 
 enum Outcome {
@@ -67,6 +67,7 @@ pub(crate) async fn run<S, H>(
         tx: None,
         tls: false,
         bad_commands: 0,
+        budget: SessionBudget::new(),
     };
     let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
     if conn.queue(&greeting).await.is_err() {
@@ -104,6 +105,7 @@ pub(crate) async fn run<S, H>(
                 tx: None,
                 tls: true,
                 bad_commands: state.bad_commands,
+                budget: state.budget,
             };
             let _ = command_loop(&mut conn, &mut state, client, config, handler, &mut stop).await;
             let _ = conn.flush().await;
@@ -130,10 +132,11 @@ where
     H: MessageHandler,
 {
     loop {
-        let line = match conn
-            .read_line(MAX_COMMAND_LINE, config.idle_timeout, Some(stop))
-            .await
-        {
+        let wait = match state.budget.wait(&config.limits, config.idle_timeout) {
+            Ok(wait) => wait,
+            Err(limit) => return close_for_limit(conn, client, limit).await,
+        };
+        let line = match conn.read_line(MAX_COMMAND_LINE, wait, Some(stop)).await {
             Ok(Line::Complete(line)) => line,
             Ok(Line::TooLong) => {
                 if bad_command(conn, state, reply(500, "5.5.2", "Error: line too long"))
@@ -145,6 +148,9 @@ where
                 continue;
             }
             Err(ConnError::Timeout) => {
+                if let Err(limit) = state.budget.wait(&config.limits, config.idle_timeout) {
+                    return close_for_limit(conn, client, limit).await;
+                }
                 let r = reply(
                     421,
                     "4.4.2",
@@ -169,6 +175,9 @@ where
             }
         };
 
+        if let Err(limit) = state.budget.command(&config.limits) {
+            return close_for_limit(conn, client, limit).await;
+        }
         let parsed = Request::parse(&mut line.iter());
         let step = match parsed {
             Ok(request) => {
@@ -193,6 +202,17 @@ where
             Err(_) => return Outcome::Close,
         }
     }
+}
+
+/// Ends the session with 421 because a limit was reached.
+async fn close_for_limit<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    client: SocketAddr,
+    limit: LimitReached,
+) -> Outcome {
+    tracing::info!(%client, ?limit, "SMTP session limit reached");
+    let _ = conn.queue(&reply(421, "4.7.0", limit.text())).await;
+    Outcome::Close
 }
 
 enum Step {
@@ -367,7 +387,7 @@ where
             if address != "postmaster" && !valid_address(&address) {
                 return Step::Bad(reply(553, "5.1.3", "Error: bad recipient address syntax"));
             }
-            if tx.rcpt_to.len() >= MAX_RECIPIENTS {
+            if tx.rcpt_to.len() >= config.limits.max_recipients {
                 return Step::Reply(reply(452, "4.5.3", "Error: too many recipients"));
             }
             tx.rcpt_to.push(address);
@@ -438,25 +458,47 @@ where
     }
     let mut reader = DataReader::new(config.max_message_size);
     let mut message = Vec::new();
+    let data_started = std::time::Instant::now();
+    let mut received = 0usize;
     loop {
         if conn.has_buffered_input() {
             let (used, done) = reader.feed(conn.buffered(), &mut message);
             conn.consume(used);
+            received += used;
             if done {
                 break;
             }
         }
-        match conn.fill(config.command_timeout, None).await {
+        let data_wait = state.budget.data_wait(
+            &config.limits,
+            config.command_timeout,
+            data_started,
+            received,
+        );
+        let result = match data_wait {
+            Ok(wait) => conn.fill(wait, None).await,
+            Err(_) => Err(ConnError::Timeout),
+        };
+        match result {
             Ok(()) => {}
             Err(ConnError::Timeout) => {
-                let _ = conn
-                    .queue(&reply(421, "4.4.2", "Error: timeout exceeded during DATA"))
-                    .await;
+                let text = match state.budget.data_wait(
+                    &config.limits,
+                    config.command_timeout,
+                    data_started,
+                    received,
+                ) {
+                    Err(limit) => limit.text(),
+                    Ok(_) => "Error: timeout exceeded during DATA",
+                };
+                tracing::info!(%client, received, "DATA ended: {text}");
+                let _ = conn.queue(&reply(421, "4.4.2", text)).await;
                 return Step::Lost;
             }
             Err(_) => return Step::Lost,
         }
     }
+    state.budget.message_done();
     let Some(tx) = state.tx.take() else {
         return Step::Lost;
     };
