@@ -117,7 +117,7 @@ impl Store {
     /// Call after an entry was appended: now and then, drop the oldest beyond the bound.
     pub(crate) fn audit_appended(&self) -> Result<(), StoreError> {
         let appended = self.inner.audit_appends.fetch_add(1, Ordering::Relaxed);
-        if appended % TRIM_EVERY == 0 {
+        if appended.is_multiple_of(TRIM_EVERY) {
             self.trim_audit(MAX_AUDIT_ENTRIES)?;
         }
         Ok(())

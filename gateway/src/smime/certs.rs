@@ -18,7 +18,7 @@ pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate> {
         let start = text
             .find("-----BEGIN CERTIFICATE-----")
             .ok_or_else(|| SmimeError::Certificate("no CERTIFICATE PEM block".into()))?;
-        let (_, der) = der::pem::decode_vec(text[start..].as_bytes())
+        let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
             .map_err(|e| SmimeError::Certificate(e.to_string()))?;
         return parse_der_certificate(&der);
     }

@@ -374,7 +374,7 @@ impl<'a> ContentKey<'a> {
         match self {
             ContentKey::Cbc { iv } => {
                 const BLOCK: usize = 16;
-                if content.len() < BLOCK || content.len() % BLOCK != 0 {
+                if content.len() < BLOCK || !content.len().is_multiple_of(BLOCK) {
                     return Err(SmimeError::DecryptionFailed);
                 }
                 let last_at = content.len() - BLOCK;
