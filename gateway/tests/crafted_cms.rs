@@ -1,116 +1,24 @@
 //! Issue 11: crafted CMS that used to cost far more than an ordinary message of its size.
 
 mod common;
+mod crafted;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cms::content_info::ContentInfo;
-use cms::enveloped_data::{KeyTransRecipientInfo, RecipientInfo};
 use common::*;
-use der::asn1::{ObjectIdentifier, OctetString};
-use der::{Decode, Encode};
-use gateway::smime::algorithms::{DigestAlg, KeyTransport, OID_ENVELOPED_DATA};
-use gateway::smime::asn1::{AuthEnvelopedData, EnvelopedDataLenient};
+use crafted::{fake_recipients, real_message, tlv};
+use der::Encode;
+use gateway::smime::algorithms::{DigestAlg, KeyTransport};
 use gateway::smime::ber::{self, BerError};
 use gateway::smime::crypto::{KeyError, PrivateKeyOps, RsaCrateKey};
 use gateway::smime::decrypt::{decrypt, DecryptionKey, MAX_ATTEMPTS_PER_KEY};
 use gateway::smime::{certs, SmimeError};
 use zeroize::Zeroizing;
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend_from_slice(&bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A real message to `proxy/user.pem`, cut around its RecipientInfos SET.
-struct Real {
-    recipient: KeyTransRecipientInfo,
-    content_type: ObjectIdentifier,
-    /// The fields of the (Auth)EnvelopedData before and after the RecipientInfos.
-    before: Vec<u8>,
-    after: Vec<u8>,
-}
-
-fn real_message(cipher: &str) -> Real {
-    let der = openssl_ok(
-        &[
-            "cms",
-            "-encrypt",
-            cipher,
-            "-outform",
-            "DER",
-            &f("proxy/user.pem"),
-        ],
-        BODY,
-    );
-    let info = ContentInfo::from_der(&der).unwrap();
-    let recipients = if info.content_type == OID_ENVELOPED_DATA {
-        info.content
-            .decode_as::<EnvelopedDataLenient>()
-            .unwrap()
-            .recip_infos
-    } else {
-        info.content
-            .decode_as::<AuthEnvelopedData>()
-            .unwrap()
-            .recip_infos
-    };
-    let RecipientInfo::Ktri(recipient) = recipients.0[0].clone() else {
-        panic!("openssl wrote a key-transport recipient");
-    };
-    let fields = info.content.value();
-    let set = recipients.to_der().unwrap();
-    let at = fields.windows(set.len()).position(|w| w == set).unwrap();
-    Real {
-        recipient,
-        content_type: info.content_type,
-        before: fields[..at].to_vec(),
-        after: fields[at + set.len()..].to_vec(),
-    }
-}
-
-impl Real {
-    /// The same message with these recipients, in the order given.
-    fn with_recipients(&self, recipients: &[Vec<u8>]) -> Vec<u8> {
-        let set = tlv(0x31, &recipients.concat());
-        let env = tlv(0x30, &[&self.before[..], &set, &self.after].concat());
-        let oid = tlv(0x06, self.content_type.as_bytes());
-        tlv(0x30, &[oid, tlv(0xa0, &env)].concat())
-    }
-}
-
-/// The real recipient with a bogus encrypted key that sorts before any real one, in
-/// descending DER order (the worst case for an insertion sort).
-fn fake_recipients(real: &KeyTransRecipientInfo, count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .rev()
-        .map(|i| {
-            let mut fake = real.clone();
-            let mut key = vec![0u8; 256];
-            key[252..].copy_from_slice(&(i as u32).to_be_bytes());
-            fake.enc_key = OctetString::new(key).unwrap();
-            fake.to_der().unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
-    let real = real_message("-aes256");
+    let real = real_message("-aes256", BODY);
     let msg = real.with_recipients(&fake_recipients(&real.recipient, 8_000));
     let started = Instant::now();
     let err = ber::normalise(&msg).unwrap_err();
@@ -138,7 +46,7 @@ fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
 
 #[test]
 fn a_thousand_unsorted_recipient_infos_are_read_without_sorting() {
-    let real = real_message("-aes256");
+    let real = real_message("-aes256", BODY);
     let mut recipients = fake_recipients(&real.recipient, ber::MAX_RECIPIENT_INFOS - 1);
     recipients.insert(0, real.recipient.to_der().unwrap());
     let msg = real.with_recipients(&recipients);
@@ -244,7 +152,7 @@ impl PrivateKeyOps for CountingKey {
 fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
     let c = cert("proxy/user.pem");
     for cipher in ["-aes256", "-aes-128-gcm"] {
-        let real = real_message(cipher);
+        let real = real_message(cipher, BODY);
         let counting = CountingKey {
             inner: key("proxy/user.key"),
             operations: AtomicUsize::new(0),
