@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench -p gateway --bench engine
+cargo bench -p gateway --bench hostile
 if [ -f integration-tests/src/bin/e2e_bench.rs ]; then
   cargo build --release -p gateway --bin smime-gateway
   cargo run --release -p integration-tests --bin e2e_bench
@@ -17,6 +18,10 @@ fi
   echo "## Engine: decrypt+verify and sign+encrypt against \`openssl cms\`"
   echo
   cat bench/engine.md
+  echo
+  echo "## Hostile inputs: crafted message against an ordinary one of the same size"
+  echo
+  cat bench/hostile.md
   echo
   if [ -f bench/e2e.md ]; then
     echo "## End to end over SMTP"

@@ -28,7 +28,7 @@ mod routes;
 mod token;
 pub mod validate;
 
-pub use metrics::{Metrics, PROCESSING_BUCKETS};
+pub use metrics::{CertQueryReply, CryptoFailure, Metrics, PROCESSING_BUCKETS};
 pub use problem::Problem;
 pub use token::load_or_create_token;
 /// Re-exported so callers can build [`ApiState::token`] without depending on `zeroize`.

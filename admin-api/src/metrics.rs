@@ -1,8 +1,9 @@
 //! Counters shared with the SMTP gateway and their Prometheus text rendering.
 //!
 //! Recording is cheap and never blocks for long: labelled counters live in small maps behind
-//! a mutex held only for an increment; the histogram is lock-free atomics. Label sets are
-//! capped so a bug feeding free text as a label cannot grow memory without bound.
+//! a mutex held only for an increment; the histogram is lock-free atomics. Every label value
+//! comes from a closed set (an enum, or a `&'static str` written in the code), never from a
+//! message: a sender cannot create label values, so the maps stay small by construction.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,28 +15,72 @@ pub const PROCESSING_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// At most this many distinct label sets per metric; further ones count under `other`.
-const MAX_LABEL_SETS: usize = 256;
+/// A failed cryptographic operation, as counted: the operation and a reason from a closed set
+/// (the free-text reason goes to the log, not to a label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CryptoFailure {
+    /// An inbound message could not be decrypted.
+    Undecryptable,
+    /// An inbound signature did not verify or its certificate was refused.
+    SignatureRejected,
+    /// Signing an outbound message failed.
+    SignFailed,
+    /// Encrypting an outbound message failed.
+    EncryptFailed,
+}
 
-/// Counters keyed by label values.
+impl CryptoFailure {
+    pub const ALL: [CryptoFailure; 4] = [
+        Self::Undecryptable,
+        Self::SignatureRejected,
+        Self::SignFailed,
+        Self::EncryptFailed,
+    ];
+
+    fn labels(self) -> [&'static str; 2] {
+        match self {
+            Self::Undecryptable => ["decrypt", "undecryptable"],
+            Self::SignatureRejected => ["verify", "signature-rejected"],
+            Self::SignFailed => ["sign", "sign-failed"],
+            Self::EncryptFailed => ["encrypt", "encrypt-failed"],
+        }
+    }
+}
+
+/// What became of a cert-query request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertQueryReply {
+    /// The certificate was sent.
+    Sent,
+    /// A signed refusal was sent.
+    Refused,
+    /// No mail was sent (unsigned or unverifiable request, rate limit, nothing to send).
+    NotAnswered,
+}
+
+impl CertQueryReply {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Refused => "refused",
+            Self::NotAnswered => "not-answered",
+        }
+    }
+}
+
+/// Counters keyed by label values, all `'static`: written in the code, never taken from input.
 #[derive(Default)]
 struct LabelledCounter {
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
+    values: Mutex<BTreeMap<Vec<&'static str>, u64>>,
 }
 
 impl LabelledCounter {
-    fn inc(&self, labels: &[&str]) {
+    fn inc(&self, labels: &[&'static str]) {
         let mut map = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_string()).collect();
-        let key = if map.contains_key(&key) || map.len() < MAX_LABEL_SETS {
-            key
-        } else {
-            vec!["other".to_string(); labels.len()]
-        };
-        *map.entry(key).or_insert(0) += 1;
+        *map.entry(labels.to_vec()).or_insert(0) += 1;
     }
 
-    fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
+    fn snapshot(&self) -> Vec<(Vec<&'static str>, u64)> {
         let map = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         map.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
@@ -72,19 +117,19 @@ impl Metrics {
     }
 
     /// A message finished: `direction` inbound|outbound|cert-query, `outcome`
-    /// delivered|refused|tempfail|undecryptable|...
-    pub fn message(&self, direction: &str, outcome: &str) {
+    /// delivered|refused|tempfail|undecryptable|... (constants of the code, never input).
+    pub fn message(&self, direction: &'static str, outcome: &'static str) {
         self.messages.inc(&[direction, outcome]);
     }
 
-    /// A cryptographic operation failed: `operation` decrypt|verify|sign|encrypt.
-    pub fn failure(&self, operation: &str, reason: &str) {
-        self.failures.inc(&[operation, reason]);
+    /// A cryptographic operation failed.
+    pub fn failure(&self, failure: CryptoFailure) {
+        self.failures.inc(&failure.labels());
     }
 
-    /// A cert-query reply: `outcome` sent|refused|rate-limited.
-    pub fn cert_query_reply(&self, outcome: &str) {
-        self.cert_query_replies.inc(&[outcome]);
+    /// A cert-query request was answered (or deliberately not).
+    pub fn cert_query_reply(&self, outcome: CertQueryReply) {
+        self.cert_query_replies.inc(&[outcome.label()]);
     }
 
     /// Time spent processing one message. Negative or NaN values are ignored.
@@ -179,17 +224,11 @@ struct StoreFigures {
 }
 
 fn store_figures(store: &certstore::Store) -> Result<StoreFigures, certstore::StoreError> {
-    // certstore has no counting call, so this walks the indexes; fine at scrape intervals for
-    // the thousands of partners a gateway has.
-    let addresses = store.partner_addresses(None, 0, usize::MAX)?;
-    let mut partner_certificates = 0u64;
-    for a in &addresses {
-        partner_certificates += store.partner_history(a)?.len() as u64;
-    }
+    let partners = store.partner_counts();
     let proxies = store.proxy_addresses()?;
     Ok(StoreFigures {
-        partner_certificates,
-        partner_addresses: addresses.len() as u64,
+        partner_certificates: partners.certificates as u64,
+        partner_addresses: partners.addresses as u64,
         proxy_certificates: proxies.iter().map(|p| p.key_count as u64).sum(),
         proxy_addresses: proxies.len() as u64,
         approved_domains: store.domains()?.len() as u64,
@@ -254,7 +293,7 @@ fn counter(
     name: &str,
     help: &str,
     label_names: &[&str],
-    values: &[(Vec<String>, u64)],
+    values: &[(Vec<&'static str>, u64)],
 ) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");

@@ -89,8 +89,8 @@ async fn every_protected_route_refuses_missing_or_wrong_tokens() {
         .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
     }
-    // Nothing changed without the token.
-    assert!(env.store().domains().unwrap().is_empty());
+    // Nothing changed without the token (partner.example was approved for the capture).
+    assert_eq!(env.store().domains().unwrap().len(), 1);
     assert!(env.store().proxy_addresses().unwrap().is_empty());
 }
 
@@ -954,8 +954,12 @@ async fn metrics_render_counters_and_store_figures() {
         .ensure_proxy_identity("user@agency.example")
         .unwrap();
     env.state.metrics.message("inbound", "delivered");
-    env.state.metrics.failure("verify", "bad_signature");
-    env.state.metrics.cert_query_reply("sent");
+    env.state
+        .metrics
+        .failure(admin_api::CryptoFailure::SignatureRejected);
+    env.state
+        .metrics
+        .cert_query_reply(admin_api::CertQueryReply::Sent);
     env.state.metrics.processing_time(0.2);
     let r = env.get("/metrics").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -963,7 +967,7 @@ async fn metrics_render_counters_and_store_figures() {
     let text = r.text();
     for line in [
         "smime_gateway_messages_total{direction=\"inbound\",outcome=\"delivered\"} 1",
-        "smime_gateway_crypto_failures_total{operation=\"verify\",reason=\"bad_signature\"} 1",
+        "smime_gateway_crypto_failures_total{operation=\"verify\",reason=\"signature-rejected\"} 1",
         "smime_gateway_cert_query_replies_total{outcome=\"sent\"} 1",
         "smime_gateway_processing_seconds_bucket{le=\"0.25\"} 1",
         "smime_gateway_processing_seconds_count 1",

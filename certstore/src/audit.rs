@@ -2,7 +2,12 @@
 //!
 //! Keys are sled-generated ids (unique and increasing, also across restarts), so iterating
 //! the tree backwards lists entries newest first.
+//!
+//! Bounded: the journal keeps about the newest [`MAX_AUDIT_ENTRIES`] entries. Every
+//! [`TRIM_EVERY`] appends the entries are counted (keys only, nothing decoded) and the oldest
+//! beyond the bound are dropped, so the journal exceeds it by at most that many.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -10,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, decode_record, encode_record};
 use crate::error::StoreError;
 use crate::store::Store;
+
+/// Entries the journal keeps (the newest).
+pub const MAX_AUDIT_ENTRIES: usize = 100_000;
+/// Appends between two counts of the journal.
+const TRIM_EVERY: usize = 256;
 
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,7 +111,29 @@ impl Store {
         self.inner
             .audit
             .insert(id.to_be_bytes(), encode_record(&draft.record())?)?;
+        self.audit_appended()?;
         self.flush()
+    }
+
+    /// Call after an entry was appended: now and then, drop the oldest beyond the bound.
+    pub(crate) fn audit_appended(&self) -> Result<(), StoreError> {
+        let appended = self.inner.audit_appends.fetch_add(1, Ordering::Relaxed);
+        if appended.is_multiple_of(TRIM_EVERY) {
+            self.trim_audit(MAX_AUDIT_ENTRIES)?;
+        }
+        Ok(())
+    }
+
+    /// Drop the oldest entries until at most `max` are left.
+    pub(crate) fn trim_audit(&self, max: usize) -> Result<(), StoreError> {
+        let mut len = self.inner.audit.len();
+        while len > max {
+            if self.inner.audit.pop_min()?.is_none() {
+                break;
+            }
+            len -= 1;
+        }
+        Ok(())
     }
 
     /// Journal entries newest first, at most `limit`, optionally of one kind only.
@@ -134,3 +166,6 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,6 +24,7 @@ pub mod trust;
 pub mod validate;
 
 pub use anchors::TrustAnchors;
+pub use audit::MAX_AUDIT_ENTRIES;
 pub use audit::{AuditEntry, AuditKind};
 pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
@@ -31,7 +32,8 @@ pub use error::{DomainError, StoreError, ValidationError};
 pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
 pub use internal::{InternalAddresses, NotInternal};
 pub use partner::{
-    CaptureOutcome, PartnerCapture, PartnerCertificate, ValidationStatus, MAX_CERTIFICATE_BYTES,
+    CaptureOutcome, PartnerCapture, PartnerCertificate, PartnerCounts, ValidationStatus,
+    MAX_CERTIFICATE_BYTES, MAX_CHAIN_KEPT, MAX_CHAIN_OFFERED, MAX_REFUSED_PER_ADDRESS,
 };
 pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};

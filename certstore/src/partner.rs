@@ -3,6 +3,11 @@
 //! History is an audit record: every distinct certificate ever captured for an address is
 //! kept with first/last seen time and Message-ID, refused ones included. Nothing here
 //! deletes history.
+//!
+//! What an outside sender can write is bounded: only senders in approved domains are recorded
+//! at all (others are validated and forgotten), certificates are size-capped, at most
+//! [`MAX_CHAIN_KEPT`] chain certificates and [`MAX_REFUSED_PER_ADDRESS`] refused certificates
+//! per address are kept.
 
 use std::cmp::Reverse;
 use std::time::SystemTime;
@@ -19,10 +24,15 @@ use crate::error::{StoreError, ValidationError};
 use crate::store::Store;
 use crate::validate::{self, KeyPurpose, ValidatedCertificate};
 
-/// Captured certificates larger than this are refused outright (no real one comes close).
-pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+/// Captured certificates larger than this are refused outright (real ones are 1 to 4 KB);
+/// larger chain certificates are ignored.
+pub const MAX_CERTIFICATE_BYTES: usize = 16 * 1024;
 /// At most this many extra certificates from a message are kept for re-validation.
-const MAX_CHAIN_KEPT: usize = 10;
+pub const MAX_CHAIN_KEPT: usize = 10;
+/// At most this many certificates from a message are offered to path validation.
+pub const MAX_CHAIN_OFFERED: usize = 32;
+/// Refused certificates recorded per address; further new refused ones are not recorded.
+pub const MAX_REFUSED_PER_ADDRESS: usize = 16;
 
 /// A certificate seen in a verified signature, to be recorded.
 #[derive(Debug, Clone)]
@@ -52,14 +62,24 @@ impl ValidationStatus {
 /// What a capture did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureOutcome {
-    /// Recorded in history; `new` if never seen for this address before.
+    /// Validated, and recorded in history when `recorded`; `new` if never seen for this
+    /// address before. Not recorded: the sender's domain is not approved, or the address has
+    /// [`MAX_REFUSED_PER_ADDRESS`] refused certificates already.
     Stored {
         fingerprint: String,
         new: bool,
         status: ValidationStatus,
+        recorded: bool,
     },
     /// Recorded (last seen updated), but an operator blocked this certificate.
     Blocked { fingerprint: String },
+}
+
+/// See [`Store::partner_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartnerCounts {
+    pub addresses: usize,
+    pub certificates: usize,
 }
 
 /// A certificate in an address's history.
@@ -276,9 +296,16 @@ impl Store {
             )));
         }
         let fp = sha256_hex(&capture.certificate_der);
+        let offered: Vec<Vec<u8>> = capture
+            .chain_der
+            .iter()
+            .filter(|c| c.len() <= MAX_CERTIFICATE_BYTES)
+            .take(MAX_CHAIN_OFFERED)
+            .cloned()
+            .collect();
         let validation = self.validate_partner_certificate(
             &capture.certificate_der,
-            &capture.chain_der,
+            &offered,
             Some(&address),
             capture.seen_at,
         );
@@ -294,19 +321,26 @@ impl Store {
                 }
                 (
                     ValidationStatus::Valid,
-                    v.chain_der.into_iter().skip(1).collect(),
+                    v.chain_der
+                        .into_iter()
+                        .skip(1)
+                        .take(MAX_CHAIN_KEPT)
+                        .collect(),
                 )
             }
             Err(e) => (
                 ValidationStatus::Refused(e),
-                capture
-                    .chain_der
-                    .iter()
-                    .take(MAX_CHAIN_KEPT)
-                    .cloned()
-                    .collect::<Vec<_>>(),
+                offered.into_iter().take(MAX_CHAIN_KEPT).collect::<Vec<_>>(),
             ),
         };
+        if !self.records_partner(&address, &fp, &status)? {
+            return Ok(CaptureOutcome::Stored {
+                fingerprint: fp,
+                new: false,
+                status,
+                recorded: false,
+            });
+        }
         let chain: Vec<String> = chain.iter().map(hex::encode).collect();
         let seen = codec::to_unix(capture.seen_at);
         let described = describe(&capture.certificate_der);
@@ -389,6 +423,7 @@ impl Store {
         // only moves last-seen and its Message-ID: that reaches disk with sled's periodic flush
         // (within half a second), which spares every inbound message an fsync.
         if is_new || status_changed {
+            self.audit_appended()?;
             self.flush()?;
         }
         if blocked {
@@ -398,7 +433,32 @@ impl Store {
             fingerprint: fp,
             new: is_new,
             status,
+            recorded: true,
         })
+    }
+
+    /// Whether a capture of `fp` for `address` is written to the store: only for approved
+    /// domains, and refused certificates only up to [`MAX_REFUSED_PER_ADDRESS`] per address
+    /// (a certificate already recorded is always updated).
+    fn records_partner(
+        &self,
+        address: &str,
+        fp: &str,
+        status: &ValidationStatus,
+    ) -> Result<bool, StoreError> {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        if self.domain(domain)?.is_none() {
+            return Ok(false);
+        }
+        if status.is_valid() || self.inner.partner.contains_key(partner_key(address, fp))? {
+            return Ok(true);
+        }
+        let refused = self
+            .partner_records(address)?
+            .iter()
+            .filter(|r| !r.status.is_valid())
+            .count();
+        Ok(refused < MAX_REFUSED_PER_ADDRESS)
     }
 
     fn partner_records(&self, address: &str) -> Result<Vec<PartnerRecord>, StoreError> {
@@ -494,6 +554,15 @@ impl Store {
             .records_by_fingerprint(&fp)?
             .first()
             .map(PartnerRecord::to_public))
+    }
+
+    /// How many partner addresses and recorded certificates (history included) there are,
+    /// counted on the indexes' keys: nothing is decoded, for `/metrics` on every scrape.
+    pub fn partner_counts(&self) -> PartnerCounts {
+        PartnerCounts {
+            addresses: self.inner.partner_addrs.len(),
+            certificates: self.inner.partner.len(),
+        }
     }
 
     /// Partner addresses with captured certificates, sorted by domain then local part;
@@ -668,6 +737,7 @@ impl Store {
                 first.ok_or_else(|| abort(StoreError::UnknownCertificate(fp.to_string())))
             })
             .map_err(StoreError::from)?;
+        self.audit_appended()?;
         self.flush()?;
         Ok(updated)
     }

@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) domains: sled::Tree,
     /// id (u64 BE) -> AuditRecord
     pub(crate) audit: sled::Tree,
+    /// Audit entries appended since the store was opened (paces the journal's trimming).
+    pub(crate) audit_appends: std::sync::atomic::AtomicUsize,
     /// Serialises proxy issuance so two sessions never issue twice for one address.
     pub(crate) issue_lock: Mutex<()>,
 }
@@ -157,6 +159,7 @@ impl Store {
             partner_addrs: db.open_tree("partner_addrs")?,
             domains: db.open_tree("domains")?,
             audit: db.open_tree("audit")?,
+            audit_appends: std::sync::atomic::AtomicUsize::new(0),
             db,
             config,
             trust,

@@ -22,6 +22,7 @@ fn child_writer() {
     };
     let round: u64 = std::env::var("CERTSTORE_ROUND").unwrap().parse().unwrap();
     let store = Store::open(dir.as_ref(), common::config()).unwrap();
+    common::approve_partner(&store);
     let alice = common::der("partner/alice.pem");
     for i in 0u64.. {
         let tag = round * 1_000_000 + i;

@@ -9,11 +9,11 @@ use certstore::{
     AuditKind, CaptureOutcome, DomainError, DomainPolicy, PartnerCapture, StoreError,
     ValidationError, ValidationStatus,
 };
-use common::{capture, der, intermediate, open};
+use common::{capture, der, intermediate, open_approved};
 
 #[test]
 fn capture_history_and_current() {
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
     assert!(store
         .current_partner_certificate("alice@partner.example")
         .unwrap()
@@ -30,6 +30,7 @@ fn capture_history_and_current() {
         fingerprint: fp1,
         new: true,
         status: ValidationStatus::Valid,
+        recorded: true,
     } = out
     else {
         panic!("{out:?}")
@@ -184,7 +185,7 @@ fn capture_history_and_current() {
 
 #[test]
 fn refused_certificates_are_recorded() {
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
     let cases = [
         (
             "dave@partner.example",
@@ -220,6 +221,7 @@ fn refused_certificates_are_recorded() {
             new: true,
             status: ValidationStatus::Refused(r),
             fingerprint,
+            recorded: true,
         } = out
         else {
             panic!("{out:?}")
@@ -288,7 +290,10 @@ fn refused_certificates_are_recorded() {
 
 #[test]
 fn partner_address_listing() {
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
+    store
+        .approve_domain("other.example", DomainPolicy::Tls, "test", "")
+        .unwrap();
     store
         .capture_partner_certificate(&capture("bob@partner.example", "partner/bob.pem", "<1>"))
         .unwrap();
@@ -336,7 +341,7 @@ fn partner_address_listing() {
 
 #[test]
 fn domains() {
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
     let d = store
         .approve_domain("Partner.Example.", DomainPolicy::Smime, "op", "contract 12")
         .unwrap();
@@ -402,7 +407,7 @@ fn domains() {
 #[test]
 fn intermediates_needed_only_once() {
     // The stored chain lets current_partner_certificate re-validate later without the message.
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
     store
         .capture_partner_certificate(&capture("bob@partner.example", "partner/bob.pem", "<1>"))
         .unwrap();
@@ -416,7 +421,7 @@ fn intermediates_needed_only_once() {
 
 #[test]
 fn advertised_capabilities_are_kept_with_the_certificate() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_approved();
     let c = capture(
         "alice@partner.example",
         "partner/alice.pem",
@@ -446,5 +451,95 @@ fn advertised_capabilities_are_kept_with_the_certificate() {
     assert!(
         matches!(err, certstore::StoreError::UnknownCertificate(_)),
         "{err}"
+    );
+}
+
+/// Issue 11: what a sender outside the approved domains, or a forger inside one, can write.
+#[test]
+fn store_growth_from_outside_senders_is_bounded() {
+    use common::build::{key, leaf, spki, subject_of};
+    let (_d, store) = open_approved();
+    let audit_before = store.audit(usize::MAX, None).unwrap().len();
+
+    // A valid certificate from a domain that is not approved: validated, nothing recorded.
+    let out = store
+        .capture_partner_certificate(&capture(
+            "mallory@other.example",
+            "partner/other.pem",
+            "<m>",
+        ))
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            CaptureOutcome::Stored {
+                recorded: false,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert!(store
+        .partner_history("mallory@other.example")
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.partner_counts().certificates, 0);
+    assert_eq!(store.audit(usize::MAX, None).unwrap().len(), audit_before);
+
+    // Oversized certificates are refused before anything else.
+    let mut huge = capture("alice@partner.example", "partner/alice.pem", "<h>");
+    huge.certificate_der = vec![0x30; certstore::MAX_CERTIFICATE_BYTES + 1];
+    assert!(matches!(
+        store.capture_partner_certificate(&huge),
+        Err(StoreError::BadEncoding(_))
+    ));
+
+    // Forged certificates for one address of an approved domain (signed by the wrong key):
+    // refused, and only the first few are recorded.
+    let forger = key("partner/alice.key");
+    let issuer = subject_of(&intermediate());
+    for serial in 0..(certstore::MAX_REFUSED_PER_ADDRESS as u64 + 5) {
+        let cert = leaf(
+            50_000 + serial,
+            "victim@partner.example",
+            &issuer,
+            &forger,
+            spki(&forger),
+        );
+        let out = store
+            .capture_partner_certificate(&PartnerCapture {
+                address: "victim@partner.example".into(),
+                certificate_der: cert,
+                chain_der: vec![intermediate(); 100],
+                message_id: None,
+                seen_at: SystemTime::now(),
+            })
+            .unwrap();
+        let CaptureOutcome::Stored {
+            status, recorded, ..
+        } = out
+        else {
+            panic!("{out:?}")
+        };
+        assert!(!status.is_valid());
+        assert_eq!(
+            recorded,
+            serial < certstore::MAX_REFUSED_PER_ADDRESS as u64,
+            "{serial}"
+        );
+    }
+    assert_eq!(
+        store
+            .partner_history("victim@partner.example")
+            .unwrap()
+            .len(),
+        certstore::MAX_REFUSED_PER_ADDRESS
+    );
+    assert_eq!(
+        store.partner_counts(),
+        certstore::PartnerCounts {
+            addresses: 1,
+            certificates: certstore::MAX_REFUSED_PER_ADDRESS
+        }
     );
 }

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use certstore::{CaptureOutcome, PartnerCapture};
+use certstore::{CaptureOutcome, DomainPolicy, PartnerCapture};
 use common::build::{key, leaf, spki, subject_of};
-use common::{intermediate, open};
+use common::{intermediate, open_approved};
 
 fn per_op(total: Duration, n: usize) -> String {
     format!("{:.1} µs", total.as_secs_f64() * 1e6 / n as f64)
@@ -22,7 +22,12 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
         .unwrap_or(3000);
     let per_address = 3;
     let addresses = n / per_address;
-    let (_d, store) = open();
+    let (_d, store) = open_approved();
+    for d in 0..17 {
+        store
+            .approve_domain(&format!("d{d}.example"), DomainPolicy::Smime, "test", "")
+            .unwrap();
+    }
     let ik = key("ca/partner-intermediate.key");
     let issuer = subject_of(&intermediate());
     let leaf_spki = spki(&key("partner/alice.key"));
@@ -55,6 +60,7 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
             fingerprint,
             new: true,
             status,
+            recorded: true,
         } = out
         else {
             panic!("{out:?}")

@@ -10,7 +10,10 @@
 //! - a certificate reply goes to the request's `From` address (authenticated by the signature
 //!   and the certificate's address check), envelope sender the cert-query address;
 //! - a refusal goes to the envelope sender (the return path, as for any bounce: the `From` of a
-//!   refused request is unauthenticated), envelope sender null so it can never loop;
+//!   refused request is unauthenticated), envelope sender null so it can never loop, and only
+//!   when that sender is in an approved domain: anyone else gets nothing (no backscatter);
+//! - replies are rate-limited per sender (`+tag` sub-addresses count as the base address) and
+//!   in all; a reply the next hop did not take gives its slots back;
 //! - null senders, auto-submitted and bulk/list mail get no reply at all (RFC 3834).
 
 use std::collections::{HashMap, VecDeque};
@@ -37,77 +40,144 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// flood of forged senders cannot grow memory without bound.
 const MAX_TRACKED_SENDERS: usize = 10_000;
 
-/// Per-sender reply limit over a rolling hour, in memory.
+/// Reply limits over a rolling hour, in memory: per sender (sub-addresses counted as their
+/// base address) and for all senders together, so that many forged senders cannot make the
+/// gateway send mail without bound either.
 pub struct RateLimiter {
     per_hour: u32,
+    global_per_hour: u32,
     max_entries: usize,
+    state: Mutex<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
     /// Sender → times of the replies allowed within the last hour (oldest first).
-    seen: Mutex<HashMap<String, VecDeque<SystemTime>>>,
+    seen: HashMap<String, VecDeque<SystemTime>>,
+    /// Times of every reply allowed within the last hour.
+    all: VecDeque<SystemTime>,
+}
+
+/// The rate-limit slots one request took: give them back with [`RateLimiter::release`] when
+/// its reply could not be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    addresses: Vec<String>,
+    at: SystemTime,
 }
 
 impl RateLimiter {
-    /// `per_hour` replies per sender per rolling hour (0 allows none).
-    pub fn new(per_hour: u32) -> Self {
-        Self::with_capacity(per_hour, MAX_TRACKED_SENDERS)
+    /// `per_hour` replies per sender and `global_per_hour` replies in all, per rolling hour
+    /// (0 allows none).
+    pub fn new(per_hour: u32, global_per_hour: u32) -> Self {
+        Self::with_capacity(per_hour, global_per_hour, MAX_TRACKED_SENDERS)
     }
 
-    fn with_capacity(per_hour: u32, max_entries: usize) -> Self {
+    fn with_capacity(per_hour: u32, global_per_hour: u32, max_entries: usize) -> Self {
         RateLimiter {
             per_hour,
+            global_per_hour,
             max_entries: max_entries.max(1),
-            seen: Mutex::new(HashMap::new()),
+            state: Mutex::new(Counters::default()),
         }
     }
 
-    /// Whether `sender` (any case, brackets allowed) may get another reply at `now`; counts it
-    /// when it may.
-    pub fn allow(&self, sender: &str, now: SystemTime) -> bool {
-        let key = normalise(sender);
-        // A poisoned lock only means another thread panicked mid-update; the map is still a
-        // usable (if slightly stale) set of counters.
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if !seen.contains_key(&key) && seen.len() >= self.max_entries {
-            seen.retain(|_, times| {
-                prune(times, now);
-                !times.is_empty()
-            });
-            if seen.len() >= self.max_entries {
-                let oldest = seen
-                    .iter()
-                    .min_by_key(|(_, times)| times.back().copied())
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    seen.remove(&k);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        // A poisoned lock only means another thread panicked mid-update; the counters are
+        // still usable (if slightly stale).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one more reply may go to every one of `senders` (any case, brackets allowed)
+    /// at `now`; takes the slots when it may, none at all when it may not.
+    pub fn allow(&self, senders: &[&str], now: SystemTime) -> Result<Allowance, String> {
+        let mut keys: Vec<String> = senders.iter().map(|s| limit_key(s)).collect();
+        keys.sort();
+        keys.dedup();
+        let mut state = self.lock();
+        prune(&mut state.all, now);
+        if state.all.len() >= self.global_per_hour as usize {
+            return Err(format!(
+                "global rate limit of {} replies per hour reached",
+                self.global_per_hour
+            ));
+        }
+        for key in &keys {
+            if !state.seen.contains_key(key) && state.seen.len() >= self.max_entries {
+                evict(&mut state.seen, self.max_entries, now);
+            }
+            let times = state.seen.entry(key.clone()).or_default();
+            prune(times, now);
+            if times.len() >= self.per_hour as usize {
+                return Err(format!(
+                    "rate limit of {} replies per hour reached for {key}",
+                    self.per_hour
+                ));
+            }
+        }
+        for key in &keys {
+            state.seen.entry(key.clone()).or_default().push_back(now);
+        }
+        state.all.push_back(now);
+        Ok(Allowance {
+            addresses: keys,
+            at: now,
+        })
+    }
+
+    /// Give back the slots of a request whose reply was not sent (a temporary failure, or the
+    /// next hop did not take it): retries must not use up the allowance.
+    pub fn release(&self, allowance: &Allowance) {
+        let mut state = self.lock();
+        if let Some(pos) = state.all.iter().rposition(|t| *t == allowance.at) {
+            state.all.remove(pos);
+        }
+        for key in &allowance.addresses {
+            if let Some(times) = state.seen.get_mut(key) {
+                if let Some(pos) = times.iter().rposition(|t| *t == allowance.at) {
+                    times.remove(pos);
                 }
-            }
-        }
-        let times = seen.entry(key).or_default();
-        prune(times, now);
-        if times.len() >= self.per_hour as usize {
-            return false;
-        }
-        times.push_back(now);
-        true
-    }
-
-    /// Give back the slot taken at `now` (the request failed temporarily and will be retried:
-    /// retries must not use up the sender's allowance).
-    fn release(&self, sender: &str, now: SystemTime) {
-        let key = normalise(sender);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(times) = seen.get_mut(&key) {
-            if let Some(pos) = times.iter().rposition(|t| *t == now) {
-                times.remove(pos);
-            }
-            if times.is_empty() {
-                seen.remove(&key);
+                if times.is_empty() {
+                    state.seen.remove(key);
+                }
             }
         }
     }
 
     #[cfg(test)]
     fn tracked(&self) -> usize {
-        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+        self.lock().seen.len()
+    }
+}
+
+/// The per-sender key: the normalised address without its sub-address (`bob+x@d` → `bob@d`),
+/// so `+tag` variants share one allowance.
+fn limit_key(sender: &str) -> String {
+    let address = normalise(sender);
+    match address.rsplit_once('@') {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
+            _ => address,
+        },
+        None => address,
+    }
+}
+
+/// Make room for one more sender: forget those with no reply in the last hour, then the least
+/// recently seen.
+fn evict(seen: &mut HashMap<String, VecDeque<SystemTime>>, max_entries: usize, now: SystemTime) {
+    seen.retain(|_, times| {
+        prune(times, now);
+        !times.is_empty()
+    });
+    if seen.len() >= max_entries {
+        let oldest = seen
+            .iter()
+            .min_by_key(|(_, times)| times.back().copied())
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            seen.remove(&k);
+        }
     }
 }
 
@@ -145,6 +215,8 @@ pub enum CertQueryOutcome {
         kind: ReplyKind,
         /// Why refused, for logs/metrics (`None` for a certificate reply).
         reason: Option<String>,
+        /// Give back with [`RateLimiter::release`] if the reply cannot be relayed.
+        allowance: Allowance,
     },
     /// No reply (rate-limited, or a null/auto-submitted sender that must never get an
     /// auto-reply — loops). Accept the request (250) and send nothing.
@@ -189,6 +261,8 @@ struct Request {
     /// From address, when it is a plain usable address.
     from: Option<String>,
     message_id: Option<String>,
+    /// The rate-limit slots this request took.
+    allowance: Allowance,
 }
 
 impl CertQuery<'_> {
@@ -208,13 +282,8 @@ impl CertQuery<'_> {
             return no_reply(why);
         }
         let from = header_address(message, "From").filter(|a| plain_address(a));
-        let request = Request {
-            envelope: envelope.clone(),
-            from,
-            message_id: message_id(message).filter(|id| plain_message_id(id)),
-        };
         let cert_query = normalise(&self.config.cert_query_address);
-        if envelope == cert_query || request.from.as_deref() == Some(cert_query.as_str()) {
+        if envelope == cert_query || from.as_deref() == Some(cert_query.as_str()) {
             return no_reply("request from the cert-query address itself: reply loop");
         }
         if is_daemon(&envelope) {
@@ -229,35 +298,49 @@ impl CertQuery<'_> {
         }
 
         // Every address a reply could go to is limited, before any work is done.
-        let mut limited = vec![envelope.clone()];
-        if let Some(f) = &request.from {
+        let mut limited = vec![envelope.as_str()];
+        if let Some(f) = &from {
             if *f != envelope {
-                limited.push(f.clone());
+                limited.push(f.as_str());
             }
         }
-        for (i, address) in limited.iter().enumerate() {
-            if !self.limiter.allow(address, now) {
-                for earlier in &limited[..i] {
-                    self.limiter.release(earlier, now);
-                }
-                return no_reply(format!(
-                    "rate limit of {} replies per hour reached for {address}",
-                    self.limiter.per_hour
-                ));
-            }
-        }
+        let allowance = match self.limiter.allow(&limited, now) {
+            Ok(allowance) => allowance,
+            Err(why) => return no_reply(why),
+        };
+        let request = Request {
+            envelope: envelope.clone(),
+            from,
+            message_id: message_id(message).filter(|id| plain_message_id(id)),
+            allowance,
+        };
 
         let outcome = match self.certificate_reply(&request, message, now) {
             Ok(outcome) => outcome,
-            Err(Stop::Refuse(refusal)) => self.refusal_reply(&request, &refusal, now),
+            Err(Stop::Refuse(refusal)) => match self.refusal_allowed(&request.envelope) {
+                Ok(()) => self.refusal_reply(&request, &refusal, now),
+                Err(why) => no_reply(format!("refused ({}); {why}", refusal.reason)),
+            },
             Err(Stop::Temporary(reason)) => CertQueryOutcome::TemporaryFailure { reason },
         };
         if matches!(outcome, CertQueryOutcome::TemporaryFailure { .. }) {
-            for address in &limited {
-                self.limiter.release(address, now);
-            }
+            self.limiter.release(&request.allowance);
         }
         outcome
+    }
+
+    /// Refusals go to the envelope sender, which anyone can forge: only partners in approved
+    /// domains get one, so the gateway cannot be made to send mail to arbitrary addresses
+    /// (backscatter). Everyone else gets nothing; the reason is logged.
+    fn refusal_allowed(&self, envelope: &str) -> Result<(), String> {
+        let domain = domain_of(envelope).unwrap_or_default();
+        match self.store.domain(&domain) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(StoreError::Domain(_)) => Err(format!(
+                "no refusal sent: {domain} is not an approved partner domain"
+            )),
+            Err(e) => Err(format!("no refusal sent: store: domain lookup: {e}")),
+        }
     }
 
     /// Checks the request and builds the signed certificate reply.
@@ -465,6 +548,7 @@ impl CertQuery<'_> {
             message: signed,
             kind: ReplyKind::Certificate,
             reason: None,
+            allowance: request.allowance.clone(),
         })
     }
 
@@ -572,6 +656,7 @@ impl CertQuery<'_> {
             message,
             kind: ReplyKind::Refusal,
             reason: Some(refusal.reason.clone()),
+            allowance: request.allowance.clone(),
         }
     }
 

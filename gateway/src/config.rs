@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
-use crate::receive::ServerConfig;
+use crate::receive::{ServerConfig, SessionLimits};
 use crate::relay::{NextHop, TlsMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +146,11 @@ struct RawSmtp {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     trusted_clients: Option<Vec<String>>,
+    max_session_secs: Option<u64>,
+    min_data_rate: Option<u64>,
+    max_commands_per_message: Option<usize>,
+    max_recipients: Option<usize>,
+    max_sessions_per_client: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +199,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields)]
 struct RawCertQuery {
     rate_limit_per_hour: Option<u32>,
+    global_rate_limit_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +262,8 @@ pub struct SmtpSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The only clients that may submit mail (the organisation's MTA).
     pub trusted_clients: Vec<Cidr>,
+    /// Session lifetime, DATA rate, commands, recipients and sessions per client.
+    pub limits: SessionLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +303,8 @@ pub struct TrustSettings {
 pub struct CertQuerySettings {
     /// Replies per sender address per hour.
     pub rate_limit_per_hour: u32,
+    /// Replies per hour to all senders together.
+    pub global_rate_limit_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +335,7 @@ const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 120;
 const DEFAULT_MAX_SESSIONS: usize = 100;
 const DEFAULT_HOP_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5;
+const DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR: u32 = 200;
 const DEFAULT_PROXY_CERT_VALIDITY_DAYS: u32 = 365;
 /// Loopback only: the MTA that hands us mail runs on this host.
 pub const DEFAULT_TRUSTED_CLIENTS: [&str; 2] = ["127.0.0.0/8", "::1"];
@@ -382,6 +393,7 @@ impl Config {
             tls: None,
             max_sessions: self.smtp.max_sessions,
             trusted_clients: self.smtp.trusted_clients.clone(),
+            limits: self.smtp.limits.clone(),
         }
     }
 
@@ -462,6 +474,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             tls: None,
             trusted_clients: default_trusted_clients(),
+            limits: SessionLimits::default(),
         },
         inbound: hop(DEFAULT_INBOUND_NEXT_HOP),
         inbound_allow_next_hop_without_dsn: false,
@@ -481,6 +494,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
         },
         cert_query: CertQuerySettings {
             rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
+            global_rate_limit_per_hour: DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR,
         },
         admin: AdminSettings {
             listen: sock(DEFAULT_ADMIN_LISTEN, 8025),
@@ -574,6 +588,39 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
 
     // [smtp]
     let s = raw.smtp;
+    let default_limits = SessionLimits::default();
+    let positive = |key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => Err(invalid(key, "must be greater than 0")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let limits = SessionLimits {
+        max_session_time: secs(
+            "smtp.max_session_secs",
+            s.max_session_secs
+                .unwrap_or(default_limits.max_session_time.as_secs()),
+        )?,
+        min_data_rate: match s.min_data_rate {
+            Some(0) => return Err(invalid("smtp.min_data_rate", "must be greater than 0")),
+            Some(n) => n,
+            None => default_limits.min_data_rate,
+        },
+        max_commands_per_message: positive(
+            "smtp.max_commands_per_message",
+            s.max_commands_per_message,
+            default_limits.max_commands_per_message,
+        )?,
+        max_recipients: positive(
+            "smtp.max_recipients",
+            s.max_recipients,
+            default_limits.max_recipients,
+        )?,
+        max_sessions_per_client: positive(
+            "smtp.max_sessions_per_client",
+            s.max_sessions_per_client,
+            default_limits.max_sessions_per_client,
+        )?,
+    };
     let smtp = SmtpSettings {
         listen: socket(
             "smtp.listen",
@@ -625,6 +672,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
                 .collect::<Result<Vec<_>, _>>()?,
             None => default_trusted_clients(),
         },
+        limits,
     };
     if smtp.trusted_clients.is_empty() {
         return Err(invalid(
@@ -744,6 +792,19 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             0 => {
                 return Err(invalid(
                     "cert_query.rate_limit_per_hour",
+                    "must be greater than 0",
+                ))
+            }
+            n => n,
+        },
+        global_rate_limit_per_hour: match raw
+            .cert_query
+            .global_rate_limit_per_hour
+            .unwrap_or(DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR)
+        {
+            0 => {
+                return Err(invalid(
+                    "cert_query.global_rate_limit_per_hour",
                     "must be greater than 0",
                 ))
             }

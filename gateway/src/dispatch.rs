@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use admin_api::Metrics;
+use admin_api::{CertQueryReply, CryptoFailure, Metrics};
 use certstore::Store;
 
-use crate::cert_query::{CertQuery, CertQueryOutcome, RateLimiter};
+use crate::cert_query::{Allowance, CertQuery, CertQueryOutcome, RateLimiter};
 use crate::classify::{route, Route};
 use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
@@ -87,6 +87,8 @@ struct Plan {
     temporary: Vec<String>,
     /// cert-query requests answered (or deliberately not answered).
     handled_queries: usize,
+    /// The rate-limit slots of the cert-query reply, given back if it is not relayed.
+    cert_query_allowance: Option<Allowance>,
 }
 
 pub struct Gateway {
@@ -112,7 +114,10 @@ impl Gateway {
         let outbound_hop = config.outbound_hop();
         let mut tls_hop = outbound_hop.clone();
         tls_hop.tls = TlsMode::Required { verify: true };
-        let limiter = RateLimiter::new(config.cert_query.rate_limit_per_hour);
+        let limiter = RateLimiter::new(
+            config.cert_query.rate_limit_per_hour,
+            config.cert_query.global_rate_limit_per_hour,
+        );
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -219,10 +224,10 @@ impl Shared {
                 }
             };
             if result.outcome == "undecryptable" {
-                self.metrics.failure("decrypt", "undecryptable");
+                self.metrics.failure(CryptoFailure::Undecryptable);
             }
             if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
-                self.metrics.failure("verify", "fail");
+                self.metrics.failure(CryptoFailure::SignatureRejected);
             }
             // Recipients whose result is the same (the usual case: one decryption, same
             // headers) share one delivery and one copy of the message.
@@ -274,15 +279,19 @@ impl Shared {
                     message,
                     kind,
                     reason,
+                    allowance,
                 } => {
-                    let outcome = match kind {
-                        crate::cert_query::ReplyKind::Certificate => "sent",
-                        crate::cert_query::ReplyKind::Refusal => "refused",
+                    plan.cert_query_allowance = Some(allowance);
+                    let (reply, outcome) = match kind {
+                        crate::cert_query::ReplyKind::Certificate => (CertQueryReply::Sent, "sent"),
+                        crate::cert_query::ReplyKind::Refusal => {
+                            (CertQueryReply::Refused, "refused")
+                        }
                     };
                     if let Some(reason) = reason {
                         tracing::info!(requester = %rcpt_to, %reason, "cert-query refused");
                     }
-                    self.metrics.cert_query_reply(outcome);
+                    self.metrics.cert_query_reply(reply);
                     plan.deliveries.push(Delivery {
                         hop: Hop::Outbound,
                         mail_from,
@@ -294,7 +303,7 @@ impl Shared {
                 }
                 CertQueryOutcome::NoReply { reason } => {
                     tracing::info!(%reason, "cert-query not answered");
-                    self.metrics.cert_query_reply("not-answered");
+                    self.metrics.cert_query_reply(CertQueryReply::NotAnswered);
                     self.metrics.message("cert-query", "not-answered");
                 }
                 CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
@@ -366,7 +375,7 @@ impl Shared {
                     return;
                 }
                 Err(SignError::Temporary(reason)) => {
-                    self.metrics.failure("sign", "sign-failed");
+                    self.metrics.failure(CryptoFailure::SignFailed);
                     tracing::error!(%reason, "outbound signing failed");
                     plan.temporary.push(reason);
                     return;
@@ -403,7 +412,7 @@ impl Shared {
                         match crate::outbound::encrypt(&signed, &certificate, cipher) {
                             Ok(bytes) => Payload::ready(bytes),
                             Err(reason) => {
-                                self.metrics.failure("encrypt", "encrypt-failed");
+                                self.metrics.failure(CryptoFailure::EncryptFailed);
                                 plan.refused.push(Refusal {
                                     recipient: rcpt,
                                     enhanced: "5.7.1",
@@ -472,7 +481,6 @@ impl Shared {
             %reason,
             "outbound refused: signing identity"
         );
-        self.metrics.failure("sign", "identity-refused");
         plan.refused
             .extend(recipients.into_iter().map(|rcpt| Refusal {
                 recipient: rcpt,
@@ -480,6 +488,15 @@ impl Shared {
                 reason: reason.clone(),
                 direction: "outbound",
             }));
+    }
+
+    /// A cert-query reply the next hop did not take was not sent: it must not count.
+    fn release_cert_query_allowance(&self, plan: &mut Plan, direction: &str) {
+        if direction == "cert-query" {
+            if let Some(allowance) = plan.cert_query_allowance.take() {
+                self.limiter.release(&allowance);
+            }
+        }
     }
 
     /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
@@ -507,7 +524,7 @@ impl Shared {
             let bytes = match self.payload(&delivery.message).await {
                 Ok(b) => b,
                 Err(reason) => {
-                    self.metrics.failure("encrypt", "encrypt-failed");
+                    self.metrics.failure(CryptoFailure::EncryptFailed);
                     for rcpt in &delivery.recipients {
                         plan.refused.push(Refusal {
                             recipient: rcpt.clone(),
@@ -535,10 +552,12 @@ impl Shared {
                     }
                     RecipientOutcome::TempFailed(reply) => {
                         self.metrics.message(delivery.direction, "tempfail");
+                        self.release_cert_query_allowance(&mut plan, delivery.direction);
                         temporary.push(format!("{rcpt}: {}", reply.text));
                     }
                     RecipientOutcome::PermFailed(reply) => {
                         self.metrics.message(delivery.direction, "next-hop-refused");
+                        self.release_cert_query_allowance(&mut plan, delivery.direction);
                         // A refused cert-query reply must not bounce the request itself.
                         if delivery.direction != "cert-query" {
                             permanent.push((rcpt, reply));

@@ -234,8 +234,21 @@ fn the_whole_story() {
 #[test]
 fn cert_query_refusals_name_the_reason() {
     let w = world();
-    let cases: [(&str, Option<&str>, &str); 4] = [
-        ("mallory@other.example", Some("other"), "not approved"),
+    // From a domain that is not approved: no mail at all (no backscatter to forged senders).
+    let req = partner_message(
+        "mallory@other.example",
+        "cert-query@agency.example",
+        "user@agency.example",
+        "certificate please",
+        Some("other"),
+    );
+    let (code, text) = w.send(
+        "mallory@other.example",
+        &["cert-query@agency.example"],
+        &req,
+    );
+    assert_eq!(code, 250, "{text}");
+    let cases: [(&str, Option<&str>, &str); 3] = [
         ("alice@partner.example", None, "signed"),
         ("eve@partner.example", Some("selfsigned"), "self-signed"),
         ("dave@partner.example", Some("expired"), "expired"),
@@ -259,6 +272,7 @@ fn cert_query_refusals_name_the_reason() {
             "{from}: expected '{reason}' in {text}"
         );
     }
+    assert_eq!(w.outbound.messages().len(), cases.len());
 }
 
 #[test]

@@ -43,6 +43,24 @@ pub fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A store with `partner.example` approved (only approved domains' certificates are recorded).
+pub fn open_approved() -> (tempfile::TempDir, Store) {
+    let (dir, store) = open();
+    approve_partner(&store);
+    (dir, store)
+}
+
+pub fn approve_partner(store: &Store) {
+    store
+        .approve_domain(
+            "partner.example",
+            certstore::DomainPolicy::Smime,
+            "test",
+            "",
+        )
+        .unwrap();
+}
+
 pub fn capture(address: &str, rel: &str, msg: &str) -> PartnerCapture {
     PartnerCapture {
         address: address.into(),

@@ -8,6 +8,7 @@
 
 mod conn;
 mod data;
+mod limits;
 mod session;
 mod tls;
 mod xforward;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use limits::SessionLimits;
 pub use session::{valid_address, valid_domain};
 pub use tls::{load_server_tls, TlsSetupError};
 pub use xforward::Forwarded;
@@ -207,6 +209,8 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Only these clients may submit mail (and see XFORWARD); others get `554 5.7.1`.
     pub trusted_clients: Vec<crate::cidr::Cidr>,
+    /// Session lifetime, DATA rate, commands, recipients, sessions per client.
+    pub limits: SessionLimits,
 }
 
 impl ServerConfig {
@@ -220,6 +224,7 @@ impl ServerConfig {
             tls: None,
             max_sessions: 100,
             trusted_clients: crate::config::default_trusted_clients(),
+            limits: SessionLimits::default(),
         }
     }
 }
@@ -234,6 +239,7 @@ pub async fn serve<H: MessageHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
+    let per_client = Arc::new(limits::ClientSessions::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -258,17 +264,20 @@ pub async fn serve<H: MessageHandler>(
                 };
                 let _ = stream.set_nodelay(true);
                 let config = Arc::clone(&config);
-                match Arc::clone(&sessions).try_acquire_owned() {
-                    Ok(permit) => {
+                let slot = per_client.acquire(client.ip(), config.limits.max_sessions_per_client);
+                match (Arc::clone(&sessions).try_acquire_owned(), slot) {
+                    (Ok(permit), Some(slot)) => {
                         let handler = Arc::clone(&handler);
                         let stop = stop_rx.clone();
                         tasks.spawn(async move {
                             session::run(stream, client, &config, &*handler, stop).await;
                             drop(permit);
+                            drop(slot);
                         });
                     }
-                    Err(_) => {
-                        tracing::warn!(%client, "session limit reached, refusing connection");
+                    (_, slot) => {
+                        let why = if slot.is_some() { "session limit" } else { "per-client session limit" };
+                        tracing::warn!(%client, "{why} reached, refusing connection");
                         tasks.spawn(session::refuse_busy(stream, config));
                     }
                 }

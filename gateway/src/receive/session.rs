@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::conn::{Conn, ConnError, Line};
 use super::data::DataReader;
+use super::limits::{LimitReached, SessionBudget};
 use super::xforward::{self, Forwarded};
 use super::{Envelope, MessageHandler, Reply, ServerConfig};
 
@@ -17,8 +18,6 @@ use super::{Envelope, MessageHandler, Reply, ServerConfig};
 pub(crate) const MAX_COMMAND_LINE: usize = 4096;
 /// Error replies tolerated before the session is closed with 421.
 pub(crate) const MAX_BAD_COMMANDS: u32 = 10;
-/// Recipients per transaction (RFC 5321 requires at least 100).
-pub(crate) const MAX_RECIPIENTS: usize = 1000;
 
 struct Transaction {
     mail_from: String,
@@ -33,6 +32,7 @@ struct State {
     /// The client is in `trusted_clients`: it may submit mail and use XFORWARD.
     trusted: bool,
     forwarded: Forwarded,
+    budget: SessionBudget,
 }
 
 enum Outcome {
@@ -77,6 +77,7 @@ pub(crate) async fn run<S, H>(
         bad_commands: 0,
         trusted,
         forwarded: Forwarded::default(),
+        budget: SessionBudget::new(),
     };
     let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
     if conn.queue(&greeting).await.is_err() {
@@ -116,6 +117,7 @@ pub(crate) async fn run<S, H>(
                 bad_commands: state.bad_commands,
                 trusted: state.trusted,
                 forwarded: Forwarded::default(),
+                budget: state.budget,
             };
             let _ = command_loop(&mut conn, &mut state, client, config, handler, &mut stop).await;
             let _ = conn.flush().await;
@@ -142,10 +144,11 @@ where
     H: MessageHandler,
 {
     loop {
-        let line = match conn
-            .read_line(MAX_COMMAND_LINE, config.idle_timeout, Some(stop))
-            .await
-        {
+        let wait = match state.budget.wait(&config.limits, config.idle_timeout) {
+            Ok(wait) => wait,
+            Err(limit) => return close_for_limit(conn, client, limit).await,
+        };
+        let line = match conn.read_line(MAX_COMMAND_LINE, wait, Some(stop)).await {
             Ok(Line::Complete(line)) => line,
             Ok(Line::TooLong) => {
                 if bad_command(conn, state, reply(500, "5.5.2", "Error: line too long"))
@@ -157,6 +160,9 @@ where
                 continue;
             }
             Err(ConnError::Timeout) => {
+                if let Err(limit) = state.budget.wait(&config.limits, config.idle_timeout) {
+                    return close_for_limit(conn, client, limit).await;
+                }
                 let r = reply(
                     421,
                     "4.4.2",
@@ -181,6 +187,9 @@ where
             }
         };
 
+        if let Err(limit) = state.budget.command(&config.limits) {
+            return close_for_limit(conn, client, limit).await;
+        }
         let parsed = Request::parse(&mut line.iter());
         let step = match parsed {
             _ if xforward::arguments(&line).is_some() => handle_xforward(state, client, &line),
@@ -206,6 +215,17 @@ where
             Err(_) => return Outcome::Close,
         }
     }
+}
+
+/// Ends the session with 421 because a limit was reached.
+async fn close_for_limit<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    client: SocketAddr,
+    limit: LimitReached,
+) -> Outcome {
+    tracing::info!(%client, ?limit, "SMTP session limit reached");
+    let _ = conn.queue(&reply(421, "4.7.0", limit.text())).await;
+    Outcome::Close
 }
 
 enum Step {
@@ -422,7 +442,7 @@ where
             if address != "postmaster" && !valid_address(&address) {
                 return Step::Bad(reply(553, "5.1.3", "Error: bad recipient address syntax"));
             }
-            if tx.rcpt_to.len() >= MAX_RECIPIENTS {
+            if tx.rcpt_to.len() >= config.limits.max_recipients {
                 return Step::Reply(reply(452, "4.5.3", "Error: too many recipients"));
             }
             tx.rcpt_to.push(address);
@@ -494,25 +514,47 @@ where
     }
     let mut reader = DataReader::new(config.max_message_size);
     let mut message = Vec::new();
+    let data_started = std::time::Instant::now();
+    let mut received = 0usize;
     loop {
         if conn.has_buffered_input() {
             let (used, done) = reader.feed(conn.buffered(), &mut message);
             conn.consume(used);
+            received += used;
             if done {
                 break;
             }
         }
-        match conn.fill(config.command_timeout, None).await {
+        let data_wait = state.budget.data_wait(
+            &config.limits,
+            config.command_timeout,
+            data_started,
+            received,
+        );
+        let result = match data_wait {
+            Ok(wait) => conn.fill(wait, None).await,
+            Err(_) => Err(ConnError::Timeout),
+        };
+        match result {
             Ok(()) => {}
             Err(ConnError::Timeout) => {
-                let _ = conn
-                    .queue(&reply(421, "4.4.2", "Error: timeout exceeded during DATA"))
-                    .await;
+                let text = match state.budget.data_wait(
+                    &config.limits,
+                    config.command_timeout,
+                    data_started,
+                    received,
+                ) {
+                    Err(limit) => limit.text(),
+                    Ok(_) => "Error: timeout exceeded during DATA",
+                };
+                tracing::info!(%client, received, "DATA ended: {text}");
+                let _ = conn.queue(&reply(421, "4.4.2", text)).await;
                 return Step::Lost;
             }
             Err(_) => return Step::Lost,
         }
     }
+    state.budget.message_done();
     let Some(tx) = state.tx.take() else {
         return Step::Lost;
     };

@@ -2,19 +2,71 @@
 
 use cms::cert::CertificateChoices;
 use cms::content_info::CmsVersion;
-use cms::enveloped_data::{EncryptedContentInfo, OriginatorInfo, RecipientInfos};
+use cms::enveloped_data::{EncryptedContentInfo, RecipientInfo};
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::{ObjectIdentifier, OctetString};
-use der::{Any, Sequence};
+use der::{
+    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
+    Writer,
+};
 use x509_cert::attr::Attributes;
 
-/// RFC 5083: AuthEnvelopedData, the AEAD sibling of EnvelopedData.
+/// RecipientInfos read as a plain list, in the order given. `der` 0.7 insertion-sorts a
+/// decoded SET OF, and `cms` compares two RecipientInfos by encoding both: decoding them as a
+/// `SetOfVec` is quadratic with a large constant. Order does not matter to a reader.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct RecipientInfoList(pub Vec<RecipientInfo>);
+
+impl FixedTag for RecipientInfoList {
+    const TAG: Tag = Tag::Set;
+}
+
+impl<'a> DecodeValue<'a> for RecipientInfoList {
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        reader.read_nested(header.length, |reader| {
+            let mut list = Vec::new();
+            while !reader.is_finished() {
+                list.push(RecipientInfo::decode(reader)?);
+            }
+            Ok(Self(list))
+        })
+    }
+}
+
+impl EncodeValue for RecipientInfoList {
+    fn value_len(&self) -> der::Result<Length> {
+        self.0
+            .iter()
+            .try_fold(Length::ZERO, |len, ri| len + ri.encoded_len()?)
+    }
+
+    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+        self.0.iter().try_for_each(|ri| ri.encode(writer))
+    }
+}
+
+/// RFC 5652 EnvelopedData as the decryptor reads it: recipients as a [`RecipientInfoList`],
+/// and the fields it does not use (originator certificates, unprotected attributes) unparsed,
+/// so that no SET in them is sorted either.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct EnvelopedDataLenient {
+    pub version: CmsVersion,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub originator_info: Option<Any>,
+    pub recip_infos: RecipientInfoList,
+    pub encrypted_content: EncryptedContentInfo,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub unprotected_attrs: Option<Any>,
+}
+
+/// RFC 5083: AuthEnvelopedData, the AEAD sibling of EnvelopedData (recipients and originator
+/// information read leniently, as in [`EnvelopedDataLenient`]).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct AuthEnvelopedData {
     pub version: CmsVersion,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    pub originator_info: Option<OriginatorInfo>,
-    pub recip_infos: RecipientInfos,
+    pub originator_info: Option<Any>,
+    pub recip_infos: RecipientInfoList,
     pub auth_encrypted_content: EncryptedContentInfo,
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub auth_attrs: Option<Attributes>,

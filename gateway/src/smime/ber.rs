@@ -7,13 +7,31 @@
 //!
 //! Hostile input is bounded: nesting depth and node count are capped, so neither the stack nor
 //! memory can be exhausted, and every length is checked against the bytes actually present.
+//!
+//! `der` 0.7 insertion-sorts every `SET OF` it decodes, which is quadratic in the element count.
+//! So every SET is bounded here, per CMS field (the limits below); DER input goes through the
+//! same walk, so the bounds hold for it too. (RecipientInfos, the one large SET, is also read
+//! without sorting: see `asn1::RecipientInfoList`.)
 
 use std::borrow::Cow;
+
+use super::algorithms::{OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_SIGNED_DATA};
 
 /// Deepest nesting accepted. Real CMS nests about 12 levels; 64 leaves plenty of room.
 pub const MAX_DEPTH: usize = 64;
 /// Most TLV nodes accepted in one blob (a 50 MB `-stream` message has about 60 000).
 pub const MAX_NODES: usize = 1_000_000;
+/// RecipientInfos in one EnvelopedData or AuthEnvelopedData (a large mailing list).
+pub const MAX_RECIPIENT_INFOS: usize = 1_000;
+/// SignerInfos (and digestAlgorithms) in one SignedData.
+pub const MAX_SIGNER_INFOS: usize = 64;
+/// Certificates, and CRLs, carried in one CMS object.
+pub const MAX_CERTIFICATES: usize = 200;
+/// Any other SET: attributes, attribute values, the attributes of one name component.
+pub const MAX_SET_ELEMENTS: usize = 64;
+
+/// Tag of a universal, constructed SET (and SET OF).
+const SET_TAG: u8 = 0x31;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BerError {
@@ -33,6 +51,8 @@ pub enum BerError {
     BadConstructedString(usize),
     #[error("empty input")]
     Empty,
+    #[error("more than {limit} {what} in one SET")]
+    TooManyInSet { what: &'static str, limit: usize },
 }
 
 struct Node {
@@ -76,6 +96,7 @@ pub fn normalise(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
     // Bytes after the object are ignored, as OpenSSL, NSS and gpgsm do (some writers pad):
     // they are neither decrypted, verified nor shown.
     let object = &input[..end];
+    parser.check_cms_sets(root)?;
     parser.join_encrypted_content();
     if !parser.changed {
         return Ok(Cow::Borrowed(object));
@@ -171,7 +192,8 @@ impl Parser<'_> {
                         None
                     }
                 };
-                let mut children = Vec::new();
+                let mut children: Vec<usize> = Vec::new();
+                let is_set = first == SET_TAG;
                 loop {
                     match limit {
                         Some(end) if p == end => break,
@@ -181,6 +203,13 @@ impl Parser<'_> {
                             break;
                         }
                         _ => {}
+                    }
+                    if is_set && children.len() >= MAX_RECIPIENT_INFOS {
+                        // The largest SET any CMS field may hold; stop before reading more.
+                        return Err(BerError::TooManyInSet {
+                            what: "elements",
+                            limit: MAX_RECIPIENT_INFOS,
+                        });
                     }
                     let (child, next) = self.parse(p, depth + 1)?;
                     children.push(child);
@@ -199,6 +228,85 @@ impl Parser<'_> {
                 Ok((index, p))
             }
         }
+    }
+
+    fn tag_byte(&self, i: usize) -> u8 {
+        self.input[self.nodes[i].tag.0]
+    }
+
+    fn children(&self, i: usize) -> &[usize] {
+        match &self.nodes[i].kind {
+            NodeKind::Constructed { children } | NodeKind::Joined { children } => children,
+            NodeKind::Primitive { .. } => &[],
+        }
+    }
+
+    fn primitive_content(&self, i: usize) -> Option<&[u8]> {
+        match self.nodes[i].kind {
+            NodeKind::Primitive { content } => Some(&self.input[content.0..content.1]),
+            _ => None,
+        }
+    }
+
+    /// Bound every SET: the CMS fields that legitimately hold many elements get their own
+    /// limit, every other universal SET gets [`MAX_SET_ELEMENTS`].
+    fn check_cms_sets(&self, root: usize) -> Result<(), BerError> {
+        let mut recipient_infos = None;
+        let limit = |node: usize, what: &'static str, limit: usize| {
+            if self.children(node).len() > limit {
+                return Err(BerError::TooManyInSet { what, limit });
+            }
+            Ok(())
+        };
+        // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY }
+        if let [oid, explicit] = *self.children(root) {
+            if let (Some(oid), [content]) = (self.primitive_content(oid), self.children(explicit)) {
+                let fields = self.children(*content);
+                if oid == OID_ENVELOPED_DATA.as_bytes() || oid == OID_AUTH_ENVELOPED_DATA.as_bytes()
+                {
+                    for &field in fields {
+                        match self.tag_byte(field) {
+                            SET_TAG => {
+                                limit(field, "RecipientInfos", MAX_RECIPIENT_INFOS)?;
+                                recipient_infos = Some(field);
+                            }
+                            // originatorInfo: certificates [0], crls [1]
+                            0xa0 => {
+                                for &set in self.children(field) {
+                                    limit(set, "certificates or CRLs", MAX_CERTIFICATES)?;
+                                }
+                            }
+                            0xa1 | 0xa2 => limit(field, "attributes", MAX_SET_ELEMENTS)?,
+                            _ => {}
+                        }
+                    }
+                } else if oid == OID_SIGNED_DATA.as_bytes() {
+                    for &field in fields {
+                        match self.tag_byte(field) {
+                            // digestAlgorithms and signerInfos
+                            SET_TAG => {
+                                limit(field, "SignerInfos or digest algorithms", MAX_SIGNER_INFOS)?;
+                                for &signer in self.children(field) {
+                                    for &attrs in self.children(signer) {
+                                        if matches!(self.tag_byte(attrs), 0xa0 | 0xa1) {
+                                            limit(attrs, "signer attributes", MAX_SET_ELEMENTS)?;
+                                        }
+                                    }
+                                }
+                            }
+                            0xa0 | 0xa1 => limit(field, "certificates or CRLs", MAX_CERTIFICATES)?,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            if self.tag_byte(i) == SET_TAG && Some(i) != recipient_infos {
+                limit(i, "elements", MAX_SET_ELEMENTS)?;
+            }
+        }
+        Ok(())
     }
 
     fn check_string_leaves(&self, children: &[usize], tag: u8, at: usize) -> Result<(), BerError> {

@@ -12,17 +12,23 @@ use super::error::{Result, SmimeError};
 
 /// Parse a certificate from PEM (first block) or DER.
 pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate> {
-    use der::DecodePem;
     if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| SmimeError::Certificate("PEM is not valid text".into()))?;
         let start = text
             .find("-----BEGIN CERTIFICATE-----")
             .ok_or_else(|| SmimeError::Certificate("no CERTIFICATE PEM block".into()))?;
-        return Certificate::from_pem(&text[start..])
-            .map_err(|e| SmimeError::Certificate(e.to_string()));
+        let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
+            .map_err(|e| SmimeError::Certificate(e.to_string()))?;
+        return parse_der_certificate(&der);
     }
-    Certificate::from_der(bytes).map_err(|e| SmimeError::Certificate(e.to_string()))
+    parse_der_certificate(bytes)
+}
+
+/// Through the BER walker first: it bounds the SETs that `der` would sort (names, attributes).
+fn parse_der_certificate(bytes: &[u8]) -> Result<Certificate> {
+    let der = super::ber::normalise(bytes)?;
+    Certificate::from_der(&der).map_err(|e| SmimeError::Certificate(e.to_string()))
 }
 
 /// Every certificate in a PEM bundle (or a single DER certificate).

@@ -9,8 +9,7 @@ use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::KeyInit;
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
 };
 use der::asn1::OctetString;
 use der::{Decode, Encode};
@@ -23,11 +22,15 @@ use super::algorithms::{
     ContentCipher, KeyTransport, OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_RSAES_OAEP,
     OID_RSA_ENCRYPTION,
 };
-use super::asn1::{AuthEnvelopedData, GcmParameters};
+use super::asn1::{AuthEnvelopedData, EnvelopedDataLenient, GcmParameters, RecipientInfoList};
 use super::certs;
 use super::content_info;
 use super::crypto::PrivateKeyOps;
 use super::error::{Result, SmimeError};
+
+/// Most RecipientInfos tried per key. Each costs an RSA private operation; a genuine message
+/// names a recipient once (twice at most, by issuer and serial and by key identifier).
+pub const MAX_ATTEMPTS_PER_KEY: usize = 2;
 
 /// A key pair we may decrypt with: the certificate identifies it, the key does the work.
 pub struct DecryptionKey<'a> {
@@ -82,7 +85,7 @@ pub struct EnvelopeSummary {
 }
 
 struct Parsed {
-    recipients: RecipientInfos,
+    recipients: RecipientInfoList,
     content: EncryptedContentInfo,
     /// AuthEnvelopedData only: the tag and the additional authenticated data.
     aead: Option<(Vec<u8>, Vec<u8>)>,
@@ -93,7 +96,7 @@ fn parse(input: &[u8]) -> Result<Parsed> {
     let info = content_info::decode(&der)?;
     match info.content_type {
         OID_ENVELOPED_DATA => {
-            let env: EnvelopedData = info.content.decode_as()?;
+            let env: EnvelopedDataLenient = info.content.decode_as()?;
             Ok(Parsed {
                 recipients: env.recip_infos,
                 content: env.encrypted_content,
@@ -252,6 +255,7 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
         .to_der()?;
 
     let mut candidates = Vec::new();
+    let mut attempts_per_key = vec![0usize; keys.len()];
     let mut any_ktri = false;
     let mut transport_error = None;
     for ri in parsed.recipients.0.iter() {
@@ -260,9 +264,13 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
         };
         any_ktri = true;
         for (index, key) in keys.iter().enumerate() {
-            if matches(&ktri.rid, key.certificate) {
+            if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && matches(&ktri.rid, key.certificate)
+            {
                 match key_transport(ktri) {
-                    Ok(transport) => candidates.push((ktri, transport, index)),
+                    Ok(transport) => {
+                        attempts_per_key[index] += 1;
+                        candidates.push((ktri, transport, index));
+                    }
                     Err(e) => transport_error = Some(e),
                 }
             }
@@ -279,22 +287,16 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
     let Some(ciphertext) = parsed.content.encrypted_content else {
         return Err(SmimeError::MissingContent);
     };
-    let mut ciphertext = Some(ciphertext.into_bytes());
-    let last = candidates.len() - 1;
-    for (n, (ktri, transport, index)) in candidates.into_iter().enumerate() {
+    let mut content = ciphertext.into_bytes();
+    let content_key = ContentKey::parse(&params, parsed.aead.as_ref())?;
+    for (ktri, transport, index) in candidates {
         let cek = unwrap_key(
             keys[index].key,
             transport,
             ktri.enc_key.as_bytes(),
             cipher.key_len(),
         );
-        // The last candidate may consume the buffer; earlier ones work on a copy.
-        let buffer = if n == last {
-            ciphertext.take().unwrap_or_default()
-        } else {
-            ciphertext.clone().unwrap_or_default()
-        };
-        if let Ok(content) = decrypt_content(cipher, &cek, &params, buffer, parsed.aead.as_ref()) {
+        if content_key.opens(cipher, &cek, &mut content)? {
             return Ok(Decrypted {
                 content,
                 cipher,
@@ -332,67 +334,107 @@ fn unwrap_key(
     out
 }
 
-fn decrypt_content(
-    cipher: ContentCipher,
-    key: &[u8],
-    params_der: &[u8],
-    mut buffer: Vec<u8>,
-    aead: Option<&(Vec<u8>, Vec<u8>)>,
-) -> Result<Vec<u8>> {
-    let fail = |_| SmimeError::DecryptionFailed;
-    match aead {
-        None => {
-            let iv = OctetString::from_der(params_der)?;
-            let iv = iv.as_bytes();
-            let len = match cipher {
-                ContentCipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
-                    .map_err(fail)?
-                    .len(),
-                ContentCipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
-                    .map_err(fail)?
-                    .len(),
-                ContentCipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_padded_mut::<Pkcs7>(&mut buffer)
-                    .map_err(fail)?
-                    .len(),
-                _ => return Err(SmimeError::DecryptionFailed),
-            };
-            buffer.truncate(len);
-            Ok(buffer)
-        }
-        Some((tag, aad)) => {
-            let params = GcmParameters::from_der(params_der)?;
-            let nonce = params.nonce.as_bytes();
-            if nonce.len() != 12 || params.icv_len != 16 || tag.len() != 16 {
-                return Err(SmimeError::UnsupportedCipher(format!(
-                    "AES-GCM with a {}-byte nonce and a {}-byte tag (12 and 16 are supported)",
-                    nonce.len(),
-                    params.icv_len
-                )));
-            }
-            let nonce = aes_gcm::Nonce::from_slice(nonce);
-            let tag = aes_gcm::Tag::from_slice(tag);
-            let result = match cipher {
-                ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_in_place_detached(nonce, aad, &mut buffer, tag),
-                ContentCipher::Aes192Gcm => {
-                    aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(key)
-                        .map_err(|_| SmimeError::DecryptionFailed)?
-                        .decrypt_in_place_detached(nonce, aad, &mut buffer, tag)
+/// What the content cipher needs besides the key: the IV, or the nonce, tag and AAD.
+enum ContentKey<'a> {
+    Cbc {
+        iv: Vec<u8>,
+    },
+    Gcm {
+        nonce: Vec<u8>,
+        tag: &'a [u8],
+        aad: &'a [u8],
+    },
+}
+
+impl<'a> ContentKey<'a> {
+    fn parse(params_der: &[u8], aead: Option<&'a (Vec<u8>, Vec<u8>)>) -> Result<Self> {
+        match aead {
+            None => Ok(ContentKey::Cbc {
+                iv: OctetString::from_der(params_der)?.into_bytes(),
+            }),
+            Some((tag, aad)) => {
+                let params = GcmParameters::from_der(params_der)?;
+                let nonce = params.nonce.into_bytes();
+                if nonce.len() != 12 || params.icv_len != 16 || tag.len() != 16 {
+                    return Err(SmimeError::UnsupportedCipher(format!(
+                        "AES-GCM with a {}-byte nonce and a {}-byte tag (12 and 16 are supported)",
+                        nonce.len(),
+                        params.icv_len
+                    )));
                 }
-                ContentCipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_in_place_detached(nonce, aad, &mut buffer, tag),
-                _ => return Err(SmimeError::DecryptionFailed),
-            };
-            result.map_err(|_| SmimeError::DecryptionFailed)?;
-            Ok(buffer)
+                Ok(ContentKey::Gcm { nonce, tag, aad })
+            }
         }
     }
+
+    /// Decrypt `content` in place if `key` is the right one; `Ok(false)` leaves it untouched.
+    /// A wrong key never costs a full decryption: for CBC only the last block is tried (its
+    /// padding), and AES-GCM checks the tag before it decrypts anything.
+    fn opens(&self, cipher: ContentCipher, key: &[u8], content: &mut Vec<u8>) -> Result<bool> {
+        match self {
+            ContentKey::Cbc { iv } => {
+                const BLOCK: usize = 16;
+                if content.len() < BLOCK || !content.len().is_multiple_of(BLOCK) {
+                    return Err(SmimeError::DecryptionFailed);
+                }
+                let last_at = content.len() - BLOCK;
+                let chain = if last_at == 0 {
+                    iv.as_slice()
+                } else {
+                    &content[last_at - BLOCK..last_at]
+                };
+                let mut last = content[last_at..].to_vec();
+                if cbc_decrypt(cipher, key, chain, &mut last).is_err() {
+                    return Ok(false);
+                }
+                let len = cbc_decrypt(cipher, key, iv, content)?;
+                content.truncate(len);
+                Ok(true)
+            }
+            ContentKey::Gcm { nonce, tag, aad } => {
+                let nonce = aes_gcm::Nonce::from_slice(nonce);
+                let tag = aes_gcm::Tag::from_slice(tag);
+                let result = match cipher {
+                    ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
+                        .map_err(|_| SmimeError::DecryptionFailed)?
+                        .decrypt_in_place_detached(nonce, aad, content, tag),
+                    ContentCipher::Aes192Gcm => aes_gcm::AesGcm::<
+                        aes::Aes192,
+                        aes_gcm::aead::consts::U12,
+                    >::new_from_slice(key)
+                    .map_err(|_| SmimeError::DecryptionFailed)?
+                    .decrypt_in_place_detached(nonce, aad, content, tag),
+                    ContentCipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
+                        .map_err(|_| SmimeError::DecryptionFailed)?
+                        .decrypt_in_place_detached(nonce, aad, content, tag),
+                    _ => return Err(SmimeError::DecryptionFailed),
+                };
+                Ok(result.is_ok())
+            }
+        }
+    }
+}
+
+/// AES-CBC with PKCS#7 padding, in place; returns the plaintext length.
+fn cbc_decrypt(cipher: ContentCipher, key: &[u8], iv: &[u8], buffer: &mut [u8]) -> Result<usize> {
+    let fail = |_| SmimeError::DecryptionFailed;
+    let len = match cipher {
+        ContentCipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(|_| SmimeError::DecryptionFailed)?
+            .decrypt_padded_mut::<Pkcs7>(buffer)
+            .map_err(fail)?
+            .len(),
+        ContentCipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(|_| SmimeError::DecryptionFailed)?
+            .decrypt_padded_mut::<Pkcs7>(buffer)
+            .map_err(fail)?
+            .len(),
+        ContentCipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(|_| SmimeError::DecryptionFailed)?
+            .decrypt_padded_mut::<Pkcs7>(buffer)
+            .map_err(fail)?
+            .len(),
+        _ => return Err(SmimeError::DecryptionFailed),
+    };
+    Ok(len)
 }

@@ -22,7 +22,7 @@ use super::algorithms::{
     ContentCipher, KeyTransport, OID_AUTH_ENVELOPED_DATA, OID_DATA, OID_ENVELOPED_DATA,
     OID_RSAES_OAEP, OID_RSA_ENCRYPTION,
 };
-use super::asn1::{AuthEnvelopedData, GcmParameters};
+use super::asn1::{AuthEnvelopedData, GcmParameters, RecipientInfoList};
 use super::certs;
 use super::content_info;
 use super::error::{Result, SmimeError};
@@ -92,7 +92,7 @@ pub fn encrypt(
         let env = AuthEnvelopedData {
             version: CmsVersion::V0,
             originator_info: None,
-            recip_infos,
+            recip_infos: RecipientInfoList(recip_infos.0.into_vec()),
             auth_encrypted_content: EncryptedContentInfo {
                 content_type: OID_DATA,
                 content_enc_alg: AlgorithmIdentifierOwned {

@@ -15,8 +15,8 @@ fn counts_histogram_and_escapes() {
     m.message("inbound", "delivered");
     m.message("inbound", "delivered");
     m.message("outbound", "refused");
-    m.failure("decrypt", "bad \"key\"\n");
-    m.cert_query_reply("sent");
+    m.failure(CryptoFailure::Undecryptable);
+    m.cert_query_reply(CertQueryReply::Sent);
     m.processing_time(0.02);
     m.processing_time(100.0);
     m.processing_time(f64::NAN);
@@ -25,7 +25,7 @@ fn counts_histogram_and_escapes() {
     assert!(text
         .contains("smime_gateway_messages_total{direction=\"inbound\",outcome=\"delivered\"} 2"));
     assert!(text.contains(
-        "smime_gateway_crypto_failures_total{operation=\"decrypt\",reason=\"bad \\\"key\\\"\\n\"} 1"
+        "smime_gateway_crypto_failures_total{operation=\"decrypt\",reason=\"undecryptable\"} 1"
     ));
     assert!(text.contains("smime_gateway_cert_query_replies_total{outcome=\"sent\"} 1"));
     assert!(text.contains("smime_gateway_processing_seconds_bucket{le=\"0.01\"} 0"));
@@ -39,14 +39,16 @@ fn counts_histogram_and_escapes() {
 }
 
 #[test]
-fn label_sets_are_capped() {
+fn label_values_come_from_a_closed_set() {
+    // Issue 11: failure reasons used to be free text (a sender could add label values).
     let m = Metrics::new();
-    for i in 0..(MAX_LABEL_SETS + 10) {
-        m.failure("verify", &format!("reason {i}"));
+    for _ in 0..3 {
+        for failure in CryptoFailure::ALL {
+            m.failure(failure);
+        }
     }
     let snap = m.failures.snapshot();
-    assert_eq!(snap.len(), MAX_LABEL_SETS + 1);
-    assert!(snap
-        .iter()
-        .any(|(k, v)| k == &vec!["other".to_string(), "other".to_string()] && *v == 10));
+    assert_eq!(snap.len(), CryptoFailure::ALL.len());
+    assert!(snap.iter().all(|(_, n)| *n == 3));
+    assert_eq!(escape_label("a\"b\\\n"), "a\\\"b\\\\\\n");
 }

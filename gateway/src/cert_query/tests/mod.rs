@@ -106,7 +106,7 @@ impl Fixture {
 
     fn handle(&self, sender: &str, message: &[u8]) -> CertQueryOutcome {
         // A fresh limiter per request: these tests are not about rate limits.
-        self.handle_with(&self.config, &RateLimiter::new(100), sender, message)
+        self.handle_with(&self.config, &RateLimiter::new(100, 1000), sender, message)
     }
 
     fn request(&self, who: &str, from: &str, subject: &str, id: &str) -> Vec<u8> {
@@ -164,6 +164,7 @@ fn reply(outcome: CertQueryOutcome, kind: ReplyKind) -> (String, String, Vec<u8>
             message,
             kind: k,
             reason,
+            ..
         } => {
             assert_eq!(k, kind, "reason: {reason:?}");
             (mail_from, rcpt_to, message, reason)
@@ -324,11 +325,14 @@ fn certificate_reply_and_refusals() {
         "user@agency.example",
         "other",
     );
-    assert_refused(
-        f.handle("mallory@other.example", &request),
-        "mallory@other.example",
-        "not approved",
-    );
+    // No refusal either: the envelope sender's domain is not a partner (no backscatter).
+    match f.handle("mallory@other.example", &request) {
+        CertQueryOutcome::NoReply { reason } => {
+            assert!(reason.contains("not approved"), "{reason}");
+            assert!(reason.contains("no refusal sent"), "{reason}");
+        }
+        other => panic!("expected NoReply, got {other:?}"),
+    }
     assert!(f
         .store
         .current_partner_certificate("mallory@other.example")
@@ -418,7 +422,7 @@ fn certificate_reply_and_refusals() {
     assert_refused(
         f.handle_with(
             &listed,
-            &RateLimiter::new(10),
+            &RateLimiter::new(10, 1000),
             "alice@partner.example",
             &request,
         ),
@@ -430,7 +434,7 @@ fn certificate_reply_and_refusals() {
     reply(
         f.handle_with(
             &listed,
-            &RateLimiter::new(10),
+            &RateLimiter::new(10, 1000),
             "alice@partner.example",
             &request,
         ),
@@ -438,7 +442,7 @@ fn certificate_reply_and_refusals() {
     );
 
     // Rate limit: with 1 per hour the second request gets nothing.
-    let limiter = RateLimiter::new(1);
+    let limiter = RateLimiter::new(1, 1000);
     reply(
         f.handle_with(&f.config, &limiter, "alice@partner.example", &request),
         ReplyKind::Certificate,
@@ -448,7 +452,7 @@ fn certificate_reply_and_refusals() {
         other => panic!("expected NoReply, got {other:?}"),
     }
     // Refusals count too (they are replies to the same person).
-    let limiter = RateLimiter::new(1);
+    let limiter = RateLimiter::new(1, 1000);
     reply(
         f.handle_with(&f.config, &limiter, "alice@partner.example", &plain),
         ReplyKind::Refusal,
@@ -467,7 +471,7 @@ fn loops_get_no_reply() {
     let mut config = Config::default_for_run(dir.path());
     config.cert_query_address = "cert-query@agency.example".into();
     let keys = KeyCache::default();
-    let limiter = RateLimiter::new(100);
+    let limiter = RateLimiter::new(100, 1000);
     let cq = CertQuery {
         config: &config,
         store: &store,
@@ -524,12 +528,14 @@ fn loops_get_no_reply() {
         }
     }
     // Auto-Submitted: no is an ordinary message: it gets past the loop checks (and is refused
-    // here because nothing is approved in this store).
+    // here, silently, because nothing is approved in this store).
     let message = with("Auto-Submitted: no\r\n");
-    assert!(!matches!(
-        cq.handle("alice@partner.example", &message, now),
-        CertQueryOutcome::NoReply { .. }
-    ));
+    match cq.handle("alice@partner.example", &message, now) {
+        CertQueryOutcome::NoReply { reason } => {
+            assert!(reason.contains("no refusal sent"), "{reason}")
+        }
+        other => panic!("expected NoReply, got {other:?}"),
+    }
 }
 
 #[test]
@@ -550,7 +556,7 @@ fn internal_failures_are_temporary_and_do_not_use_the_allowance() {
         .unwrap();
     let config = Config::default_for_run(dir.path());
     let keys = KeyCache::default();
-    let limiter = RateLimiter::new(1);
+    let limiter = RateLimiter::new(1, 1000);
     let cq = CertQuery {
         config: &config,
         store: &store,
@@ -577,7 +583,7 @@ fn garbage_never_panics() {
         .unwrap();
     let config = Config::default_for_run(dir.path());
     let keys = KeyCache::default();
-    let limiter = RateLimiter::new(1000);
+    let limiter = RateLimiter::new(1000, 1000);
     let cq = CertQuery {
         config: &config,
         store: &store,
@@ -608,39 +614,76 @@ fn garbage_never_panics() {
 #[test]
 fn rate_limiter_rolls_over_the_hour_and_stays_bounded() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
-    let limiter = RateLimiter::new(2);
-    assert!(limiter.allow("a@x.example", t0));
-    assert!(limiter.allow("<A@X.example>", t0 + Duration::from_secs(60)));
-    assert!(!limiter.allow("a@x.example", t0 + Duration::from_secs(120)));
-    assert!(limiter.allow("b@x.example", t0 + Duration::from_secs(120)));
+    let limiter = RateLimiter::new(2, 1000);
+    assert!(limiter.allow(&["a@x.example"], t0).is_ok());
+    assert!(limiter
+        .allow(&["<A@X.example>"], t0 + Duration::from_secs(60))
+        .is_ok());
+    assert!(limiter
+        .allow(&["a@x.example"], t0 + Duration::from_secs(120))
+        .is_err());
+    assert!(limiter
+        .allow(&["b@x.example"], t0 + Duration::from_secs(120))
+        .is_ok());
     // The first reply leaves the window after an hour, the second a minute later.
-    assert!(limiter.allow("a@x.example", t0 + HOUR));
-    assert!(!limiter.allow("a@x.example", t0 + HOUR));
-    assert!(limiter.allow("a@x.example", t0 + HOUR + Duration::from_secs(60)));
+    assert!(limiter.allow(&["a@x.example"], t0 + HOUR).is_ok());
+    assert!(limiter.allow(&["a@x.example"], t0 + HOUR).is_err());
+    assert!(limiter
+        .allow(&["a@x.example"], t0 + HOUR + Duration::from_secs(60))
+        .is_ok());
     // Released slots are given back.
     let now = t0 + 3 * HOUR;
-    let limiter = RateLimiter::new(1);
-    assert!(limiter.allow("c@x.example", now));
-    limiter.release("c@x.example", now);
-    assert!(limiter.allow("c@x.example", now));
+    let limiter = RateLimiter::new(1, 1000);
+    let allowance = limiter.allow(&["c@x.example"], now).unwrap();
+    limiter.release(&allowance);
+    assert!(limiter.allow(&["c@x.example"], now).is_ok());
 
-    let limiter = RateLimiter::with_capacity(1, 3);
+    let limiter = RateLimiter::with_capacity(1, 1000, 3);
     for (i, who) in ["1@x.example", "2@x.example", "3@x.example"]
         .iter()
         .enumerate()
     {
-        assert!(limiter.allow(who, t0 + Duration::from_secs(i as u64)));
+        assert!(limiter
+            .allow(&[*who], t0 + Duration::from_secs(i as u64))
+            .is_ok());
     }
     // Full: the least recently seen sender is evicted.
-    assert!(limiter.allow("4@x.example", t0 + Duration::from_secs(10)));
+    assert!(limiter
+        .allow(&["4@x.example"], t0 + Duration::from_secs(10))
+        .is_ok());
     assert_eq!(limiter.tracked(), 3);
-    assert!(limiter.allow("1@x.example", t0 + Duration::from_secs(11)));
-    assert!(!limiter.allow("3@x.example", t0 + Duration::from_secs(12)));
+    assert!(limiter
+        .allow(&["1@x.example"], t0 + Duration::from_secs(11))
+        .is_ok());
+    assert!(limiter
+        .allow(&["3@x.example"], t0 + Duration::from_secs(12))
+        .is_err());
     // Expired entries are swept first.
-    assert!(limiter.allow("5@x.example", t0 + 2 * HOUR));
+    assert!(limiter.allow(&["5@x.example"], t0 + 2 * HOUR).is_ok());
     assert_eq!(limiter.tracked(), 1);
+    // Sub-addresses share their base address's allowance; one request with both counts once.
+    let limiter = RateLimiter::new(1, 1000);
+    assert!(limiter
+        .allow(&["bob+one@x.example", "bob@x.example"], t0)
+        .is_ok());
+    assert!(limiter.allow(&["Bob+two@X.example"], t0).is_err());
+    assert!(limiter.allow(&["+x@x.example"], t0).is_ok());
+    // A global limit across all senders; a refused request takes no slot.
+    let limiter = RateLimiter::new(5, 3);
+    for who in ["1@a.example", "2@b.example", "3@c.example"] {
+        assert!(limiter.allow(&[who], t0).is_ok());
+    }
+    let err = limiter.allow(&["4@d.example"], t0).unwrap_err();
+    assert!(err.contains("global"), "{err}");
+    assert!(limiter.allow(&["4@d.example"], t0 + HOUR).is_ok());
+    let limiter = RateLimiter::new(1, 5);
+    assert!(limiter.allow(&["1@a.example"], t0).is_ok());
+    assert!(limiter.allow(&["2@a.example", "1@a.example"], t0).is_err());
+    assert!(limiter.allow(&["2@a.example"], t0).is_ok());
     // Zero allows nothing.
-    assert!(!RateLimiter::new(0).allow("a@x.example", t0));
+    assert!(RateLimiter::new(0, 1000)
+        .allow(&["a@x.example"], t0)
+        .is_err());
 }
 
 #[test]

@@ -246,3 +246,40 @@ fn decrypted_mail_needs_a_dsn_capable_next_hop_unless_allowed() {
     assert!(err("[outbound]\nallow_next_hop_without_dsn = true\n")
         .contains("allow_next_hop_without_dsn"));
 }
+
+#[test]
+fn abuse_limits_have_safe_defaults_and_refuse_zero() {
+    let c = load("").unwrap();
+    assert_eq!(c.smtp.limits, SessionLimits::default());
+    assert_eq!(c.cert_query.global_rate_limit_per_hour, 200);
+    let c = load(
+        "[smtp]\nmax_session_secs = 60\nmin_data_rate = 10\nmax_commands_per_message = 7\n\
+         max_recipients = 3\nmax_sessions_per_client = 2\n\
+         [cert_query]\nglobal_rate_limit_per_hour = 9\n",
+    )
+    .unwrap();
+    let limits = c.server_config().limits;
+    assert_eq!(limits.max_session_time, Duration::from_secs(60));
+    assert_eq!(
+        (
+            limits.min_data_rate,
+            limits.max_commands_per_message,
+            limits.max_recipients,
+            limits.max_sessions_per_client
+        ),
+        (10, 7, 3, 2)
+    );
+    assert_eq!(c.cert_query.global_rate_limit_per_hour, 9);
+    for key in [
+        "max_session_secs",
+        "min_data_rate",
+        "max_commands_per_message",
+        "max_recipients",
+        "max_sessions_per_client",
+    ] {
+        let e = err(&format!("[smtp]\n{key} = 0\n"));
+        assert!(e.contains(&format!("`smtp.{key}`")), "{e}");
+    }
+    let e = err("[cert_query]\nglobal_rate_limit_per_hour = 0\n");
+    assert!(e.contains("`cert_query.global_rate_limit_per_hour`"), "{e}");
+}

@@ -353,6 +353,66 @@ async fn untrusted_clients_cannot_submit_or_forward() {
     server.stop().await;
 }
 
+// Issue 11: resource limits, each with a tiny value.
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_busy() {
+    let server = Server::start(|c| {
+        c.limits.max_session_time = Duration::from_millis(800);
+        c.idle_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("EHLO x.test").await.0, 250);
+    let started = std::time::Instant::now();
+    let closed_by = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (code, text) = c.cmd("NOOP").await;
+        if code != 250 {
+            break (code, text);
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "never ended");
+    };
+    assert_eq!(closed_by.0, 421);
+    assert!(closed_by.1.contains("session time"), "{}", closed_by.1);
+    c.assert_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_one_byte_data_slowloris_is_cut_off() {
+    let server = Server::start(|c| {
+        c.command_timeout = Duration::from_millis(500);
+        c.limits.min_data_rate = 1000;
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("EHLO x.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@ext.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<b@int.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    // One byte every 100 ms: each read is well within the command timeout, but the rate is
+    // 10 bytes a second.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    let (code, text) = loop {
+        if c.w.write_all(b"x").await.is_err() {
+            break c.reply().await;
+        }
+        sent += 1;
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_millis(100), c.r.read_line(&mut line)).await {
+            Ok(_) => break (line[..3].parse().unwrap(), line),
+            Err(_) => assert!(started.elapsed() < Duration::from_secs(5), "never cut off"),
+        }
+    };
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("too slowly"), "{text}");
+    assert!(sent < 30, "{sent} bytes");
+    assert!(server.handler.got.lock().unwrap().is_empty());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn xforward_reaches_the_handler_for_one_transaction() {
     let server = Server::start(|_| {}).await;
@@ -392,5 +452,70 @@ async fn xforward_reaches_the_handler_for_one_transaction() {
     assert_eq!(first.helo.as_deref(), Some("laptop"));
     assert_eq!(first.login.as_deref(), Some("alice"));
     assert_eq!(got[1].0.forwarded, Forwarded::default());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn commands_without_a_message_are_limited() {
+    let server = Server::start(|c| c.limits.max_commands_per_message = 5).await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("EHLO x.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@ext.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<b@int.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send("Subject: hi\r\n\r\nhello\r\n.\r\n").await;
+    assert_eq!(c.reply().await.0, 250);
+    // The count starts again after a message: five more commands, then the sixth ends it.
+    for _ in 0..5 {
+        assert_eq!(c.cmd("RSET").await.0, 250);
+    }
+    let (code, text) = c.cmd("NOOP").await;
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("too many commands"), "{text}");
+    c.assert_closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_per_client_address_are_limited() {
+    let server = Server::start(|c| c.limits.max_sessions_per_client = 2).await;
+    let first = Client::connect(server.addr).await;
+    let _second = Client::connect(server.addr).await;
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let mut greeting = String::new();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    greeting.push_str(&String::from_utf8_lossy(&buf[..n]));
+    assert!(greeting.starts_with("421"), "{greeting}");
+    // A slot comes back when a session ends.
+    drop(first);
+    let started = std::time::Instant::now();
+    loop {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        if buf[..n].starts_with(b"220") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn recipients_per_message_are_limited() {
+    let server = Server::start(|c| c.limits.max_recipients = 2).await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("EHLO x.test").await.0, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@ext.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<b@int.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<c@int.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<d@int.test>").await.0, 452);
     server.stop().await;
 }

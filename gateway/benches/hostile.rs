@@ -1,0 +1,111 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+//! Hostile-input table (issue 11): the time the engine spends on each crafted input, divided by
+//! the time for an ordinary message of the same size. Target: every ratio ≤ 5.
+//!
+//! Run with `make bench` (or `cargo bench -p gateway --bench hostile`). Prints a Markdown table
+//! and writes it to `bench/hostile.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
+//! Times are the median wall-clock time of single-threaded runs (the work is CPU-bound).
+
+#[path = "../tests/common.rs"]
+mod common;
+#[path = "../tests/crafted/mod.rs"]
+mod crafted;
+
+use std::time::{Duration, Instant};
+
+use common::{cert, key};
+use crafted::{fake_recipients, real_message};
+use der::Encode;
+use gateway::smime::decrypt::{decrypt, DecryptionKey};
+
+const RUNS: usize = 5;
+
+fn median(mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[RUNS / 2]
+}
+
+struct Case {
+    name: &'static str,
+    cipher: &'static str,
+    /// Bytes of content in the crafted message.
+    content: usize,
+    /// Bogus RecipientInfos naming our key (they sort before the real one).
+    fakes: usize,
+}
+
+fn main() {
+    let c = cert("proxy/user.pem");
+    let k = key("proxy/user.key");
+    let keys = [DecryptionKey {
+        certificate: &c,
+        key: &k,
+    }];
+    let cases = [
+        Case {
+            name: "8,000 RecipientInfos (refused by the SET bound)",
+            cipher: "-aes256",
+            content: 1_000,
+            fakes: 8_000,
+        },
+        Case {
+            name: "1,000 RecipientInfos in descending order",
+            cipher: "-aes256",
+            content: 1_000,
+            fakes: 999,
+        },
+        Case {
+            name: "50 RecipientInfos naming our key, AES-CBC, 1 MB",
+            cipher: "-aes256",
+            content: 1 << 20,
+            fakes: 50,
+        },
+        Case {
+            name: "50 RecipientInfos naming our key, AES-GCM, 1 MB",
+            cipher: "-aes-256-gcm",
+            content: 1 << 20,
+            fakes: 50,
+        },
+    ];
+    let mut table = String::from(
+        "| crafted input | size | crafted ms | ordinary ms | ratio |\n|---|---:|---:|---:|---:|\n",
+    );
+    for case in cases {
+        let real = real_message(case.cipher, &vec![b'x'; case.content]);
+        let mut recipients = fake_recipients(&real.recipient, case.fakes);
+        recipients.push(real.recipient.to_der().expect("encode"));
+        let crafted = real.with_recipients(&recipients);
+        // The ordinary message: one recipient, content filling the same size.
+        let padding = crafted.len().saturating_sub(case.content + 600);
+        let ordinary = real_message(case.cipher, &vec![b'x'; case.content + padding]);
+        let ordinary = ordinary.with_recipients(&[ordinary.recipient.to_der().expect("encode")]);
+        let crafted_time = median(|| {
+            let _ = decrypt(&crafted, &keys);
+        });
+        let ordinary_time = median(|| {
+            let _ = decrypt(&ordinary, &keys);
+        });
+        let ratio = crafted_time.as_secs_f64() / ordinary_time.as_secs_f64().max(1e-9);
+        table.push_str(&format!(
+            "| {} | {:.1} MB / {:.1} MB | {:.2} | {:.2} | {:.2} |\n",
+            case.name,
+            crafted.len() as f64 / 1e6,
+            ordinary.len() as f64 / 1e6,
+            crafted_time.as_secs_f64() * 1e3,
+            ordinary_time.as_secs_f64() * 1e3,
+            ratio
+        ));
+    }
+    print!("{table}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/hostile.md");
+    if let Err(e) = std::fs::write(&out, &table) {
+        eprintln!("cannot write {}: {e}", out.display());
+    }
+}

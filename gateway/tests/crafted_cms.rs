@@ -1,0 +1,185 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+//! Issue 11: crafted CMS that used to cost far more than an ordinary message of its size.
+
+mod common;
+mod crafted;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use crafted::{fake_recipients, real_message, tlv};
+use der::Encode;
+use gateway::smime::algorithms::{DigestAlg, KeyTransport};
+use gateway::smime::ber::{self, BerError};
+use gateway::smime::crypto::{KeyError, PrivateKeyOps, RsaCrateKey};
+use gateway::smime::decrypt::{decrypt, DecryptionKey, MAX_ATTEMPTS_PER_KEY};
+use gateway::smime::{certs, SmimeError};
+use zeroize::Zeroizing;
+
+#[test]
+fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
+    let real = real_message("-aes256", BODY);
+    let msg = real.with_recipients(&fake_recipients(&real.recipient, 8_000));
+    let started = Instant::now();
+    let err = ber::normalise(&msg).unwrap_err();
+    assert!(
+        matches!(err, BerError::TooManyInSet { limit, .. } if limit == ber::MAX_RECIPIENT_INFOS),
+        "{err}"
+    );
+    let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
+    let keys = [DecryptionKey {
+        certificate: &c,
+        key: &k,
+    }];
+    let err = decrypt(&msg, &keys).unwrap_err();
+    assert!(matches!(
+        err,
+        SmimeError::Ber(BerError::TooManyInSet { .. })
+    ));
+    // Debug build on a shared machine: still three orders of magnitude below the old cost.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_thousand_unsorted_recipient_infos_are_read_without_sorting() {
+    let real = real_message("-aes256", BODY);
+    let mut recipients = fake_recipients(&real.recipient, ber::MAX_RECIPIENT_INFOS - 1);
+    recipients.insert(0, real.recipient.to_der().unwrap());
+    let msg = real.with_recipients(&recipients);
+    let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
+    let started = Instant::now();
+    // Listed first, the real recipient is found first (nothing reorders the list).
+    let opened = decrypt(
+        &msg,
+        &[DecryptionKey {
+            certificate: &c,
+            key: &k,
+        }],
+    )
+    .unwrap();
+    assert_eq!(opened.content, BODY);
+    assert_eq!(opened.envelope.recipients.len(), ber::MAX_RECIPIENT_INFOS);
+    // Sorted by `der`, this took about 45 s in a debug build.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn other_sets_are_bounded_per_field() {
+    let oid = tlv(0x06, gateway::smime::algorithms::OID_SIGNED_DATA.as_bytes());
+    let signed = |certificates: usize, signers: usize| {
+        let small = tlv(0x30, &[0x02, 0x01, 0x01]);
+        let sd = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[1]),
+                tlv(0x31, &[]),
+                tlv(0x30, &tlv(0x06, &[0x2a])),
+                tlv(0xa0, &small.repeat(certificates)),
+                tlv(0x31, &tlv(0x30, &[]).repeat(signers)),
+            ]
+            .concat(),
+        );
+        tlv(0x30, &[oid.clone(), tlv(0xa0, &sd)].concat())
+    };
+    assert!(ber::normalise(&signed(ber::MAX_CERTIFICATES, ber::MAX_SIGNER_INFOS)).is_ok());
+    for (input, limit) in [
+        (signed(ber::MAX_CERTIFICATES + 1, 1), ber::MAX_CERTIFICATES),
+        (signed(1, ber::MAX_SIGNER_INFOS + 1), ber::MAX_SIGNER_INFOS),
+    ] {
+        let err = ber::normalise(&input).unwrap_err();
+        assert!(
+            matches!(err, BerError::TooManyInSet { limit: l, .. } if l == limit),
+            "{err}"
+        );
+    }
+
+    // A certificate (DER, not through any CMS parser) with one name component of many
+    // attributes: refused before `der` sorts it.
+    let attribute = |i: u8| {
+        tlv(
+            0x30,
+            &[tlv(0x06, &[0x55, 0x04, 0x03]), tlv(0x0c, &[i])].concat(),
+        )
+    };
+    let rdn: Vec<u8> = (0..=ber::MAX_SET_ELEMENTS as u8)
+        .rev()
+        .flat_map(attribute)
+        .collect();
+    let name = tlv(0x30, &tlv(0x31, &rdn));
+    let cert = tlv(0x30, &tlv(0x30, &name));
+    let err = certs::parse_certificate(&cert).unwrap_err();
+    assert!(
+        matches!(err, SmimeError::Ber(BerError::TooManyInSet { .. })),
+        "{err}"
+    );
+}
+
+/// Counts private-key operations.
+struct CountingKey {
+    inner: RsaCrateKey,
+    operations: AtomicUsize,
+}
+
+impl PrivateKeyOps for CountingKey {
+    fn key_bits(&self) -> usize {
+        self.inner.key_bits()
+    }
+    fn public_key_spki_der(&self) -> Result<Vec<u8>, KeyError> {
+        self.inner.public_key_spki_der()
+    }
+    fn decrypt_key(
+        &self,
+        transport: KeyTransport,
+        encrypted_key: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.operations.fetch_add(1, Ordering::SeqCst);
+        self.inner.decrypt_key(transport, encrypted_key)
+    }
+    fn sign_digest(&self, digest_alg: DigestAlg, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.inner.sign_digest(digest_alg, digest)
+    }
+}
+
+#[test]
+fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
+    let c = cert("proxy/user.pem");
+    for cipher in ["-aes256", "-aes-128-gcm"] {
+        let real = real_message(cipher, BODY);
+        let counting = CountingKey {
+            inner: key("proxy/user.key"),
+            operations: AtomicUsize::new(0),
+        };
+        let keys = [DecryptionKey {
+            certificate: &c,
+            key: &counting,
+        }];
+        // 50 bogus copies of our recipient, sorted before the real one.
+        let mut recipients = fake_recipients(&real.recipient, 50);
+        recipients.push(real.recipient.to_der().unwrap());
+        let err = decrypt(&real.with_recipients(&recipients), &keys).unwrap_err();
+        assert!(matches!(err, SmimeError::DecryptionFailed), "{err}");
+        assert_eq!(
+            counting.operations.load(Ordering::SeqCst),
+            MAX_ATTEMPTS_PER_KEY
+        );
+
+        // A bogus copy ahead of the real one still decrypts, the content once.
+        counting.operations.store(0, Ordering::SeqCst);
+        let recipients = [
+            fake_recipients(&real.recipient, 1).remove(0),
+            real.recipient.to_der().unwrap(),
+        ];
+        let opened = decrypt(&real.with_recipients(&recipients), &keys).unwrap();
+        assert_eq!(opened.content, BODY, "{cipher}");
+        assert_eq!(counting.operations.load(Ordering::SeqCst), 2);
+    }
+}
