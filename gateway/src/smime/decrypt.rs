@@ -221,7 +221,7 @@ fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
     match rid {
         RecipientIdentifier::IssuerAndSerialNumber(ias) => {
             ias.serial_number == cert.tbs_certificate.serial_number
-                && ias.issuer == cert.tbs_certificate.issuer
+                && certs::names_match(&ias.issuer, &cert.tbs_certificate.issuer)
         }
         RecipientIdentifier::SubjectKeyIdentifier(ski) => {
             ski.0.as_bytes() == certs::subject_key_identifier(cert).as_slice()
