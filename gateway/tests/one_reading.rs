@@ -480,3 +480,52 @@ fn a_missing_transfer_encoding_label_on_the_signature_is_read_as_base64() {
     assert!(openssl_verifies(&m));
     assert!(valid_signature(&m));
 }
+
+#[test]
+fn recipient_issuer_names_compare_by_rfc5280_rules() {
+    use base64::Engine;
+    use gateway::smime::decrypt::DecryptionKey;
+    let der = openssl_ok(
+        &[
+            "cms",
+            "-encrypt",
+            "-aes256",
+            "-outform",
+            "DER",
+            "-recip",
+            &f("proxy/user.pem"),
+        ],
+        BODY,
+    );
+    let user = cert("proxy/user.pem");
+    let issuer = user.tbs_certificate.issuer.to_der().unwrap();
+    let at = der
+        .windows(issuer.len())
+        .position(|w| w == issuer.as_slice())
+        .expect("issuer in the RecipientInfo");
+    // Change the case of the last letter of the issuer name (inside a string value): the same
+    // name by RFC 5280 rules, different bytes.
+    let mut mutated = der.clone();
+    let letter = (at..at + issuer.len())
+        .rev()
+        .find(|i| mutated[*i].is_ascii_lowercase())
+        .expect("a lower-case letter in the issuer name");
+    mutated[letter] = mutated[letter].to_ascii_uppercase();
+    let body = base64::engine::general_purpose::STANDARD.encode(&mutated);
+    let message = with_headers(
+        format!(
+            "MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}\r\n"
+        )
+        .as_bytes(),
+    );
+    let key = key("proxy/user.key");
+    let opened = open_message(
+        &message,
+        &[DecryptionKey {
+            certificate: &user,
+            key: &key,
+        }],
+    );
+    assert!(opened.decrypted(), "{:?}", opened.stopped);
+    assert!(opened.content.ends_with(b"Second line.\r\n"));
+}
