@@ -183,3 +183,19 @@ fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
         assert_eq!(counting.operations.load(Ordering::SeqCst), 2);
     }
 }
+
+/// Issue 16: a RecipientInfo repeated byte for byte is not a DER error (NSS and gpgsm decrypt
+/// such messages; a strict SET OF would refuse the duplicate).
+#[test]
+fn a_duplicated_recipient_info_still_decrypts() {
+    let real = real_message("-aes256", BODY);
+    let ri = real.recipient.to_der().unwrap();
+    let msg = real.with_recipients(&[ri.clone(), ri]);
+    let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
+    let keys = [DecryptionKey {
+        certificate: &c,
+        key: &k,
+    }];
+    let decrypted = decrypt(&msg, &keys).unwrap();
+    assert_eq!(decrypted.content, BODY);
+}
