@@ -20,7 +20,6 @@ deps:
 	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
 	test -x /usr/sbin/postfix     || missing="$$missing postfix"; \
-
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev"; \
 	if [ -n "$$missing" ]; then \
