@@ -34,6 +34,9 @@ pub struct Inbound<'a> {
 }
 
 impl Inbound<'_> {
+    /// Open, verify and describe one inbound message for `recipient`. `message` must already
+    /// be free of forged verdict headers ([`crate::verdict::strip_incoming`], done once per
+    /// message by the dispatcher).
     pub fn process(
         &self,
         recipient: &str,
@@ -105,7 +108,12 @@ impl Inbound<'_> {
         // The verdict is about the message as delivered: its From (the inner one when the
         // protected content is a whole message) and the content the engine verified.
         let delivered = opened.to_message(&[]);
-        let delivered = strip_incoming(&delivered, self.authserv_id).into_owned();
+        // The original header was cleaned on arrival (dispatch); what unwrapping revealed (the
+        // inner header of a message/rfc822) is cleaned here, copying only when it must.
+        let delivered = match strip_incoming(&delivered, self.authserv_id) {
+            std::borrow::Cow::Borrowed(_) => delivered,
+            std::borrow::Cow::Owned(cleaned) => cleaned,
+        };
         let smime = self.verdict(&opened, &delivered, now, &mut status)?;
         if let Some(e) = &opened.stopped {
             status.push(format!("stopped: {e}"));
@@ -125,10 +133,9 @@ impl Inbound<'_> {
         status: &str,
         outcome: &'static str,
     ) -> InboundResult {
-        let message = strip_incoming(message, self.authserv_id);
         let extra = [smime.header(self.authserv_id), gateway_header(status)];
         InboundResult {
-            message: prepend(&extra, &message),
+            message: prepend(&extra, message),
             smime,
             outcome,
         }
