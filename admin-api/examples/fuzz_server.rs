@@ -43,6 +43,7 @@ fn seed(store: &Store) -> Result<(), BoxError> {
             chain_der: chain.clone(),
             message_id: Some(format!("<seed-{address}>")),
             seen_at: SystemTime::now(),
+            capabilities: Vec::new(),
         })?;
     }
     store.ensure_proxy_identity("user@agency.example")?;

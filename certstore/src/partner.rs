@@ -43,6 +43,10 @@ pub struct PartnerCapture {
     pub chain_der: Vec<Vec<u8>>,
     pub message_id: Option<String>,
     pub seen_at: SystemTime,
+    /// The SMIMECapabilities OIDs the signature advertised (RFC 8551 §2.5.2), so outbound mail
+    /// picks a cipher the partner's client reads. Empty when the signature carried none: what
+    /// was recorded before is kept.
+    pub capabilities: Vec<String>,
 }
 
 /// Result of validation as recorded in history.
@@ -364,14 +368,14 @@ impl Store {
             status: status.clone(),
             pinned: false,
             blocked: false,
-            capabilities: Vec::new(),
+            capabilities: bounded_capabilities(&capture.capabilities),
         };
         let pkey = partner_key(&address, &fp);
         let fkey = fp_key(&fp, &address);
         let dkey = domain_key(&address);
         let audit_id = self.inner.db.generate_id()?;
         let inner = &self.inner;
-        let (is_new, blocked, status_changed) = (
+        let (is_new, blocked, changed) = (
             &inner.partner,
             &inner.partner_by_fp,
             &inner.partner_addrs,
@@ -379,23 +383,31 @@ impl Store {
         )
             .transaction(|(partner, by_fp, addrs, audit)| {
                 let abort = ConflictableTransactionError::Abort;
-                let (record, is_new, status_changed) = match partner.get(&pkey)? {
+                let (record, is_new, status_changed, changed) = match partner.get(&pkey)? {
                     Some(old) => {
                         let mut r: PartnerRecord = decode_record(&old).map_err(abort)?;
-                        let changed = r.status != fresh.status;
+                        let status_changed = r.status != fresh.status;
+                        let mut changed = status_changed;
                         if seen >= r.last_seen {
                             r.last_seen = seen;
                             r.last_message_id = fresh.last_message_id.clone();
                             r.status = fresh.status.clone();
                             r.chain = fresh.chain.clone();
+                            // The latest advertisement replaces the earlier one.
+                            if !fresh.capabilities.is_empty()
+                                && r.capabilities != fresh.capabilities
+                            {
+                                r.capabilities = fresh.capabilities.clone();
+                                changed = true;
+                            }
                         }
                         if seen < r.first_seen {
                             r.first_seen = seen;
                             r.first_message_id = fresh.first_message_id.clone();
                         }
-                        (r, false, changed)
+                        (r, false, status_changed, changed)
                     }
-                    None => (fresh.clone(), true, true),
+                    None => (fresh.clone(), true, true, true),
                 };
                 partner.insert(pkey.as_slice(), encode_record(&record).map_err(abort)?)?;
                 by_fp.insert(fkey.as_slice(), &[])?;
@@ -416,13 +428,14 @@ impl Store {
                 if let Some(d) = draft {
                     crate::audit::append_in_tx(audit, audit_id, &d).map_err(abort)?;
                 }
-                Ok((is_new, record.blocked, status_changed))
+                Ok((is_new, record.blocked, changed))
             })
             .map_err(StoreError::from)?;
-        // A new certificate or a changed status is flushed before we answer. A repeat sighting
-        // only moves last-seen and its Message-ID: that reaches disk with sled's periodic flush
-        // (within half a second), which spares every inbound message an fsync.
-        if is_new || status_changed {
+        // A new certificate, a changed status or new capabilities are flushed before we answer.
+        // A repeat sighting only moves last-seen and its Message-ID: that reaches disk with
+        // sled's periodic flush (within half a second), which spares every inbound message an
+        // fsync.
+        if is_new || changed {
             self.audit_appended()?;
             self.flush()?;
         }
@@ -605,8 +618,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Prefer this certificate for its address(es) while it stays usable. Refused
-    /// certificates cannot be pinned (the operator cannot override trust policy this way).
     /// Record the SMIMECapabilities a partner advertised in a signature made with the
     /// certificate `fp` (the latest advertisement replaces the earlier one). Durable when it
     /// returns. At most 64 entries of at most 64 characters are kept.
@@ -618,12 +629,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let address = normalise_address(address)?;
         let fp = normalise_fingerprint(fp)?;
-        let capabilities: Vec<String> = capabilities
-            .iter()
-            .filter(|c| c.len() <= 64)
-            .take(64)
-            .cloned()
-            .collect();
+        let capabilities = bounded_capabilities(capabilities);
         let key = partner_key(&address, &fp);
         let updated = self
             .inner
@@ -648,6 +654,8 @@ impl Store {
         self.flush()
     }
 
+    /// Prefer this certificate for its address(es) while it stays usable. Refused
+    /// certificates cannot be pinned (the operator cannot override trust policy this way).
     pub fn pin_partner_certificate(&self, fp: &str) -> Result<PartnerCertificate, StoreError> {
         let fp = normalise_fingerprint(fp)?;
         let records = self.records_by_fingerprint(&fp)?;
@@ -741,4 +749,14 @@ impl Store {
         self.flush()?;
         Ok(updated)
     }
+}
+
+/// What the store keeps of an advertisement: at most 64 entries of at most 64 characters.
+fn bounded_capabilities(capabilities: &[String]) -> Vec<String> {
+    capabilities
+        .iter()
+        .filter(|c| c.len() <= 64)
+        .take(64)
+        .cloned()
+        .collect()
 }

@@ -43,6 +43,7 @@ fn threads_share_one_store() {
                             chain_der: vec![common::intermediate()],
                             message_id: Some(format!("<{t}-{i}@p>")),
                             seen_at: SystemTime::now(),
+                            capabilities: Vec::new(),
                         })
                         .unwrap();
                     if let CaptureOutcome::Stored { new: true, .. } = out {

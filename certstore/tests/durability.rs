@@ -48,6 +48,7 @@ fn child_writer() {
                         chain_der: vec![common::intermediate()],
                         message_id: Some(format!("<{tag}@p>")),
                         seen_at: SystemTime::now(),
+                        capabilities: Vec::new(),
                     })
                     .unwrap();
                 println!("ACK capture {addr}");

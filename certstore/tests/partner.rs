@@ -262,6 +262,7 @@ fn refused_certificates_are_recorded() {
         chain_der: vec![],
         message_id: None,
         seen_at: SystemTime::now(),
+        capabilities: Vec::new(),
     };
     let out = store.capture_partner_certificate(&garbage).unwrap();
     assert!(matches!(
@@ -454,6 +455,40 @@ fn advertised_capabilities_are_kept_with_the_certificate() {
     );
 }
 
+/// Every verified signature carries its capabilities into the store with the capture: the
+/// latest advertisement replaces the earlier one, and a signature without any keeps it.
+#[test]
+fn capture_records_the_advertised_capabilities() {
+    let (_dir, store) = open_approved();
+    let gcm = "2.16.840.1.101.3.4.1.46".to_string();
+    let cbc = "2.16.840.1.101.3.4.1.42".to_string();
+    let current = || {
+        store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .unwrap()
+            .capabilities
+    };
+    let mut c = capture(
+        "alice@partner.example",
+        "partner/alice.pem",
+        "m1@partner.example",
+    );
+    c.capabilities = vec![cbc.clone()];
+    store.capture_partner_certificate(&c).unwrap();
+    assert_eq!(current(), vec![cbc.clone()]);
+
+    c.seen_at += std::time::Duration::from_secs(60);
+    c.capabilities = vec![gcm.clone(), cbc.clone()];
+    store.capture_partner_certificate(&c).unwrap();
+    assert_eq!(current(), vec![gcm.clone(), cbc.clone()]);
+
+    c.seen_at += std::time::Duration::from_secs(60);
+    c.capabilities = Vec::new();
+    store.capture_partner_certificate(&c).unwrap();
+    assert_eq!(current(), vec![gcm, cbc]);
+}
+
 /// Issue 11: what a sender outside the approved domains, or a forger inside one, can write.
 #[test]
 fn store_growth_from_outside_senders_is_bounded() {
@@ -513,6 +548,7 @@ fn store_growth_from_outside_senders_is_bounded() {
                 chain_der: vec![intermediate(); 100],
                 message_id: None,
                 seen_at: SystemTime::now(),
+                capabilities: Vec::new(),
             })
             .unwrap();
         let CaptureOutcome::Stored {

@@ -54,6 +54,7 @@ fn lookups_stay_fast_with_thousands_of_certificates() {
                 chain_der: vec![intermediate()],
                 message_id: None,
                 seen_at: SystemTime::now(),
+                capabilities: Vec::new(),
             })
             .unwrap();
         let CaptureOutcome::Stored {

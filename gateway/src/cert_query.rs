@@ -446,15 +446,15 @@ impl CertQuery<'_> {
             chain_der,
             message_id: request.message_id.clone(),
             seen_at: now,
+            capabilities: crate::inbound::capability_oids(report),
         };
         // Captured before the Subject is checked: a renewed certificate is registered even
         // when the requested address turns out to be wrong.
         match self.store.capture_partner_certificate(&capture) {
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Valid,
-                fingerprint,
                 ..
-            }) => crate::inbound::remember_capabilities(self.store, &from, &fingerprint, report),
+            }) => {}
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Refused(e),
                 ..

@@ -263,6 +263,7 @@ impl Inbound<'_> {
             chain_der: sig.certificates.clone(),
             message_id,
             seen_at: now,
+            capabilities: capability_oids(sig),
         };
         Ok(match self.store.capture_partner_certificate(&capture) {
             Ok(CaptureOutcome::Stored {
@@ -312,18 +313,10 @@ fn describe_signers(sig: &SignatureReport) -> String {
 /// The verdict for a message that is not signed as a whole but carries a signed part.
 const PARTLY_SIGNED: &str = "only part of the message is signed; the signature was not checked";
 
-/// Keep what the partner's client said it can read, so outbound mail picks AES-GCM only for
-/// clients that advertised it. Best effort: a failure here must not fail the message.
-pub fn remember_capabilities(
-    store: &Store,
-    address: &str,
-    fingerprint: &str,
-    sig: &crate::smime::verify::SignatureReport,
-) {
-    let oids: Vec<String> = sig.capabilities.iter().map(|c| c.oid.clone()).collect();
-    if let Err(e) = store.set_partner_capabilities(address, fingerprint, &oids) {
-        tracing::warn!(address, error = %e, "cannot record the partner's S/MIME capabilities");
-    }
+/// What the partner's client said it can read, kept with its certificate so outbound mail picks
+/// AES-GCM only for clients that advertised it.
+pub fn capability_oids(sig: &SignatureReport) -> Vec<String> {
+    sig.capabilities.iter().map(|c| c.oid.clone()).collect()
 }
 
 fn prepend(fields: &[String], message: &[u8]) -> Vec<u8> {

@@ -378,6 +378,63 @@ fn aes_gcm_only_for_partners_that_advertised_it() {
     }
 }
 
+/// Capabilities are kept from every verified signature, not only from cert-query: a partner
+/// whose ordinary signed mail advertises AES-256-GCM (signed here by our own engine, which
+/// advertises it) receives AuthEnvelopedData afterwards.
+#[test]
+fn capabilities_from_ordinary_signed_mail_pick_gcm() {
+    let w = world();
+    let entity = b"From: carol@partner.example\r\nTo: user@agency.example\r\nSubject: hello\r\nMessage-ID: <caps@partner.example>\r\n\r\nJust saying hello.\r\n";
+    let bin = integration_tests::gateway::binary().unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "sign",
+            "--key",
+            &fixture("partner/carol-pss.key"),
+            "--cert",
+            &fixture("partner/carol-pss.pem"),
+            "--chain",
+            &fixture("ca/partner-chain.pem"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(entity).unwrap();
+    let signed = child.wait_with_output().unwrap();
+    assert!(signed.status.success());
+    let (code, text) = w.send(
+        "carol@partner.example",
+        &["user@agency.example"],
+        &signed.stdout,
+    );
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    assert!(got[0].text().contains("smime=pass"), "{}", got[0].text());
+
+    let msg = b"From: user@agency.example\r\nTo: carol@partner.example\r\nSubject: reply\r\n\r\nsealed\r\n";
+    let (code, text) = w.send("user@agency.example", &["carol@partner.example"], msg);
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(1, WAIT).unwrap();
+    assert!(
+        out[0].text().contains("smime-type=authEnveloped-data"),
+        "{}",
+        out[0].text()
+    );
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/carol-pss.pem"),
+            "-inkey",
+            &fixture("partner/carol-pss.key"),
+        ],
+        &out[0].data,
+    );
+    assert!(String::from_utf8_lossy(&inner).contains("sealed"));
+}
+
 /// A domain approved for SMTP over TLS instead of S/MIME: mail is signed and relayed only over
 /// a verified STARTTLS hop; a hop without STARTTLS gets a temporary refusal, never clear text.
 #[test]

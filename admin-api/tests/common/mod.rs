@@ -87,6 +87,7 @@ impl Env {
                 chain_der: certs("ca/partner-chain.pem"),
                 message_id: Some(format!("<{file}@test>")),
                 seen_at: SystemTime::now(),
+                capabilities: Vec::new(),
             })
             .unwrap();
         match outcome {

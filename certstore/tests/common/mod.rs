@@ -68,6 +68,7 @@ pub fn capture(address: &str, rel: &str, msg: &str) -> PartnerCapture {
         chain_der: vec![intermediate()],
         message_id: Some(msg.into()),
         seen_at: SystemTime::now(),
+        capabilities: Vec::new(),
     }
 }
 
