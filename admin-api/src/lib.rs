@@ -21,14 +21,12 @@ use axum::{middleware, Router};
 
 mod auth;
 mod extract;
-mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
 mod token;
 pub mod validate;
 
-pub use metrics::{CertQueryReply, CryptoFailure, Metrics, PROCESSING_BUCKETS};
 pub use problem::Problem;
 pub use token::load_or_create_token;
 /// Re-exported so callers can build [`ApiState::token`] without depending on `zeroize`.
@@ -37,13 +35,20 @@ pub use zeroize::Zeroizing;
 /// Largest request body accepted (the only bodies are small JSON objects).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// What `/metrics` serves. The gateway owns its counters (the mail flow must not depend on
+/// this HTTP crate to count); this crate only asks for the text when scraped.
+pub trait MetricsSource: Send + Sync {
+    /// OpenMetrics text, with figures read from `store` now (called on a blocking thread).
+    fn render(&self, store: &certstore::Store) -> String;
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: certstore::Store,
     /// The admin bearer token (wiped from memory when the last clone is dropped).
     pub token: Zeroizing<String>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<dyn MetricsSource>,
     /// Set by the SMTP listener while it accepts connections; reported by `/healthz`.
     pub smtp_up: Arc<AtomicBool>,
     /// The only addresses proxy certificates may be issued for (the gateway's

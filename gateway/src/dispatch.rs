@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use admin_api::{CertQueryReply, CryptoFailure, Metrics};
+use crate::telemetry::{CertQueryReply, CryptoFailure, Direction, Metrics, Outcome};
 use certstore::Store;
 
 use crate::cert_query::{Allowance, CertQuery, CertQueryOutcome, RateLimiter};
@@ -36,8 +36,8 @@ struct Delivery {
     mail_from: String,
     recipients: Vec<String>,
     message: Payload,
-    direction: &'static str,
-    outcome: &'static str,
+    direction: Direction,
+    outcome: Outcome,
 }
 
 /// What a delivery sends. Encryption to a recipient is done just before relaying it, so a
@@ -55,7 +55,7 @@ impl Delivery {
     /// What the next hop must guarantee for this message: decrypted inbound mail may only go
     /// where bounces quote headers, never the plaintext (see [`relay::Content`]).
     fn content(&self, config: &Config) -> relay::Content {
-        if self.direction == "inbound" && self.outcome == "decrypted" {
+        if self.direction == Direction::Inbound && self.outcome == Outcome::Decrypted {
             relay::Content::Decrypted {
                 allow_without_dsn: config.inbound_allow_next_hop_without_dsn,
             }
@@ -76,7 +76,7 @@ struct Refusal {
     recipient: String,
     enhanced: &'static str,
     reason: String,
-    direction: &'static str,
+    direction: Direction,
 }
 
 #[derive(Default)]
@@ -205,7 +205,7 @@ impl Shared {
                         "relaying denied: neither {} nor {rcpt} is an internal address",
                         envelope.mail_from
                     ),
-                    direction: "relay",
+                    direction: Direction::Relay,
                 }),
             }
         }
@@ -223,7 +223,7 @@ impl Shared {
                     continue;
                 }
             };
-            if result.outcome == "undecryptable" {
+            if result.outcome == Outcome::Undecryptable {
                 self.metrics.failure(CryptoFailure::Undecryptable);
             }
             if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
@@ -232,7 +232,7 @@ impl Shared {
             // Recipients whose result is the same (the usual case: one decryption, same
             // headers) share one delivery and one copy of the message.
             let same = plan.deliveries.iter_mut().find(|d| {
-                d.direction == "inbound"
+                d.direction == Direction::Inbound
                     && d.outcome == result.outcome
                     && matches!(&d.message, Payload::Ready(m) if **m == result.message)
             });
@@ -243,7 +243,7 @@ impl Shared {
                     mail_from: envelope.mail_from.clone(),
                     recipients: vec![rcpt],
                     message: Payload::ready(result.message),
-                    direction: "inbound",
+                    direction: Direction::Inbound,
                     outcome: result.outcome,
                 }),
             }
@@ -255,8 +255,8 @@ impl Shared {
                 mail_from: envelope.mail_from.clone(),
                 recipients: internal,
                 message: Payload::ready(message.to_vec()),
-                direction: "internal",
-                outcome: "relayed",
+                direction: Direction::Internal,
+                outcome: Outcome::Relayed,
             });
         }
 
@@ -283,9 +283,11 @@ impl Shared {
                 } => {
                     plan.cert_query_allowance = Some(allowance);
                     let (reply, outcome) = match kind {
-                        crate::cert_query::ReplyKind::Certificate => (CertQueryReply::Sent, "sent"),
+                        crate::cert_query::ReplyKind::Certificate => {
+                            (CertQueryReply::Sent, Outcome::CertificateSent)
+                        }
                         crate::cert_query::ReplyKind::Refusal => {
-                            (CertQueryReply::Refused, "refused")
+                            (CertQueryReply::Refused, Outcome::RefusalSent)
                         }
                     };
                     if let Some(reason) = reason {
@@ -297,14 +299,15 @@ impl Shared {
                         mail_from,
                         recipients: vec![rcpt_to],
                         message: Payload::ready(message),
-                        direction: "cert-query",
+                        direction: Direction::CertQuery,
                         outcome,
                     });
                 }
                 CertQueryOutcome::NoReply { reason } => {
                     tracing::info!(%reason, "cert-query not answered");
                     self.metrics.cert_query_reply(CertQueryReply::NotAnswered);
-                    self.metrics.message("cert-query", "not-answered");
+                    self.metrics
+                        .message(Direction::CertQuery, Outcome::NotAnswered);
                 }
                 CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
             }
@@ -396,7 +399,7 @@ impl Shared {
                     recipient: rcpt,
                     enhanced: "5.7.1",
                     reason,
-                    direction: "outbound",
+                    direction: Direction::Outbound,
                 }),
                 Decision::Temporary { reason } => plan.temporary.push(format!("{rcpt}: {reason}")),
                 Decision::Plaintext => plaintext.push(rcpt),
@@ -417,7 +420,7 @@ impl Shared {
                                     recipient: rcpt,
                                     enhanced: "5.7.1",
                                     reason,
-                                    direction: "outbound",
+                                    direction: Direction::Outbound,
                                 });
                                 continue;
                             }
@@ -434,8 +437,8 @@ impl Shared {
                         mail_from: envelope.mail_from.clone(),
                         recipients: vec![rcpt],
                         message,
-                        direction: "outbound",
-                        outcome: "encrypted",
+                        direction: Direction::Outbound,
+                        outcome: Outcome::Encrypted,
                     });
                 }
             }
@@ -448,8 +451,8 @@ impl Shared {
                 message: Payload::Ready(
                     signed.clone().unwrap_or_else(|| Arc::new(message.to_vec())),
                 ),
-                direction: "outbound",
-                outcome: "signed-tls",
+                direction: Direction::Outbound,
+                outcome: Outcome::SignedTls,
             });
         }
         if !plaintext.is_empty() {
@@ -458,8 +461,8 @@ impl Shared {
                 mail_from: envelope.mail_from.clone(),
                 recipients: plaintext,
                 message: Payload::ready(message.to_vec()),
-                direction: "outbound",
-                outcome: "plaintext",
+                direction: Direction::Outbound,
+                outcome: Outcome::Plaintext,
             });
         }
     }
@@ -486,13 +489,13 @@ impl Shared {
                 recipient: rcpt,
                 enhanced: "5.7.1",
                 reason: reason.clone(),
-                direction: "outbound",
+                direction: Direction::Outbound,
             }));
     }
 
     /// A cert-query reply the next hop did not take was not sent: it must not count.
-    fn release_cert_query_allowance(&self, plan: &mut Plan, direction: &str) {
-        if direction == "cert-query" {
+    fn release_cert_query_allowance(&self, plan: &mut Plan, direction: Direction) {
+        if direction == Direction::CertQuery {
             if let Some(allowance) = plan.cert_query_allowance.take() {
                 self.limiter.release(&allowance);
             }
@@ -551,15 +554,16 @@ impl Shared {
                         self.metrics.message(delivery.direction, delivery.outcome);
                     }
                     RecipientOutcome::TempFailed(reply) => {
-                        self.metrics.message(delivery.direction, "tempfail");
+                        self.metrics.message(delivery.direction, Outcome::Tempfail);
                         self.release_cert_query_allowance(&mut plan, delivery.direction);
                         temporary.push(format!("{rcpt}: {}", reply.text));
                     }
                     RecipientOutcome::PermFailed(reply) => {
-                        self.metrics.message(delivery.direction, "next-hop-refused");
+                        self.metrics
+                            .message(delivery.direction, Outcome::NextHopRefused);
                         self.release_cert_query_allowance(&mut plan, delivery.direction);
                         // A refused cert-query reply must not bounce the request itself.
-                        if delivery.direction != "cert-query" {
+                        if delivery.direction != Direction::CertQuery {
                             permanent.push((rcpt, reply));
                         }
                     }
@@ -567,7 +571,7 @@ impl Shared {
             }
         }
         for r in &plan.refused {
-            self.metrics.message(r.direction, "refused");
+            self.metrics.message(r.direction, Outcome::Refused);
         }
         if !temporary.is_empty() {
             tracing::warn!(reasons = ?temporary, "temporary failure; upstream will retry");

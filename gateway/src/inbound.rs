@@ -11,6 +11,7 @@ use crate::address;
 use crate::keys::{self, KeyCache};
 use crate::mime::{self, headers, Layer, Opened};
 use crate::smime::verify::SignatureReport;
+use crate::telemetry::Outcome;
 pub use crate::verdict::SmimeResult;
 use crate::verdict::{gateway_header, strip_incoming};
 
@@ -18,8 +19,7 @@ use crate::verdict::{gateway_header, strip_incoming};
 pub struct InboundResult {
     pub message: Vec<u8>,
     pub smime: SmimeResult,
-    /// "decrypted", "undecryptable", "signed", "plain", "malformed".
-    pub outcome: &'static str,
+    pub outcome: Outcome,
 }
 
 /// A failure that may pass (the store or a key could not be read): the upstream MTA must
@@ -64,7 +64,7 @@ impl Inbound<'_> {
                 reason: format!("not decrypted: {reason}"),
             };
             let status = format!("not decrypted: {reason}");
-            return Ok(self.deliver(message, smime, &status, "undecryptable"));
+            return Ok(self.deliver(message, smime, &status, Outcome::Undecryptable));
         }
         if opened.layers.is_empty() {
             let (smime, outcome, status) = match &opened.stopped {
@@ -72,19 +72,19 @@ impl Inbound<'_> {
                     SmimeResult::PermError {
                         reason: e.to_string(),
                     },
-                    "malformed",
+                    Outcome::Malformed,
                     format!("S/MIME structure not processed: {e}"),
                 ),
                 None if opened.has_signed_part_inside() => (
                     SmimeResult::Neutral {
                         reason: PARTLY_SIGNED.into(),
                     },
-                    "plain",
+                    Outcome::Plain,
                     format!("not encrypted; {PARTLY_SIGNED}"),
                 ),
                 None => (
                     SmimeResult::None,
-                    "plain",
+                    Outcome::Plain,
                     "not encrypted; not signed".to_string(),
                 ),
             };
@@ -119,9 +119,9 @@ impl Inbound<'_> {
             status.push(format!("stopped: {e}"));
         }
         let outcome = if opened.decrypted() {
-            "decrypted"
+            Outcome::Decrypted
         } else {
-            "signed"
+            Outcome::Signed
         };
         Ok(self.deliver(&delivered, smime, &status.join("; "), outcome))
     }
@@ -131,7 +131,7 @@ impl Inbound<'_> {
         message: &[u8],
         smime: SmimeResult,
         status: &str,
-        outcome: &'static str,
+        outcome: Outcome,
     ) -> InboundResult {
         let extra = [smime.header(self.authserv_id), gateway_header(status)];
         InboundResult {

@@ -13,4 +13,5 @@ pub mod postfix_map;
 pub mod receive;
 pub mod relay;
 pub mod smime;
+pub mod telemetry;
 pub mod verdict;

@@ -411,6 +411,15 @@ fn capabilities_from_ordinary_signed_mail_pick_gcm() {
     assert_eq!(code, 250, "{text}");
     let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
     assert!(got[0].text().contains("smime=pass"), "{}", got[0].text());
+    // Counted by the gateway's telemetry, served by the admin API.
+    let (status, metrics) = w.gateway.admin_get("/metrics").unwrap();
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.lines().any(
+            |l| l == "smime_gateway_messages_total{direction=\"inbound\",outcome=\"signed\"} 1"
+        ),
+        "{metrics}"
+    );
 
     let msg = b"From: user@agency.example\r\nTo: carol@partner.example\r\nSubject: reply\r\n\r\nsealed\r\n";
     let (code, text) = w.send("user@agency.example", &["carol@partner.example"], msg);

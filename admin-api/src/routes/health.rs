@@ -68,20 +68,20 @@ pub async fn healthz(State(s): State<ApiState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus text exposition format 0.0.4.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// OpenMetrics text format 1.0 (Prometheus reads it).
+const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Metrics in Prometheus text format: messages by direction and outcome, crypto failures by
+/// Metrics in OpenMetrics text format: messages by direction and outcome, crypto failures by
 /// reason, cert-query replies, processing-time histogram, certificates stored.
 #[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(s): State<ApiState>) -> Result<Response, Problem> {
     let metrics = s.metrics.clone();
     let text = blocking(&s.store, move |st| Ok(metrics.render(st))).await?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(PROMETHEUS_TEXT),
+        HeaderValue::from_static(OPENMETRICS_TEXT),
     );
     Ok(response)
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use admin_api::{router, ApiState, Metrics, Zeroizing};
+use admin_api::{router, ApiState, MetricsSource, Zeroizing};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -25,6 +25,20 @@ pub fn fixtures() -> PathBuf {
 pub fn certs(path: &str) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(fixtures().join(path)).unwrap();
     certstore::parse_certificate_input(&bytes).unwrap()
+}
+
+/// What `/metrics` serves in these tests: the gateway's real counters live in the gateway
+/// (`gateway/src/telemetry.rs`, tested there); this source shows the route reads the store
+/// on each scrape.
+pub struct StoreFigures;
+
+impl MetricsSource for StoreFigures {
+    fn render(&self, store: &Store) -> String {
+        format!(
+            "# TYPE test_partner_certificates gauge\ntest_partner_certificates {}\n# EOF\n",
+            store.partner_counts().certificates
+        )
+    }
 }
 
 pub struct Env {
@@ -44,7 +58,7 @@ impl Env {
         let state = ApiState {
             store,
             token: Zeroizing::new(TOKEN.to_string()),
-            metrics: Metrics::new(),
+            metrics: Arc::new(StoreFigures),
             smtp_up: Arc::new(AtomicBool::new(true)),
             internal: certstore::InternalAddresses::new(&["agency.example".to_string()], None),
         };

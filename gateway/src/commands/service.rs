@@ -213,7 +213,7 @@ fn init_tracing() {
 }
 
 async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()> {
-    let metrics = admin_api::Metrics::new();
+    let metrics = gateway::telemetry::Metrics::new();
     let smtp_up = Arc::new(AtomicBool::new(false));
     let (token, _) = admin_api::load_or_create_token(&config.admin.token_file)?;
 
