@@ -13,7 +13,7 @@ use crate::telemetry::{CertQueryReply, CryptoFailure, Direction, Metrics, Outcom
 use certstore::Store;
 
 use crate::cert_query::{Allowance, CertQuery, CertQueryOutcome, RateLimiter};
-use crate::classify::{route, Route};
+use crate::route::{route, Route};
 use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
 use crate::inbound::Inbound;

@@ -1,7 +1,6 @@
 pub mod address;
 pub mod cert_query;
 pub mod cidr;
-pub mod classify;
 pub mod config;
 pub mod dispatch;
 pub mod dsn;
@@ -12,6 +11,7 @@ pub mod outbound;
 pub mod postfix_map;
 pub mod receive;
 pub mod relay;
+pub mod route;
 pub mod smime;
 pub mod telemetry;
 pub mod verdict;
