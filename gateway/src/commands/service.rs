@@ -84,6 +84,14 @@ fn restrict_permissions(_: &Path) {}
 /// Create what a first start needs: store, proxy CA, admin token. Idempotent.
 fn initialise(config: &Config, import: Option<(&Path, &Path)>) -> anyhow::Result<Store> {
     let store = open_store(config)?;
+    if let (Some((cert, _)), true) = (import, store.is_initialised()) {
+        anyhow::bail!(
+            "{} is already initialised with a proxy CA; refusing to import {} over it \
+             (to move to that CA, use a new data directory)",
+            config.data_dir.display(),
+            cert.display()
+        );
+    }
     if !store.is_initialised() {
         match import {
             Some((cert, key)) => {
@@ -240,6 +248,9 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
     };
     let smtp_addr: SocketAddr = smtp_listener.local_addr()?;
     let admin_addr: SocketAddr = admin_listener.local_addr()?;
+    // Operator commands find the admin API here while we hold the store.
+    let address_file = super::admin_client::record_address(&config, admin_addr)
+        .context("cannot record the admin API address in the data directory")?;
 
     let router = admin_api::router(admin_api::ApiState {
         store: store.clone(),
@@ -313,6 +324,7 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
         let _ = task.await;
     }
     store.flush()?;
+    let _ = std::fs::remove_file(&address_file);
     match smtp_result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
