@@ -185,6 +185,8 @@ impl ImportedIdentity {
 /// What became of one certificate of a bulk partner import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerImport {
+    /// Index of the certificate in the input.
+    pub index: usize,
     pub fingerprint: String,
     /// The address it was recorded for (none: it names none, or is a CA certificate).
     pub address: Option<String>,
@@ -238,13 +240,12 @@ impl std::fmt::Display for PartnerImport {
 }
 
 impl crate::store::Store {
-    /// Record partner certificates from a file (`certs`, DER), validated exactly like
-    /// captured ones: each for every address it names; CA certificates among them serve as
-    /// intermediates. `source` names the file in the audit journal.
+    /// Record partner certificates (`certs`, DER, e.g. a PEM bundle or a directory's files),
+    /// validated exactly like captured ones: each for every address it names; CA
+    /// certificates among them serve as intermediates for the others.
     pub fn import_partner_certificates(
         &self,
         certs: &[Vec<u8>],
-        source: &str,
     ) -> Result<Vec<PartnerImport>, StoreError> {
         use crate::partner::{CaptureOutcome, PartnerCapture, ValidationStatus, MAX_CHAIN_OFFERED};
         let parsed: Vec<(Vec<u8>, Result<ParsedCert, String>)> = certs
@@ -258,9 +259,10 @@ impl crate::store::Store {
             .take(MAX_CHAIN_OFFERED)
             .collect();
         let mut out = Vec::new();
-        for (der, cert) in parsed {
+        for (index, (der, cert)) in parsed.into_iter().enumerate() {
             let fingerprint = crate::certinfo::sha256_hex(&der);
             let unusable = |why: String| PartnerImport {
+                index,
                 fingerprint: fingerprint.clone(),
                 address: None,
                 result: PartnerImportResult::Unusable(why),
@@ -274,6 +276,7 @@ impl crate::store::Store {
             };
             if intermediates.contains(&der) {
                 out.push(PartnerImport {
+                    index,
                     fingerprint,
                     address: None,
                     result: PartnerImportResult::Intermediate,
@@ -325,9 +328,10 @@ impl crate::store::Store {
                     Err(e) => return Err(e),
                 };
                 if matches!(result, PartnerImportResult::Imported { new: true }) {
-                    tracing::info!(%address, %fingerprint, %source, "partner certificate imported");
+                    tracing::info!(%address, %fingerprint, "partner certificate imported");
                 }
                 out.push(PartnerImport {
+                    index,
                     fingerprint: fingerprint.clone(),
                     address: Some(address),
                     result,

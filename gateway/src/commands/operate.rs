@@ -410,28 +410,33 @@ fn import_partners(store: &StoreArgs, path: &Path) -> anyhow::Result<ExitCode> {
     };
     let mut imported = 0usize;
     let mut refused = 0usize;
+    // All files at once: a CA certificate in one serves as the intermediate of the others.
+    let mut certs = Vec::new();
+    let mut source = Vec::new();
     for file in &files {
         let bytes = read_bounded(file, certstore::MAX_IMPORT_BYTES)?;
-        let certs = match certstore::parse_certificate_input(&bytes) {
-            Ok(c) if !c.is_empty() => c,
+        match certstore::parse_certificate_input(&bytes) {
+            Ok(found) if !found.is_empty() => {
+                source.extend(std::iter::repeat_n(file, found.len()));
+                certs.extend(found);
+            }
             Ok(_) => {
                 println!("{}: no certificate", file.display());
                 refused += 1;
-                continue;
             }
             Err(e) => {
                 println!("{}: {e}", file.display());
                 refused += 1;
-                continue;
             }
-        };
-        for outcome in store.import_partner_certificates(&certs, &file.display().to_string())? {
-            println!("{}: {}", file.display(), outcome);
-            if outcome.imported() {
-                imported += 1;
-            } else {
-                refused += 1;
-            }
+        }
+    }
+    for outcome in store.import_partner_certificates(&certs)? {
+        let file = source.get(outcome.index).map_or(path, |f| f.as_path());
+        println!("{}: {outcome}", file.display());
+        if outcome.imported() {
+            imported += 1;
+        } else {
+            refused += 1;
         }
     }
     println!("{imported} imported, {refused} refused");
