@@ -341,3 +341,165 @@ impl crate::store::Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreConfig};
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures")
+                .join(path),
+        )
+        .unwrap()
+    }
+
+    /// A store whose proxy CA is the fixtures' (which issued `proxy/user*.pem`).
+    fn store_with_fixture_ca() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        store
+            .import_proxy_ca(
+                &String::from_utf8(fixture("proxy/proxy-ca.pem")).unwrap(),
+                &String::from_utf8(fixture("proxy/proxy-ca.key")).unwrap(),
+            )
+            .unwrap();
+        (dir, store)
+    }
+
+    fn pem_pair(name: &str) -> ImportedIdentity {
+        ImportedIdentity::from_pem(
+            &fixture(&format!("proxy/{name}.key")),
+            &fixture(&format!("proxy/{name}.pem")),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn current_and_old_imports_decrypt_but_only_current_signs() {
+        let (_dir, store) = store_with_fixture_ca();
+        let current = pem_pair("user");
+        let address = current.address(None).unwrap();
+        assert_eq!(address, "user@agency.example");
+        let id = store
+            .import_proxy_identity(&address, &current, false)
+            .unwrap();
+        assert_eq!(
+            store
+                .current_proxy_identity(&address)
+                .unwrap()
+                .map(|c| c.fingerprint_sha256),
+            Some(id.fingerprint_sha256.clone())
+        );
+        let old = pem_pair("user-old");
+        store.import_proxy_identity(&address, &old, true).unwrap();
+        // The old key is kept for decryption but never becomes current.
+        assert_eq!(store.proxy_identities(&address).unwrap().len(), 2);
+        assert_eq!(
+            store
+                .current_proxy_identity(&address)
+                .unwrap()
+                .map(|c| c.fingerprint_sha256),
+            Some(id.fingerprint_sha256)
+        );
+        assert!(matches!(
+            store.import_proxy_identity(&address, &old, true),
+            Err(StoreError::IdentityExists(_))
+        ));
+    }
+
+    #[test]
+    fn a_foreign_ca_certificate_is_only_an_old_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        store
+            .init_proxy_ca("Other CA", &["agency.example".to_string()])
+            .unwrap();
+        let imported = pem_pair("user");
+        let err = store
+            .import_proxy_identity("user@agency.example", &imported, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("--old"), "{err}");
+        store
+            .import_proxy_identity("user@agency.example", &imported, true)
+            .unwrap();
+        assert!(store
+            .current_proxy_identity("user@agency.example")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn mismatched_weak_or_unfit_material_is_refused() {
+        let mismatch = ImportedIdentity::from_pem(
+            &fixture("proxy/user-old.key"),
+            &fixture("proxy/user.pem"),
+            None,
+        );
+        assert!(matches!(mismatch, Err(StoreError::KeyMismatch)));
+        let ca = ImportedIdentity::from_pem(
+            &fixture("proxy/proxy-ca.key"),
+            &fixture("proxy/proxy-ca.pem"),
+            None,
+        );
+        assert!(
+            matches!(&ca, Err(StoreError::UnusableCertificate(why)) if why.contains("CA")),
+            "{ca:?}"
+        );
+        assert!(matches!(
+            ImportedIdentity::from_pkcs12(b"not pkcs12", ""),
+            Err(StoreError::BadEncoding(_))
+        ));
+        assert!(matches!(
+            ImportedIdentity::from_pkcs12(&vec![0u8; MAX_IMPORT_BYTES + 1], ""),
+            Err(StoreError::BadEncoding(why)) if why.contains("limit")
+        ));
+        let user = pem_pair("user");
+        assert!(user.address(Some("other@agency.example")).is_err());
+        assert_eq!(
+            user.address(Some("User@Agency.Example")).unwrap(),
+            "user@agency.example"
+        );
+    }
+
+    #[test]
+    fn partner_bundles_use_their_ca_certificates_as_intermediates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                trust_anchor_files: vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../fixtures/ca/partner-root.pem")],
+                fetch_revocation: false,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        store
+            .approve_domain("partner.example", crate::DomainPolicy::Smime, "test", "")
+            .unwrap();
+        let mut bundle = fixture("partner/alice.pem");
+        bundle.extend(fixture("ca/partner-chain.pem"));
+        bundle.extend(fixture("partner/selfsigned.pem"));
+        let certs = crate::parse_certificate_input(&bundle).unwrap();
+        let report = store.import_partner_certificates(&certs).unwrap();
+        assert!(matches!(
+            report[0].result,
+            PartnerImportResult::Imported { new: true }
+        ));
+        assert!(report
+            .iter()
+            .any(|r| r.result == PartnerImportResult::Intermediate));
+        assert!(matches!(
+            report.last().map(|r| &r.result),
+            Some(PartnerImportResult::Refused(ValidationError::SelfSigned))
+        ));
+        assert!(store
+            .current_partner_certificate("alice@partner.example")
+            .unwrap()
+            .is_some());
+    }
+}
