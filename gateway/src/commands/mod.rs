@@ -4,6 +4,7 @@
 mod admin_client;
 mod engine;
 mod operate;
+mod sd_notify;
 mod service;
 
 use std::path::PathBuf;
