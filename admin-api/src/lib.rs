@@ -27,6 +27,17 @@ mod routes;
 mod token;
 pub mod validate;
 
+/// The API's response shapes, for clients (the `smime-gateway` CLI prints them).
+pub mod views {
+    pub use crate::routes::domains::{Domain, Policy};
+    pub use crate::routes::partners::{
+        Certificate, Partner, PartnerList, PartnerSummary, Validation, ValidationState,
+    };
+    pub use crate::routes::proxy::{
+        ImportRequest, ProxyAddress, ProxyAddressDetail, ProxyAddressList, ProxyCertificate,
+    };
+}
+
 pub use problem::Problem;
 pub use token::load_or_create_token;
 /// Re-exported so callers can build [`ApiState::token`] without depending on `zeroize`.
@@ -98,6 +109,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/proxy/addresses/{address}/certificate",
             post(proxy::issue),
+        )
+        .route(
+            "/api/v1/proxy/addresses/{address}/import",
+            post(proxy::import).layer(DefaultBodyLimit::max(proxy::MAX_IMPORT_BODY_BYTES)),
         )
         .route("/api/v1/audit", get(audit::list))
         // route_layer: the check runs only for matched routes, so unknown paths and methods

@@ -37,6 +37,7 @@ use crate::routes::{audit, domains, health, partners, proxy};
         proxy::list,
         proxy::get_one,
         proxy::issue,
+        proxy::import,
         audit::list,
     ),
     components(schemas(

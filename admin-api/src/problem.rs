@@ -114,6 +114,10 @@ impl From<StoreError> for Problem {
             StoreError::AlreadyInitialised => {
                 Problem::conflict("already_initialised", e.to_string())
             }
+            StoreError::IdentityExists(_) => Problem::conflict("identity_exists", e.to_string()),
+            StoreError::UnusableCertificate(_) => {
+                Problem::unprocessable("unusable_certificate", e.to_string())
+            }
             StoreError::UnsupportedKey(_)
             | StoreError::KeyMismatch
             | StoreError::NotACa(_)
@@ -122,6 +126,7 @@ impl From<StoreError> for Problem {
             | StoreError::UnsupportedSchemaVersion { .. }
             | StoreError::CorruptRecord(_)
             | StoreError::Io { .. }
+            | StoreError::Locked(_)
             | StoreError::Crypto(_)
             | StoreError::Build(_)
             | StoreError::Time(_) => Problem::internal(e),

@@ -58,6 +58,15 @@ fn protected_routes(fp: &str) -> Vec<(Method, String, Option<Value>)> {
             "/api/v1/proxy/addresses/user@agency.example/certificate".into(),
             None,
         ),
+        (
+            Method::POST,
+            "/api/v1/proxy/addresses/user@agency.example/import".into(),
+            Some(json!({
+                "certificate_pem": std::fs::read_to_string(fixtures().join("proxy/user.pem")).unwrap(),
+                "private_key_pem": std::fs::read_to_string(fixtures().join("proxy/user.key")).unwrap(),
+                "old": true,
+            })),
+        ),
         (Method::GET, "/api/v1/audit".into(), None),
     ]
 }
@@ -1051,4 +1060,81 @@ fn token_file_is_created_once_owner_only() {
         admin_api::load_or_create_token(&short).unwrap_err().kind(),
         std::io::ErrorKind::InvalidData
     );
+}
+
+/// Migration: a key pair from another gateway, as PEM or PKCS#12, current or old.
+#[tokio::test]
+async fn proxy_identities_are_imported_as_current_or_old() {
+    let env = Env::new();
+    let read = |p: &str| std::fs::read_to_string(fixtures().join(p)).unwrap();
+    env.store()
+        .import_proxy_ca(&read("proxy/proxy-ca.pem"), &read("proxy/proxy-ca.key"))
+        .unwrap();
+    let uri = "/api/v1/proxy/addresses/user@agency.example/import";
+    let current = env
+        .call(
+            Method::POST,
+            uri,
+            Some(json!({
+                "certificate_pem": read("proxy/user.pem"),
+                "private_key_pem": read("proxy/user.key"),
+            })),
+        )
+        .await;
+    assert_eq!(current.status, StatusCode::CREATED, "{}", current.text());
+    assert_eq!(current.json()["current"], true);
+    assert!(!current.text().contains("PRIVATE"));
+
+    // PKCS#12 made by openssl, kept as an old key.
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("old.p12");
+    let out = std::process::Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:pw", "-inkey"])
+        .arg(fixtures().join("proxy/user-old.key"))
+        .arg("-in")
+        .arg(fixtures().join("proxy/user-old.pem"))
+        .arg("-out")
+        .arg(&p12)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    use base64::Engine as _;
+    let p12 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&p12).unwrap());
+    let body = json!({"pkcs12_base64": p12, "password": "pw", "old": true});
+    let old = env.call(Method::POST, uri, Some(body.clone())).await;
+    assert_eq!(old.status, StatusCode::CREATED, "{}", old.text());
+    assert_eq!(old.json()["current"], false);
+    env.call(Method::POST, uri, Some(body))
+        .await
+        .problem(StatusCode::CONFLICT, "identity_exists");
+    let detail = env
+        .get("/api/v1/proxy/addresses/user@agency.example")
+        .await
+        .json();
+    let certs = detail["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs.iter().filter(|c| c["current"] == true).count(), 1);
+
+    // Wrong address for the certificate, neither form given, a wrong password.
+    env.call(
+        Method::POST,
+        "/api/v1/proxy/addresses/other@agency.example/import",
+        Some(json!({
+            "certificate_pem": read("proxy/user.pem"),
+            "private_key_pem": read("proxy/user.key"),
+            "old": true,
+        })),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "unusable_certificate");
+    env.call(Method::POST, uri, Some(json!({"old": true})))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "bad_import_request");
+    env.call(
+        Method::POST,
+        uri,
+        Some(json!({"pkcs12_base64": "AAAA", "password": "x"})),
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "bad_encoding");
 }

@@ -31,6 +31,7 @@ pub enum AuditKind {
     ProxyCaRotated,
     ProxyIssued,
     ProxyRenewed,
+    ProxyImported,
     PartnerCaptured,
     PartnerRefused,
     PartnerPinned,

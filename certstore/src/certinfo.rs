@@ -42,7 +42,7 @@ const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.
 const OID_SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 
 /// Largest RSA modulus accepted; bigger keys only cost CPU (a denial-of-service lever).
-const MAX_RSA_BITS: usize = 16384;
+pub(crate) const MAX_RSA_BITS: usize = 16384;
 
 /// One PEM block: label and decoded bytes.
 pub(crate) struct PemBlock {

@@ -43,6 +43,12 @@ pub enum StoreError {
     Build(String),
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error("the store is in use by another process (a running gateway): {0}")]
+    Locked(String),
+    #[error("the certificate cannot be used as a proxy certificate: {0}")]
+    UnusableCertificate(String),
+    #[error("the proxy identity with certificate {0} is already in the store")]
+    IdentityExists(String),
     #[error("the time could not be represented: {0}")]
     Time(String),
 }

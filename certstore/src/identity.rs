@@ -80,6 +80,9 @@ struct ProxyRecord {
     serial_hex: String,
     fingerprint: String,
     issued_at: u64,
+    /// Imported as an old key (`--old`): decrypts old mail, never signs or becomes current.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    decrypt_only: bool,
 }
 
 impl ProxyRecord {
@@ -96,7 +99,8 @@ impl ProxyRecord {
     }
 
     fn usable_at(&self, now: SystemTime) -> bool {
-        codec::from_unix(self.not_before) <= now + issue_skew()
+        !self.decrypt_only
+            && codec::from_unix(self.not_before) <= now + issue_skew()
             && now < codec::from_unix(self.not_after)
     }
 }
@@ -158,7 +162,7 @@ impl Store {
         } else {
             self.prepare_identity(&address)?
         };
-        self.store_identity(fresh, AuditKind::ProxyIssued)
+        self.store_identity(fresh, AuditKind::ProxyIssued, false)
     }
 
     /// Issue a new key and certificate for `address`; earlier keys are kept.
@@ -175,7 +179,58 @@ impl Store {
         } else {
             AuditKind::ProxyRenewed
         };
-        self.store_identity(fresh, kind)
+        self.store_identity(fresh, kind, false)
+    }
+
+    /// Store a key pair brought from another gateway for `address` (checked by the caller to
+    /// be internal). `decrypt_only`: an old key, kept for old mail only. Otherwise it becomes
+    /// the current identity, so its certificate must be valid now and issued by the current
+    /// proxy CA (import the old gateway's CA at `init` first).
+    pub fn import_proxy_identity(
+        &self,
+        address: &str,
+        imported: &crate::import::ImportedIdentity,
+        decrypt_only: bool,
+    ) -> Result<ProxyIdentity, StoreError> {
+        let address = normalise_address(address)?;
+        let ca = self.ca_certificate()?;
+        if !decrypt_only {
+            if !imported.valid_at(SystemTime::now()) {
+                return Err(StoreError::UnusableCertificate(
+                    "it is expired or not yet valid; import it as an old key (--old) to keep \
+                     decrypting old mail"
+                        .into(),
+                ));
+            }
+            if !issued_by(&imported.cert.der, &ca)? {
+                return Err(StoreError::UnusableCertificate(format!(
+                    "it is issued by {}, not by the current proxy CA {}; import it as an old key \
+                     (--old), or initialise with that CA (init --import-ca-cert)",
+                    imported.cert.issuer(),
+                    ca.subject()
+                )));
+            }
+        }
+        let _guard = self
+            .inner
+            .issue_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self
+            .inner
+            .proxy_certs
+            .contains_key(imported.cert.fingerprint.as_bytes())?
+        {
+            return Err(StoreError::IdentityExists(
+                imported.cert.fingerprint.clone(),
+            ));
+        }
+        let prepared = Prepared {
+            address,
+            cert: imported.cert.der.clone(),
+            key_pkcs8: imported.key_pkcs8.clone(),
+        };
+        self.store_identity(prepared, AuditKind::ProxyImported, decrypt_only)
     }
 
     /// The newest proxy identity of `address` that is valid now, without issuing.
@@ -339,12 +394,21 @@ impl Store {
         })
     }
 
-    fn store_identity(&self, p: Prepared, kind: AuditKind) -> Result<ProxyIdentity, StoreError> {
+    fn store_identity(
+        &self,
+        p: Prepared,
+        kind: AuditKind,
+        decrypt_only: bool,
+    ) -> Result<ProxyIdentity, StoreError> {
         let parsed = ParsedCert::parse(&p.cert).map_err(StoreError::Build)?;
-        let ski = parsed
-            .subject_key_identifier()
-            .map_err(StoreError::Build)?
-            .ok_or_else(|| StoreError::Build("issued certificate lacks a key identifier".into()))?;
+        let ski = parsed.subject_key_identifier().map_err(StoreError::Build)?;
+        // Ours always carry one; an imported certificate without it is found by issuer and
+        // serial only (which is then what senders use).
+        if ski.is_none() && kind != AuditKind::ProxyImported {
+            return Err(StoreError::Build(
+                "issued certificate lacks a key identifier".into(),
+            ));
+        }
         let record = ProxyRecord {
             v: codec::SCHEMA_VERSION,
             address: p.address.clone(),
@@ -355,6 +419,7 @@ impl Store {
             serial_hex: parsed.serial_hex(),
             fingerprint: parsed.fingerprint.clone(),
             issued_at: codec::to_unix(SystemTime::now()),
+            decrypt_only,
         };
         let bytes = Zeroizing::new(encode_record(&record)?);
         let seq = self.inner.db.generate_id()?;
@@ -363,10 +428,11 @@ impl Store {
         addr_key.extend_from_slice(&seq.to_be_bytes());
         let is_key = issuer_serial_key(&parsed.issuer_der, parsed.serial_bytes());
         let fp = parsed.fingerprint.as_bytes();
-        let verb = if kind == AuditKind::ProxyRenewed {
-            "renewed"
-        } else {
-            "issued"
+        let verb = match kind {
+            AuditKind::ProxyRenewed => "renewed",
+            AuditKind::ProxyImported if decrypt_only => "imported as an old (decrypt-only) key",
+            AuditKind::ProxyImported => "imported",
+            _ => "issued",
         };
         let draft = AuditDraft::new(
             kind,
@@ -388,7 +454,9 @@ impl Store {
                 certs.insert(fp, bytes.as_slice())?;
                 by_addr.insert(addr_key.as_slice(), fp)?;
                 by_is.insert(is_key.as_slice(), fp)?;
-                by_ski.insert(ski.as_slice(), fp)?;
+                if let Some(ski) = &ski {
+                    by_ski.insert(ski.as_slice(), fp)?;
+                }
                 crate::audit::append_in_tx(audit, audit_id, &draft)
                     .map_err(ConflictableTransactionError::Abort)?;
                 Ok(())

@@ -14,6 +14,7 @@ mod error;
 mod fault;
 mod fetch;
 mod identity;
+mod import;
 mod internal;
 mod issue;
 mod partner;
@@ -30,6 +31,7 @@ pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};
 pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};
+pub use import::{ImportedIdentity, PartnerImport, PartnerImportResult, MAX_IMPORT_BYTES};
 pub use internal::{InternalAddresses, NotInternal};
 pub use partner::{
     CaptureOutcome, PartnerCapture, PartnerCertificate, PartnerCounts, ValidationStatus,

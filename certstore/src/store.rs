@@ -127,7 +127,12 @@ impl Store {
         let db_path = data_dir.join(DB_DIR);
         restrict_permissions(&db_path)?;
         let db = sled::Config::new().path(&db_path).open().map_err(|e| {
-            StoreError::Database(format!("cannot open {}: {e}", data_dir.display()))
+            // sled's only signal that another process holds the database is this message.
+            if e.to_string().contains("could not acquire lock") {
+                StoreError::Locked(data_dir.display().to_string())
+            } else {
+                StoreError::Database(format!("cannot open {}: {e}", data_dir.display()))
+            }
         })?;
         let meta = db.open_tree("meta")?;
         match meta.get(META_SCHEMA_KEY)? {

@@ -13,7 +13,6 @@ use crate::telemetry::{CertQueryReply, CryptoFailure, Direction, Metrics, Outcom
 use certstore::Store;
 
 use crate::cert_query::{Allowance, CertQuery, CertQueryOutcome, RateLimiter};
-use crate::route::{route, Route};
 use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
 use crate::inbound::Inbound;
@@ -21,6 +20,7 @@ use crate::keys::KeyCache;
 use crate::outbound::{Decision, Outbound, SignError};
 use crate::receive::{Envelope, MessageHandler, Reply};
 use crate::relay::{self, NextHop, RecipientOutcome, TlsMode};
+use crate::route::{route, Route};
 
 /// Where a processed message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +91,26 @@ struct Plan {
     cert_query_allowance: Option<Allowance>,
 }
 
+impl Plan {
+    /// Where the recipients went, for the message's log line (`-`: nowhere, e.g. nothing
+    /// but cert-queries that were not answered).
+    fn directions(&self) -> String {
+        let mut all: Vec<&str> = self
+            .deliveries
+            .iter()
+            .map(|d| d.direction.as_label())
+            .chain(self.refused.iter().map(|r| r.direction.as_label()))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        if all.is_empty() {
+            "-".into()
+        } else {
+            all.join(",")
+        }
+    }
+}
+
 pub struct Gateway {
     shared: Arc<Shared>,
 }
@@ -148,8 +168,10 @@ impl MessageHandler for Gateway {
         let Ok(permit) = self.shared.cpu.acquire().await else {
             return Reply::temp_fail("4.3.0", "shutting down; try again later");
         };
+        // The blocking thread logs inside this message's span too.
+        let span = tracing::Span::current();
         let planned = tokio::task::spawn_blocking(move || {
-            let plan = shared.plan(&envelope, &message, SystemTime::now());
+            let plan = span.in_scope(|| shared.plan(&envelope, &message, SystemTime::now()));
             (plan, message)
         })
         .await;
@@ -165,6 +187,7 @@ impl MessageHandler for Gateway {
                 );
             }
         };
+        crate::msglog::record_direction(&plan.directions());
         let reply = self.shared.execute(plan, &mail_from, &message).await;
         self.shared
             .metrics

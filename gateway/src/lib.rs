@@ -7,6 +7,7 @@ pub mod dsn;
 pub mod inbound;
 pub mod keys;
 pub mod mime;
+pub mod msglog;
 pub mod outbound;
 pub mod postfix_map;
 pub mod receive;

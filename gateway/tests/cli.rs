@@ -248,3 +248,71 @@ fn verify_honours_crls() {
     assert_eq!(code, 1);
     assert!(err.contains("revoked"), "{err}");
 }
+
+/// RFC 2634 triple wrapping made by openssl (signed, encrypted, signed again): `decrypt`
+/// removes the outer signature, decrypts, keeps the inner signed entity whole, and reports
+/// each layer.
+#[test]
+fn decrypt_peels_the_outer_signature_of_a_triple_wrapped_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner_signed = openssl_ok(
+        &[
+            "smime",
+            "-sign",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+        ],
+        b"Content-Type: text/plain\r\n\r\nThe triple-wrapped secret.\r\n",
+    );
+    let encrypted = openssl_ok(
+        &["smime", "-encrypt", "-aes256", &f("proxy/user.pem")],
+        &inner_signed,
+    );
+    let triple = openssl_ok(
+        &[
+            "smime",
+            "-sign",
+            "-nodetach",
+            "-signer",
+            &f("partner/alice.pem"),
+            "-inkey",
+            &f("partner/alice.key"),
+        ],
+        &encrypted,
+    );
+    let path = dir.path().join("triple.eml");
+    std::fs::write(&path, &triple).unwrap();
+    let (code, out, err) = gateway(
+        &[
+            "decrypt",
+            "--key",
+            &f("proxy/user.key"),
+            "--cert",
+            &f("proxy/user.pem"),
+            &path.to_string_lossy(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("layer ")).collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0]
+            .starts_with("layer 1: signed (opaque signed-data), outside the encryption: removed")
+            && lines[0].contains("alice@partner.example"),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("layer 2: encrypted (aes256-cbc"),
+        "{err}"
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("multipart/signed"),
+        "inner signature kept: {text}"
+    );
+    assert!(text.contains("The triple-wrapped secret."), "{text}");
+    assert!(!text.contains("pkcs7-mime"), "{text}");
+}

@@ -44,7 +44,7 @@ impl From<DomainPolicy> for Policy {
 }
 
 /// An approved partner domain.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Domain {
     /// Normalised (lower-case, IDNA ASCII) domain name.
     #[schema(example = "partner.example")]

@@ -18,7 +18,7 @@ use crate::{blocking, validate, ApiState};
 pub const PEM_MEDIA_TYPE: &str = "application/x-pem-file";
 
 /// Whether a certificate passed validation when it was last seen.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ValidationState {
     Valid,
@@ -26,7 +26,7 @@ pub enum ValidationState {
 }
 
 /// Validation result and, for refused certificates, why.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Validation {
     pub status: ValidationState,
     /// Why the certificate was refused, for a person.
@@ -56,7 +56,7 @@ impl From<&ValidationStatus> for Validation {
 }
 
 /// A captured partner certificate (public data only).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Certificate {
     /// The address it was captured for.
     pub address: String,
@@ -88,7 +88,8 @@ pub struct Certificate {
 }
 
 impl Certificate {
-    fn new(c: &PartnerCertificate, current_fp: Option<&str>) -> Certificate {
+    /// `c` as the API shows it; `current_fp` is the fingerprint in use for its address.
+    pub fn new(c: &PartnerCertificate, current_fp: Option<&str>) -> Certificate {
         Certificate {
             address: c.address.clone(),
             fingerprint_sha256: c.fingerprint_sha256.clone(),
@@ -112,14 +113,14 @@ impl Certificate {
 }
 
 /// A partner address and the certificate used for it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PartnerSummary {
     pub address: String,
     pub current: Certificate,
 }
 
 /// One page of partner addresses.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PartnerList {
     pub items: Vec<PartnerSummary>,
     pub offset: u32,
@@ -129,7 +130,7 @@ pub struct PartnerList {
 }
 
 /// A partner address: its current certificate and its whole history.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Partner {
     pub address: String,
     /// The certificate outbound mail is encrypted to (none usable: null).

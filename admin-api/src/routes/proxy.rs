@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::partners::{pem_encode, pem_response};
 use super::rfc3339;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::Problem;
 use crate::{blocking, validate, ApiState};
 
@@ -86,7 +86,7 @@ pub async fn ca_certificate(
 }
 
 /// An internal address with proxy certificates.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProxyAddress {
     pub address: String,
     /// Keys ever issued for the address (all kept so old mail stays readable).
@@ -109,7 +109,7 @@ impl From<ProxyAddressSummary> for ProxyAddress {
 }
 
 /// One page of internal addresses.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProxyAddressList {
     pub items: Vec<ProxyAddress>,
     pub offset: u32,
@@ -129,7 +129,7 @@ pub struct PageQuery {
 }
 
 /// A proxy certificate (the key stays in the store).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProxyCertificate {
     pub address: String,
     pub fingerprint_sha256: String,
@@ -145,7 +145,8 @@ pub struct ProxyCertificate {
 }
 
 impl ProxyCertificate {
-    fn new(id: &ProxyIdentity, current_fp: Option<&str>) -> ProxyCertificate {
+    /// `id` as the API shows it; `current_fp` is the fingerprint of the current identity.
+    pub fn new(id: &ProxyIdentity, current_fp: Option<&str>) -> ProxyCertificate {
         ProxyCertificate {
             address: id.address.clone(),
             fingerprint_sha256: id.fingerprint_sha256.clone(),
@@ -159,7 +160,7 @@ impl ProxyCertificate {
 }
 
 /// An internal address and every proxy certificate issued for it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProxyAddressDetail {
     pub address: String,
     /// Newest first.
@@ -236,8 +237,9 @@ pub async fn get_one(
 /// internal domains or not in its configured address list, and addresses longer than 64
 /// characters (the certificate's common name holds the address).
 #[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/certificate", tag = "proxy",
-    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
+    params(IssueQuery, ("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
     responses(
+        (status = 200, description = "The current certificate, still valid (renew=false)", body = ProxyCertificate),
         (status = 201, description = "Issued", body = ProxyCertificate),
         (status = 409, description = "The store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The address is not internal (partner domain, outside the internal domains, not in the internal address list), or too long for a certificate", body = Problem, content_type = "application/problem+json"),
@@ -245,8 +247,42 @@ pub async fn get_one(
 pub async fn issue(
     State(s): State<ApiState>,
     ApiPath(raw): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IssueQuery>,
 ) -> Result<(StatusCode, Json<ProxyCertificate>), Problem> {
-    let address = validate::address(&raw)?;
+    let address = internal_address(&raw)?;
+    let internal = s.internal.clone();
+    let renew = q.renew.unwrap_or(true);
+    let (id, issued) = blocking(&s.store, move |st| {
+        check_internal(st, &internal, &address)?;
+        if renew {
+            return Ok((st.renew_proxy_identity(&address)?, true));
+        }
+        let before = st.current_proxy_identity(&address)?;
+        let id = st.ensure_proxy_identity(&address)?;
+        let issued = before.is_none_or(|b| b.fingerprint_sha256 != id.fingerprint_sha256);
+        Ok((id, issued))
+    })
+    .await?;
+    let fp = id.fingerprint_sha256.clone();
+    let status = if issued {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ProxyCertificate::new(&id, Some(&fp)))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IssueQuery {
+    /// `true` (default): always a new key and certificate. `false`: return the current
+    /// certificate while it stays valid for more than 7 days, else issue one.
+    pub renew: Option<bool>,
+}
+
+/// A validated address short enough for a certificate's common name.
+fn internal_address(raw: &str) -> Result<String, Problem> {
+    let address = validate::address(raw)?;
     if address.len() > MAX_PROXY_ADDRESS_CHARS {
         return Err(Problem::unprocessable(
             "address_too_long_for_certificate",
@@ -255,29 +291,117 @@ pub async fn issue(
             ),
         ));
     }
+    Ok(address)
+}
+
+/// Proxy identities are only for the organisation's own addresses.
+fn check_internal(
+    st: &certstore::Store,
+    internal: &certstore::InternalAddresses,
+    address: &str,
+) -> Result<(), Problem> {
+    let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    if st.domain(domain)?.is_some() {
+        return Err(Problem::unprocessable(
+            "partner_address",
+            format!(
+                "{address} is in the approved partner domain {domain}; proxy certificates are for internal addresses"
+            ),
+        ));
+    }
+    internal.check(address).map_err(|e| {
+        Problem::unprocessable(
+            "not_internal",
+            format!("{e}; proxy certificates are issued only for the organisation's own addresses"),
+        )
+    })
+}
+
+/// Largest import request: a PKCS#12 file (base64) or PEM key and certificate.
+pub const MAX_IMPORT_BODY_BYTES: usize = 4 * certstore::MAX_IMPORT_BYTES / 3 + 16 * 1024;
+
+/// A key pair from another gateway: `pkcs12_base64`, or `private_key_pem` with
+/// `certificate_pem`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// A PKCS#12 file, base64 (standard alphabet).
+    pub pkcs12_base64: Option<String>,
+    /// The PKCS#12 password, or the password of an encrypted PEM private key.
+    pub password: Option<String>,
+    /// The private key, PEM (PKCS#8, PKCS#1 or encrypted PKCS#8).
+    pub private_key_pem: Option<String>,
+    /// The certificate, PEM.
+    pub certificate_pem: Option<String>,
+    /// Keep it as an old key that only decrypts old mail (never current, never signs).
+    #[serde(default)]
+    pub old: bool,
+}
+
+impl std::fmt::Debug for ImportRequest {
+    // Key material and passwords never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("old", &self.old)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Import a proxy identity from another gateway (migration). The certificate must name the
+/// address, match the key (RSA, 2048 to 16384 bits) and permit S/MIME signing and
+/// encryption. As current (`old` false) it must be valid now and issued by the current proxy
+/// CA; as old it only decrypts mail encrypted to it. Refused (422): as for issuing, and
+/// unusable keys or certificates.
+#[utoipa::path(post, path = "/api/v1/proxy/addresses/{address}/import", tag = "proxy",
+    params(("address" = String, Path, description = "Internal e-mail address", pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$", max_length = 254)),
+    request_body = ImportRequest,
+    responses(
+        (status = 201, description = "Imported", body = ProxyCertificate),
+        (status = 409, description = "Already imported, or the store has no proxy CA yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The address is not internal, or the key or certificate cannot be used", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn import(
+    State(s): State<ApiState>,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(req): ApiJson<ImportRequest>,
+) -> Result<(StatusCode, Json<ProxyCertificate>), Problem> {
+    let address = internal_address(&raw)?;
+    let password = req.password.as_deref().unwrap_or("");
+    let imported = match (
+        &req.pkcs12_base64,
+        &req.private_key_pem,
+        &req.certificate_pem,
+    ) {
+        (Some(p12), None, None) => {
+            use base64::Engine as _;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(p12.trim())
+                .map_err(|e| Problem::bad_request("bad_encoding", format!("pkcs12_base64: {e}")))?;
+            certstore::ImportedIdentity::from_pkcs12(&der, password)?
+        }
+        (None, Some(key), Some(cert)) => certstore::ImportedIdentity::from_pem(
+            key.as_bytes(),
+            cert.as_bytes(),
+            req.password.as_deref(),
+        )?,
+        _ => {
+            return Err(Problem::bad_request(
+                "bad_import_request",
+                "give pkcs12_base64, or private_key_pem with certificate_pem",
+            ))
+        }
+    };
+    let address = imported.address(Some(&address))?;
     let internal = s.internal.clone();
+    let old = req.old;
     let id = blocking(&s.store, move |st| {
-        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-        if st.domain(domain)?.is_some() {
-            return Err(Problem::unprocessable(
-                "partner_address",
-                format!(
-                    "{address} is in the approved partner domain {domain}; proxy certificates are for internal addresses"
-                ),
-            ));
-        }
-        if let Err(e) = internal.check(&address) {
-            return Err(Problem::unprocessable(
-                "not_internal",
-                format!("{e}; proxy certificates are issued only for the organisation's own addresses"),
-            ));
-        }
-        Ok(st.renew_proxy_identity(&address)?)
+        check_internal(st, &internal, &address)?;
+        Ok(st.import_proxy_identity(&address, &imported, old)?)
     })
     .await?;
-    let fp = id.fingerprint_sha256.clone();
+    let current = (!old).then_some(id.fingerprint_sha256.as_str());
     Ok((
         StatusCode::CREATED,
-        Json(ProxyCertificate::new(&id, Some(&fp))),
+        Json(ProxyCertificate::new(&id, current)),
     ))
 }

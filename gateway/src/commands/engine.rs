@@ -322,6 +322,10 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
     let message = read_input(&args.message)?;
     let pairs = load_key_pairs(&args.keys, &args.certs)?;
     let opened = open(&message, &pairs, OpenMode::DecryptOnly);
+    // Layers go to standard error: standard output is the decrypted message.
+    for (i, layer) in opened.layers.iter().enumerate() {
+        eprintln!("layer {}: {}", i + 1, describe_layer(layer));
+    }
     if !opened.was_encrypted() {
         bail!("the message is not encrypted");
     }
@@ -330,6 +334,43 @@ pub fn decrypt(args: DecryptArgs) -> anyhow::Result<ExitCode> {
     }
     write_output(&opened.to_message(&[]))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per layer for `decrypt`: what it was and what became of it.
+fn describe_layer(layer: &Layer) -> String {
+    match layer {
+        Layer::Signed { detached, report } => format!(
+            "signed ({}), outside the encryption: removed; signature: {}{}",
+            if *detached {
+                "multipart/signed"
+            } else {
+                "opaque signed-data"
+            },
+            report.outcome.describe(),
+            report
+                .signer_emails
+                .first()
+                .map(|a| format!(" (signer {a})"))
+                .unwrap_or_default()
+        ),
+        Layer::Encrypted {
+            cipher: Some(cipher),
+            key_transport,
+            ..
+        } => format!(
+            "encrypted ({}{}): decrypted",
+            cipher.name(),
+            key_transport
+                .map(|k| format!(", {}", k.name()))
+                .unwrap_or_default()
+        ),
+        Layer::Encrypted { envelope, .. } => format!(
+            "encrypted ({}): not decrypted",
+            envelope
+                .as_ref()
+                .map_or("unreadable envelope", |e| e.cipher.as_str())
+        ),
+    }
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -1,8 +1,10 @@
 //! Command-line interface. Engine commands work on files, the way `openssl cms` does but
 //! mail-aware; gateway commands operate the running service and its store.
 
+mod admin_client;
 mod engine;
 mod operate;
+mod sd_notify;
 mod service;
 
 use std::path::PathBuf;

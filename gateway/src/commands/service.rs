@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use clap::Args;
@@ -30,6 +30,8 @@ pub struct InitArgs {
 pub struct ServeArgs {
     #[arg(long)]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Args)]
@@ -37,6 +39,21 @@ pub struct RunDefaultArgs {
     /// Data directory (created on first start).
     #[arg(long, default_value = "./run-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// `text` for people, `json` (one object per line) for log shippers. Levels: RUST_LOG.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -84,6 +101,14 @@ fn restrict_permissions(_: &Path) {}
 /// Create what a first start needs: store, proxy CA, admin token. Idempotent.
 fn initialise(config: &Config, import: Option<(&Path, &Path)>) -> anyhow::Result<Store> {
     let store = open_store(config)?;
+    if let (Some((cert, _)), true) = (import, store.is_initialised()) {
+        anyhow::bail!(
+            "{} is already initialised with a proxy CA; refusing to import {} over it \
+             (to move to that CA, use a new data directory)",
+            config.data_dir.display(),
+            cert.display()
+        );
+    }
     if !store.is_initialised() {
         match import {
             Some((cert, key)) => {
@@ -173,18 +198,23 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    run(load_config(&args.config)?)
+    let config = load_config(&args.config)?;
+    run(config, Some(args.config), args.log.log_format)
 }
 
 pub fn run_default(args: RunDefaultArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::default_for_run(&args.data_dir);
     // `make run` is a local try-out: trust the system store and nothing else.
     config.admin.token_file = args.data_dir.join("admin.token");
-    run(config)
+    run(config, None, args.log.log_format)
 }
 
-fn run(config: Config) -> anyhow::Result<ExitCode> {
-    init_tracing();
+fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    log_format: LogFormat,
+) -> anyhow::Result<ExitCode> {
+    init_tracing(log_format);
     if config.outbound.policy_without_certificate
         == gateway::config::PolicyWithoutCertificate::Refuse
         && !config.outbound.plaintext_domains.is_empty()
@@ -199,20 +229,32 @@ fn run(config: Config) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve_until_stopped(config, store))?;
+    runtime.block_on(serve_until_stopped(config, config_path, store))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        // The spans (session, message with its queue id) come with every line.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
-async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()> {
+async fn serve_until_stopped(
+    config: Config,
+    config_path: Option<PathBuf>,
+    store: Store,
+) -> anyhow::Result<()> {
     let metrics = gateway::telemetry::Metrics::new();
     let smtp_up = Arc::new(AtomicBool::new(false));
     let (token, _) = admin_api::load_or_create_token(&config.admin.token_file)?;
@@ -240,6 +282,9 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
     };
     let smtp_addr: SocketAddr = smtp_listener.local_addr()?;
     let admin_addr: SocketAddr = admin_listener.local_addr()?;
+    // Operator commands find the admin API here while we hold the store.
+    let address_file = super::admin_client::record_address(&config, admin_addr)
+        .context("cannot record the admin API address in the data directory")?;
 
     let router = admin_api::router(admin_api::ApiState {
         store: store.clone(),
@@ -290,20 +335,34 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
             },
         ))
     });
-    let handler = Arc::new(Gateway::new(config.clone(), store.clone(), metrics));
+    let handler = Arc::new(Reloadable {
+        current: RwLock::new(Arc::new(Gateway::new(
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+        ))),
+    });
     smtp_up.store(true, Ordering::SeqCst);
     let smtp = {
         let mut stop = stop_rx.clone();
         tokio::spawn(gateway::receive::serve(
             smtp_listener,
             Arc::new(server_config),
-            handler,
+            handler.clone(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
         ))
     };
-    wait_for_signal().await;
+    super::sd_notify::notify("READY=1");
+    let mut running = config;
+    while wait_for_signal().await == Signal::Reload {
+        match &config_path {
+            Some(path) => reload(path, &mut running, &handler, &store, &metrics),
+            None => tracing::warn!("SIGHUP: no configuration file to reload (run-default)"),
+        }
+    }
+    super::sd_notify::notify("STOPPING=1");
     tracing::info!("shutting down: finishing sessions in progress");
     let _ = stop_tx.send(true);
     let smtp_result = smtp.await;
@@ -313,6 +372,7 @@ async fn serve_until_stopped(config: Config, store: Store) -> anyhow::Result<()>
         let _ = task.await;
     }
     store.flush()?;
+    let _ = std::fs::remove_file(&address_file);
     match smtp_result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
@@ -328,24 +388,124 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
-async fn wait_for_signal() {
+#[derive(PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM or Ctrl-C stop; SIGHUP reloads the configuration.
+async fn wait_for_signal() -> Signal {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => Signal::Stop,
+                    _ = term.recv() => Signal::Stop,
+                    _ = hup.recv() => Signal::Reload,
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                Signal::Stop
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
+}
+
+/// The mail handler, replaced as a whole on reload: each message is handled with the
+/// configuration current when its DATA ended, so sessions and messages in progress are not
+/// disturbed.
+struct Reloadable {
+    current: RwLock<Arc<Gateway>>,
+}
+
+impl gateway::receive::MessageHandler for Reloadable {
+    async fn handle(
+        &self,
+        envelope: gateway::receive::Envelope,
+        message: Vec<u8>,
+    ) -> gateway::receive::Reply {
+        let gateway = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        gateway.handle(envelope, message).await
+    }
+}
+
+/// Settings read only at start: the listeners, the admin API, the store and what it loaded
+/// (trust anchors, CRLs), and the internal addresses the admin API checks. Everything else
+/// (next hops and their TLS, outbound policy, send-as, cert-query address and limits,
+/// hostname, authserv-id, postmaster) is reloadable.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("data_dir", old.data_dir != new.data_dir);
+    check(
+        "internal_domains",
+        old.internal_domains != new.internal_domains,
+    );
+    check(
+        "internal_addresses",
+        old.internal_addresses != new.internal_addresses,
+    );
+    check("[smtp]", old.smtp != new.smtp);
+    check("[admin]", old.admin != new.admin);
+    check("[trust]", old.trust != new.trust);
+    check("[store]", old.store != new.store);
+    check("[postfix]", old.postfix != new.postfix);
+    changed
+}
+
+/// SIGHUP: read the configuration again and apply it when only reloadable settings changed;
+/// otherwise keep running with the current one and say what needs a restart.
+fn reload(
+    path: &Path,
+    running: &mut Config,
+    handler: &Reloadable,
+    store: &Store,
+    metrics: &Arc<gateway::telemetry::Metrics>,
+) {
+    let new = match load_config(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration not reloaded, the running one stays");
+            return;
+        }
+    };
+    let restart_only = restart_only_changes(running, &new);
+    if !restart_only.is_empty() {
+        tracing::error!(
+            settings = %restart_only.join(", "),
+            "SIGHUP: configuration not reloaded: these settings change only with a restart"
+        );
+        return;
+    }
+    let gateway = Arc::new(Gateway::new(new.clone(), store.clone(), metrics.clone()));
+    *handler
+        .current
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = gateway;
+    tracing::info!(
+        inbound_next_hop = %new.inbound.next_hop,
+        outbound_next_hop = %new.outbound.hop.next_hop,
+        "configuration reloaded"
+    );
+    *running = new;
 }

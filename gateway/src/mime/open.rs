@@ -121,7 +121,9 @@ impl Opened {
 pub enum OpenMode {
     /// Decrypt and verify every layer down to plain content.
     All,
-    /// Decrypt only: stop at the first signed layer and keep it whole.
+    /// Decrypt only: signature layers outside the encryption (RFC 2634 triple wrapping) are
+    /// verified and removed as the mail flow does; the first signed layer under a decrypted
+    /// one is kept whole.
     DecryptOnly,
 }
 
@@ -164,7 +166,8 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
             }
             Ok(Classified::Plain) => break,
             Ok(Classified::SignedOpaque(_) | Classified::SignedDetached { .. })
-                if mode == OpenMode::DecryptOnly =>
+                if mode == OpenMode::DecryptOnly
+                    && layers.iter().any(|l| matches!(l, Layer::Encrypted { .. })) =>
             {
                 break
             }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 pub use limits::SessionLimits;
 pub use session::{valid_address, valid_domain};
@@ -270,7 +271,9 @@ pub async fn serve<H: MessageHandler>(
                         let handler = Arc::clone(&handler);
                         let stop = stop_rx.clone();
                         tasks.spawn(async move {
-                            session::run(stream, client, &config, &*handler, stop).await;
+                            session::run(stream, client, &config, &*handler, stop)
+                                .instrument(tracing::info_span!("session", %client))
+                                .await;
                             drop(permit);
                             drop(slot);
                         });

@@ -7,6 +7,7 @@ use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::conn::{Conn, ConnError, Line};
 use super::data::DataReader;
@@ -580,18 +581,28 @@ where
     let from = envelope.mail_from.clone();
     let rcpts = envelope.rcpt_to.len();
     let forwarded = envelope.forwarded.clone();
-    let r = handler.handle(envelope, message).await;
-    tracing::info!(
-        %client,
-        %from,
-        rcpts,
-        size,
-        orig_client = forwarded.addr.as_deref().unwrap_or("-"),
-        orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
-        login = forwarded.login.as_deref().unwrap_or("-"),
-        reply = %r,
-        "message handled"
-    );
+    let queue_id = crate::msglog::new_queue_id();
+    let span = crate::msglog::message_span(&queue_id, &crate::msglog::message_id(&message));
+    let r = handler
+        .handle(envelope, message)
+        .instrument(span.clone())
+        .await;
+    let r = crate::msglog::accepted(r, &queue_id);
+    span.in_scope(|| {
+        tracing::info!(
+            %client,
+            %from,
+            rcpts,
+            size,
+            orig_client = forwarded.addr.as_deref().unwrap_or("-"),
+            orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
+            login = forwarded.login.as_deref().unwrap_or("-"),
+            outcome = crate::msglog::outcome(&r),
+            code = r.code,
+            reason = %r.text,
+            "message handled"
+        )
+    });
     Step::Reply(r)
 }
 
