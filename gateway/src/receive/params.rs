@@ -200,7 +200,7 @@ fn mail_param(word: &str, p: &mut MailParams) -> Result<(), Reply> {
     };
     match (key.to_ascii_uppercase().as_str(), value) {
         ("SIZE", Some(v)) => {
-            if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid("SIZE"));
             }
             // Too large for usize is simply too large: the caller compares with its limit.

@@ -519,3 +519,68 @@ async fn recipients_per_message_are_limited() {
     assert_eq!(c.cmd("RCPT TO:<d@int.test>").await.0, 452);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn dsn_and_smtputf8_parameters_reach_the_handler() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, ehlo) = c.cmd("EHLO x.test").await;
+    assert_eq!(code, 250);
+    assert!(ehlo.lines().any(|l| l == "DSN"), "{ehlo}");
+    assert!(ehlo.lines().any(|l| l == "SMTPUTF8"), "{ehlo}");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@b.test> RET=FULL ENVID=id+2B1 SMTPUTF8 BODY=8BITMIME")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<c@d.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;C+40d.test")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<José@bücher.test> NOTIFY=NEVER").await.0,
+        250
+    );
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    assert_eq!(c.cmd("Subject: x\r\n\r\nbody\r\n.").await.0, 250);
+    // Without SMTPUTF8 a UTF-8 address is refused as RFC 6531 says; ASCII is fine.
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    let (code, text) = c.cmd("RCPT TO:<José@bücher.test>").await;
+    assert_eq!((code, &text[..5]), (553, "5.6.7"), "{text}");
+    let (code, text) = c.cmd("RCPT TO:<c@d.test> NOTIFY=SOMETIMES").await;
+    assert_eq!((code, &text[..5]), (501, "5.5.4"), "{text}");
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+
+    let got = server.handler.got.lock().unwrap().clone();
+    let (envelope, _) = &got[0];
+    assert!(envelope.params.smtputf8);
+    assert_eq!(envelope.params.ret, Some(Ret::Full));
+    assert_eq!(envelope.params.envid.as_deref(), Some("id+2B1"));
+    assert_eq!(envelope.rcpt_to, ["c@d.test", "José@bücher.test"]);
+    let first = envelope.rcpt_params("c@d.test").unwrap();
+    assert_eq!(first.notify.unwrap().as_param(), "SUCCESS,FAILURE");
+    assert_eq!(first.orcpt.as_deref(), Some("rfc822;C+40d.test"));
+    assert!(envelope
+        .rcpt_params("José@bücher.test")
+        .unwrap()
+        .notify
+        .unwrap()
+        .never());
+    server.stop().await;
+}
+
+#[test]
+fn utf8_addresses() {
+    assert!(session::valid_utf8_address("用户@例子.测试"));
+    assert!(session::valid_utf8_address("josé@bücher.example"));
+    assert!(!session::valid_address("josé@bücher.example"));
+    assert!(!session::valid_utf8_address("jo sé@bücher.example"));
+    assert!(!session::valid_utf8_address("josé@bü..cher"));
+    assert!(!session::valid_utf8_address(&format!(
+        "{}@b.test",
+        "é".repeat(33)
+    )));
+}
