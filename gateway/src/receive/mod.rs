@@ -220,9 +220,32 @@ pub trait MessageHandler: Send + Sync + 'static {
     }
 }
 
+/// The protocol a listener speaks: the session code is the same, only the greeting command
+/// and the answer to DATA differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// ESMTP (RFC 5321): one answer to DATA for all recipients.
+    #[default]
+    Smtp,
+    /// LMTP (RFC 2033): LHLO, and one answer to DATA per recipient, so an upstream MTA retries
+    /// only the recipients that failed temporarily.
+    Lmtp,
+}
+
+impl Protocol {
+    /// The name in the greeting.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "ESMTP",
+            Protocol::Lmtp => "LMTP",
+        }
+    }
+}
+
 /// Settings of the SMTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    pub protocol: Protocol,
     /// Our name in the greeting and the EHLO reply.
     pub hostname: String,
     /// Largest message accepted, in octets after dot-unstuffing.
@@ -246,6 +269,7 @@ impl ServerConfig {
     /// Defaults suitable for tests and `make run`.
     pub fn new(hostname: impl Into<String>) -> Self {
         ServerConfig {
+            protocol: Protocol::Smtp,
             hostname: hostname.into(),
             max_message_size: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),

@@ -13,7 +13,7 @@ use super::data::DataReader;
 use super::limits::{LimitReached, SessionBudget};
 use super::params::{self, EnvelopeCommand, MailParams, RcptParams};
 use super::xforward::{self, Forwarded};
-use super::{Envelope, MessageHandler, Reply, ServerConfig};
+use super::{Envelope, MessageHandler, Protocol, Reply, ServerConfig};
 
 /// Longest command line accepted (RFC 5321 says 512; extensions make lines longer).
 pub(crate) const MAX_COMMAND_LINE: usize = 4096;
@@ -82,7 +82,15 @@ pub(crate) async fn run<S, H>(
         forwarded: Forwarded::default(),
         budget: SessionBudget::new(),
     };
-    let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
+    let greeting = Reply::new(
+        220,
+        "",
+        format!(
+            "{} {} smime-gateway",
+            config.hostname,
+            config.protocol.name()
+        ),
+    );
     if conn.queue(&greeting).await.is_err() {
         return;
     }
@@ -213,6 +221,16 @@ where
         };
         let result = match step {
             Step::Reply(r) => conn.queue(&r).await.map(|_| None),
+            Step::Replies(rs) => {
+                let mut sent = Ok(None);
+                for r in &rs {
+                    if let Err(e) = conn.queue(r).await {
+                        sent = Err(e);
+                        break;
+                    }
+                }
+                sent
+            }
             Step::Bad(r) => bad_command(conn, state, r).await.map(|_| None),
             Step::Quit(r) => conn.queue(&r).await.map(|_| Some(Outcome::Close)),
             Step::StartTls => {
@@ -243,6 +261,8 @@ async fn close_for_limit<S: AsyncRead + AsyncWrite + Unpin>(
 
 enum Step {
     Reply(Reply),
+    /// LMTP's answers to DATA, one per recipient.
+    Replies(Vec<Reply>),
     /// An error reply that counts towards the bad-command limit.
     Bad(Reply),
     Quit(Reply),
@@ -441,8 +461,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: MessageHandler,
 {
+    let lmtp = config.protocol == Protocol::Lmtp;
     match request {
-        Request::Ehlo { host } => {
+        // LMTP's LHLO is EHLO under another name (RFC 2033 §4.1); each protocol refuses the
+        // other's greeting, so a client pointed at the wrong port finds out at once.
+        Request::Ehlo { .. } | Request::Helo { .. } if lmtp => {
+            Step::Bad(reply(500, "5.5.1", "Error: this is LMTP, send LHLO"))
+        }
+        Request::Lhlo { .. } if !lmtp => {
+            Step::Bad(reply(500, "5.5.1", "Error: this is SMTP, not LMTP"))
+        }
+        Request::Ehlo { host } | Request::Lhlo { host } => {
             state.helo = Some(host.clone());
             state.tx = None;
             state.forwarded = Forwarded::default();
@@ -474,7 +503,6 @@ where
                 format!("{} Hello {}", config.hostname, sanitize(&host)),
             ))
         }
-        Request::Lhlo { .. } => Step::Bad(reply(500, "5.5.1", "Error: this is SMTP, not LMTP")),
         // Recognised and handled before smtp-proto (see `params`); a variant it alone accepts
         // (`MAIL FROM :`, say) is not worth supporting.
         Request::Mail { .. } | Request::Rcpt { .. } => Step::Bad(reply(
@@ -594,7 +622,10 @@ where
     };
     if reader.overflowed() {
         tracing::info!(%client, from = %tx.mail_from, "message refused: over the size limit");
-        return Step::Reply(size_exceeded(config));
+        return match config.protocol {
+            Protocol::Smtp => Step::Reply(size_exceeded(config)),
+            Protocol::Lmtp => Step::Replies(vec![size_exceeded(config); tx.rcpt_to.len()]),
+        };
     }
     let envelope = Envelope {
         mail_from: tx.mail_from,
@@ -616,7 +647,11 @@ where
     let from = envelope.mail_from.clone();
     let rcpts = envelope.rcpt_to.len();
     let forwarded = envelope.forwarded.clone();
-    let r = handler.handle(envelope, message).await;
+    let replies = match config.protocol {
+        Protocol::Smtp => vec![handler.handle(envelope, message).await],
+        Protocol::Lmtp => handler.handle_each(envelope, message).await,
+    };
+    let answered: Vec<String> = replies.iter().map(Reply::to_string).collect();
     tracing::info!(
         %client,
         %from,
@@ -625,10 +660,25 @@ where
         orig_client = forwarded.addr.as_deref().unwrap_or("-"),
         orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
         login = forwarded.login.as_deref().unwrap_or("-"),
-        reply = %r,
+        reply = %answered.join(" | "),
         "message handled"
     );
-    Step::Reply(r)
+    match config.protocol {
+        Protocol::Smtp => match replies.into_iter().next() {
+            Some(r) => Step::Reply(r),
+            None => Step::Reply(reply(451, "4.3.0", "Internal error: no reply")),
+        },
+        // A handler that answered for the wrong number of recipients would desynchronise
+        // the client: pad or cut to exactly one reply per recipient.
+        Protocol::Lmtp => {
+            let mut replies = replies;
+            replies.resize(
+                rcpts,
+                reply(451, "4.3.0", "Internal error: no reply for this recipient"),
+            );
+            Step::Replies(replies)
+        }
+    }
 }
 
 /// `local@domain` with a non-empty local part of at most 64 octets, no whitespace or control

@@ -22,6 +22,23 @@ impl MessageHandler for Recorder {
         self.got.lock().unwrap().push((envelope, message));
         self.reply.lock().unwrap().clone().unwrap_or_else(Reply::ok)
     }
+
+    /// Recipients whose local part starts with `temp` fail temporarily.
+    async fn handle_each(&self, envelope: Envelope, message: Vec<u8>) -> Vec<Reply> {
+        let answers = envelope
+            .rcpt_to
+            .iter()
+            .map(|r| {
+                if r.starts_with("temp") {
+                    Reply::temp_fail("4.4.1", format!("{r}: next hop busy"))
+                } else {
+                    Reply::ok()
+                }
+            })
+            .collect();
+        self.got.lock().unwrap().push((envelope, message));
+        answers
+    }
 }
 
 struct Server {
@@ -583,4 +600,42 @@ fn utf8_addresses() {
         "{}@b.test",
         "é".repeat(33)
     )));
+}
+
+#[tokio::test]
+async fn lmtp_answers_each_recipient_after_data() {
+    let server = Server::start(|c| c.protocol = Protocol::Lmtp).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, text) = c.cmd("EHLO x.test").await;
+    assert_eq!((code, &text[..5]), (500, "5.5.1"), "{text}");
+    let (code, text) = c.cmd("LHLO x.test").await;
+    assert_eq!(code, 250);
+    assert!(text.contains("PIPELINING") && text.contains("ENHANCEDSTATUSCODES"));
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<temp@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok2@d.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    let (first, _) = c.cmd("Subject: x\r\n\r\nbody\r\n.").await;
+    let (second, text) = c.reply().await;
+    let (third, _) = c.reply().await;
+    assert_eq!((first, second, third), (250, 451, 250));
+    assert!(text.contains("temp@d.test: next hop busy"), "{text}");
+    // Over the size limit: still one answer per recipient.
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok2@d.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(&format!("{}\r\n", "y".repeat(998)).repeat(3)).await;
+    assert_eq!(c.cmd(".").await.0, 552);
+    assert_eq!(c.reply().await.0, 552);
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    assert_eq!(server.handler.got.lock().unwrap().len(), 1);
+    server.stop().await;
+
+    // SMTP refuses LHLO.
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("LHLO x.test").await.0, 500);
+    server.stop().await;
 }
