@@ -447,6 +447,15 @@ pub struct SmtpClient {
 impl SmtpClient {
     /// Connects, reads the greeting and says EHLO.
     pub fn connect(addr: impl ToSocketAddrs) -> anyhow::Result<Self> {
+        Self::connect_with(addr, "EHLO")
+    }
+
+    /// Connects to an LMTP server: LHLO instead of EHLO.
+    pub fn connect_lhlo(addr: impl ToSocketAddrs) -> anyhow::Result<Self> {
+        Self::connect_with(addr, "LHLO")
+    }
+
+    fn connect_with(addr: impl ToSocketAddrs, hello: &str) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).context("connecting")?;
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         stream.set_nodelay(true)?;
@@ -459,9 +468,9 @@ impl SmtpClient {
         if code != 220 {
             bail!("greeting {code} {text}");
         }
-        let (code, text) = c.command("EHLO client.test")?;
+        let (code, text) = c.command(&format!("{hello} client.test"))?;
         if code != 250 {
-            bail!("EHLO refused: {code} {text}");
+            bail!("{hello} refused: {code} {text}");
         }
         Ok(c)
     }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use integration_tests::gateway::GatewayProcess;
-use integration_tests::{SmtpClient, SmtpSink};
+use integration_tests::gateway::{GatewayProcess, Options};
+use integration_tests::{SinkBehaviour, SmtpClient, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(20);
 const USER: &str = "user@agency.example";
@@ -173,4 +173,63 @@ fn encrypted_mail_over_the_next_hops_size_is_refused_in_words() {
         1,
         "only the cert-query reply left"
     );
+}
+
+/// LMTP answers each recipient after its own next hop: a hop failing temporarily makes only
+/// its recipients retried (with SMTP every recipient would be, and delivered twice).
+#[test]
+fn lmtp_retries_only_the_recipient_whose_hop_failed() {
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start_with(
+        &inbound.address(),
+        &outbound.address(),
+        Options {
+            outbound: "policy_without_certificate = \"plaintext\"\nplaintext_domains = [\"listed.example\"]",
+            sections: "[lmtp]\nlisten = \"127.0.0.1:0\"\n",
+            ..Options::default()
+        },
+    )
+    .expect("gateway starts");
+    let lmtp = gateway.lmtp.clone().expect("LMTP listener announced");
+    let message = format!("From: {USER}\r\nSubject: to three\r\n\r\nHello.\r\n");
+
+    let mut c = SmtpClient::connect_lhlo(&lmtp).unwrap();
+    assert_eq!(c.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    for rcpt in [
+        "colleague@agency.example",
+        "bob@listed.example",
+        "bob@other.example",
+    ] {
+        assert_eq!(c.command(&format!("RCPT TO:<{rcpt}>")).unwrap().0, 250);
+    }
+    outbound.set_behaviour(SinkBehaviour::TempFail);
+    let colleague = c.data(message.as_bytes()).unwrap();
+    let bob_listed = c.reply().unwrap();
+    let bob_other = c.reply().unwrap();
+    assert_eq!(colleague.0, 250, "{colleague:?}");
+    assert_eq!(bob_listed.0, 451, "{bob_listed:?}");
+    assert!(
+        bob_listed.1.contains("sink is failing temporarily"),
+        "{bob_listed:?}"
+    );
+    assert_eq!(bob_other.0, 550, "{bob_other:?}");
+    assert!(bob_other.1.starts_with("5.7.1"), "{bob_other:?}");
+    assert_eq!(inbound.wait_for_messages(1, WAIT).unwrap().len(), 1);
+
+    // The upstream MTA retries the deferred recipient alone: nobody gets the message twice.
+    outbound.set_behaviour(SinkBehaviour::Accept);
+    assert_eq!(c.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    assert_eq!(c.command("RCPT TO:<bob@listed.example>").unwrap().0, 250);
+    assert_eq!(c.data(message.as_bytes()).unwrap().0, 250);
+    let sent = outbound.wait_for_messages(1, WAIT).unwrap();
+    assert_eq!(sent[0].rcpt_to, ["bob@listed.example"]);
+    c.quit();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        inbound.messages().len(),
+        1,
+        "no duplicate for the colleague"
+    );
+    assert_eq!(outbound.messages().len(), 1);
 }
