@@ -235,11 +235,7 @@ impl ParsedCert {
     pub fn email_addresses(&self) -> Result<Vec<String>, String> {
         let mut found = Vec::new();
         if let Some(san) = self.extension::<SubjectAltName>(OID_SAN)? {
-            for name in san.0 {
-                if let GeneralName::Rfc822Name(s) = name {
-                    found.push(s.as_str().to_string());
-                }
-            }
+            found = san_email_addresses(&san);
         }
         if found.is_empty() {
             for rdn in self.cert.tbs_certificate.subject.0.iter() {
@@ -261,6 +257,26 @@ impl ParsedCert {
     pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
         &self.cert.signature_algorithm
     }
+}
+
+/// `id-on-SmtpUTF8Mailbox` (RFC 8398): an internationalised address in a SAN otherName.
+const OID_SMTP_UTF8_MAILBOX: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.8.9");
+
+/// The e-mail addresses in a subjectAltName, as written: rfc822Names and SmtpUTF8Mailbox
+/// otherNames (RFC 8398), in order. Other names and undecodable values are skipped.
+pub fn san_email_addresses(san: &SubjectAltName) -> Vec<String> {
+    san.0
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::Rfc822Name(s) => Some(s.as_str().to_string()),
+            GeneralName::OtherName(other) if other.type_id == OID_SMTP_UTF8_MAILBOX => other
+                .value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .ok()
+                .map(|s| s.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Why a public key cannot be used.
@@ -388,5 +404,66 @@ fn classify_pss(alg: &AlgorithmIdentifierOwned) -> SigAlg {
     SigAlg::Pss {
         hash,
         salt_len: usize::from(p.salt_len),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate whose SAN holds an SmtpUTF8Mailbox, made by OpenSSL (`None` without it).
+    /// The value goes through a config file: on the command line OpenSSL reads it as Latin-1.
+    fn openssl_cert_with_utf8_mailbox() -> Option<Vec<u8>> {
+        let dir = tempfile::tempdir().ok()?;
+        std::fs::write(
+            dir.path().join("san.cnf"),
+            "[req]\ndistinguished_name = dn\n[dn]\n[ext]\nsubjectAltName = @alt\n[alt]\n\
+             otherName.1 = 1.3.6.1.5.5.7.8.9;FORMAT:UTF8,UTF8:José@Bücher.example\n\
+             otherName.2 = 1.2.3.4;UTF8:not-mail\nemail.1 = other@example.com\n",
+        )
+        .ok()?;
+        let ok = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-config",
+                "san.cnf",
+                "-extensions",
+                "ext",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Jose",
+                "-keyout",
+                "k.pem",
+                "-outform",
+                "DER",
+                "-out",
+                "c.der",
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| std::fs::read(dir.path().join("c.der")).ok())?
+    }
+
+    #[test]
+    fn smtp_utf8_mailbox_is_an_email_address() {
+        let Some(der) = openssl_cert_with_utf8_mailbox() else {
+            eprintln!("openssl not available; skipped");
+            return;
+        };
+        let cert = ParsedCert::parse(&der).unwrap();
+        assert_eq!(
+            cert.email_addresses().unwrap(),
+            ["josé@xn--bcher-kva.example", "other@example.com"]
+        );
     }
 }

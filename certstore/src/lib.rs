@@ -27,6 +27,7 @@ pub mod validate;
 pub use anchors::TrustAnchors;
 pub use audit::MAX_AUDIT_ENTRIES;
 pub use audit::{AuditEntry, AuditKind};
+pub use certinfo::san_email_addresses;
 pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};

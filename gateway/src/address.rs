@@ -2,21 +2,34 @@
 
 use mail_parser::MessageParser;
 
-/// Lower-cased address without angle brackets or surrounding space.
+/// Lower-cased address without angle brackets or surrounding space; an internationalised
+/// domain becomes its A-label form, so `josé@bücher.example` and `José@xn--bcher-kva.example`
+/// are the same address (as the certificate store keys them).
 pub fn normalise(address: &str) -> String {
-    address
+    let bare = address
         .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
-        .trim()
-        .to_ascii_lowercase()
+        .trim();
+    match bare.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{}", local.to_lowercase(), ascii_domain(domain)),
+        None => bare.to_lowercase(),
+    }
 }
 
-/// The domain part (after the last `@`), lower-cased, without a trailing dot.
+/// The domain part (after the last `@`), lower-cased A-labels, without a trailing dot.
 pub fn domain_of(address: &str) -> Option<String> {
     let (_, domain) = address.rsplit_once('@')?;
     let domain = domain.trim().trim_end_matches('>').trim_end_matches('.');
-    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+    (!domain.is_empty()).then(|| ascii_domain(domain))
+}
+
+/// A-labels for a U-label domain; anything idna refuses (address literals...) lower-cased.
+fn ascii_domain(domain: &str) -> String {
+    if domain.is_ascii() {
+        return domain.to_ascii_lowercase();
+    }
+    certstore::normalise_domain(domain).unwrap_or_else(|_| domain.to_lowercase())
 }
 
 /// The first address of a header (From, Sender, Reply-To...) of `message`.
@@ -110,6 +123,14 @@ mod tests {
             Some("partner.example")
         );
         assert_eq!(domain_of("postmaster"), None);
+        assert_eq!(
+            normalise("José@Bücher.Example"),
+            "josé@xn--bcher-kva.example"
+        );
+        assert_eq!(
+            domain_of("josé@bücher.example.").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
         let msg = b"From: \"Alice\" <Alice@Partner.Example>\r\nMessage-ID: <x@y>\r\n\r\nbody";
         assert_eq!(
             header_address(msg, "From").as_deref(),

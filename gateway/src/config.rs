@@ -133,6 +133,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     postfix: RawPostfix,
+    #[serde(default)]
+    lmtp: RawLmtp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +219,12 @@ struct RawPostfix {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawLmtp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawStore {
     proxy_cert_validity_days: Option<u32>,
     extra_freemail_domains: Option<Vec<String>>,
@@ -249,6 +257,7 @@ pub struct Config {
     pub admin: AdminSettings,
     pub store: StoreSettings,
     pub postfix: PostfixSettings,
+    pub lmtp: LmtpSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +328,13 @@ pub struct PostfixSettings {
     pub tls_policy_socketmap: Option<SocketAddr>,
 }
 
+/// `[lmtp]`: the same service as `[smtp]` (limits, trusted clients, TLS) spoken as LMTP
+/// (RFC 2033), which answers each recipient on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LmtpSettings {
+    pub listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     pub proxy_cert_validity_days: u32,
@@ -386,6 +402,7 @@ impl Config {
     /// Settings for [`crate::receive::serve`] (TLS is loaded by the caller from `smtp.tls`).
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
+            protocol: crate::receive::Protocol::Smtp,
             hostname: self.hostname.clone(),
             max_message_size: self.smtp.max_message_size,
             idle_timeout: self.smtp.idle_timeout,
@@ -507,6 +524,7 @@ fn fallback_run_config(data_dir: &Path) -> Config {
         postfix: PostfixSettings {
             tls_policy_socketmap: None,
         },
+        lmtp: LmtpSettings { listen: None },
     }
 }
 
@@ -856,6 +874,13 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         },
     };
 
+    let lmtp = LmtpSettings {
+        listen: match raw.lmtp.listen {
+            Some(s) => Some(socket("lmtp.listen", &s)?),
+            None => None,
+        },
+    };
+
     Ok(Config {
         data_dir,
         hostname,
@@ -873,6 +898,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         admin,
         store,
         postfix,
+        lmtp,
     })
 }
 

@@ -85,8 +85,8 @@ struct Plan {
     refused: Vec<Refusal>,
     /// Work that failed for a reason that may pass (store unavailable...): answer 451 4.3.0.
     temporary: Vec<String>,
-    /// cert-query requests answered (or deliberately not answered).
-    handled_queries: usize,
+    /// The envelope's cert-query recipients (answered or deliberately not).
+    query_recipients: Vec<String>,
     /// The rate-limit slots of the cert-query reply, given back if it is not relayed.
     cert_query_allowance: Option<Allowance>,
 }
@@ -160,39 +160,102 @@ impl Gateway {
 
 impl MessageHandler for Gateway {
     async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
+        match self.process(envelope, message).await {
+            Ok((settled, envelope, message)) => {
+                self.shared.smtp_answer(settled, &envelope, &message).await
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    async fn handle_each(&self, envelope: Envelope, message: Vec<u8>) -> Vec<Reply> {
+        let count = envelope.rcpt_to.len();
+        match self.process(envelope, message).await {
+            Ok((settled, envelope, _)) => settled.answers(&envelope),
+            Err(reply) => vec![reply; count],
+        }
+    }
+}
+
+impl Gateway {
+    /// Plan (on a crypto thread) and relay; what became of each recipient. `Err` is the
+    /// answer for every recipient when the message could not be processed at all.
+    async fn process(
+        &self,
+        envelope: Envelope,
+        message: Vec<u8>,
+    ) -> Result<(Settled, Envelope, Vec<u8>), Reply> {
         let started = Instant::now();
         let shared = self.shared.clone();
-        let mail_from = envelope.mail_from.clone();
         // Crypto is CPU-bound (an RSA private operation is milliseconds): keep it off the
         // threads that serve SMTP sessions, and run at most one message per core at a time.
         let Ok(permit) = self.shared.cpu.acquire().await else {
-            return Reply::temp_fail("4.3.0", "shutting down; try again later");
+            return Err(Reply::temp_fail("4.3.0", "shutting down; try again later"));
         };
         // The blocking thread logs inside this message's span too.
         let span = tracing::Span::current();
         let planned = tokio::task::spawn_blocking(move || {
             let plan = span.in_scope(|| shared.plan(&envelope, &message, SystemTime::now()));
-            (plan, message)
+            (plan, envelope, message)
         })
         .await;
         // Relaying waits on the network, not the CPU: let the next message in.
         drop(permit);
-        let (plan, message) = match planned {
+        let (plan, envelope, message) = match planned {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "message processing failed");
-                return Reply::temp_fail(
+                return Err(Reply::temp_fail(
                     "4.3.0",
                     "internal error while processing the message; try again later",
-                );
+                ));
             }
         };
         crate::msglog::record_direction(&plan.directions());
-        let reply = self.shared.execute(plan, &mail_from, &message).await;
+        let settled = self.shared.execute(plan, &envelope).await;
         self.shared
             .metrics
             .processing_time(started.elapsed().as_secs_f64());
-        reply
+        Ok((settled, envelope, message))
+    }
+}
+
+/// What became of the recipients of one message once every delivery was tried.
+struct Settled {
+    /// Work that failed before relaying (store or keys unavailable): nothing was relayed,
+    /// every recipient gets this answer and the retry delivers each exactly once.
+    before_relay: Option<Reply>,
+    /// Recipients delivered (or cert-queries handled).
+    accepted: usize,
+    /// A next hop failed temporarily: (envelope recipient, the recipient at that hop, why).
+    temporary: Vec<(String, String, Reply)>,
+    refused: Vec<Refusal>,
+    /// A next hop refused these recipients.
+    permanent: Vec<(String, Reply)>,
+}
+
+impl Settled {
+    /// One answer per envelope recipient, in order (LMTP, RFC 2033 §4.2).
+    fn answers(&self, envelope: &Envelope) -> Vec<Reply> {
+        envelope
+            .rcpt_to
+            .iter()
+            .map(|rcpt| {
+                if let Some(r) = &self.before_relay {
+                    return r.clone();
+                }
+                if let Some((_, _, r)) = self.temporary.iter().find(|(e, _, _)| e == rcpt) {
+                    return r.clone();
+                }
+                if let Some(r) = self.refused.iter().find(|r| &r.recipient == rcpt) {
+                    return Reply::perm_fail(r.enhanced, r.reason.clone());
+                }
+                if let Some((_, r)) = self.permanent.iter().find(|(p, _)| p == rcpt) {
+                    return r.clone();
+                }
+                Reply::ok()
+            })
+            .collect()
     }
 }
 
@@ -214,13 +277,13 @@ impl Shared {
         let mut inbound = Vec::new();
         let mut outbound = Vec::new();
         let mut internal = Vec::new();
-        let mut queries = 0;
+        let mut queries = Vec::new();
         for rcpt in &envelope.rcpt_to {
             match route(&self.config, &envelope.mail_from, rcpt) {
                 Route::Inbound => inbound.push(rcpt.clone()),
                 Route::Outbound => outbound.push(rcpt.clone()),
                 Route::Internal => internal.push(rcpt.clone()),
-                Route::CertQuery => queries += 1,
+                Route::CertQuery => queries.push(rcpt.clone()),
                 Route::Relay => plan.refused.push(Refusal {
                     recipient: rcpt.clone(),
                     enhanced: "5.7.1",
@@ -287,8 +350,8 @@ impl Shared {
             self.plan_outbound(envelope, message, outbound, now, &mut plan);
         }
 
-        if queries > 0 {
-            plan.handled_queries = queries;
+        if !queries.is_empty() {
+            plan.query_recipients = queries;
             let responder = CertQuery {
                 config: &self.config,
                 store: &self.store,
@@ -525,26 +588,29 @@ impl Shared {
         }
     }
 
-    /// Relay the planned deliveries and turn their outcomes into one SMTP answer.
-    async fn execute(&self, mut plan: Plan, mail_from: &str, original: &[u8]) -> Reply {
+    /// Relay the planned deliveries and collect what became of each recipient.
+    async fn execute(&self, mut plan: Plan, envelope: &Envelope) -> Settled {
+        let mut settled = Settled {
+            before_relay: None,
+            accepted: plan.query_recipients.len(),
+            temporary: Vec::new(),
+            refused: Vec::new(),
+            permanent: Vec::new(),
+        };
         // Work that failed before relaying (store or keys unavailable): relay nothing, so the
         // upstream MTA's retry delivers every recipient exactly once.
         if !plan.temporary.is_empty() {
             tracing::warn!(reasons = ?plan.temporary, "temporary failure before relaying; upstream will retry");
-            return Reply::temp_fail(
+            settled.before_relay = Some(Reply::temp_fail(
                 "4.3.0",
                 format!(
                     "temporary failure, try again later: {}",
                     plan.temporary.join("; ")
                 ),
-            );
+            ));
+            return settled;
         }
-        let mut accepted = 0usize;
-        // From here on a temporary failure is a next hop's (4.4.1); our own (store, keys) was
-        // answered above with 4.3.0.
-        let mut temporary: Vec<String> = Vec::new();
-        let enhanced = "4.4.1";
-        let mut permanent: Vec<(String, Reply)> = Vec::new();
+        let no_params = crate::receive::MailParams::default();
         let deliveries = std::mem::take(&mut plan.deliveries);
         for delivery in &deliveries {
             let bytes = match self.payload(&delivery.message).await {
@@ -562,32 +628,61 @@ impl Shared {
                     continue;
                 }
             };
-            let report = relay::deliver_content(
-                self.hop(delivery.hop),
-                delivery.content(&self.config),
-                &delivery.mail_from,
-                &delivery.recipients,
-                &bytes,
-            )
-            .await;
+            let is_query_reply = delivery.direction == Direction::CertQuery;
+            // The sender's DSN requests travel with its own recipients, not with a
+            // cert-query reply we originate.
+            let rcpt_params: Vec<_> = if is_query_reply {
+                Vec::new()
+            } else {
+                delivery
+                    .recipients
+                    .iter()
+                    .map(|r| envelope.rcpt_params(r).cloned().unwrap_or_default())
+                    .collect()
+            };
+            let transfer = relay::Transfer {
+                content: delivery.content(&self.config),
+                mail_from: &delivery.mail_from,
+                mail: if is_query_reply {
+                    &no_params
+                } else {
+                    &envelope.params
+                },
+                recipients: &delivery.recipients,
+                rcpt: &rcpt_params,
+                grown_by: (delivery.outcome == Outcome::Encrypted).then_some("encryption"),
+                message: &bytes,
+            };
+            let report = relay::deliver_transfer(self.hop(delivery.hop), &transfer).await;
             for (rcpt, outcome) in report.per_recipient {
                 match outcome {
                     RecipientOutcome::Accepted => {
-                        accepted += 1;
+                        settled.accepted += 1;
                         self.metrics.message(delivery.direction, delivery.outcome);
                     }
                     RecipientOutcome::TempFailed(reply) => {
                         self.metrics.message(delivery.direction, Outcome::Tempfail);
                         self.release_cert_query_allowance(&mut plan, delivery.direction);
-                        temporary.push(format!("{rcpt}: {}", reply.text));
+                        // A cert-query reply that could not be sent is retried through the
+                        // request: its recipients are the ones to retry.
+                        let affected = if is_query_reply {
+                            plan.query_recipients.clone()
+                        } else {
+                            vec![rcpt.clone()]
+                        };
+                        for envelope_rcpt in affected {
+                            settled
+                                .temporary
+                                .push((envelope_rcpt, rcpt.clone(), reply.clone()));
+                        }
                     }
                     RecipientOutcome::PermFailed(reply) => {
                         self.metrics
                             .message(delivery.direction, Outcome::NextHopRefused);
                         self.release_cert_query_allowance(&mut plan, delivery.direction);
                         // A refused cert-query reply must not bounce the request itself.
-                        if delivery.direction != Direction::CertQuery {
-                            permanent.push((rcpt, reply));
+                        if !is_query_reply {
+                            settled.permanent.push((rcpt, reply));
                         }
                     }
                 }
@@ -596,23 +691,37 @@ impl Shared {
         for r in &plan.refused {
             self.metrics.message(r.direction, Outcome::Refused);
         }
-        if !temporary.is_empty() {
-            tracing::warn!(reasons = ?temporary, "temporary failure; upstream will retry");
+        settled.refused = plan.refused;
+        settled
+    }
+
+    /// The one SMTP answer for all recipients: `4xx` when any must be retried (a retry may
+    /// deliver again to the others: a duplicate is preferred to a loss), `5xx` when all were
+    /// refused, else `250` with a DSN to the sender for the refused ones.
+    async fn smtp_answer(&self, settled: Settled, envelope: &Envelope, original: &[u8]) -> Reply {
+        if let Some(reply) = settled.before_relay {
+            return reply;
+        }
+        if !settled.temporary.is_empty() {
+            let reasons: Vec<String> = settled
+                .temporary
+                .iter()
+                .map(|(_, rcpt, reply)| format!("{rcpt}: {}", reply.text))
+                .collect();
+            tracing::warn!(?reasons, "temporary failure; upstream will retry");
+            // A temporary failure here is a next hop's (4.4.1); our own (store, keys) was
+            // answered before relaying with 4.3.0.
             return Reply::temp_fail(
-                enhanced,
-                format!(
-                    "temporary failure, try again later: {}",
-                    temporary.join("; ")
-                ),
+                "4.4.1",
+                format!("temporary failure, try again later: {}", reasons.join("; ")),
             );
         }
-        let refused_count = plan.refused.len() + permanent.len();
-        let handled = accepted + plan.handled_queries;
-        if handled == 0 && refused_count > 0 {
-            return refusal_reply(&plan.refused, &permanent);
+        let refused_count = settled.refused.len() + settled.permanent.len();
+        if settled.accepted == 0 && refused_count > 0 {
+            return refusal_reply(&settled.refused, &settled.permanent);
         }
         if refused_count > 0 {
-            self.send_dsn(mail_from, original, &plan.refused, &permanent)
+            self.send_dsn(envelope, original, &settled.refused, &settled.permanent)
                 .await;
         }
         Reply::ok()
@@ -645,13 +754,26 @@ impl Shared {
     /// its headers are quoted: the notice goes back outside.
     async fn send_dsn(
         &self,
-        mail_from: &str,
+        envelope: &Envelope,
         original: &[u8],
         refused: &[Refusal],
         permanent: &[(String, Reply)],
     ) {
+        let mail_from = envelope.mail_from.as_str();
         if mail_from.is_empty() {
             return; // never answer a bounce with a bounce
+        }
+        // NOTIFY=NEVER (or without FAILURE): the sender asked not to be told.
+        let wanted = |rcpt: &str| {
+            envelope
+                .rcpt_params(rcpt)
+                .is_none_or(|p| p.wants_failure_notice())
+        };
+        let refused: Vec<&Refusal> = refused.iter().filter(|r| wanted(&r.recipient)).collect();
+        let permanent: Vec<&(String, Reply)> =
+            permanent.iter().filter(|(r, _)| wanted(r)).collect();
+        if refused.is_empty() && permanent.is_empty() {
+            return;
         }
         let mut failed: Vec<FailedRecipient> = refused
             .iter()

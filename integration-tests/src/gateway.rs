@@ -65,6 +65,10 @@ pub fn binary() -> anyhow::Result<PathBuf> {
 /// socketmap listens; printed before the SMTP line.
 pub const SOCKETMAP_ANNOUNCEMENT: &str = "Postfix TLS policy socketmap listening on ";
 
+/// The line (followed by the address) the gateway prints once its LMTP listener (`[lmtp]`)
+/// is up; printed before the SMTP line.
+pub const LMTP_ANNOUNCEMENT: &str = "LMTP listening on ";
+
 pub struct GatewayProcess {
     child: Child,
     bin: PathBuf,
@@ -74,6 +78,8 @@ pub struct GatewayProcess {
     pub admin: String,
     /// The Postfix TLS policy socketmap listener, when configured.
     pub socketmap: Option<String>,
+    /// The LMTP listener, when `[lmtp] listen` is configured.
+    pub lmtp: Option<String>,
     log: Option<PathBuf>,
 }
 
@@ -202,7 +208,7 @@ listen = "127.0.0.1:0"
             f(&dir.path().join("data"))?;
         }
         let log = capture_log.then(|| dir.path().join("gateway.log"));
-        let (child, smtp, admin, socketmap) = serve(&bin, &config, log.as_deref())?;
+        let (child, smtp, admin, socketmap, lmtp) = serve(&bin, &config, log.as_deref())?;
         Ok(Self {
             child,
             bin,
@@ -211,6 +217,7 @@ listen = "127.0.0.1:0"
             smtp,
             admin,
             socketmap,
+            lmtp,
             log,
         })
     }
@@ -223,11 +230,13 @@ listen = "127.0.0.1:0"
     /// Start serving again with the same configuration and data.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         terminate(&mut self.child);
-        let (child, smtp, admin, socketmap) = serve(&self.bin, &self.config, self.log.as_deref())?;
+        let (child, smtp, admin, socketmap, lmtp) =
+            serve(&self.bin, &self.config, self.log.as_deref())?;
         self.child = child;
         self.smtp = smtp;
         self.admin = admin;
         self.socketmap = socketmap;
+        self.lmtp = lmtp;
         Ok(())
     }
 
@@ -353,10 +362,10 @@ listen = "127.0.0.1:0"
     }
 }
 
-type Started = (Child, String, String, Option<String>);
+type Started = (Child, String, String, Option<String>, Option<String>);
 
 /// Start `serve` and wait until it says where it listens: the child, the SMTP and admin
-/// addresses, and the socketmap's when configured.
+/// addresses, and the socketmap's and LMTP listener's when configured.
 fn serve(bin: &Path, config: &Path, log: Option<&Path>) -> anyhow::Result<Started> {
     let config_arg = config.to_string_lossy().into_owned();
     let stderr = match log {
@@ -385,13 +394,15 @@ fn serve(bin: &Path, config: &Path, log: Option<&Path>) -> anyhow::Result<Starte
             let _ = tx.send(line);
         }
     });
-    let (mut smtp, mut admin, mut socketmap) = (None, None, None);
+    let (mut smtp, mut admin, mut socketmap, mut lmtp) = (None, None, None, None);
     while smtp.is_none() || admin.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .context("gateway did not start")?;
         if let Some(a) = line.strip_prefix(SOCKETMAP_ANNOUNCEMENT) {
             socketmap = Some(a.trim().to_string());
+        } else if let Some(a) = line.strip_prefix(LMTP_ANNOUNCEMENT) {
+            lmtp = Some(a.trim().to_string());
         } else if let Some(a) = line.strip_prefix("SMTP listening on ") {
             smtp = Some(a.trim().to_string());
         } else if let Some(a) = line.strip_prefix("admin API listening on http://") {
@@ -403,6 +414,7 @@ fn serve(bin: &Path, config: &Path, log: Option<&Path>) -> anyhow::Result<Starte
         smtp.unwrap_or_default(),
         admin.unwrap_or_default(),
         socketmap,
+        lmtp,
     ))
 }
 

@@ -26,6 +26,8 @@ pub struct ReceivedMessage {
     /// ESMTP parameters after the reverse path in MAIL FROM (e.g. `["SIZE=12", "RET=HDRS"]`).
     pub mail_parameters: Vec<String>,
     pub rcpt_to: Vec<String>,
+    /// ESMTP parameters after each forward path, in the order of `rcpt_to`.
+    pub rcpt_parameters: Vec<Vec<String>>,
     /// As received, dot-unstuffed, CRLF line ends, without the final `.` line.
     pub data: Vec<u8>,
 }
@@ -64,6 +66,10 @@ struct Shared {
     counting: AtomicBool,
     /// Advertise the DSN extension in EHLO (on by default, as Postfix does).
     offer_dsn: AtomicBool,
+    /// Advertise SMTPUTF8 in EHLO (on by default, as Postfix 3.x does).
+    offer_smtputf8: AtomicBool,
+    /// The SIZE limit announced in EHLO (not enforced: the sender must honour it).
+    size_limit: AtomicUsize,
     stopping: AtomicBool,
     /// Open connections, so `stop` can cut them; entries leave when the session ends.
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -106,6 +112,8 @@ impl SmtpSink {
             accepted: AtomicUsize::new(0),
             counting: AtomicBool::new(counting),
             offer_dsn: AtomicBool::new(true),
+            offer_smtputf8: AtomicBool::new(true),
+            size_limit: AtomicUsize::new(104_857_600),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicUsize::new(0),
@@ -167,6 +175,16 @@ impl SmtpSink {
     /// Advertise DSN (RFC 3461) in EHLO or not, from the next connection on.
     pub fn set_offer_dsn(&self, offer: bool) {
         self.shared.offer_dsn.store(offer, Ordering::SeqCst);
+    }
+
+    /// Advertise SMTPUTF8 (RFC 6531) in EHLO or not, from the next connection on.
+    pub fn set_offer_smtputf8(&self, offer: bool) {
+        self.shared.offer_smtputf8.store(offer, Ordering::SeqCst);
+    }
+
+    /// The SIZE announced in EHLO from the next connection on.
+    pub fn set_size_limit(&self, bytes: usize) {
+        self.shared.size_limit.store(bytes, Ordering::SeqCst);
     }
 
     /// Switch counting mode on (messages are counted, not stored; the stored ones are
@@ -269,6 +287,7 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut mail_from: Option<String> = None;
     let mut mail_parameters: Vec<String> = Vec::new();
     let mut rcpts: Vec<String> = Vec::new();
+    let mut rcpt_parameters: Vec<Vec<String>> = Vec::new();
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 || shared.stopping.load(Ordering::SeqCst) {
@@ -282,16 +301,20 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             } else {
                 ""
             };
-            format!("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n{dsn}250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n")
+            let utf8 = if shared.offer_smtputf8.load(Ordering::SeqCst) {
+                "250-SMTPUTF8\r\n"
+            } else {
+                ""
+            };
+            let size = shared.size_limit.load(Ordering::SeqCst);
+            format!("250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n{dsn}{utf8}250-SIZE {size}\r\n250 ENHANCEDSTATUSCODES\r\n")
         } else if upper.starts_with("HELO") {
             "250 sink.test\r\n".into()
         } else if upper.starts_with("MAIL FROM:") {
             mail_from = Some(angle(&line[10..]));
-            mail_parameters = line[10..]
-                .rsplit_once('>')
-                .map(|(_, p)| p.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default();
+            mail_parameters = parameters(&line[10..]);
             rcpts.clear();
+            rcpt_parameters.clear();
             "250 2.1.0 OK\r\n".into()
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = angle(&line[8..]);
@@ -307,6 +330,7 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 Some(c) => format!("{c} 4.2.0 <{rcpt}> deferred by sink\r\n"),
                 None => {
                     rcpts.push(rcpt);
+                    rcpt_parameters.push(parameters(&line[8..]));
                     "250 2.1.5 OK\r\n".into()
                 }
             }
@@ -336,6 +360,7 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                             mail_from: mail_from.take().unwrap_or_default(),
                             mail_parameters: std::mem::take(&mut mail_parameters),
                             rcpt_to: std::mem::take(&mut rcpts),
+                            rcpt_parameters: std::mem::take(&mut rcpt_parameters),
                             data,
                         });
                         shared.arrived.notify_all();
@@ -346,11 +371,13 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 };
                 mail_from = None;
                 rcpts.clear();
+                rcpt_parameters.clear();
                 reply.into()
             }
         } else if upper == "RSET" {
             mail_from = None;
             rcpts.clear();
+            rcpt_parameters.clear();
             "250 2.0.0 OK\r\n".into()
         } else if upper.starts_with("NOOP") {
             "250 2.0.0 OK\r\n".into()
@@ -362,6 +389,14 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
         w.write_all(reply.as_bytes())?;
     }
+}
+
+/// The ESMTP parameters after the path of a MAIL or RCPT argument.
+fn parameters(argument: &str) -> Vec<String> {
+    argument
+        .rsplit_once('>')
+        .map(|(_, p)| p.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// The address inside `<...>`, ignoring parameters after it.
@@ -412,6 +447,15 @@ pub struct SmtpClient {
 impl SmtpClient {
     /// Connects, reads the greeting and says EHLO.
     pub fn connect(addr: impl ToSocketAddrs) -> anyhow::Result<Self> {
+        Self::connect_with(addr, "EHLO")
+    }
+
+    /// Connects to an LMTP server: LHLO instead of EHLO.
+    pub fn connect_lhlo(addr: impl ToSocketAddrs) -> anyhow::Result<Self> {
+        Self::connect_with(addr, "LHLO")
+    }
+
+    fn connect_with(addr: impl ToSocketAddrs, hello: &str) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).context("connecting")?;
         stream.set_read_timeout(Some(Duration::from_secs(120)))?;
         stream.set_nodelay(true)?;
@@ -424,9 +468,9 @@ impl SmtpClient {
         if code != 220 {
             bail!("greeting {code} {text}");
         }
-        let (code, text) = c.command("EHLO client.test")?;
+        let (code, text) = c.command(&format!("{hello} client.test"))?;
         if code != 250 {
-            bail!("EHLO refused: {code} {text}");
+            bail!("{hello} refused: {code} {text}");
         }
         Ok(c)
     }
@@ -480,6 +524,21 @@ impl SmtpClient {
             return Ok((code, text));
         }
         self.w.write_all(data)?;
+        read_reply(&mut self.r)
+    }
+
+    /// `DATA`, then `message` (dot-stuffed here); the reply to the end of data.
+    pub fn data(&mut self, message: &[u8]) -> anyhow::Result<(u16, String)> {
+        let (code, text) = self.command("DATA")?;
+        if code != 354 {
+            return Ok((code, text));
+        }
+        self.w.write_all(&dot_stuff(message))?;
+        read_reply(&mut self.r)
+    }
+
+    /// One more reply without sending anything (LMTP answers DATA once per recipient).
+    pub fn reply(&mut self) -> anyhow::Result<(u16, String)> {
         read_reply(&mut self.r)
     }
 

@@ -2,8 +2,9 @@
 //!
 //! The `main.cf` and `master.cf` blocks of the doc are read at run time and used verbatim;
 //! the harness adds only what a test machine needs: its own config and queue directories, the
-//! loopback ports (the doc's 10025/10026/10027 and the front door's 25 become ephemeral ones),
-//! and where finished mail goes (staff mailboxes and the Internet are two SMTP sinks).
+//! loopback ports (the doc's 10024–10027 and the front door's 25 become ephemeral ones),
+//! and where finished mail goes (staff mailboxes and the Internet are two SMTP sinks). The
+//! doc's `gateway.toml` block is given to the gateway the same way ([`gateway_settings`]).
 //!
 //! Postfix runs as root with `postfix -c DIR start`; no system service is needed. It logs to a
 //! file in DIR (`log()`), which is what to read when a test fails.
@@ -27,15 +28,26 @@ pub struct Postfix {
 /// The ports a Postfix-fronted gateway needs, chosen before either starts.
 pub struct Ports {
     pub front: u16,
+    /// The gateway's LMTP listener (the doc's 10024).
+    pub lmtp: u16,
     pub gateway: u16,
     pub inbound_reinject: u16,
     pub outbound_reinject: u16,
 }
 
 impl Ports {
+    /// The doc's ports in `text` replaced by these.
+    fn apply(&self, text: &str) -> String {
+        text.replace("10024", &self.lmtp.to_string())
+            .replace("10025", &self.gateway.to_string())
+            .replace("10026", &self.inbound_reinject.to_string())
+            .replace("10027", &self.outbound_reinject.to_string())
+    }
+
     pub fn pick() -> anyhow::Result<Self> {
         Ok(Self {
             front: free_port()?,
+            lmtp: free_port()?,
             gateway: free_port()?,
             inbound_reinject: free_port()?,
             outbound_reinject: free_port()?,
@@ -50,6 +62,17 @@ fn free_port() -> anyhow::Result<u16> {
 /// Whether Postfix is installed (`make deps` installs it).
 pub fn available() -> bool {
     Path::new("/usr/sbin/postfix").exists()
+}
+
+fn read_doc() -> anyhow::Result<String> {
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/postfix.md");
+    Ok(std::fs::read_to_string(&doc_path)?)
+}
+
+/// The doc's `gateway.toml` block with the test's ports, to append to the gateway's
+/// configuration.
+pub fn gateway_settings(ports: &Ports) -> anyhow::Result<String> {
+    Ok(ports.apply(&doc_block(&read_doc()?, "gateway.toml")?))
 }
 
 /// The fenced block that follows the line naming `file` in the doc.
@@ -102,15 +125,9 @@ impl Postfix {
         mailboxes: &str,
         internet: &str,
     ) -> anyhow::Result<Self> {
-        let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/postfix.md");
-        let doc = std::fs::read_to_string(&doc_path)?;
-        let port = |text: String| {
-            text.replace("10025", &ports.gateway.to_string())
-                .replace("10026", &ports.inbound_reinject.to_string())
-                .replace("10027", &ports.outbound_reinject.to_string())
-        };
-        let doc_main = port(doc_block(&doc, "/etc/postfix/main.cf")?);
-        let doc_master = port(doc_block(&doc, "/etc/postfix/master.cf")?);
+        let doc = read_doc()?;
+        let doc_main = ports.apply(&doc_block(&doc, "/etc/postfix/main.cf")?);
+        let doc_master = ports.apply(&doc_block(&doc, "/etc/postfix/master.cf")?);
 
         let dir = tempfile::Builder::new().prefix("postfix-").tempdir()?;
         let root = dir.path();

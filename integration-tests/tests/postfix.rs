@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use integration_tests::gateway::{fixture, GatewayProcess, Options};
 use integration_tests::postfix::{self, Ports, Postfix};
-use integration_tests::{header, send_mail, SmtpSink};
+use integration_tests::{header, send_mail, SmtpClient, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -30,12 +30,14 @@ fn flow() -> Option<Flow> {
     let mailboxes = SmtpSink::start();
     let internet = SmtpSink::start();
     let ports = Ports::pick().unwrap();
+    let doc_settings = postfix::gateway_settings(&ports).unwrap();
     let gateway = GatewayProcess::start_with(
         &format!("127.0.0.1:{}", ports.inbound_reinject),
         &format!("127.0.0.1:{}", ports.outbound_reinject),
         Options {
             setup: &[&["domains", "add", "partner.example", "--policy", "smime"]],
             smtp_port: ports.gateway,
+            sections: &doc_settings,
             ..Options::default()
         },
     )
@@ -294,4 +296,60 @@ fn a_bounce_after_decryption_carries_no_plaintext() {
         "the bounce carries the plaintext:\n{text}"
     );
     assert!(!text.contains("message/rfc822"), "{text}");
+}
+
+/// Issue 15 §2: the sender's DSN request crosses the filter (the success notice comes from
+/// the Postfix that finally delivers, naming the original recipient and envelope id), and a
+/// partner with a UTF-8 address gets through (SMTPUTF8 on every hop).
+#[test]
+fn dsn_requests_and_utf8_addresses_cross_the_filter() {
+    let Some(f) = flow() else { return };
+    // A final hop without DSN: Postfix reports the delivery to it as `relayed`, which is
+    // the success notice the sender asked for.
+    f.mailboxes.set_offer_dsn(false);
+    let mut c = SmtpClient::connect(&f.postfix.front).unwrap();
+    let send = |c: &mut SmtpClient, mail: &str, rcpt: &str, msg: &str| {
+        assert_eq!(c.command(mail).unwrap().0, 250, "{mail}");
+        assert_eq!(c.command(rcpt).unwrap().0, 250, "{rcpt}");
+        let (code, text) = c.data(msg.as_bytes()).unwrap();
+        assert_eq!(code, 250, "{text}");
+    };
+    send(
+        &mut c,
+        "MAIL FROM:<alice@partner.example> ENVID=env-42 RET=HDRS",
+        "RCPT TO:<user@agency.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Original+2BUser@agency.example",
+        "From: alice@partner.example\r\nTo: user@agency.example\r\nSubject: tell me\r\n\r\nDid it arrive?\r\n",
+    );
+    send(
+        &mut c,
+        "MAIL FROM:<josé@partner.example> SMTPUTF8",
+        "RCPT TO:<user@agency.example>",
+        "From: José <josé@partner.example>\r\nTo: user@agency.example\r\nSubject: Olá\r\n\r\nOi.\r\n",
+    );
+    c.quit();
+
+    let delivered = f.wait(&f.mailboxes, 2);
+    let jose = delivered
+        .iter()
+        .find(|m| m.mail_from == "josé@partner.example")
+        .unwrap_or_else(|| panic!("no mail from josé: {delivered:?}"));
+    assert!(
+        jose.mail_parameters.iter().any(|p| p == "SMTPUTF8"),
+        "{jose:?}"
+    );
+    assert!(jose.text().contains("Oi."));
+
+    let notices = f.wait(&f.internet, 1);
+    let notice = notices[0].text();
+    assert_eq!(notices[0].mail_from, "", "{notice}");
+    assert_eq!(notices[0].rcpt_to, ["alice@partner.example"]);
+    for expected in [
+        "Action: relayed",
+        "Original-Envelope-Id: env-42",
+        "Original-Recipient: rfc822;Original+User@agency.example",
+        // From the last hop, past the gateway: the request crossed the filter.
+        "queued by sink",
+    ] {
+        assert!(notice.contains(expected), "{expected}:\n{notice}");
+    }
 }

@@ -280,6 +280,14 @@ async fn serve_until_stopped(
         ),
         None => None,
     };
+    let lmtp_listener = match config.lmtp.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for LMTP on {addr}"))?,
+        ),
+        None => None,
+    };
     let smtp_addr: SocketAddr = smtp_listener.local_addr()?;
     let admin_addr: SocketAddr = admin_listener.local_addr()?;
     // Operator commands find the admin API here while we hold the store.
@@ -300,6 +308,9 @@ async fn serve_until_stopped(
             "Postfix TLS policy socketmap listening on {}",
             listener.local_addr()?
         ));
+    }
+    if let Some(listener) = &lmtp_listener {
+        announce(&format!("LMTP listening on {}", listener.local_addr()?));
     }
     announce(&format!("SMTP listening on {smtp_addr}"));
     announce(&format!("admin API listening on http://{admin_addr}"));
@@ -343,6 +354,20 @@ async fn serve_until_stopped(
         ))),
     });
     smtp_up.store(true, Ordering::SeqCst);
+    // The same service spoken as LMTP: same handler, limits, trusted clients and TLS.
+    let lmtp = lmtp_listener.map(|listener| {
+        let mut stop = stop_rx.clone();
+        let mut lmtp_config = server_config.clone();
+        lmtp_config.protocol = gateway::receive::Protocol::Lmtp;
+        tokio::spawn(gateway::receive::serve(
+            listener,
+            Arc::new(lmtp_config),
+            Arc::clone(&handler),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    });
     let smtp = {
         let mut stop = stop_rx.clone();
         tokio::spawn(gateway::receive::serve(
@@ -366,6 +391,11 @@ async fn serve_until_stopped(
     tracing::info!("shutting down: finishing sessions in progress");
     let _ = stop_tx.send(true);
     let smtp_result = smtp.await;
+    if let Some(task) = lmtp {
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e, "LMTP server failed");
+        }
+    }
     smtp_up.store(false, Ordering::SeqCst);
     let _ = admin.await;
     if let Some(task) = socketmap {

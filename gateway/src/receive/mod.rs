@@ -9,6 +9,7 @@
 mod conn;
 mod data;
 mod limits;
+mod params;
 mod session;
 mod tls;
 mod xforward;
@@ -25,7 +26,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 pub use limits::SessionLimits;
-pub use session::{valid_address, valid_domain};
+pub use params::{decode_xtext, MailParams, Notify, RcptParams, Ret};
+pub use session::{valid_address, valid_domain, valid_utf8_address};
 pub use tls::{load_server_tls, TlsSetupError};
 pub use xforward::Forwarded;
 
@@ -34,8 +36,12 @@ pub use xforward::Forwarded;
 pub struct Envelope {
     /// Reverse path; `""` for the null sender (bounces, DSNs).
     pub mail_from: String,
+    /// SIZE, SMTPUTF8 and the DSN parameters of MAIL FROM.
+    pub params: MailParams,
     /// Forward paths in the order the client gave them.
     pub rcpt_to: Vec<String>,
+    /// The DSN parameters of each RCPT TO, in the order of `rcpt_to`.
+    pub rcpt_params: Vec<RcptParams>,
     /// The name the client gave in EHLO/HELO.
     pub helo: String,
     pub client: SocketAddr,
@@ -43,6 +49,16 @@ pub struct Envelope {
     pub tls: bool,
     /// The original client, as the upstream MTA reported it with XFORWARD.
     pub forwarded: Forwarded,
+}
+
+impl Envelope {
+    /// The RCPT parameters given with `rcpt` (the first time it was named).
+    pub fn rcpt_params(&self, rcpt: &str) -> Option<&RcptParams> {
+        self.rcpt_to
+            .iter()
+            .position(|r| r == rcpt)
+            .and_then(|i| self.rcpt_params.get(i))
+    }
 }
 
 /// An SMTP reply: code, enhanced status code (RFC 3463, may be empty) and text, which may
@@ -190,11 +206,47 @@ pub(crate) fn enhanced_matches(code: u16, enhanced: &str) -> bool {
 /// What the gateway does with a received message. The reply becomes the answer to DATA.
 pub trait MessageHandler: Send + Sync + 'static {
     fn handle(&self, envelope: Envelope, message: Vec<u8>) -> impl Future<Output = Reply> + Send;
+
+    /// One reply per recipient, in the order of `envelope.rcpt_to` (LMTP answers DATA once
+    /// per recipient). By default every recipient gets [`MessageHandler::handle`]'s reply.
+    fn handle_each(
+        &self,
+        envelope: Envelope,
+        message: Vec<u8>,
+    ) -> impl Future<Output = Vec<Reply>> + Send {
+        async move {
+            let count = envelope.rcpt_to.len();
+            vec![self.handle(envelope, message).await; count]
+        }
+    }
+}
+
+/// The protocol a listener speaks: the session code is the same, only the greeting command
+/// and the answer to DATA differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// ESMTP (RFC 5321): one answer to DATA for all recipients.
+    #[default]
+    Smtp,
+    /// LMTP (RFC 2033): LHLO, and one answer to DATA per recipient, so an upstream MTA retries
+    /// only the recipients that failed temporarily.
+    Lmtp,
+}
+
+impl Protocol {
+    /// The name in the greeting.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "ESMTP",
+            Protocol::Lmtp => "LMTP",
+        }
+    }
 }
 
 /// Settings of the SMTP server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    pub protocol: Protocol,
     /// Our name in the greeting and the EHLO reply.
     pub hostname: String,
     /// Largest message accepted, in octets after dot-unstuffing.
@@ -218,6 +270,7 @@ impl ServerConfig {
     /// Defaults suitable for tests and `make run`.
     pub fn new(hostname: impl Into<String>) -> Self {
         ServerConfig {
+            protocol: Protocol::Smtp,
             hostname: hostname.into(),
             max_message_size: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(120),

@@ -12,8 +12,9 @@ use tracing::Instrument;
 use super::conn::{Conn, ConnError, Line};
 use super::data::DataReader;
 use super::limits::{LimitReached, SessionBudget};
+use super::params::{self, EnvelopeCommand, MailParams, RcptParams};
 use super::xforward::{self, Forwarded};
-use super::{Envelope, MessageHandler, Reply, ServerConfig};
+use super::{Envelope, MessageHandler, Protocol, Reply, ServerConfig};
 
 /// Longest command line accepted (RFC 5321 says 512; extensions make lines longer).
 pub(crate) const MAX_COMMAND_LINE: usize = 4096;
@@ -22,7 +23,9 @@ pub(crate) const MAX_BAD_COMMANDS: u32 = 10;
 
 struct Transaction {
     mail_from: String,
+    params: MailParams,
     rcpt_to: Vec<String>,
+    rcpt_params: Vec<RcptParams>,
 }
 
 struct State {
@@ -80,7 +83,15 @@ pub(crate) async fn run<S, H>(
         forwarded: Forwarded::default(),
         budget: SessionBudget::new(),
     };
-    let greeting = Reply::new(220, "", format!("{} ESMTP smime-gateway", config.hostname));
+    let greeting = Reply::new(
+        220,
+        "",
+        format!(
+            "{} {} smime-gateway",
+            config.hostname,
+            config.protocol.name()
+        ),
+    );
     if conn.queue(&greeting).await.is_err() {
         return;
     }
@@ -191,16 +202,36 @@ where
         if let Err(limit) = state.budget.command(&config.limits) {
             return close_for_limit(conn, client, limit).await;
         }
+        // MAIL and RCPT are parsed here (their DSN and SMTPUTF8 parameters), the rest by
+        // smtp-proto; XFORWARD, which smtp-proto does not know, is recognised first.
+        let envelope_command = params::parse(&line);
         let parsed = Request::parse(&mut line.iter());
-        let step = match parsed {
+        let step = match (envelope_command, parsed) {
             _ if xforward::arguments(&line).is_some() => handle_xforward(state, client, &line),
-            Ok(request) => {
+            (Some(Ok(EnvelopeCommand::Mail { from, params })), _) => {
+                handle_mail(state, client, config, from, params)
+            }
+            (Some(Ok(EnvelopeCommand::Rcpt { to, params })), _) => {
+                handle_rcpt(state, config, to, params)
+            }
+            (Some(Err(r)), _) => Step::Bad(r),
+            (None, Ok(request)) => {
                 handle_request(conn, state, client, config, handler, request.into_owned()).await
             }
-            Err(e) => Step::Bad(parse_error_reply(&e, &line, config)),
+            (None, Err(e)) => Step::Bad(parse_error_reply(&e, &line, config)),
         };
         let result = match step {
             Step::Reply(r) => conn.queue(&r).await.map(|_| None),
+            Step::Replies(rs) => {
+                let mut sent = Ok(None);
+                for r in &rs {
+                    if let Err(e) = conn.queue(r).await {
+                        sent = Err(e);
+                        break;
+                    }
+                }
+                sent
+            }
             Step::Bad(r) => bad_command(conn, state, r).await.map(|_| None),
             Step::Quit(r) => conn.queue(&r).await.map(|_| Some(Outcome::Close)),
             Step::StartTls => {
@@ -231,6 +262,8 @@ async fn close_for_limit<S: AsyncRead + AsyncWrite + Unpin>(
 
 enum Step {
     Reply(Reply),
+    /// LMTP's answers to DATA, one per recipient.
+    Replies(Vec<Reply>),
     /// An error reply that counts towards the bad-command limit.
     Bad(Reply),
     Quit(Reply),
@@ -251,6 +284,84 @@ async fn bad_command<S: AsyncRead + AsyncWrite + Unpin>(
         conn.queue(&reply(421, "4.7.0", "Too many errors, closing connection"))
             .await?;
         return Err(ConnError::Closed);
+    }
+    Ok(())
+}
+
+fn handle_mail(
+    state: &mut State,
+    client: SocketAddr,
+    config: &ServerConfig,
+    from: String,
+    params: MailParams,
+) -> Step {
+    if state.helo.is_none() {
+        return Step::Bad(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+    }
+    if state.tx.is_some() {
+        return Step::Bad(reply(503, "5.5.1", "Error: nested MAIL command"));
+    }
+    if !state.trusted {
+        return Step::Bad(reply(
+            554,
+            "5.7.1",
+            format!(
+                "client address {} may not submit mail here: this gateway accepts mail \
+                 only from the organisation's mail server (smtp.trusted_clients)",
+                client.ip()
+            ),
+        ));
+    }
+    if params.size > config.max_message_size {
+        return Step::Reply(size_exceeded(config));
+    }
+    if !from.is_empty() {
+        if let Err(r) = check_address(&from, params.smtputf8, "5.1.7", "sender") {
+            return Step::Bad(r);
+        }
+    }
+    state.tx = Some(Transaction {
+        mail_from: from,
+        params,
+        rcpt_to: Vec::new(),
+        rcpt_params: Vec::new(),
+    });
+    Step::Reply(reply(250, "2.1.0", "Sender OK"))
+}
+
+fn handle_rcpt(state: &mut State, config: &ServerConfig, to: String, params: RcptParams) -> Step {
+    let Some(tx) = state.tx.as_mut() else {
+        return Step::Bad(reply(503, "5.5.1", "Error: need MAIL command"));
+    };
+    if to != "postmaster" {
+        if let Err(r) = check_address(&to, tx.params.smtputf8, "5.1.3", "recipient") {
+            return Step::Bad(r);
+        }
+    }
+    if tx.rcpt_to.len() >= config.limits.max_recipients {
+        return Step::Reply(reply(452, "4.5.3", "Error: too many recipients"));
+    }
+    tx.rcpt_to.push(to);
+    tx.rcpt_params.push(params);
+    Step::Reply(reply(250, "2.1.5", "Recipient OK"))
+}
+
+/// A UTF-8 address is accepted only in a transaction the client opened with SMTPUTF8
+/// (RFC 6531 §3.4 answers others 553 5.6.7).
+fn check_address(address: &str, smtputf8: bool, enhanced: &str, role: &str) -> Result<(), Reply> {
+    if !address.is_ascii() && !smtputf8 {
+        return Err(reply(
+            553,
+            "5.6.7",
+            format!("Error: a non-ASCII {role} address needs MAIL FROM with SMTPUTF8"),
+        ));
+    }
+    if !valid_utf8_address(address) {
+        return Err(reply(
+            553,
+            enhanced,
+            format!("Error: bad {role} address syntax"),
+        ));
     }
     Ok(())
 }
@@ -351,8 +462,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: MessageHandler,
 {
+    let lmtp = config.protocol == Protocol::Lmtp;
     match request {
-        Request::Ehlo { host } => {
+        // LMTP's LHLO is EHLO under another name (RFC 2033 §4.1); each protocol refuses the
+        // other's greeting, so a client pointed at the wrong port finds out at once.
+        Request::Ehlo { .. } | Request::Helo { .. } if lmtp => {
+            Step::Bad(reply(500, "5.5.1", "Error: this is LMTP, send LHLO"))
+        }
+        Request::Lhlo { .. } if !lmtp => {
+            Step::Bad(reply(500, "5.5.1", "Error: this is SMTP, not LMTP"))
+        }
+        Request::Ehlo { host } | Request::Lhlo { host } => {
             state.helo = Some(host.clone());
             state.tx = None;
             state.forwarded = Forwarded::default();
@@ -362,6 +482,8 @@ where
                 format!("SIZE {}", config.max_message_size),
                 "8BITMIME".to_string(),
                 "ENHANCEDSTATUSCODES".to_string(),
+                "DSN".to_string(),
+                "SMTPUTF8".to_string(),
             ];
             if config.tls.is_some() && !state.tls {
                 lines.push("STARTTLS".to_string());
@@ -382,73 +504,13 @@ where
                 format!("{} Hello {}", config.hostname, sanitize(&host)),
             ))
         }
-        Request::Lhlo { .. } => Step::Bad(reply(500, "5.5.1", "Error: this is SMTP, not LMTP")),
-        Request::Mail { from } => {
-            if state.helo.is_none() {
-                return Step::Bad(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
-            }
-            if state.tx.is_some() {
-                return Step::Bad(reply(503, "5.5.1", "Error: nested MAIL command"));
-            }
-            if !state.trusted {
-                return Step::Bad(reply(
-                    554,
-                    "5.7.1",
-                    format!(
-                        "client address {} may not submit mail here: this gateway accepts mail \
-                         only from the organisation's mail server (smtp.trusted_clients)",
-                        client.ip()
-                    ),
-                ));
-            }
-            let supported = smtp_proto::MAIL_BODY_7BIT | smtp_proto::MAIL_BODY_8BITMIME;
-            if from.flags & !supported != 0
-                || from.trans_id.is_some()
-                || from.env_id.is_some()
-                || from.solicit.is_some()
-                || from.mtrk.is_some()
-                || from.auth.is_some()
-                || from.by != 0
-                || from.hold_for != 0
-                || from.hold_until != 0
-                || from.mt_priority != 0
-            {
-                return Step::Bad(reply(555, "5.5.4", "Unsupported MAIL parameter"));
-            }
-            if from.size > config.max_message_size {
-                return Step::Reply(size_exceeded(config));
-            }
-            if !from.address.is_empty() && !valid_address(&from.address) {
-                return Step::Bad(reply(553, "5.1.7", "Error: bad sender address syntax"));
-            }
-            state.tx = Some(Transaction {
-                mail_from: from.address,
-                rcpt_to: Vec::new(),
-            });
-            Step::Reply(reply(250, "2.1.0", "Sender OK"))
-        }
-        Request::Rcpt { to } => {
-            let Some(tx) = state.tx.as_mut() else {
-                return Step::Bad(reply(503, "5.5.1", "Error: need MAIL command"));
-            };
-            if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
-                return Step::Bad(reply(555, "5.5.4", "Unsupported RCPT parameter"));
-            }
-            // The parser maps `<postmaster>` to the empty string, as it does `<>`.
-            let address = if to.address.is_empty() {
-                "postmaster".to_string()
-            } else {
-                to.address
-            };
-            if address != "postmaster" && !valid_address(&address) {
-                return Step::Bad(reply(553, "5.1.3", "Error: bad recipient address syntax"));
-            }
-            if tx.rcpt_to.len() >= config.limits.max_recipients {
-                return Step::Reply(reply(452, "4.5.3", "Error: too many recipients"));
-            }
-            tx.rcpt_to.push(address);
-            Step::Reply(reply(250, "2.1.5", "Recipient OK"))
-        }
+        // Recognised and handled before smtp-proto (see `params`); a variant it alone accepts
+        // (`MAIL FROM :`, say) is not worth supporting.
+        Request::Mail { .. } | Request::Rcpt { .. } => Step::Bad(reply(
+            501,
+            "5.5.4",
+            "Syntax error, expected: MAIL FROM:<address> or RCPT TO:<address>",
+        )),
         Request::Data => {
             let Some(tx) = state.tx.as_ref() else {
                 return Step::Bad(reply(503, "5.5.1", "Error: need MAIL command"));
@@ -561,11 +623,16 @@ where
     };
     if reader.overflowed() {
         tracing::info!(%client, from = %tx.mail_from, "message refused: over the size limit");
-        return Step::Reply(size_exceeded(config));
+        return match config.protocol {
+            Protocol::Smtp => Step::Reply(size_exceeded(config)),
+            Protocol::Lmtp => Step::Replies(vec![size_exceeded(config); tx.rcpt_to.len()]),
+        };
     }
     let envelope = Envelope {
         mail_from: tx.mail_from,
+        params: tx.params,
         rcpt_to: tx.rcpt_to,
+        rcpt_params: tx.rcpt_params,
         helo: state.helo.clone().unwrap_or_default(),
         client,
         tls: state.tls,
@@ -583,11 +650,26 @@ where
     let forwarded = envelope.forwarded.clone();
     let queue_id = crate::msglog::new_queue_id();
     let span = crate::msglog::message_span(&queue_id, &crate::msglog::message_id(&message));
-    let r = handler
-        .handle(envelope, message)
-        .instrument(span.clone())
-        .await;
-    let r = crate::msglog::accepted(r, &queue_id);
+    let replies = match config.protocol {
+        Protocol::Smtp => vec![
+            handler
+                .handle(envelope, message)
+                .instrument(span.clone())
+                .await,
+        ],
+        Protocol::Lmtp => {
+            handler
+                .handle_each(envelope, message)
+                .instrument(span.clone())
+                .await
+        }
+    };
+    let replies: Vec<Reply> = replies
+        .into_iter()
+        .map(|r| crate::msglog::accepted(r, &queue_id))
+        .collect();
+    let answered: Vec<String> = replies.iter().map(Reply::to_string).collect();
+    let outcomes: Vec<&str> = replies.iter().map(crate::msglog::outcome).collect();
     span.in_scope(|| {
         tracing::info!(
             %client,
@@ -597,18 +679,39 @@ where
             orig_client = forwarded.addr.as_deref().unwrap_or("-"),
             orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
             login = forwarded.login.as_deref().unwrap_or("-"),
-            outcome = crate::msglog::outcome(&r),
-            code = r.code,
-            reason = %r.text,
+            outcome = %outcomes.join(","),
+            reply = %answered.join(" | "),
             "message handled"
         )
     });
-    Step::Reply(r)
+    match config.protocol {
+        Protocol::Smtp => match replies.into_iter().next() {
+            Some(r) => Step::Reply(r),
+            None => Step::Reply(reply(451, "4.3.0", "Internal error: no reply")),
+        },
+        // A handler that answered for the wrong number of recipients would desynchronise
+        // the client: pad or cut to exactly one reply per recipient.
+        Protocol::Lmtp => {
+            let mut replies = replies;
+            replies.resize(
+                rcpts,
+                reply(451, "4.3.0", "Internal error: no reply for this recipient"),
+            );
+            Step::Replies(replies)
+        }
+    }
 }
 
 /// `local@domain` with a non-empty local part of at most 64 octets, no whitespace or control
-/// characters, and a domain that is a dotted name or an address literal.
+/// characters, and a domain that is a dotted name or an address literal. ASCII only: see
+/// [`valid_utf8_address`] for SMTPUTF8 transactions.
 pub fn valid_address(addr: &str) -> bool {
+    addr.is_ascii() && valid_utf8_address(addr)
+}
+
+/// [`valid_address`], with a UTF-8 local part and an internationalised domain (U-labels)
+/// allowed (RFC 6531).
+pub fn valid_utf8_address(addr: &str) -> bool {
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return false;
     };
@@ -619,13 +722,15 @@ pub fn valid_address(addr: &str) -> bool {
         return false;
     }
     if domain.starts_with('[') && domain.ends_with(']') {
-        return domain.len() > 2;
+        return domain.len() > 2 && domain.is_ascii();
     }
-    valid_domain(domain)
+    if domain.is_ascii() {
+        return valid_domain(domain);
+    }
+    certstore::normalise_domain(domain).is_ok_and(|ascii| valid_domain(&ascii))
 }
 
-/// A dotted name of LDH labels (ASCII; IDNs arrive as A-labels because we do not offer
-/// SMTPUTF8).
+/// A dotted name of LDH labels (ASCII: internationalised names as A-labels).
 pub fn valid_domain(domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     !domain.is_empty()

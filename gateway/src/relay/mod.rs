@@ -18,7 +18,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::receive::Reply;
+use crate::receive::{MailParams, RcptParams, Reply};
 
 /// How STARTTLS is used towards the next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +114,22 @@ pub enum Content {
     Decrypted { allow_without_dsn: bool },
 }
 
+/// One transaction for the next hop: the envelope with the ESMTP parameters the upstream
+/// client gave, and the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    pub content: Content,
+    pub mail_from: &'a str,
+    /// ENVID, RET and SMTPUTF8 of the original MAIL FROM (SIZE and BODY are recomputed).
+    pub mail: &'a MailParams,
+    pub recipients: &'a [String],
+    /// NOTIFY and ORCPT, in the order of `recipients` (missing entries: none given).
+    pub rcpt: &'a [RcptParams],
+    /// What made the message larger than it arrived ("encryption"), for a size refusal.
+    pub grown_by: Option<&'static str>,
+    pub message: &'a [u8],
+}
+
 /// Delivers `message` to `recipients` through `hop`. Never fails as a whole: every
 /// recipient gets an outcome, and anything that goes wrong with the connection is a
 /// temporary failure with the reason.
@@ -134,6 +150,22 @@ pub async fn deliver_content(
     recipients: &[String],
     message: &[u8],
 ) -> DeliveryReport {
+    let mail = MailParams::default();
+    let transfer = Transfer {
+        content,
+        mail_from,
+        mail: &mail,
+        recipients,
+        rcpt: &[],
+        grown_by: None,
+        message,
+    };
+    deliver_transfer(hop, &transfer).await
+}
+
+/// [`deliver`] with everything a [`Transfer`] carries.
+pub async fn deliver_transfer(hop: &NextHop, transfer: &Transfer<'_>) -> DeliveryReport {
+    let recipients = transfer.recipients;
     if recipients.is_empty() {
         return DeliveryReport {
             per_recipient: Vec::new(),
@@ -141,7 +173,7 @@ pub async fn deliver_content(
     }
     let mut use_tls = hop.tls != TlsMode::Disabled;
     loop {
-        match attempt(hop, use_tls, content, mail_from, recipients, message).await {
+        match attempt(hop, use_tls, transfer).await {
             Ok(report) => return report,
             Err(Abort::Temp(r)) => {
                 tracing::warn!(hop = %hop.address, reply = %r, "delivery failed temporarily");
@@ -308,10 +340,7 @@ fn split_address(address: &str) -> Option<(String, u16)> {
 async fn attempt(
     hop: &NextHop,
     use_tls: bool,
-    content: Content,
-    mail_from: &str,
-    recipients: &[String],
-    message: &[u8],
+    transfer: &Transfer<'_>,
 ) -> Result<DeliveryReport, Abort> {
     let Some((host, port)) = split_address(&hop.address) else {
         return Err(Abort::Temp(temp(
@@ -405,9 +434,9 @@ async fn attempt(
             timeout: hop.timeout,
         };
         let caps = client.hello(&hop.helo_name).await?;
-        transaction(&mut client, &caps, content, mail_from, recipients, message).await
+        transaction(&mut client, &caps, transfer).await
     } else {
-        transaction(&mut client, &caps, content, mail_from, recipients, message).await
+        transaction(&mut client, &caps, transfer).await
     }
 }
 
@@ -422,18 +451,32 @@ fn tls_failure(hop: &NextHop, why: String) -> Abort {
 async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
     caps: &[String],
-    content: Content,
-    mail_from: &str,
-    recipients: &[String],
-    message: &[u8],
+    transfer: &Transfer<'_>,
 ) -> Result<DeliveryReport, Abort> {
+    let Transfer {
+        content,
+        mail_from,
+        mail: params,
+        recipients,
+        message,
+        ..
+    } = *transfer;
     let has = |name: &str| {
         caps.iter()
             .any(|c| c == name || c.starts_with(&format!("{name} ")))
     };
+    if let Some(limit) = size_limit(caps).filter(|l| message.len() > *l) {
+        let _ = client.command("QUIT", "QUIT").await;
+        return Err(Abort::Perm(too_large(
+            message.len(),
+            limit,
+            transfer.grown_by,
+        )));
+    }
+    let offers_dsn = has("DSN");
     let mut mail = format!("MAIL FROM:<{mail_from}>");
     if let Content::Decrypted { allow_without_dsn } = content {
-        if has("DSN") {
+        if offers_dsn {
             mail.push_str(" RET=HDRS");
         } else if allow_without_dsn {
             tracing::warn!(
@@ -452,12 +495,27 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
             tracing::error!(%reason, "decrypted mail held back");
             return Err(Abort::Temp(temp("4.3.5", reason)));
         }
+    } else if let Some(ret) = params.ret.filter(|_| offers_dsn) {
+        mail.push_str(&format!(" RET={}", ret.as_param()));
     }
-    if has("SIZE") {
-        mail.push_str(&format!(" SIZE={}", message.len()));
+    if let Some(envid) = params.envid.as_deref().filter(|_| offers_dsn) {
+        mail.push_str(&format!(" ENVID={envid}"));
     }
-    if has("8BITMIME") && message.iter().any(|b| *b >= 0x80) {
-        mail.push_str(" BODY=8BITMIME");
+    if params.smtputf8 {
+        if has("SMTPUTF8") {
+            mail.push_str(" SMTPUTF8");
+        } else if needs_smtputf8(mail_from, recipients, message) {
+            let _ = client.command("QUIT", "QUIT").await;
+            return Err(Abort::Perm(Reply::new(
+                550,
+                "5.6.7",
+                format!(
+                    "the next hop {} does not offer SMTPUTF8, which this message needs \
+                     (a non-ASCII address or header)",
+                    client.hop
+                ),
+            )));
+        }
     }
     let r = client.command(&mail, "MAIL FROM").await?;
     if r.is_temporary() || (!r.is_success() && !r.is_permanent()) {
@@ -469,10 +527,17 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
-    for rcpt in recipients {
-        let r = client
-            .command(&format!("RCPT TO:<{rcpt}>"), "RCPT TO")
-            .await?;
+    for (i, rcpt) in recipients.iter().enumerate() {
+        let mut command = format!("RCPT TO:<{rcpt}>");
+        if let Some(p) = transfer.rcpt.get(i).filter(|_| offers_dsn) {
+            if let Some(notify) = p.notify {
+                command.push_str(&format!(" NOTIFY={}", notify.as_param()));
+            }
+            if let Some(orcpt) = &p.orcpt {
+                command.push_str(&format!(" ORCPT={orcpt}"));
+            }
+        }
+        let r = client.command(&command, "RCPT TO").await?;
         let outcome = if r.code == 250 || r.code == 251 {
             RecipientOutcome::Accepted
         } else if r.is_permanent() {
@@ -520,6 +585,50 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(DeliveryReport {
         per_recipient: outcomes,
     })
+}
+
+/// The next hop's `SIZE` limit from its EHLO keywords; `None` when it states none (or 0).
+fn size_limit(caps: &[String]) -> Option<usize> {
+    caps.iter()
+        .find_map(|c| c.strip_prefix("SIZE "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// The refusal for a message over the next hop's limit, in words a sender understands.
+fn too_large(size: usize, limit: usize, grown_by: Option<&str>) -> Reply {
+    let after = grown_by.map(|g| format!("after {g} ")).unwrap_or_default();
+    Reply::new(
+        552,
+        "5.3.4",
+        format!(
+            "{after}the message is {}; the outgoing limit is {} ({size} bytes, limit {limit} bytes)",
+            megabytes(size),
+            megabytes(limit)
+        ),
+    )
+}
+
+/// `11.2 MB`, `10 MB`: decimal megabytes with one decimal where it matters.
+fn megabytes(bytes: usize) -> String {
+    let tenths = (bytes as u128 * 10 + 500_000) / 1_000_000;
+    if tenths.is_multiple_of(10) {
+        format!("{} MB", tenths / 10)
+    } else {
+        format!("{}.{} MB", tenths / 10, tenths % 10)
+    }
+}
+
+/// Whether the envelope or the header block holds anything but ASCII (RFC 6531/6532 mail
+/// that a hop without SMTPUTF8 cannot take unchanged).
+fn needs_smtputf8(mail_from: &str, recipients: &[String], message: &[u8]) -> bool {
+    let header_end = message
+        .windows(2)
+        .position(|w| w == b"\n\n" || w == b"\n\r")
+        .unwrap_or(message.len());
+    !mail_from.is_ascii()
+        || recipients.iter().any(|r| !r.is_ascii())
+        || !message[..header_end].is_ascii()
 }
 
 fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutcome) {

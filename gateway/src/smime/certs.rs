@@ -4,7 +4,6 @@ use const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
 use const_oid::db::rfc5912::ID_CE_SUBJECT_ALT_NAME;
 use der::{Decode, Encode};
 use sha1::Digest;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
 use x509_cert::Certificate;
 
@@ -62,18 +61,19 @@ pub fn subject_key_identifier(cert: &Certificate) -> Vec<u8> {
     sha1::Sha1::digest(key).to_vec()
 }
 
-/// The rfc822Name subjectAltNames, then any emailAddress in the subject, lower-cased.
+/// The subjectAltName addresses (rfc822Name, SmtpUTF8Mailbox), then any emailAddress in the
+/// subject, normalised as the mail flow compares them.
 pub fn email_addresses(cert: &Certificate) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(exts) = &cert.tbs_certificate.extensions {
         for ext in exts {
             if ext.extn_id == ID_CE_SUBJECT_ALT_NAME {
                 if let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
-                    for name in san.0 {
-                        if let GeneralName::Rfc822Name(m) = name {
-                            out.push(m.as_str().to_ascii_lowercase());
-                        }
-                    }
+                    out.extend(
+                        certstore::san_email_addresses(&san)
+                            .iter()
+                            .map(|a| crate::address::normalise(a)),
+                    );
                 }
             }
         }
@@ -88,7 +88,7 @@ pub fn email_addresses(cert: &Certificate) -> Vec<String> {
                         der::asn1::Utf8StringRef::try_from(&atv.value).map(|s| s.to_string())
                     });
                 if let Ok(v) = value {
-                    let v = v.to_ascii_lowercase();
+                    let v = crate::address::normalise(&v);
                     if !out.contains(&v) {
                         out.push(v);
                     }

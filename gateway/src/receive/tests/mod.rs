@@ -22,6 +22,23 @@ impl MessageHandler for Recorder {
         self.got.lock().unwrap().push((envelope, message));
         self.reply.lock().unwrap().clone().unwrap_or_else(Reply::ok)
     }
+
+    /// Recipients whose local part starts with `temp` fail temporarily.
+    async fn handle_each(&self, envelope: Envelope, message: Vec<u8>) -> Vec<Reply> {
+        let answers = envelope
+            .rcpt_to
+            .iter()
+            .map(|r| {
+                if r.starts_with("temp") {
+                    Reply::temp_fail("4.4.1", format!("{r}: next hop busy"))
+                } else {
+                    Reply::ok()
+                }
+            })
+            .collect();
+        self.got.lock().unwrap().push((envelope, message));
+        answers
+    }
 }
 
 struct Server {
@@ -517,5 +534,108 @@ async fn recipients_per_message_are_limited() {
     assert_eq!(c.cmd("RCPT TO:<b@int.test>").await.0, 250);
     assert_eq!(c.cmd("RCPT TO:<c@int.test>").await.0, 250);
     assert_eq!(c.cmd("RCPT TO:<d@int.test>").await.0, 452);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dsn_and_smtputf8_parameters_reach_the_handler() {
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, ehlo) = c.cmd("EHLO x.test").await;
+    assert_eq!(code, 250);
+    assert!(ehlo.lines().any(|l| l == "DSN"), "{ehlo}");
+    assert!(ehlo.lines().any(|l| l == "SMTPUTF8"), "{ehlo}");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@b.test> RET=FULL ENVID=id+2B1 SMTPUTF8 BODY=8BITMIME")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<c@d.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;C+40d.test")
+            .await
+            .0,
+        250
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<José@bücher.test> NOTIFY=NEVER").await.0,
+        250
+    );
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    assert_eq!(c.cmd("Subject: x\r\n\r\nbody\r\n.").await.0, 250);
+    // Without SMTPUTF8 a UTF-8 address is refused as RFC 6531 says; ASCII is fine.
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    let (code, text) = c.cmd("RCPT TO:<José@bücher.test>").await;
+    assert_eq!((code, &text[..5]), (553, "5.6.7"), "{text}");
+    let (code, text) = c.cmd("RCPT TO:<c@d.test> NOTIFY=SOMETIMES").await;
+    assert_eq!((code, &text[..5]), (501, "5.5.4"), "{text}");
+    assert_eq!(c.cmd("QUIT").await.0, 221);
+
+    let got = server.handler.got.lock().unwrap().clone();
+    let (envelope, _) = &got[0];
+    assert!(envelope.params.smtputf8);
+    assert_eq!(envelope.params.ret, Some(Ret::Full));
+    assert_eq!(envelope.params.envid.as_deref(), Some("id+2B1"));
+    assert_eq!(envelope.rcpt_to, ["c@d.test", "José@bücher.test"]);
+    let first = envelope.rcpt_params("c@d.test").unwrap();
+    assert_eq!(first.notify.unwrap().as_param(), "SUCCESS,FAILURE");
+    assert_eq!(first.orcpt.as_deref(), Some("rfc822;C+40d.test"));
+    assert!(envelope
+        .rcpt_params("José@bücher.test")
+        .unwrap()
+        .notify
+        .unwrap()
+        .never());
+    server.stop().await;
+}
+
+#[test]
+fn utf8_addresses() {
+    assert!(session::valid_utf8_address("用户@例子.测试"));
+    assert!(session::valid_utf8_address("josé@bücher.example"));
+    assert!(!session::valid_address("josé@bücher.example"));
+    assert!(!session::valid_utf8_address("jo sé@bücher.example"));
+    assert!(!session::valid_utf8_address("josé@bü..cher"));
+    assert!(!session::valid_utf8_address(&format!(
+        "{}@b.test",
+        "é".repeat(33)
+    )));
+}
+
+#[tokio::test]
+async fn lmtp_answers_each_recipient_after_data() {
+    let server = Server::start(|c| c.protocol = Protocol::Lmtp).await;
+    let mut c = Client::connect(server.addr).await;
+    let (code, text) = c.cmd("EHLO x.test").await;
+    assert_eq!((code, &text[..5]), (500, "5.5.1"), "{text}");
+    let (code, text) = c.cmd("LHLO x.test").await;
+    assert_eq!(code, 250);
+    assert!(text.contains("PIPELINING") && text.contains("ENHANCEDSTATUSCODES"));
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<temp@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok2@d.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    let (first, _) = c.cmd("Subject: x\r\n\r\nbody\r\n.").await;
+    let (second, text) = c.reply().await;
+    let (third, _) = c.reply().await;
+    assert_eq!((first, second, third), (250, 451, 250));
+    assert!(text.contains("temp@d.test: next hop busy"), "{text}");
+    // Over the size limit: still one answer per recipient.
+    assert_eq!(c.cmd("MAIL FROM:<a@b.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok@d.test>").await.0, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok2@d.test>").await.0, 250);
+    assert_eq!(c.cmd("DATA").await.0, 354);
+    c.send(&format!("{}\r\n", "y".repeat(998)).repeat(3)).await;
+    assert_eq!(c.cmd(".").await.0, 552);
+    assert_eq!(c.reply().await.0, 552);
+    assert_eq!(c.cmd("NOOP").await.0, 250);
+    assert_eq!(server.handler.got.lock().unwrap().len(), 1);
+    server.stop().await;
+
+    // SMTP refuses LHLO.
+    let server = Server::start(|_| {}).await;
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(c.cmd("LHLO x.test").await.0, 500);
     server.stop().await;
 }

@@ -457,3 +457,159 @@ async fn decrypted_content_is_held_back_from_a_hop_without_dsn() {
     assert!(report.all_accepted(), "{report:?}");
     assert_eq!(data.lock().unwrap().len(), 1);
 }
+
+// --- ESMTP parameters and limits ------------------------------------------------------
+
+/// Our own receive server as the next hop (it offers DSN and SMTPUTF8), recording envelopes.
+async fn own_server() -> (SocketAddr, Arc<Sink>, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sink = Arc::new(Sink(Mutex::new(Vec::new())));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(receive::serve(
+        listener,
+        Arc::new(receive::ServerConfig::new("hop.test")),
+        Arc::clone(&sink),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    (addr, sink, tx)
+}
+
+fn dsn_request() -> (MailParams, Vec<RcptParams>) {
+    let mail = MailParams {
+        size: 0,
+        smtputf8: true,
+        ret: Some(crate::receive::Ret::Full),
+        envid: Some("QQ+2B1".into()),
+    };
+    let rcpt = vec![
+        RcptParams {
+            notify: Some(crate::receive::Notify {
+                success: true,
+                failure: true,
+                delay: false,
+            }),
+            orcpt: Some("rfc822;Bob+40x.test".into()),
+        },
+        RcptParams::default(),
+    ];
+    (mail, rcpt)
+}
+
+#[tokio::test]
+async fn dsn_and_smtputf8_parameters_travel_unchanged() {
+    let (addr, sink, _stop) = own_server().await;
+    let (mail, rcpt) = dsn_request();
+    let recipients = rcpts(&["bob@x.test", "josé@bücher.test"]);
+    let transfer = Transfer {
+        content: Content::Ordinary,
+        mail_from: "s@a.test",
+        mail: &mail,
+        recipients: &recipients,
+        rcpt: &rcpt,
+        grown_by: None,
+        message: "Subject: grüße\r\n\r\nx\r\n".as_bytes(),
+    };
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    assert!(report.all_accepted(), "{report:?}");
+    // Decrypted content: RET becomes HDRS, the rest is kept.
+    let decrypted = Transfer {
+        content: Content::Decrypted {
+            allow_without_dsn: false,
+        },
+        ..transfer
+    };
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &decrypted).await;
+    assert!(report.all_accepted(), "{report:?}");
+
+    let got = sink.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let (first, _) = &got[0];
+    assert_eq!(first.params.envid.as_deref(), Some("QQ+2B1"));
+    assert_eq!(first.params.ret, Some(crate::receive::Ret::Full));
+    assert!(first.params.smtputf8);
+    assert_eq!(first.rcpt_to, recipients);
+    assert_eq!(first.rcpt_params, rcpt);
+    let (second, _) = &got[1];
+    assert_eq!(second.params.ret, Some(crate::receive::Ret::Hdrs));
+    assert_eq!(second.params.envid.as_deref(), Some("QQ+2B1"));
+    assert_eq!(second.rcpt_params, rcpt);
+}
+
+#[tokio::test]
+async fn utf8_mail_is_refused_by_a_hop_without_smtputf8() {
+    let (mail, rcpt) = dsn_request();
+    let (addr, data) = fake_server(basic_script).await;
+    let utf8 = rcpts(&["josé@bücher.test"]);
+    let transfer = Transfer {
+        content: Content::Ordinary,
+        mail_from: "s@a.test",
+        mail: &mail,
+        recipients: &utf8,
+        rcpt: &rcpt,
+        grown_by: None,
+        message: b"Subject: x\r\n\r\nx\r\n",
+    };
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    match &report.per_recipient[0].1 {
+        RecipientOutcome::PermFailed(r) => {
+            assert_eq!((r.code, r.enhanced.as_str()), (550, "5.6.7"), "{r}");
+            assert!(r.text.contains("does not offer SMTPUTF8"), "{r}");
+        }
+        o => panic!("{o:?}"),
+    }
+    assert!(data.lock().unwrap().is_empty());
+    // SMTPUTF8 requested but nothing needs it: sent as plain ASCII mail.
+    let (addr, data) = fake_server(basic_script).await;
+    let ascii = rcpts(&["bob@x.test"]);
+    let transfer = Transfer {
+        recipients: &ascii,
+        ..transfer
+    };
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    assert!(report.all_accepted(), "{report:?}");
+    assert_eq!(data.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn over_the_next_hops_size_the_refusal_says_why() {
+    // basic_script announces SIZE 1000000.
+    let (addr, data) = fake_server(basic_script).await;
+    let big = vec![b'a'; 1_150_000];
+    let mail = MailParams::default();
+    let recipients = rcpts(&["a@x.test", "b@x.test"]);
+    let transfer = Transfer {
+        content: Content::Ordinary,
+        mail_from: "s@a.test",
+        mail: &mail,
+        recipients: &recipients,
+        rcpt: &[],
+        grown_by: Some("encryption"),
+        message: &big,
+    };
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    assert_eq!(report.per_recipient.len(), 2);
+    for (_, outcome) in &report.per_recipient {
+        match outcome {
+            RecipientOutcome::PermFailed(r) => {
+                assert_eq!((r.code, r.enhanced.as_str()), (552, "5.3.4"));
+                assert!(
+                    r.text.starts_with(
+                        "after encryption the message is 1.2 MB; the outgoing limit is 1 MB"
+                    ),
+                    "{r}"
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+    assert!(data.lock().unwrap().is_empty(), "nothing was sent");
+    assert_eq!(megabytes(11_234_567), "11.2 MB");
+    assert_eq!(megabytes(10_240_000), "10.2 MB");
+    assert_eq!(megabytes(10_000_000), "10 MB");
+    assert_eq!(size_limit(&["SIZE 0".into()]), None);
+    assert_eq!(size_limit(&["SIZE".into()]), None);
+    assert_eq!(size_limit(&["SIZE 2048".into()]), Some(2048));
+}
