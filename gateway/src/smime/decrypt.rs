@@ -46,6 +46,10 @@ pub struct Decrypted {
     pub key_transport: KeyTransport,
     /// Index into the keys given to [`decrypt`] of the key that opened the message.
     pub key_index: usize,
+    /// Indices of every key given that a RecipientInfo names (found by identifier, no
+    /// private-key operation): who else the message is addressed to, when one decryption
+    /// serves several recipients.
+    pub addressed_keys: Vec<usize>,
     /// True for AuthEnvelopedData (integrity protected by the GCM tag).
     pub authenticated: bool,
     /// What the message says about itself (cipher, every recipient).
@@ -302,12 +306,25 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
                 cipher,
                 key_transport: transport,
                 key_index: index,
+                addressed_keys: (0..keys.len())
+                    .filter(|&k| attempts_per_key[k] > 0)
+                    .collect(),
                 authenticated: parsed.aead.is_some(),
                 envelope,
             });
         }
     }
     Err(SmimeError::DecryptionFailed)
+}
+
+thread_local! {
+    static KEY_TRANSPORT_OPERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Private-key operations [`decrypt`] has done on this thread so far. Per thread, so that a
+/// caller (a test, the dispatcher) can count exactly the work of its own synchronous call.
+pub fn key_transport_operations() -> u64 {
+    KEY_TRANSPORT_OPERATIONS.with(|c| c.get())
 }
 
 /// Unwrap the content-encryption key; on any failure continue with a random key of the right
@@ -320,6 +337,7 @@ fn unwrap_key(
 ) -> Zeroizing<Vec<u8>> {
     let mut random = Zeroizing::new(vec![0u8; key_len]);
     rand::thread_rng().fill_bytes(&mut random);
+    KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
     let unwrapped = key.decrypt_key(transport, encrypted);
     let (ok, value) = match unwrapped {
         Ok(v) => (v.len() == key_len, v),
