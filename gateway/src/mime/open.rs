@@ -186,7 +186,7 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                 break
             }
             Ok(Classified::Encrypted(cms)) => {
-                match decrypt::decrypt(&cms, keys) {
+                match decrypt::decrypt_or_describe(&cms, keys) {
                     Ok(d) => {
                         layers.push(Layer::Encrypted {
                             envelope: Some(d.envelope),
@@ -197,10 +197,9 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                         });
                         d.content
                     }
-                    Err(e) => {
-                        // Parsed again only on failure, to report what the message says.
+                    Err((e, envelope)) => {
                         layers.push(Layer::Encrypted {
-                            envelope: decrypt::describe(&cms).ok(),
+                            envelope,
                             cipher: None,
                             key_transport: None,
                             key_index: None,
