@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := openssl libssl-dev pkg-config libnss3-tools gpgsm python3 postfix
 
-.PHONY: run test deps lint bench demo fuzz-api difftest clean-data
+.PHONY: run test deps lint bench demo fuzz fuzz-deps fuzz-api difftest clean-data
 
 ## make run: start the gateway on localhost with a fresh data directory (./run-data)
 run:
@@ -45,6 +45,22 @@ demo:
 ## disagreement must be a documented one (integration-tests/difftest-known.tsv). DIFF_SECONDS bounds it.
 difftest: deps
 	DIFF_SECONDS=$${DIFF_SECONDS:-60} $(CARGO) run -p integration-tests --bin difftest
+
+## make fuzz: every libFuzzer target in fuzz/ for FUZZ_SECONDS each (default 60), one at a time,
+## on the stable toolchain (RUSTC_BOOTSTRAP=1, no sanitizer). Findings land in
+## fuzz/artifacts/<target>/; the grown corpus in fuzz/corpus/<target>/. Not part of make test.
+FUZZ_TARGETS ?= mime_open cms ber certificate smtp admin_api
+fuzz: fuzz-deps
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none
+	set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t; echo "== $$t ($${FUZZ_SECONDS:-60} s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$${FUZZ_SECONDS:-60} -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
+	    -print_final_stats=1; \
+	done
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 
 ## make fuzz-api: schemathesis against the served OpenAPI document (no 5xx, no undocumented status)
 fuzz-api:

@@ -301,38 +301,28 @@ impl Shared {
             keys: &self.keys,
             authserv_id: &self.config.authserv_id,
         };
-        for rcpt in inbound {
-            let result = match inbound_pipeline.process(&rcpt, message, now) {
-                Ok(r) => r,
-                Err(crate::inbound::Temporary(reason)) => {
-                    plan.temporary.push(reason);
-                    continue;
-                }
-            };
+        let (groups, temporary) = inbound_pipeline.process_all(&inbound, message, now);
+        plan.temporary.extend(
+            temporary
+                .into_iter()
+                .map(|crate::inbound::Temporary(reason)| reason),
+        );
+        for group in groups {
+            let result = group.result;
             if result.outcome == Outcome::Undecryptable {
                 self.metrics.failure(CryptoFailure::Undecryptable);
             }
             if let crate::inbound::SmimeResult::Fail { .. } = &result.smime {
                 self.metrics.failure(CryptoFailure::SignatureRejected);
             }
-            // Recipients whose result is the same (the usual case: one decryption, same
-            // headers) share one delivery and one copy of the message.
-            let same = plan.deliveries.iter_mut().find(|d| {
-                d.direction == Direction::Inbound
-                    && d.outcome == result.outcome
-                    && matches!(&d.message, Payload::Ready(m) if **m == result.message)
+            plan.deliveries.push(Delivery {
+                hop: Hop::Inbound,
+                mail_from: envelope.mail_from.clone(),
+                recipients: group.recipients,
+                message: Payload::ready(result.message),
+                direction: Direction::Inbound,
+                outcome: result.outcome,
             });
-            match same {
-                Some(d) => d.recipients.push(rcpt),
-                None => plan.deliveries.push(Delivery {
-                    hop: Hop::Inbound,
-                    mail_from: envelope.mail_from.clone(),
-                    recipients: vec![rcpt],
-                    message: Payload::ready(result.message),
-                    direction: Direction::Inbound,
-                    outcome: result.outcome,
-                }),
-            }
         }
 
         if !internal.is_empty() {

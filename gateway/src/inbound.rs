@@ -3,14 +3,16 @@
 //! the RFC 7281 `smime` method) and `X-SMIME-Gateway`. Mail that cannot be decrypted is
 //! delivered unchanged with a header saying why: never dropped.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use certstore::{CaptureOutcome, PartnerCapture, Store, ValidationStatus};
 
 use crate::address;
-use crate::keys::{self, KeyCache};
+use crate::keys::{self, KeyCache, LoadedIdentity};
 use crate::mime::{self, headers, Layer, Opened};
 use crate::smime::verify::SignatureReport;
+use crate::smime::SmimeError;
 use crate::telemetry::Outcome;
 pub use crate::verdict::SmimeResult;
 use crate::verdict::{gateway_header, strip_incoming};
@@ -33,26 +35,100 @@ pub struct Inbound<'a> {
     pub authserv_id: &'a str,
 }
 
+/// Recipients that share one result (and so one delivery).
+pub struct InboundGroup {
+    pub recipients: Vec<String>,
+    pub result: InboundResult,
+}
+
 impl Inbound<'_> {
-    /// Open, verify and describe one inbound message for `recipient`. `message` must already
-    /// be free of forged verdict headers ([`crate::verdict::strip_incoming`], done once per
-    /// message by the dispatcher).
-    pub fn process(
+    /// Open, verify and describe one inbound message for all its inbound recipients: it is
+    /// decrypted and verified once, with the keys of all of them, and the signer's certificate
+    /// captured once, however many recipients it has. `message` must already be free of forged
+    /// verdict headers ([`crate::verdict::strip_incoming`], done once by the dispatcher). A recipient whose keys no opened
+    /// envelope names gets the message undecrypted, as if opened with their keys alone.
+    /// Recipients whose keys could not be loaded are left out, each with a [`Temporary`].
+    pub fn process_all(
         &self,
-        recipient: &str,
+        recipients: &[String],
         message: &[u8],
         now: SystemTime,
-    ) -> Result<InboundResult, Temporary> {
-        let identities = self
-            .keys
-            .decryption_identities(self.store, &address::normalise(recipient))
-            .map_err(|e| {
-                tracing::error!(recipient, error = %e, "cannot load proxy keys");
-                Temporary(format!("cannot load the proxy keys of {recipient}"))
-            })?;
+    ) -> (Vec<InboundGroup>, Vec<Temporary>) {
+        let mut temporary = Vec::new();
+        let mut identities: Vec<Arc<LoadedIdentity>> = Vec::new();
+        // For each identity, the recipients (indices) holding it.
+        let mut holders: Vec<Vec<usize>> = Vec::new();
+        let mut loaded = Vec::new();
+        for (index, recipient) in recipients.iter().enumerate() {
+            let found = self
+                .keys
+                .decryption_identities(self.store, &address::normalise(recipient));
+            let found = match found {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(recipient, error = %e, "cannot load proxy keys");
+                    temporary.push(Temporary(format!(
+                        "cannot load the proxy keys of {recipient}"
+                    )));
+                    continue;
+                }
+            };
+            loaded.push(index);
+            for identity in found {
+                // The same address twice (other case): its keys are tried once.
+                match identities.iter().position(|i| Arc::ptr_eq(i, &identity)) {
+                    Some(at) => holders[at].push(index),
+                    None => {
+                        identities.push(identity);
+                        holders.push(vec![index]);
+                    }
+                }
+            }
+        }
         let decryption_keys = keys::decryption_keys(&identities);
         let opened = mime::open_message(message, &decryption_keys);
 
+        let (addressed, not_addressed): (Vec<usize>, Vec<usize>) = loaded
+            .into_iter()
+            .partition(|&r| opened.addressed_to(|k| holders[k].contains(&r)));
+        let mut groups = Vec::new();
+        if !addressed.is_empty() {
+            match self.result_of(&opened, message, now) {
+                Ok(result) => groups.push(InboundGroup {
+                    recipients: addressed.iter().map(|&r| recipients[r].clone()).collect(),
+                    result,
+                }),
+                Err(t) => temporary.push(t),
+            }
+        }
+        if !not_addressed.is_empty() {
+            let reason = SmimeError::NoMatchingRecipient;
+            groups.push(InboundGroup {
+                recipients: not_addressed
+                    .iter()
+                    .map(|&r| recipients[r].clone())
+                    .collect(),
+                result: self.undecryptable(message, &reason),
+            });
+        }
+        (groups, temporary)
+    }
+
+    fn undecryptable(&self, message: &[u8], reason: &dyn std::fmt::Display) -> InboundResult {
+        let smime = SmimeResult::Neutral {
+            reason: format!("not decrypted: {reason}"),
+        };
+        let status = format!("not decrypted: {reason}");
+        self.deliver(message, smime, &status, Outcome::Undecryptable)
+    }
+
+    /// The delivered message and verdict for `opened` (opened from `message`).
+    fn result_of(
+        &self,
+        opened: &Opened,
+        message: &[u8],
+        now: SystemTime,
+    ) -> Result<InboundResult, Temporary> {
         // Not opened at all: deliver the original, unchanged but for our headers.
         if opened.was_encrypted() && !opened.decrypted() {
             let reason = opened
@@ -60,11 +136,7 @@ impl Inbound<'_> {
                 .as_ref()
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "unknown reason".into());
-            let smime = SmimeResult::Neutral {
-                reason: format!("not decrypted: {reason}"),
-            };
-            let status = format!("not decrypted: {reason}");
-            return Ok(self.deliver(message, smime, &status, Outcome::Undecryptable));
+            return Ok(self.undecryptable(message, &reason));
         }
         if opened.layers.is_empty() {
             let (smime, outcome, status) = match &opened.stopped {
@@ -114,7 +186,7 @@ impl Inbound<'_> {
             std::borrow::Cow::Borrowed(_) => delivered,
             std::borrow::Cow::Owned(cleaned) => cleaned,
         };
-        let smime = self.verdict(&opened, &delivered, now, &mut status)?;
+        let smime = self.verdict(opened, &delivered, now, &mut status)?;
         if let Some(e) = &opened.stopped {
             status.push(format!("stopped: {e}"));
         }
@@ -326,4 +398,66 @@ fn prepend(fields: &[String], message: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(message);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use certstore::StoreConfig;
+
+    use super::*;
+    use crate::mime::encrypt_message;
+    use crate::smime::decrypt::key_transport_operations;
+    use crate::smime::encrypt::EncryptOptions;
+
+    /// A message encrypted to several internal recipients costs one private-key operation and
+    /// yields one delivery for all of them; a recipient it is not encrypted to gets it
+    /// undecrypted, at no private-key cost.
+    #[test]
+    fn one_decryption_for_every_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                use_system_trust: false,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        let domains = ["agency.example".to_string()];
+        store.init_proxy_ca("Test Proxy CA", &domains).unwrap();
+        let allowed = certstore::InternalAddresses::new(&domains, None);
+        let keys = KeyCache::default();
+        let recipients: Vec<String> = (0..5).map(|i| format!("u{i}@agency.example")).collect();
+        let identities: Vec<_> = recipients
+            .iter()
+            .map(|r| keys.signing_identity(&store, &allowed, r).unwrap())
+            .collect();
+        // Encrypted to the first four only.
+        let certs: Vec<&x509_cert::Certificate> =
+            identities[..4].iter().map(|i| &i.certificate).collect();
+        let plain =
+            b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n";
+        let message = encrypt_message(plain, &certs, EncryptOptions::default()).unwrap();
+        let inbound = Inbound {
+            store: &store,
+            keys: &keys,
+            authserv_id: "gw.agency.example",
+        };
+
+        let before = key_transport_operations();
+        let (groups, temporary) = inbound.process_all(&recipients, &message, SystemTime::now());
+        assert_eq!(
+            key_transport_operations() - before,
+            1,
+            "private-key operations"
+        );
+        assert!(temporary.is_empty());
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].recipients, recipients[..4]);
+        assert_eq!(groups[0].result.outcome, Outcome::Decrypted);
+        assert!(groups[0].result.message.windows(5).any(|w| w == b"hello"));
+        assert_eq!(groups[1].recipients, recipients[4..]);
+        assert_eq!(groups[1].result.outcome, Outcome::Undecryptable);
+        assert!(String::from_utf8_lossy(&groups[1].result.message).contains("not decrypted"));
+    }
 }

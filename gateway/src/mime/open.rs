@@ -24,6 +24,9 @@ pub enum Layer {
         /// Index of the key that opened it, into the keys given to [`open_message`].
         #[serde(skip)]
         key_index: Option<usize>,
+        /// Every key (same indices) a RecipientInfo of this layer names; empty if not opened.
+        #[serde(skip)]
+        addressed_keys: Vec<usize>,
     },
     Signed {
         detached: bool,
@@ -56,6 +59,20 @@ impl Opened {
                 .layers
                 .iter()
                 .all(|l| !matches!(l, Layer::Encrypted { cipher: None, .. }))
+    }
+
+    /// Whether every encrypted layer that was opened names, in a RecipientInfo, a key for
+    /// which `holds` is true (indices into the keys given to [`open_message`]). True when
+    /// nothing was decrypted.
+    pub fn addressed_to(&self, holds: impl Fn(usize) -> bool) -> bool {
+        self.layers.iter().all(|l| match l {
+            Layer::Encrypted {
+                cipher: Some(_),
+                addressed_keys,
+                ..
+            } => addressed_keys.iter().any(|&k| holds(k)),
+            _ => true,
+        })
     }
 
     /// The first signature layer's report (the outermost signature).
@@ -171,30 +188,29 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
             {
                 break
             }
-            Ok(Classified::Encrypted(cms)) => {
-                match decrypt::decrypt(&cms, keys) {
-                    Ok(d) => {
-                        layers.push(Layer::Encrypted {
-                            envelope: Some(d.envelope),
-                            cipher: Some(d.cipher),
-                            key_transport: Some(d.key_transport),
-                            key_index: Some(d.key_index),
-                        });
-                        d.content
-                    }
-                    Err(e) => {
-                        // Parsed again only on failure, to report what the message says.
-                        layers.push(Layer::Encrypted {
-                            envelope: decrypt::describe(&cms).ok(),
-                            cipher: None,
-                            key_transport: None,
-                            key_index: None,
-                        });
-                        stopped = Some(e);
-                        break;
-                    }
+            Ok(Classified::Encrypted(cms)) => match decrypt::decrypt_or_describe(&cms, keys) {
+                Ok(d) => {
+                    layers.push(Layer::Encrypted {
+                        envelope: Some(d.envelope),
+                        cipher: Some(d.cipher),
+                        key_transport: Some(d.key_transport),
+                        key_index: Some(d.key_index),
+                        addressed_keys: d.addressed_keys,
+                    });
+                    d.content
                 }
-            }
+                Err((e, envelope)) => {
+                    layers.push(Layer::Encrypted {
+                        envelope,
+                        cipher: None,
+                        key_transport: None,
+                        key_index: None,
+                        addressed_keys: Vec::new(),
+                    });
+                    stopped = Some(e);
+                    break;
+                }
+            },
             Ok(Classified::SignedOpaque(cms)) => match verify::verify(&cms, None) {
                 Ok(verified) => signed_layer(&mut layers, false, verified),
                 Err(e) => {

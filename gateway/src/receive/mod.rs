@@ -351,5 +351,18 @@ pub async fn serve<H: MessageHandler>(
     Ok(())
 }
 
+/// Runs one session over an already-connected stream, without a listener or session limits:
+/// lets the fuzz targets drive the command parser and state machine from bytes in memory.
+pub async fn serve_stream<S, H>(stream: S, client: SocketAddr, config: &ServerConfig, handler: &H)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    H: MessageHandler,
+{
+    // The sender lives until the session ends: a dropped sender would read as "stop".
+    let (stop_tx, stop_rx) = watch::channel(false);
+    session::run(stream, client, config, handler, stop_rx).await;
+    drop(stop_tx);
+}
+
 #[cfg(test)]
 mod tests;

@@ -2,14 +2,123 @@
 
 use cms::cert::CertificateChoices;
 use cms::content_info::CmsVersion;
-use cms::enveloped_data::{EncryptedContentInfo, RecipientInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+};
 use cms::signed_data::EncapsulatedContentInfo;
+use cms::signed_data::{SignedAttributes, SignerIdentifier, SignerInfo, UnsignedAttributes};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{
     Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
     Writer,
 };
+use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attributes;
+
+/// A CMS `version` as a reader takes it: any INTEGER, not checked. RFC 5652 §1.3 has readers
+/// decode by structure and look at the version only to explain a decoding error, "forgiving
+/// when an incorrect version number is used by the sender"; OpenSSL accepts any value too.
+/// What we write is always the version RFC 5652 prescribes (from a [`CmsVersion`]).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct AnyVersion(pub der::asn1::Int);
+
+impl TryFrom<CmsVersion> for AnyVersion {
+    type Error = der::Error;
+
+    fn try_from(v: CmsVersion) -> der::Result<Self> {
+        der::asn1::Int::new(&[v as u8]).map(Self)
+    }
+}
+
+impl FixedTag for AnyVersion {
+    const TAG: Tag = Tag::Integer;
+}
+
+impl<'a> DecodeValue<'a> for AnyVersion {
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        der::asn1::Int::decode_value(reader, header).map(Self)
+    }
+}
+
+impl EncodeValue for AnyVersion {
+    fn value_len(&self) -> der::Result<Length> {
+        self.0.value_len()
+    }
+
+    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+        self.0.encode_value(writer)
+    }
+}
+
+/// RFC 5652 KeyTransRecipientInfo with any version ([`AnyVersion`]).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct KeyTransRecipientInfoLenient {
+    version: AnyVersion,
+    rid: RecipientIdentifier,
+    key_enc_alg: AlgorithmIdentifierOwned,
+    enc_key: OctetString,
+}
+
+impl KeyTransRecipientInfoLenient {
+    /// The `cms` type, with the version that matches the identifier (its own version is
+    /// checked by nothing that follows).
+    fn into_ktri(self) -> KeyTransRecipientInfo {
+        let version = match self.rid {
+            RecipientIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V0,
+            RecipientIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V2,
+        };
+        KeyTransRecipientInfo {
+            version,
+            rid: self.rid,
+            key_enc_alg: self.key_enc_alg,
+            enc_key: self.enc_key,
+        }
+    }
+}
+
+/// RFC 5652 SignerInfo with any version ([`AnyVersion`]); the signed attributes are read as
+/// the `cms` type reads them (their received bytes are hashed separately, see `verify`).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SignerInfoLenient {
+    pub version: AnyVersion,
+    pub sid: SignerIdentifier,
+    pub digest_alg: AlgorithmIdentifierOwned,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub signed_attrs: Option<SignedAttributes>,
+    pub signature_algorithm: AlgorithmIdentifierOwned,
+    pub signature: OctetString,
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub unsigned_attrs: Option<UnsignedAttributes>,
+}
+
+impl SignerInfoLenient {
+    /// The `cms` type, with the version that matches the identifier.
+    pub fn into_signer_info(self) -> SignerInfo {
+        let version = match self.sid {
+            SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+            SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+        };
+        SignerInfo {
+            version,
+            sid: self.sid,
+            digest_alg: self.digest_alg,
+            signed_attrs: self.signed_attrs,
+            signature_algorithm: self.signature_algorithm,
+            signature: self.signature,
+            unsigned_attrs: self.unsigned_attrs,
+        }
+    }
+}
 
 /// RecipientInfos read as a plain list, in the order given. `der` 0.7 insertion-sorts a
 /// decoded SET OF, and `cms` compares two RecipientInfos by encoding both: decoding them as a
@@ -26,7 +135,13 @@ impl<'a> DecodeValue<'a> for RecipientInfoList {
         reader.read_nested(header.length, |reader| {
             let mut list = Vec::new();
             while !reader.is_finished() {
-                list.push(RecipientInfo::decode(reader)?);
+                // KeyTransRecipientInfo is the one untagged choice: read with any version.
+                let ri = if reader.peek_tag()? == Tag::Sequence {
+                    RecipientInfo::Ktri(KeyTransRecipientInfoLenient::decode(reader)?.into_ktri())
+                } else {
+                    RecipientInfo::decode(reader)?
+                };
+                list.push(ri);
             }
             Ok(Self(list))
         })
@@ -50,7 +165,7 @@ impl EncodeValue for RecipientInfoList {
 /// so that no SET in them is sorted either.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct EnvelopedDataLenient {
-    pub version: CmsVersion,
+    pub version: AnyVersion,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
     pub originator_info: Option<Any>,
     pub recip_infos: RecipientInfoList,
@@ -63,7 +178,7 @@ pub struct EnvelopedDataLenient {
 /// information read leniently, as in [`EnvelopedDataLenient`]).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct AuthEnvelopedData {
-    pub version: CmsVersion,
+    pub version: AnyVersion,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
     pub originator_info: Option<Any>,
     pub recip_infos: RecipientInfoList,
@@ -103,7 +218,7 @@ pub type SmimeCapabilities = Vec<SmimeCapability>;
 /// as they come costs nothing. `digestAlgorithms` is not needed (each SignerInfo names its own).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct SignedDataLenient {
-    pub version: CmsVersion,
+    pub version: AnyVersion,
     pub digest_algorithms: Any,
     pub encap_content_info: EncapsulatedContentInfo,
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]

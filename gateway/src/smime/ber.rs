@@ -312,7 +312,10 @@ impl Parser<'_> {
     fn check_string_leaves(&self, children: &[usize], tag: u8, at: usize) -> Result<(), BerError> {
         for &c in children {
             let node = &self.nodes[c];
-            let child_tag = self.input[node.tag.0] & 0x1f;
+            // X.690 §8.7.3.2 (and §8.23.6): every segment is a string of the same universal
+            // type, primitive or itself constructed; the class bits count (a `[4]` segment
+            // is not an OCTET STRING), as NSS reads it.
+            let child_tag = self.input[node.tag.0] & !0x20;
             if child_tag != tag || node.tag.1 - node.tag.0 != 1 {
                 return Err(BerError::BadConstructedString(at));
             }

@@ -46,6 +46,10 @@ pub struct Decrypted {
     pub key_transport: KeyTransport,
     /// Index into the keys given to [`decrypt`] of the key that opened the message.
     pub key_index: usize,
+    /// Indices of every key given that a RecipientInfo names (found by identifier, no
+    /// private-key operation): who else the message is addressed to, when one decryption
+    /// serves several recipients.
+    pub addressed_keys: Vec<usize>,
     /// True for AuthEnvelopedData (integrity protected by the GCM tag).
     pub authenticated: bool,
     /// What the message says about itself (cipher, every recipient).
@@ -77,7 +81,7 @@ pub struct RecipientSummary {
 }
 
 /// What an encrypted message says about itself, without decrypting it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct EnvelopeSummary {
     pub authenticated: bool,
     pub cipher: String,
@@ -130,13 +134,16 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
         Ok(c) => c.name().to_string(),
         Err(e) => e.to_string(),
     };
+    // Recipients usually share an issuer: its text form is made once, not per RecipientInfo
+    // (a thousand recipients would otherwise cost a thousand name formattings).
+    let mut last_issuer = None;
     let recipients = parsed
         .recipients
         .0
         .iter()
         .map(|ri| match ri {
             RecipientInfo::Ktri(k) => RecipientSummary {
-                id: recipient_id(&k.rid),
+                id: recipient_id(&k.rid, &mut last_issuer),
                 key_transport: Some(match key_transport(k) {
                     Ok(t) => t.name().to_string(),
                     Err(e) => e.to_string(),
@@ -167,12 +174,25 @@ fn recipient_kind(ri: &RecipientInfo) -> &'static str {
     }
 }
 
-fn recipient_id(rid: &RecipientIdentifier) -> RecipientId {
+fn recipient_id<'a>(
+    rid: &'a RecipientIdentifier,
+    last_issuer: &mut Option<(&'a x509_cert::name::Name, String)>,
+) -> RecipientId {
     match rid {
-        RecipientIdentifier::IssuerAndSerialNumber(ias) => RecipientId::IssuerAndSerial {
-            issuer: ias.issuer.to_string(),
-            serial: hex::encode(ias.serial_number.as_bytes()),
-        },
+        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            let issuer = match last_issuer {
+                Some((name, text)) if *name == &ias.issuer => text.clone(),
+                _ => {
+                    let text = ias.issuer.to_string();
+                    *last_issuer = Some((&ias.issuer, text.clone()));
+                    text
+                }
+            };
+            RecipientId::IssuerAndSerial {
+                issuer,
+                serial: hex::encode(ias.serial_number.as_bytes()),
+            }
+        }
         RecipientIdentifier::SubjectKeyIdentifier(ski) => RecipientId::SubjectKeyIdentifier {
             ski: hex::encode(ski.0.as_bytes()),
         },
@@ -232,8 +252,26 @@ fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
 /// Decrypt an `enveloped-data` or `authEnveloped-data` CMS object (BER or DER) with whichever of
 /// `keys` the message names as a recipient. Several matching keys are tried in turn.
 pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
-    let parsed = parse(input)?;
-    let envelope = summarise(&parsed);
+    decrypt_or_describe(input, keys).map_err(|(e, _)| e)
+}
+
+/// [`decrypt`]; a failure comes with what the message says about itself when it parsed, so
+/// that it is described without parsing the message a second time.
+pub fn decrypt_or_describe(
+    input: &[u8],
+    keys: &[DecryptionKey<'_>],
+) -> std::result::Result<Decrypted, (SmimeError, Option<EnvelopeSummary>)> {
+    let parsed = parse(input).map_err(|e| (e, None))?;
+    let mut envelope = Some(summarise(&parsed));
+    decrypt_parsed(parsed, &mut envelope, keys).map_err(|e| (e, envelope))
+}
+
+/// The work of [`decrypt`] after parsing; takes `envelope` on success.
+fn decrypt_parsed(
+    parsed: Parsed,
+    envelope: &mut Option<EnvelopeSummary>,
+    keys: &[DecryptionKey<'_>],
+) -> Result<Decrypted> {
     let cipher = ContentCipher::from_oid(&parsed.content.content_enc_alg.oid)?;
     if cipher.is_aead() != parsed.aead.is_some() {
         return Err(SmimeError::UnsupportedCipher(format!(
@@ -302,12 +340,25 @@ pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
                 cipher,
                 key_transport: transport,
                 key_index: index,
+                addressed_keys: (0..keys.len())
+                    .filter(|&k| attempts_per_key[k] > 0)
+                    .collect(),
                 authenticated: parsed.aead.is_some(),
-                envelope,
+                envelope: envelope.take().unwrap_or_default(),
             });
         }
     }
     Err(SmimeError::DecryptionFailed)
+}
+
+thread_local! {
+    static KEY_TRANSPORT_OPERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Private-key operations [`decrypt`] has done on this thread so far. Per thread, so that a
+/// caller (a test, the dispatcher) can count exactly the work of its own synchronous call.
+pub fn key_transport_operations() -> u64 {
+    KEY_TRANSPORT_OPERATIONS.with(|c| c.get())
 }
 
 /// Unwrap the content-encryption key; on any failure continue with a random key of the right
@@ -320,6 +371,7 @@ fn unwrap_key(
 ) -> Zeroizing<Vec<u8>> {
     let mut random = Zeroizing::new(vec![0u8; key_len]);
     rand::thread_rng().fill_bytes(&mut random);
+    KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
     let unwrapped = key.decrypt_key(transport, encrypted);
     let (ok, value) = match unwrapped {
         Ok(v) => (v.len() == key_len, v),

@@ -90,7 +90,7 @@ pub fn encrypt(
             icv_len: 16,
         };
         let env = AuthEnvelopedData {
-            version: CmsVersion::V0,
+            version: CmsVersion::V0.try_into()?,
             originator_info: None,
             recip_infos: RecipientInfoList(recip_infos.0.into_vec()),
             auth_encrypted_content: EncryptedContentInfo {

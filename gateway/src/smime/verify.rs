@@ -17,7 +17,7 @@ use super::algorithms::{
     OID_ATTR_SIGNING_TIME, OID_ATTR_SMIME_CAPABILITIES, OID_RSASSA_PSS, OID_RSA_ENCRYPTION,
     OID_SIGNED_DATA,
 };
-use super::asn1::{SignedDataLenient, SmimeCapabilities};
+use super::asn1::{SignedDataLenient, SignerInfoLenient, SmimeCapabilities};
 use super::certs;
 use super::content_info;
 use super::error::{Result, SmimeError};
@@ -268,7 +268,7 @@ fn split_signer_infos(set: &der::Any) -> Result<Vec<RawSigner>> {
             )));
         }
         let tlv = reader.tlv_bytes()?;
-        let info = SignerInfo::from_der(tlv)?;
+        let info = SignerInfoLenient::from_der(tlv)?.into_signer_info();
         out.push(RawSigner {
             info,
             signed_attrs_set: signed_attrs_bytes(tlv)?,

@@ -20,6 +20,37 @@ fn constructed_octet_strings_are_joined() {
     assert_eq!(&*normalise(&ber).unwrap(), &[0x04, 0x03, b'a', b'b', b'c']);
 }
 
+/// Difftest class "BER constructed string mixing types": OpenSSL joins segments of any tag,
+/// NSS and X.690 accept only segments of the string's own universal type, and so do we.
+#[test]
+fn constructed_string_segments_must_be_of_the_same_universal_type() {
+    for segment_tag in [0x0c, 0x13, 0x02, 0x84, 0x44] {
+        let ber = [
+            0x24,
+            0x80,
+            segment_tag,
+            0x02,
+            b'a',
+            b'b',
+            0x04,
+            0x01,
+            b'c',
+            0x00,
+            0x00,
+        ];
+        assert_eq!(
+            normalise(&ber),
+            Err(BerError::BadConstructedString(0)),
+            "segment tag {segment_tag:#x}"
+        );
+    }
+    // A constructed segment of the same type is allowed (X.690 §8.7.3.2).
+    let nested = [
+        0x24, 0x80, 0x24, 0x80, 0x04, 0x01, b'a', 0x00, 0x00, 0x04, 0x01, b'b', 0x00, 0x00,
+    ];
+    assert_eq!(&*normalise(&nested).unwrap(), &[0x04, 0x02, b'a', b'b']);
+}
+
 #[test]
 fn encrypted_content_chunks_are_joined_but_explicit_tags_kept() {
     // SEQUENCE { OID, SEQUENCE {}, [0] { OCTET STRING "ab", OCTET STRING "c" } }
