@@ -216,8 +216,11 @@ impl Shared {
             authserv_id: &self.config.authserv_id,
         };
         let (groups, temporary) = inbound_pipeline.process_all(&inbound, message, now);
-        plan.temporary
-            .extend(temporary.into_iter().map(|crate::inbound::Temporary(reason)| reason));
+        plan.temporary.extend(
+            temporary
+                .into_iter()
+                .map(|crate::inbound::Temporary(reason)| reason),
+        );
         for group in groups {
             let result = group.result;
             if result.outcome == "undecryptable" {

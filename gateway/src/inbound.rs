@@ -442,7 +442,8 @@ mod tests {
         // Encrypted to the first four only.
         let certs: Vec<&x509_cert::Certificate> =
             identities[..4].iter().map(|i| &i.certificate).collect();
-        let plain = b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n";
+        let plain =
+            b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n";
         let message = encrypt_message(plain, &certs, EncryptOptions::default()).unwrap();
         let inbound = Inbound {
             store: &store,
@@ -452,16 +453,16 @@ mod tests {
 
         let before = key_transport_operations();
         let (groups, temporary) = inbound.process_all(&recipients, &message, SystemTime::now());
-        assert_eq!(key_transport_operations() - before, 1, "private-key operations");
+        assert_eq!(
+            key_transport_operations() - before,
+            1,
+            "private-key operations"
+        );
         assert!(temporary.is_empty());
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].recipients, recipients[..4]);
         assert_eq!(groups[0].result.outcome, "decrypted");
-        assert!(groups[0]
-            .result
-            .message
-            .windows(5)
-            .any(|w| w == b"hello"));
+        assert!(groups[0].result.message.windows(5).any(|w| w == b"hello"));
         assert_eq!(groups[1].recipients, recipients[4..]);
         assert_eq!(groups[1].result.outcome, "undecryptable");
         assert!(String::from_utf8_lossy(&groups[1].result.message).contains("not decrypted"));

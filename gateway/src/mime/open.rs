@@ -185,31 +185,29 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
             {
                 break
             }
-            Ok(Classified::Encrypted(cms)) => {
-                match decrypt::decrypt_or_describe(&cms, keys) {
-                    Ok(d) => {
-                        layers.push(Layer::Encrypted {
-                            envelope: Some(d.envelope),
-                            cipher: Some(d.cipher),
-                            key_transport: Some(d.key_transport),
-                            key_index: Some(d.key_index),
-                            addressed_keys: d.addressed_keys,
-                        });
-                        d.content
-                    }
-                    Err((e, envelope)) => {
-                        layers.push(Layer::Encrypted {
-                            envelope,
-                            cipher: None,
-                            key_transport: None,
-                            key_index: None,
-                            addressed_keys: Vec::new(),
-                        });
-                        stopped = Some(e);
-                        break;
-                    }
+            Ok(Classified::Encrypted(cms)) => match decrypt::decrypt_or_describe(&cms, keys) {
+                Ok(d) => {
+                    layers.push(Layer::Encrypted {
+                        envelope: Some(d.envelope),
+                        cipher: Some(d.cipher),
+                        key_transport: Some(d.key_transport),
+                        key_index: Some(d.key_index),
+                        addressed_keys: d.addressed_keys,
+                    });
+                    d.content
                 }
-            }
+                Err((e, envelope)) => {
+                    layers.push(Layer::Encrypted {
+                        envelope,
+                        cipher: None,
+                        key_transport: None,
+                        key_index: None,
+                        addressed_keys: Vec::new(),
+                    });
+                    stopped = Some(e);
+                    break;
+                }
+            },
             Ok(Classified::SignedOpaque(cms)) => match verify::verify(&cms, None) {
                 Ok(verified) => signed_layer(&mut layers, false, verified),
                 Err(e) => {

@@ -5,8 +5,8 @@ use cms::content_info::CmsVersion;
 use cms::enveloped_data::{
     EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
 };
-use cms::signed_data::{SignedAttributes, SignerIdentifier, SignerInfo, UnsignedAttributes};
 use cms::signed_data::EncapsulatedContentInfo;
+use cms::signed_data::{SignedAttributes, SignerIdentifier, SignerInfo, UnsignedAttributes};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{
     Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,

@@ -26,7 +26,17 @@ fn constructed_octet_strings_are_joined() {
 fn constructed_string_segments_must_be_of_the_same_universal_type() {
     for segment_tag in [0x0c, 0x13, 0x02, 0x84, 0x44] {
         let ber = [
-            0x24, 0x80, segment_tag, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00,
+            0x24,
+            0x80,
+            segment_tag,
+            0x02,
+            b'a',
+            b'b',
+            0x04,
+            0x01,
+            b'c',
+            0x00,
+            0x00,
         ];
         assert_eq!(
             normalise(&ber),
