@@ -399,9 +399,9 @@ fn sha224_signatures_verify() {
     }
 }
 
-#[test]
-fn trailing_bytes_after_the_cms_object_are_ignored() {
-    let der = openssl_ok(
+/// An opaque signature by alice over BODY, DER, as `openssl cms -sign -nodetach` writes it.
+fn opaque_signed_der() -> Vec<u8> {
+    openssl_ok(
         &[
             "cms",
             "-sign",
@@ -414,7 +414,12 @@ fn trailing_bytes_after_the_cms_object_are_ignored() {
             &f("partner/alice.key"),
         ],
         BODY,
-    );
+    )
+}
+
+#[test]
+fn trailing_bytes_after_the_cms_object_are_ignored() {
+    let der = opaque_signed_der();
     let mut padded = der.clone();
     padded.extend_from_slice(&[0, 0, 0, 0]);
     assert!(openssl_verifies_der(&padded));
@@ -543,20 +548,7 @@ fn version_at(der: &[u8], from: usize) -> usize {
 /// accepts any value too). SignedData and SignerInfo versions.
 #[test]
 fn unusual_signed_data_and_signer_info_versions_are_accepted() {
-    let der = openssl_ok(
-        &[
-            "cms",
-            "-sign",
-            "-nodetach",
-            "-outform",
-            "DER",
-            "-signer",
-            &f("partner/alice.pem"),
-            "-inkey",
-            &f("partner/alice.key"),
-        ],
-        BODY,
-    );
+    let der = opaque_signed_der();
     // SignedData's version is the first INTEGER; the SignerInfo's the first after the
     // signer's certificate.
     let signed_data_version = version_at(&der, 0);
