@@ -19,9 +19,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = describe(data);
         let _ = decrypt(data, &keys);
         if let Ok(verified) = verify(data, None) {
-            let _ = verified.advertises(gateway::smime::ContentCipher::Aes256Gcm);
-            let _ = verified.signing_time();
+            let _ = verified
+                .report
+                .advertises(gateway::smime::ContentCipher::Aes256Gcm);
+            let _ = verified.report.signing_time();
         }
-        let _ = verify(data, Some(Detached::Mime(b"Content-Type: text/plain\r\n\r\nhello\r\n")));
+        let _ = verify(
+            data,
+            Some(Detached::Mime(b"Content-Type: text/plain\r\n\r\nhello\r\n")),
+        );
     });
 });

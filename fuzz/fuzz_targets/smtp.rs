@@ -35,7 +35,11 @@ impl AsyncRead for Wire<'_> {
 }
 
 impl AsyncWrite for Wire<'_> {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.output.extend_from_slice(b);
         Poll::Ready(Ok(b.len()))
     }
@@ -51,7 +55,10 @@ struct Accept;
 
 impl MessageHandler for Accept {
     async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
-        assert!(!envelope.rcpt_to.is_empty(), "a message reached the handler without recipients");
+        assert!(
+            !envelope.rcpt_to.is_empty(),
+            "a message reached the handler without recipients"
+        );
         Reply::ok_with(format!("{} bytes", message.len()))
     }
 }
@@ -74,12 +81,18 @@ fuzz_target!(|data: &[u8]| {
     let client = "127.0.0.1:2525".parse().unwrap();
     let output = within_cpu_budget("smtp", data.len(), || {
         runtime.block_on(async {
-            let mut wire = Wire { input: data, output: Vec::new() };
+            let mut wire = Wire {
+                input: data,
+                output: Vec::new(),
+            };
             serve_stream(&mut wire, client, config, &Accept).await;
             wire.output
         })
     });
-    assert!(output.ends_with(b"\r\n"), "the last reply is not terminated");
+    assert!(
+        output.ends_with(b"\r\n"),
+        "the last reply is not terminated"
+    );
     for line in output.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let ok = line.len() >= 5
             && line.len() <= 514
@@ -87,6 +100,10 @@ fuzz_target!(|data: &[u8]| {
             && (line[3] == b' ' || line[3] == b'-')
             && line.ends_with(b"\r")
             && !line[..line.len() - 1].iter().any(|&b| b == b'\r' || b == 0);
-        assert!(ok, "malformed reply line: {:?}", String::from_utf8_lossy(line));
+        assert!(
+            ok,
+            "malformed reply line: {:?}",
+            String::from_utf8_lossy(line)
+        );
     }
 });

@@ -399,9 +399,9 @@ fn sha224_signatures_verify() {
     }
 }
 
-#[test]
-fn trailing_bytes_after_the_cms_object_are_ignored() {
-    let der = openssl_ok(
+/// An opaque signature by alice over BODY, DER, as `openssl cms -sign -nodetach` writes it.
+fn opaque_signed_der() -> Vec<u8> {
+    openssl_ok(
         &[
             "cms",
             "-sign",
@@ -414,7 +414,12 @@ fn trailing_bytes_after_the_cms_object_are_ignored() {
             &f("partner/alice.key"),
         ],
         BODY,
-    );
+    )
+}
+
+#[test]
+fn trailing_bytes_after_the_cms_object_are_ignored() {
+    let der = opaque_signed_der();
     let mut padded = der.clone();
     padded.extend_from_slice(&[0, 0, 0, 0]);
     assert!(openssl_verifies_der(&padded));
@@ -528,4 +533,91 @@ fn recipient_issuer_names_compare_by_rfc5280_rules() {
     );
     assert!(opened.decrypted(), "{:?}", opened.stopped);
     assert!(opened.content.ends_with(b"Second line.\r\n"));
+}
+
+/// Offset of the content of the first `02 01 xx` (one-byte INTEGER) at or after `from`.
+fn version_at(der: &[u8], from: usize) -> usize {
+    from + der[from..]
+        .windows(2)
+        .position(|w| w == [0x02, 0x01])
+        .expect("a one-byte INTEGER")
+        + 2
+}
+
+/// RFC 5652 §1.3: readers decode by structure; the version number is not checked (OpenSSL
+/// accepts any value too). SignedData and SignerInfo versions.
+#[test]
+fn unusual_signed_data_and_signer_info_versions_are_accepted() {
+    let der = opaque_signed_der();
+    // SignedData's version is the first INTEGER; the SignerInfo's the first after the
+    // signer's certificate.
+    let signed_data_version = version_at(&der, 0);
+    let alice = pem_der(&std::fs::read_to_string(f("partner/alice.pem")).unwrap());
+    let cert_end = der
+        .windows(alice.len())
+        .position(|w| w == alice.as_slice())
+        .expect("the signer's certificate is carried")
+        + alice.len();
+    let signer_info_version = version_at(&der, cert_end);
+    for (field, at) in [
+        ("SignedData", signed_data_version),
+        ("SignerInfo", signer_info_version),
+    ] {
+        for version in [0u8, 2, 4, 7, 99] {
+            let mut mutated = der.clone();
+            mutated[at] = version;
+            assert!(
+                openssl_verifies_der(&mutated),
+                "{field} v{version}: openssl"
+            );
+            let verified =
+                verify(&mutated, None).unwrap_or_else(|e| panic!("{field} version {version}: {e}"));
+            assert_eq!(
+                verified.report.outcome,
+                SignatureOutcome::Valid,
+                "{field} v{version}"
+            );
+            assert_eq!(verified.content(), BODY);
+        }
+    }
+}
+
+/// The same for EnvelopedData and KeyTransRecipientInfo versions.
+#[test]
+fn unusual_enveloped_data_and_recipient_info_versions_are_accepted() {
+    use gateway::smime::decrypt::{decrypt, DecryptionKey};
+    let der = openssl_ok(
+        &[
+            "cms",
+            "-encrypt",
+            "-aes256",
+            "-outform",
+            "DER",
+            "-recip",
+            &f("proxy/user.pem"),
+        ],
+        BODY,
+    );
+    let enveloped_version = version_at(&der, 0);
+    let ktri_version = version_at(&der, enveloped_version);
+    let (user, key) = (cert("proxy/user.pem"), key("proxy/user.key"));
+    let keys = [DecryptionKey {
+        certificate: &user,
+        key: &key,
+    }];
+    for (field, at) in [
+        ("EnvelopedData", enveloped_version),
+        ("KeyTransRecipientInfo", ktri_version),
+    ] {
+        for version in [1u8, 3, 4, 9, 99] {
+            let mut mutated = der.clone();
+            mutated[at] = version;
+            let decrypted =
+                decrypt(&mutated, &keys).unwrap_or_else(|e| panic!("{field} v{version}: {e}"));
+            assert!(
+                decrypted.content.ends_with(b"Second line.\r\n"),
+                "{field} v{version}"
+            );
+        }
+    }
 }

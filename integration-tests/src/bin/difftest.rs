@@ -94,10 +94,18 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    let nss = Nss::new()?;
+    if nss.is_none() {
+        println!(
+            "cmsutil not found: disagreements are not tie-broken by NSS (make deps installs it)"
+        );
+    }
+
     let mut rng = Rng(seed | 1);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut cases, mut agreed, mut documented, mut undocumented) =
         (0usize, 0usize, 0usize, 0usize);
+    let mut nss_sides_with_engine = 0usize;
     let mut by_known: std::collections::BTreeMap<String, usize> = Default::default();
     let mut slowest = Duration::ZERO;
     while Instant::now() < deadline {
@@ -117,18 +125,29 @@ fn main() -> anyhow::Result<()> {
             *by_known.entry(k.id.clone()).or_default() += 1;
             continue;
         }
+        // The tie-breaker: NSS (Thunderbird's engine) reads the same CMS; when it reads it
+        // as the engine does, OpenSSL is the odd one out.
+        let third = match &nss {
+            Some(nss) => nss.reading(&mutant, s.encrypted)?,
+            None => None,
+        };
+        if third.as_ref().is_some_and(|n| agree(n, &ours)) {
+            nss_sides_with_engine += 1;
+            continue;
+        }
         undocumented += 1;
         let path = out_dir.join(format!("{}-{cases}-{mutation}.eml", s.name));
         std::fs::write(&path, &mutant)?;
         println!(
-            "DISAGREE {} ({mutation}): engine {}, openssl {}",
+            "DISAGREE {} ({mutation}): engine {}, openssl {}, nss {}",
             path.display(),
             short(&ours),
-            short(&theirs)
+            short(&theirs),
+            third.as_ref().map_or("cannot judge".into(), short)
         );
     }
     println!(
-        "difftest: {cases} cases, {agreed} agreed, {documented} documented differences, {undocumented} undocumented; slowest engine reading {} ms",
+        "difftest: {cases} cases, {agreed} agreed, {documented} documented differences, {nss_sides_with_engine} settled by NSS (reads as the engine), {undocumented} undocumented; slowest engine reading {} ms",
         slowest.as_millis()
     );
     for (id, n) in &by_known {
@@ -266,6 +285,116 @@ fn openssl_reading(message: &[u8], encrypted: bool) -> anyhow::Result<Reading> {
     } else {
         Reading::Refused(String::from_utf8_lossy(&out.stderr).into_owned())
     })
+}
+
+/// NSS `cmsutil` with a database holding the proxy user's key and trusting the partner root.
+struct Nss {
+    dir: tempfile::TempDir,
+}
+
+impl Nss {
+    /// None when `cmsutil` is not installed.
+    fn new() -> anyhow::Result<Option<Nss>> {
+        if Command::new("cmsutil").arg("-H").output().is_err() {
+            return Ok(None);
+        }
+        let nss = Nss {
+            dir: tempfile::tempdir()?,
+        };
+        let db = nss.db();
+        let pw = nss.file("pw");
+        std::fs::write(&pw, "\n")?;
+        let p12 = nss.file("user.p12");
+        openssl_ok(
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                &fixture("proxy/user.pem"),
+                "-inkey",
+                &fixture("proxy/user.key"),
+                "-out",
+                &p12,
+                "-passout",
+                "pass:x",
+                "-name",
+                "user",
+            ],
+            b"",
+        )?;
+        run_ok("certutil", &["-N", "-d", &db, "-f", &pw])?;
+        run_ok("pk12util", &["-i", &p12, "-d", &db, "-W", "x", "-k", &pw])?;
+        let root = fixture("ca/partner-root.pem");
+        run_ok(
+            "certutil",
+            &["-A", "-d", &db, "-n", "root", "-t", "C,C,C", "-i", &root],
+        )?;
+        Ok(Some(nss))
+    }
+
+    fn db(&self) -> String {
+        format!("sql:{}", self.dir.path().display())
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// NSS's reading of the CMS the engine's MIME reader finds in `message` (NSS itself has no
+    /// MIME reader); None when there is no CMS to give it.
+    fn reading(&self, message: &[u8], encrypted: bool) -> anyhow::Result<Option<Reading>> {
+        use gateway::mime::classify::{classify, Classified};
+        let (cms, detached) = match classify(message) {
+            Ok(Classified::Encrypted(cms) | Classified::SignedOpaque(cms)) => (cms, None),
+            Ok(Classified::SignedDetached { signed, signature }) => (
+                signature,
+                Some(gateway::smime::canonical::to_crlf(signed).into_owned()),
+            ),
+            _ => return Ok(None),
+        };
+        let (input, content, output) =
+            (self.file("in.cms"), self.file("content"), self.file("out"));
+        std::fs::write(&input, &cms)?;
+        let _ = std::fs::remove_file(&output);
+        let (db, pw) = (self.db(), self.file("pw"));
+        let mut args = vec!["-D", "-i", &input, "-d", &db, "-f", &pw, "-o", &output];
+        if let Some(signed) = &detached {
+            std::fs::write(&content, signed)?;
+            args.extend(["-c", &content]);
+        }
+        let out = Command::new("cmsutil").args(&args).output()?;
+        if !out.status.success() {
+            return Ok(Some(Reading::Refused(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )));
+        }
+        let decoded = std::fs::read(&output).unwrap_or_default();
+        if encrypted {
+            return Ok(Some(Reading::Accepted(decoded)));
+        }
+        // The signers' results, as headers (-h) in a second run without the content (-n).
+        args.extend(["-n", "-h", "8"]);
+        let _ = Command::new("cmsutil").args(&args).output()?;
+        let info =
+            String::from_utf8_lossy(&std::fs::read(&output).unwrap_or_default()).into_owned();
+        let statuses: Vec<&str> = info
+            .split(';')
+            .filter_map(|field| field.trim().split_once(".status="))
+            .map(|(_, status)| status)
+            .collect();
+        if statuses.is_empty() || statuses.iter().any(|s| *s != "GoodSignature") {
+            return Ok(Some(Reading::Refused(format!("signers: {statuses:?}"))));
+        }
+        Ok(Some(Reading::Accepted(detached.unwrap_or(decoded))))
+    }
+}
+
+fn run_ok(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(cmd).args(args).output()?;
+    if !out.status.success() {
+        bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 fn openssl_ok(args: &[&str], input: &[u8]) -> anyhow::Result<Vec<u8>> {
