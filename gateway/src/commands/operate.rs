@@ -179,14 +179,14 @@ pub enum DomainsCommand {
 /// Where an operator command works: the store itself, or, while a running gateway holds
 /// it, that gateway's admin API. Both print the same thing.
 enum Backend {
-    Local(certstore::Store, Config),
+    Local(certstore::Store, Box<Config>),
     Remote(AdminClient),
 }
 
 fn backend(args: &StoreArgs) -> anyhow::Result<Backend> {
     let config = load_config(&args.config)?;
     match open_store(&config) {
-        Ok(store) => Ok(Backend::Local(store, config)),
+        Ok(store) => Ok(Backend::Local(store, Box::new(config))),
         Err(e) if matches!(e.downcast_ref(), Some(StoreError::Locked(_))) => {
             let client = AdminClient::for_config(&config)?;
             eprintln!(
