@@ -31,6 +31,31 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A gateway logging at `info` into a file, partner.example approved.
+fn logging_gateway(inbound: &SmtpSink, outbound: &SmtpSink) -> GatewayProcess {
+    GatewayProcess::start_with(
+        &inbound.address(),
+        &outbound.address(),
+        Options {
+            setup: &[&["domains", "add", "partner.example"]],
+            capture_log: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+/// PLAIN from alice to user in an open session; the reply.
+fn send_plain(session: &mut SmtpClient) -> (u16, String) {
+    session
+        .send_prepared(
+            "alice@partner.example",
+            &["user@agency.example"],
+            &dot_stuff(PLAIN),
+        )
+        .unwrap()
+}
+
 fn hup(pid: u32) {
     let status = Command::new("kill")
         .args(["-HUP", &pid.to_string()])
@@ -87,16 +112,7 @@ fn terminate(child: &mut Child) {
 fn the_queue_id_of_the_reply_is_in_the_message_log_line() {
     let inbound = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let mut gw = GatewayProcess::start_with(
-        &inbound.address(),
-        &outbound.address(),
-        Options {
-            setup: &[&["domains", "add", "partner.example"]],
-            capture_log: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let mut gw = logging_gateway(&inbound, &outbound);
     let (code, text) = send_mail(
         &gw.smtp,
         "alice@partner.example",
@@ -156,24 +172,9 @@ fn sighup_reloads_next_hops_without_dropping_sessions() {
     let first = SmtpSink::start();
     let second = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let gw = GatewayProcess::start_with(
-        &first.address(),
-        &outbound.address(),
-        Options {
-            setup: &[&["domains", "add", "partner.example"]],
-            capture_log: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let gw = logging_gateway(&first, &outbound);
     let mut session = SmtpClient::connect(&gw.smtp).unwrap();
-    let (code, _) = session
-        .send_prepared(
-            "alice@partner.example",
-            &["user@agency.example"],
-            &dot_stuff(PLAIN),
-        )
-        .unwrap();
+    let (code, _) = send_plain(&mut session);
     assert_eq!(code, 250);
     first.wait_for_messages(1, Duration::from_secs(20)).unwrap();
 
@@ -184,13 +185,7 @@ fn sighup_reloads_next_hops_without_dropping_sessions() {
     std::fs::write(&gw.config, &changed).unwrap();
     hup(gw.pid());
     wait_for("the reload", || gw.log().contains("configuration reloaded"));
-    let (code, text) = session
-        .send_prepared(
-            "alice@partner.example",
-            &["user@agency.example"],
-            &dot_stuff(PLAIN),
-        )
-        .unwrap();
+    let (code, text) = send_plain(&mut session);
     assert_eq!(code, 250, "the session survived the reload: {text}");
     second
         .wait_for_messages(1, Duration::from_secs(20))
@@ -213,13 +208,7 @@ fn sighup_reloads_next_hops_without_dropping_sessions() {
         gw.log().contains("change only with a restart")
     });
     assert!(gw.log().contains("[smtp]"), "{}", gw.log());
-    let (code, _) = session
-        .send_prepared(
-            "alice@partner.example",
-            &["user@agency.example"],
-            &dot_stuff(PLAIN),
-        )
-        .unwrap();
+    let (code, _) = send_plain(&mut session);
     assert_eq!(code, 250);
     second
         .wait_for_messages(2, Duration::from_secs(20))

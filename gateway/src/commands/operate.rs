@@ -503,36 +503,41 @@ fn remote_issue(
     serde_json::from_slice(&response.body).context("the admin API answered unexpected JSON")
 }
 
+/// `proxy issue` (the current certificate while it stays valid) or `proxy renew` (always a
+/// new key).
+fn issue(
+    store: &StoreArgs,
+    address: &str,
+    output: &CertificateOutput,
+    renew: bool,
+) -> anyhow::Result<()> {
+    let cert = match backend(store)? {
+        Backend::Local(store, config) => {
+            check_internal(&config, address)?;
+            let id = if renew {
+                store.renew_proxy_identity(address)?
+            } else {
+                store.ensure_proxy_identity(address)?
+            };
+            local_view(&id)
+        }
+        Backend::Remote(client) => remote_issue(&client, address, renew)?,
+    };
+    print_certificate(if renew { "renewed " } else { "" }, &cert, output)
+}
+
 pub fn proxy(command: ProxyCommand) -> anyhow::Result<ExitCode> {
     match command {
         ProxyCommand::Issue {
             store,
             address,
             output,
-        } => {
-            let cert = match backend(&store)? {
-                Backend::Local(store, config) => {
-                    check_internal(&config, &address)?;
-                    local_view(&store.ensure_proxy_identity(&address)?)
-                }
-                Backend::Remote(client) => remote_issue(&client, &address, false)?,
-            };
-            print_certificate("", &cert, &output)?;
-        }
+        } => issue(&store, &address, &output, false)?,
         ProxyCommand::Renew {
             store,
             address,
             output,
-        } => {
-            let cert = match backend(&store)? {
-                Backend::Local(store, config) => {
-                    check_internal(&config, &address)?;
-                    local_view(&store.renew_proxy_identity(&address)?)
-                }
-                Backend::Remote(client) => remote_issue(&client, &address, true)?,
-            };
-            print_certificate("renewed ", &cert, &output)?;
-        }
+        } => issue(&store, &address, &output, true)?,
         ProxyCommand::Show {
             store,
             address,
