@@ -402,6 +402,13 @@ fn partners_import_reports_each_certificate() {
     .unwrap();
     let (ok, out, err) = cli(&gw, &["partners", "import", &p(dir.path())]);
     assert!(!ok, "refusals make a non-zero exit: {out} {err}");
+    // A running gateway imports through its admin API and reports the same.
+    let online = GatewayProcess::start_with_partner(&inbound, &outbound).unwrap();
+    let (online_ok, online_out, online_err) = cli(&online, &["partners", "import", &p(dir.path())]);
+    assert!(online_err.contains("using its admin API"), "{online_err}");
+    assert_eq!((online_ok, online_out.as_str()), (ok, out.as_str()));
+    let (list, _) = cli_ok(&online, &["partners", "list"]);
+    assert_eq!(list, "alice@partner.example\nbob@partner.example\n");
     let line = |name: &str| {
         out.lines()
             .filter(|l| l.contains(&format!("{name}.pem:")))
