@@ -1,7 +1,7 @@
 # S/MIME proxy gateway: the commands a new engineer needs.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := openssl libssl-dev pkg-config libnss3-tools gpgsm python3 postfix
+APT_PACKAGES := openssl libssl-dev pkg-config libnss3-tools gpgsm python3 postfix systemd
 
 .PHONY: run test deps lint bench demo fuzz fuzz-deps fuzz-api difftest clean-data
 
@@ -20,6 +20,7 @@ deps:
 	command -v cmsutil >/dev/null || missing="$$missing libnss3-tools"; \
 	command -v gpgsm   >/dev/null || missing="$$missing gpgsm"; \
 	test -x /usr/sbin/postfix     || missing="$$missing postfix"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev"; \
 	if [ -n "$$missing" ]; then \

@@ -31,7 +31,8 @@ pub mod validate;
 pub mod views {
     pub use crate::routes::domains::{Domain, Policy};
     pub use crate::routes::partners::{
-        Certificate, Partner, PartnerList, PartnerSummary, Validation, ValidationState,
+        Certificate, ImportOutcome, ImportReport, ImportRequest as PartnerImportRequest, Partner,
+        PartnerList, PartnerSummary, Validation, ValidationState,
     };
     pub use crate::routes::proxy::{
         ImportRequest, ProxyAddress, ProxyAddressDetail, ProxyAddressList, ProxyCertificate,
@@ -91,6 +92,10 @@ pub fn router(state: ApiState) -> Router {
                 .delete(domains::remove),
         )
         .route("/api/v1/partners", get(partners::list))
+        .route(
+            "/api/v1/partners/import",
+            post(partners::import).layer(DefaultBodyLimit::max(partners::MAX_IMPORT_BODY_BYTES)),
+        )
         .route("/api/v1/partners/{address}", get(partners::get_one))
         .route(
             "/api/v1/certificates/{fingerprint}",

@@ -28,6 +28,7 @@ use crate::routes::{audit, domains, health, partners, proxy};
         domains::remove,
         partners::list,
         partners::get_one,
+        partners::import,
         partners::certificate,
         partners::pin,
         partners::unpin,

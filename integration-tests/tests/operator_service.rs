@@ -32,6 +32,16 @@ fn cli_ok(gw: &GatewayProcess, args: &[&str]) -> (String, String) {
     (out, err)
 }
 
+/// `proxy import --key --cert [--old]`; (success, stdout, stderr).
+fn import_pem(gw: &GatewayProcess, key: &Path, cert: &Path, old: bool) -> (bool, String, String) {
+    let (key, cert) = (p(key), p(cert));
+    let mut args = vec!["proxy", "import", "--key", &key, "--cert", &cert];
+    if old {
+        args.push("--old");
+    }
+    cli(gw, &args)
+}
+
 fn openssl(args: &[&str]) {
     let out = Command::new("openssl").args(args).output().unwrap();
     assert!(
@@ -304,71 +314,18 @@ fn imported_identities_decrypt_mail_and_old_keys_survive_a_renewal() {
     ]);
     let (old_key, old_cert) =
         issue_with_openssl(d, "old", "user@agency.example", &old_ca, &old_ca_key);
-    let (ok, _, err) = cli(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&old_key),
-            "--cert",
-            &p(&old_cert),
-        ],
-    );
+    let (ok, _, err) = import_pem(&gw, &old_key, &old_cert, false);
     assert!(!ok && err.contains("--old"), "{err}");
-    let (out, _) = cli_ok(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&old_key),
-            "--cert",
-            &p(&old_cert),
-            "--old",
-        ],
-    );
+    let (ok, out, err) = import_pem(&gw, &old_key, &old_cert, true);
+    assert!(ok, "{err}");
     assert!(out.contains("as an old key"), "{out}");
-    let (ok, _, err) = cli(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&old_key),
-            "--cert",
-            &p(&old_cert),
-            "--old",
-        ],
-    );
+    let (ok, _, err) = import_pem(&gw, &old_key, &old_cert, true);
     assert!(!ok && err.contains("already in the store"), "{err}");
     let (partner_key, partner_cert) =
         issue_with_openssl(d, "partner", "bob@partner.example", &old_ca, &old_ca_key);
-    let (ok, _, err) = cli(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&partner_key),
-            "--cert",
-            &p(&partner_cert),
-            "--old",
-        ],
-    );
+    let (ok, _, err) = import_pem(&gw, &partner_key, &partner_cert, true);
     assert!(!ok && err.contains("proxy certificates are"), "{err}");
-    let (ok, _, err) = cli(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&key),
-            "--cert",
-            &p(&old_cert),
-            "--old",
-        ],
-    );
+    let (ok, _, err) = import_pem(&gw, &key, &old_cert, true);
     assert!(!ok && err.contains("does not belong"), "{err}");
 
     // A renewal makes a new current key; both imported keys still decrypt.
@@ -397,18 +354,7 @@ fn imported_identities_decrypt_mail_and_old_keys_survive_a_renewal() {
 
     // Offline too (the store opened directly).
     gw.stop();
-    let (ok, _, err) = cli(
-        &gw,
-        &[
-            "proxy",
-            "import",
-            "--key",
-            &p(&partner_key),
-            "--cert",
-            &p(&partner_cert),
-            "--old",
-        ],
-    );
+    let (ok, _, err) = import_pem(&gw, &partner_key, &partner_cert, true);
     assert!(!ok && err.contains("proxy certificates are"), "{err}");
 }
 
@@ -456,6 +402,13 @@ fn partners_import_reports_each_certificate() {
     .unwrap();
     let (ok, out, err) = cli(&gw, &["partners", "import", &p(dir.path())]);
     assert!(!ok, "refusals make a non-zero exit: {out} {err}");
+    // A running gateway imports through its admin API and reports the same.
+    let online = GatewayProcess::start_with_partner(&inbound, &outbound).unwrap();
+    let (online_ok, online_out, online_err) = cli(&online, &["partners", "import", &p(dir.path())]);
+    assert!(online_err.contains("using its admin API"), "{online_err}");
+    assert_eq!((online_ok, online_out.as_str()), (ok, out.as_str()));
+    let (list, _) = cli_ok(&online, &["partners", "list"]);
+    assert_eq!(list, "alice@partner.example\nbob@partner.example\n");
     let line = |name: &str| {
         out.lines()
             .filter(|l| l.contains(&format!("{name}.pem:")))

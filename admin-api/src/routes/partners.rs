@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::rfc3339;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::Problem;
 use crate::{blocking, validate, ApiState};
 
@@ -434,4 +434,87 @@ pub(crate) fn pem_encode(der: &[u8]) -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
+}
+
+/// Most certificates in one import request.
+pub const MAX_IMPORT_CERTIFICATES: usize = 1000;
+/// Largest import request body (base64 of up to [`MAX_IMPORT_CERTIFICATES`] certificates).
+pub const MAX_IMPORT_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Certificates to import, DER in base64 (standard alphabet); CA certificates among them
+/// serve as intermediates for the others.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    #[schema(max_items = 1000)]
+    pub certificates: Vec<String>,
+}
+
+/// What became of one certificate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportOutcome {
+    /// Position of the certificate in the request.
+    pub index: u32,
+    pub fingerprint_sha256: String,
+    /// The address it was recorded for (none for CA certificates and unusable ones).
+    pub address: Option<String>,
+    /// Recorded as usable history, or used as an intermediate.
+    pub imported: bool,
+    /// One line for a person, as the CLI prints it.
+    pub detail: String,
+}
+
+/// The per-certificate report of an import.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportReport {
+    pub items: Vec<ImportOutcome>,
+}
+
+/// Import partner certificates in bulk (e.g. from another gateway), validated exactly like
+/// certificates captured from signed mail; each is recorded for every address it names, as
+/// long as its domain is approved.
+#[utoipa::path(post, path = "/api/v1/partners/import", tag = "partners",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "One outcome per certificate (and address)", body = ImportReport),
+    ))]
+pub async fn import(
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<ImportRequest>,
+) -> Result<Json<ImportReport>, Problem> {
+    use base64::Engine as _;
+    if req.certificates.len() > MAX_IMPORT_CERTIFICATES {
+        return Err(Problem::bad_request(
+            "too_many_certificates",
+            format!("at most {MAX_IMPORT_CERTIFICATES} certificates per request"),
+        ));
+    }
+    let ders = req
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, b64)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    Problem::bad_request("bad_encoding", format!("certificates[{i}]: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = blocking(&s.store, move |st| {
+        Ok(st.import_partner_certificates(&ders)?)
+    })
+    .await?;
+    Ok(Json(ImportReport {
+        items: report
+            .iter()
+            .map(|r| ImportOutcome {
+                index: u32::try_from(r.index).unwrap_or(u32::MAX),
+                fingerprint_sha256: r.fingerprint.clone(),
+                address: r.address.clone(),
+                imported: r.imported(),
+                detail: r.to_string(),
+            })
+            .collect(),
+    }))
 }

@@ -384,9 +384,6 @@ pub fn partners(command: PartnersCommand) -> anyhow::Result<ExitCode> {
 const MAX_IMPORT_FILES: usize = 10_000;
 
 fn import_partners(store: &StoreArgs, path: &Path) -> anyhow::Result<ExitCode> {
-    let Backend::Local(store, _) = backend(store)? else {
-        bail!("partners import writes the store itself, which the running gateway holds: stop it first");
-    };
     let files = if path.is_dir() {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(path)
@@ -430,10 +427,35 @@ fn import_partners(store: &StoreArgs, path: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for outcome in store.import_partner_certificates(&certs)? {
-        let file = source.get(outcome.index).map_or(path, |f| f.as_path());
-        println!("{}: {outcome}", file.display());
-        if outcome.imported() {
+    // (index into `certs`, imported, the report line)
+    let outcomes: Vec<(usize, bool, String)> = match backend(store)? {
+        Backend::Local(store, _) => store
+            .import_partner_certificates(&certs)?
+            .iter()
+            .map(|o| (o.index, o.imported(), o.to_string()))
+            .collect(),
+        Backend::Remote(client) => {
+            use base64::Engine as _;
+            let request = views::PartnerImportRequest {
+                certificates: certs
+                    .iter()
+                    .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
+                    .collect(),
+            };
+            let body = serde_json::to_vec(&request)?;
+            let response = client.ok("POST", "/api/v1/partners/import", Some(&body))?;
+            serde_json::from_slice::<views::ImportReport>(&response.body)
+                .context("the admin API answered unexpected JSON")?
+                .items
+                .into_iter()
+                .map(|o| (o.index as usize, o.imported, o.detail))
+                .collect()
+        }
+    };
+    for (index, ok, line) in outcomes {
+        let file = source.get(index).map_or(path, |f| f.as_path());
+        println!("{}: {line}", file.display());
+        if ok {
             imported += 1;
         } else {
             refused += 1;
@@ -503,36 +525,41 @@ fn remote_issue(
     serde_json::from_slice(&response.body).context("the admin API answered unexpected JSON")
 }
 
+/// `proxy issue` (the current certificate while it stays valid) or `proxy renew` (always a
+/// new key).
+fn issue(
+    store: &StoreArgs,
+    address: &str,
+    output: &CertificateOutput,
+    renew: bool,
+) -> anyhow::Result<()> {
+    let cert = match backend(store)? {
+        Backend::Local(store, config) => {
+            check_internal(&config, address)?;
+            let id = if renew {
+                store.renew_proxy_identity(address)?
+            } else {
+                store.ensure_proxy_identity(address)?
+            };
+            local_view(&id)
+        }
+        Backend::Remote(client) => remote_issue(&client, address, renew)?,
+    };
+    print_certificate(if renew { "renewed " } else { "" }, &cert, output)
+}
+
 pub fn proxy(command: ProxyCommand) -> anyhow::Result<ExitCode> {
     match command {
         ProxyCommand::Issue {
             store,
             address,
             output,
-        } => {
-            let cert = match backend(&store)? {
-                Backend::Local(store, config) => {
-                    check_internal(&config, &address)?;
-                    local_view(&store.ensure_proxy_identity(&address)?)
-                }
-                Backend::Remote(client) => remote_issue(&client, &address, false)?,
-            };
-            print_certificate("", &cert, &output)?;
-        }
+        } => issue(&store, &address, &output, false)?,
         ProxyCommand::Renew {
             store,
             address,
             output,
-        } => {
-            let cert = match backend(&store)? {
-                Backend::Local(store, config) => {
-                    check_internal(&config, &address)?;
-                    local_view(&store.renew_proxy_identity(&address)?)
-                }
-                Backend::Remote(client) => remote_issue(&client, &address, true)?,
-            };
-            print_certificate("renewed ", &cert, &output)?;
-        }
+        } => issue(&store, &address, &output, true)?,
         ProxyCommand::Show {
             store,
             address,
