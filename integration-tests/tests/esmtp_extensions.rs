@@ -233,3 +233,40 @@ fn lmtp_retries_only_the_recipient_whose_hop_failed() {
     );
     assert_eq!(outbound.messages().len(), 1);
 }
+
+/// Over SMTP the gateway tells the sender itself about recipients it refused while others
+/// were delivered, unless the sender asked for no notice (`NOTIFY=NEVER`).
+#[test]
+fn the_gateways_own_notice_honours_notify() {
+    let w = world();
+    let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
+    for (notify, notices) in [("NOTIFY=NEVER", 0), ("NOTIFY=FAILURE", 1)] {
+        let before = w.inbound.messages().len();
+        let (code, text) = transaction(
+            &w,
+            &format!("MAIL FROM:<{USER}>"),
+            &[
+                "RCPT TO:<colleague@agency.example>",
+                &format!("RCPT TO:<bob@unapproved.example> {notify}"),
+            ],
+            message.as_bytes(),
+        );
+        assert_eq!(code, 250, "{text}");
+        let got = w
+            .inbound
+            .wait_for_messages(before + 1 + notices, WAIT)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let got_now = w.inbound.messages();
+        assert_eq!(got_now.len(), before + 1 + notices, "{notify}: {got:?}");
+        let dsns: Vec<_> = got_now[before..]
+            .iter()
+            .filter(|m| m.mail_from.is_empty())
+            .collect();
+        assert_eq!(dsns.len(), notices, "{notify}");
+        if let Some(dsn) = dsns.first() {
+            assert_eq!(dsn.rcpt_to, [USER]);
+            assert!(dsn.text().contains("bob@unapproved.example"));
+        }
+    }
+}

@@ -612,7 +612,7 @@ fn too_large(size: usize, limit: usize, grown_by: Option<&str>) -> Reply {
 /// `11.2 MB`, `10 MB`: decimal megabytes with one decimal where it matters.
 fn megabytes(bytes: usize) -> String {
     let tenths = (bytes as u128 * 10 + 500_000) / 1_000_000;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} MB", tenths / 10)
     } else {
         format!("{}.{} MB", tenths / 10, tenths % 10)
