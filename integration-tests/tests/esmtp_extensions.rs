@@ -133,22 +133,9 @@ fn dsn_requests_and_utf8_addresses_reach_the_next_hop_unchanged() {
 fn encrypted_mail_over_the_next_hops_size_is_refused_in_words() {
     let w = world();
     // alice's cert-query registers her certificate; the reply is the first outbound message.
-    let request = integration_tests::openssl::partner_message(
-        ALICE,
-        "cert-query@agency.example",
-        USER,
-        "certificate please",
-        Some("alice"),
-    )
-    .unwrap();
-    let (code, text) = transaction(
-        &w,
-        &format!("MAIL FROM:<{ALICE}>"),
-        &["RCPT TO:<cert-query@agency.example>"],
-        &request,
-    );
-    assert_eq!(code, 250, "{text}");
-    w.outbound.wait_for_messages(1, WAIT).unwrap();
+    w.gateway
+        .cert_query(&w.outbound, (ALICE, "alice"), USER, 0)
+        .unwrap();
 
     // 1.6 MB grows past 2 MB once signed and encrypted.
     w.outbound.set_size_limit(2_000_000);

@@ -326,6 +326,14 @@ async fn tls_server(
     let (cert, key, ca) = make_cert(dir)?;
     let mut config = receive::ServerConfig::new("gw.test");
     config.tls = Some(receive::load_server_tls(&cert, &key).unwrap());
+    let (addr, sink, tx) = serve_sink(config).await;
+    Some((addr, sink, ca, tx))
+}
+
+/// Our own receive server on loopback, recording what it receives, until `tx` is dropped.
+async fn serve_sink(
+    config: receive::ServerConfig,
+) -> (SocketAddr, Arc<Sink>, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sink = Arc::new(Sink(Mutex::new(Vec::new())));
@@ -338,7 +346,7 @@ async fn tls_server(
             let _ = rx.await;
         },
     ));
-    Some((addr, sink, ca, tx))
+    (addr, sink, tx)
 }
 
 #[tokio::test]
@@ -460,23 +468,6 @@ async fn decrypted_content_is_held_back_from_a_hop_without_dsn() {
 
 // --- ESMTP parameters and limits ------------------------------------------------------
 
-/// Our own receive server as the next hop (it offers DSN and SMTPUTF8), recording envelopes.
-async fn own_server() -> (SocketAddr, Arc<Sink>, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = Arc::new(Sink(Mutex::new(Vec::new())));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(receive::serve(
-        listener,
-        Arc::new(receive::ServerConfig::new("hop.test")),
-        Arc::clone(&sink),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    (addr, sink, tx)
-}
-
 fn dsn_request() -> (MailParams, Vec<RcptParams>) {
     let mail = MailParams {
         size: 0,
@@ -500,7 +491,8 @@ fn dsn_request() -> (MailParams, Vec<RcptParams>) {
 
 #[tokio::test]
 async fn dsn_and_smtputf8_parameters_travel_unchanged() {
-    let (addr, sink, _stop) = own_server().await;
+    // Our own receive server offers DSN and SMTPUTF8.
+    let (addr, sink, _stop) = serve_sink(receive::ServerConfig::new("hop.test")).await;
     let (mail, rcpt) = dsn_request();
     let recipients = rcpts(&["bob@x.test", "josé@bücher.test"]);
     let transfer = Transfer {
