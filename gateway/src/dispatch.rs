@@ -742,6 +742,11 @@ impl Shared {
                 .rcpt_params(rcpt)
                 .is_none_or(|p| p.wants_failure_notice())
         };
+        let original_recipient = |rcpt: &str| {
+            envelope
+                .rcpt_params(rcpt)
+                .and_then(|p| p.original_recipient())
+        };
         let refused: Vec<&Refusal> = refused.iter().filter(|r| wanted(&r.recipient)).collect();
         let permanent: Vec<&(String, Reply)> =
             permanent.iter().filter(|(r, _)| wanted(r)).collect();
@@ -755,6 +760,7 @@ impl Shared {
                 status: r.enhanced.to_string(),
                 diagnostic: format!("550 {} {}", r.enhanced, r.reason),
                 reason: r.reason.clone(),
+                original_recipient: original_recipient(&r.recipient),
             })
             .collect();
         failed.extend(permanent.iter().map(|(rcpt, reply)| FailedRecipient {
@@ -766,6 +772,7 @@ impl Shared {
             },
             diagnostic: reply.to_string(),
             reason: format!("the receiving system refused it: {}", reply.text),
+            original_recipient: original_recipient(rcpt),
         }));
         let request = DsnRequest {
             reporting_mta: &self.config.hostname,
@@ -774,6 +781,7 @@ impl Shared {
             original_message: original,
             failed: &failed,
             arrival_date: None,
+            envelope_id: envelope.params.envid.as_deref(),
         };
         let dsn = match build_dsn(&request, time::OffsetDateTime::now_utc()) {
             Ok(d) => d,

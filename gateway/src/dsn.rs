@@ -19,6 +19,8 @@ pub struct FailedRecipient {
     pub diagnostic: String,
     /// The reason in words for the person reading the notification.
     pub reason: String,
+    /// `type;address` the sender gave as ORCPT (decoded), for `Original-Recipient`.
+    pub original_recipient: Option<String>,
 }
 
 /// What the notification is about.
@@ -35,6 +37,8 @@ pub struct DsnRequest<'a> {
     pub failed: &'a [FailedRecipient],
     /// When the original arrived (`Arrival-Date`), if known.
     pub arrival_date: Option<OffsetDateTime>,
+    /// The sender's ENVID (xtext, as received), for `Original-Envelope-Id` (RFC 3464 §2.2.1).
+    pub envelope_id: Option<&'a str>,
 }
 
 /// A notification ready to send: with the null sender (RFC 3461 §6.2, so it can never
@@ -100,6 +104,9 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
     human.push_str("The headers of your message are attached.\r\n");
 
     let mut status = String::new();
+    if let Some(envid) = req.envelope_id {
+        status.push_str(&format!("Original-Envelope-Id: {}\r\n", ascii_line(envid)));
+    }
     status.push_str(&format!("Reporting-MTA: dns; {host}\r\n"));
     if let Some(arrival) = req.arrival_date.and_then(|d| d.format(&Rfc2822).ok()) {
         status.push_str(&format!("Arrival-Date: {arrival}\r\n"));
@@ -111,6 +118,9 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
             "5.0.0"
         };
         status.push_str("\r\n");
+        if let Some(original) = &f.original_recipient {
+            status.push_str(&format!("Original-Recipient: {}\r\n", ascii_line(original)));
+        }
         status.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n",
             ascii_line(&f.address)

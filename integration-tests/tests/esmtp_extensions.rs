@@ -227,11 +227,17 @@ fn lmtp_retries_only_the_recipient_whose_hop_failed() {
 fn the_gateways_own_notice_honours_notify() {
     let w = world();
     let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
-    for (notify, notices) in [("NOTIFY=NEVER", 0), ("NOTIFY=FAILURE", 1)] {
+    for (notify, notices) in [
+        ("NOTIFY=NEVER", 0),
+        (
+            "NOTIFY=FAILURE ORCPT=rfc822;Bob+2BOrig@unapproved.example",
+            1,
+        ),
+    ] {
         let before = w.inbound.messages().len();
         let (code, text) = transaction(
             &w,
-            &format!("MAIL FROM:<{USER}>"),
+            &format!("MAIL FROM:<{USER}> ENVID=env+2B7"),
             &[
                 "RCPT TO:<colleague@agency.example>",
                 &format!("RCPT TO:<bob@unapproved.example> {notify}"),
@@ -253,7 +259,13 @@ fn the_gateways_own_notice_honours_notify() {
         assert_eq!(dsns.len(), notices, "{notify}");
         if let Some(dsn) = dsns.first() {
             assert_eq!(dsn.rcpt_to, [USER]);
-            assert!(dsn.text().contains("bob@unapproved.example"));
+            let text = dsn.text();
+            assert!(text.contains("bob@unapproved.example"), "{text}");
+            assert!(text.contains("Original-Envelope-Id: env+2B7"), "{text}");
+            assert!(
+                text.contains("Original-Recipient: rfc822;Bob+Orig@unapproved.example"),
+                "{text}"
+            );
         }
     }
 }

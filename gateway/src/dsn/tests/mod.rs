@@ -7,6 +7,7 @@ fn failed(addr: &str, reason: &str) -> FailedRecipient {
         status: "5.7.1".into(),
         diagnostic: format!("550 5.7.1 {reason}"),
         reason: reason.into(),
+        original_recipient: None,
     }
 }
 
@@ -27,6 +28,7 @@ fn dsn_parses_back_with_all_fields() {
         original_message: original,
         failed: &refused,
         arrival_date: Some(OffsetDateTime::UNIX_EPOCH),
+        envelope_id: None,
     };
     let dsn = build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap();
     assert_eq!(dsn.mail_from, "");
@@ -125,6 +127,7 @@ fn header_injection_is_neutralised() {
         status: "bogus".into(),
         diagnostic: "550\r\nX-Evil: 1".into(),
         reason: "r".into(),
+        original_recipient: Some("rfc822;o@b.test\r\nX-Evil: 2".into()),
     }];
     let req = DsnRequest {
         reporting_mta: "gw.test",
@@ -133,12 +136,15 @@ fn header_injection_is_neutralised() {
         original_message: b"",
         failed: &refused,
         arrival_date: None,
+        envelope_id: Some("id\r\nX-Evil: 3"),
     };
     let dsn = build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap();
     let text = String::from_utf8(dsn.message).unwrap();
     assert!(!text.contains("\r\nBcc:"));
     assert!(!text.contains("\r\nX-Evil"));
     assert!(text.contains("Status: 5.0.0"));
+    assert!(text.contains("Original-Recipient: rfc822;o@b.test"));
+    assert!(text.contains("Original-Envelope-Id: id"));
 }
 
 #[test]
@@ -150,6 +156,7 @@ fn refuses_null_sender_and_empty_list() {
         original_message: b"",
         failed: &[],
         arrival_date: None,
+        envelope_id: None,
     };
     assert_eq!(
         build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap_err(),
