@@ -79,12 +79,18 @@ struct Refusal {
     direction: &'static str,
 }
 
+/// Recipients whose processing failed before relaying, for a reason that may pass.
+struct Deferred {
+    recipients: Vec<String>,
+    reason: String,
+}
+
 #[derive(Default)]
 struct Plan {
     deliveries: Vec<Delivery>,
     refused: Vec<Refusal>,
     /// Work that failed for a reason that may pass (store unavailable...): answer 451 4.3.0.
-    temporary: Vec<String>,
+    temporary: Vec<Deferred>,
     /// The envelope's cert-query recipients (answered or deliberately not).
     query_recipients: Vec<String>,
     /// The rate-limit slots of the cert-query reply, given back if it is not relayed.
@@ -140,7 +146,7 @@ impl Gateway {
 
 impl MessageHandler for Gateway {
     async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
-        match self.process(envelope, message).await {
+        match self.process(envelope, message, false).await {
             Ok((settled, envelope, message)) => {
                 self.shared.smtp_answer(settled, &envelope, &message).await
             }
@@ -150,7 +156,7 @@ impl MessageHandler for Gateway {
 
     async fn handle_each(&self, envelope: Envelope, message: Vec<u8>) -> Vec<Reply> {
         let count = envelope.rcpt_to.len();
-        match self.process(envelope, message).await {
+        match self.process(envelope, message, true).await {
             Ok((settled, envelope, _)) => settled.answers(&envelope),
             Err(reply) => vec![reply; count],
         }
@@ -158,12 +164,14 @@ impl MessageHandler for Gateway {
 }
 
 impl Gateway {
-    /// Plan (on a crypto thread) and relay; what became of each recipient. `Err` is the
-    /// answer for every recipient when the message could not be processed at all.
+    /// Plan (on a crypto thread) and relay; what became of each recipient (see
+    /// [`Shared::execute`] for `per_recipient`). `Err` is the answer for every recipient when
+    /// the message could not be processed at all.
     async fn process(
         &self,
         envelope: Envelope,
         message: Vec<u8>,
+        per_recipient: bool,
     ) -> Result<(Settled, Envelope, Vec<u8>), Reply> {
         let started = Instant::now();
         let shared = self.shared.clone();
@@ -189,7 +197,7 @@ impl Gateway {
                 ));
             }
         };
-        let settled = self.shared.execute(plan, &envelope).await;
+        let settled = self.shared.execute(plan, &envelope, per_recipient).await;
         self.shared
             .metrics
             .processing_time(started.elapsed().as_secs_f64());
@@ -282,7 +290,10 @@ impl Shared {
             let result = match inbound_pipeline.process(&rcpt, message, now) {
                 Ok(r) => r,
                 Err(crate::inbound::Temporary(reason)) => {
-                    plan.temporary.push(reason);
+                    plan.temporary.push(Deferred {
+                        recipients: vec![rcpt],
+                        reason,
+                    });
                     continue;
                 }
             };
@@ -369,7 +380,10 @@ impl Shared {
                     self.metrics.cert_query_reply(CertQueryReply::NotAnswered);
                     self.metrics.message("cert-query", "not-answered");
                 }
-                CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
+                CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(Deferred {
+                    recipients: plan.query_recipients.clone(),
+                    reason,
+                }),
             }
         }
         plan
@@ -440,7 +454,8 @@ impl Shared {
                 Err(SignError::Temporary(reason)) => {
                     self.metrics.failure(CryptoFailure::SignFailed);
                     tracing::error!(%reason, "outbound signing failed");
-                    plan.temporary.push(reason);
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    plan.temporary.push(Deferred { recipients, reason });
                     return;
                 }
             }
@@ -461,7 +476,10 @@ impl Shared {
                     reason,
                     direction: "outbound",
                 }),
-                Decision::Temporary { reason } => plan.temporary.push(format!("{rcpt}: {reason}")),
+                Decision::Temporary { reason } => plan.temporary.push(Deferred {
+                    reason: format!("{rcpt}: {reason}"),
+                    recipients: vec![rcpt],
+                }),
                 Decision::Plaintext => plaintext.push(rcpt),
                 Decision::SignOverTls => over_tls.push(rcpt),
                 Decision::Encrypt {
@@ -563,7 +581,9 @@ impl Shared {
     }
 
     /// Relay the planned deliveries and collect what became of each recipient.
-    async fn execute(&self, mut plan: Plan, envelope: &Envelope) -> Settled {
+    /// `per_recipient` (LMTP): recipients whose processing failed temporarily are answered on
+    /// their own and the others relayed; otherwise (SMTP) nothing is relayed then.
+    async fn execute(&self, mut plan: Plan, envelope: &Envelope, per_recipient: bool) -> Settled {
         let mut settled = Settled {
             before_relay: None,
             accepted: plan.query_recipients.len(),
@@ -571,18 +591,32 @@ impl Shared {
             refused: Vec::new(),
             permanent: Vec::new(),
         };
-        // Work that failed before relaying (store or keys unavailable): relay nothing, so the
-        // upstream MTA's retry delivers every recipient exactly once.
-        if !plan.temporary.is_empty() {
-            tracing::warn!(reasons = ?plan.temporary, "temporary failure before relaying; upstream will retry");
-            settled.before_relay = Some(Reply::temp_fail(
-                "4.3.0",
-                format!(
-                    "temporary failure, try again later: {}",
-                    plan.temporary.join("; ")
-                ),
-            ));
-            return settled;
+        let deferred = std::mem::take(&mut plan.temporary);
+        if !deferred.is_empty() {
+            let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
+            tracing::warn!(
+                ?reasons,
+                "temporary failure before relaying; upstream will retry"
+            );
+            if !per_recipient {
+                // One answer for all: relay nothing, so the upstream MTA's retry delivers
+                // every recipient exactly once.
+                settled.before_relay = Some(Reply::temp_fail(
+                    "4.3.0",
+                    format!("temporary failure, try again later: {}", reasons.join("; ")),
+                ));
+                return settled;
+            }
+            // One answer each: only these are retried; the others are relayed now.
+            for d in deferred {
+                let reply = Reply::temp_fail(
+                    "4.3.0",
+                    format!("temporary failure, try again later: {}", d.reason),
+                );
+                for rcpt in d.recipients {
+                    settled.temporary.push((rcpt.clone(), rcpt, reply.clone()));
+                }
+            }
         }
         let no_params = crate::receive::MailParams::default();
         let deliveries = std::mem::take(&mut plan.deliveries);

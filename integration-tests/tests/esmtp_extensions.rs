@@ -269,3 +269,62 @@ fn the_gateways_own_notice_honours_notify() {
         }
     }
 }
+
+/// Over LMTP a recipient whose processing fails before relaying (its domain record cannot be
+/// read) is deferred alone; over SMTP nothing is relayed and all are retried.
+#[test]
+fn lmtp_defers_only_the_recipient_the_store_failed_for() {
+    let damage_partner = |data: &std::path::Path| {
+        let config = certstore::StoreConfig {
+            use_system_trust: false,
+            ..certstore::StoreConfig::default()
+        };
+        certstore::Store::open(&data.join("store"), config)?
+            .damage_domain_record_for_tests("partner.example")?;
+        Ok(())
+    };
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start_with(
+        &inbound.address(),
+        &outbound.address(),
+        Options {
+            setup: &[&["domains", "add", "partner.example", "--policy", "smime"]],
+            sections: "[lmtp]\nlisten = \"127.0.0.1:0\"\n",
+            before_serve: Some(&damage_partner),
+            ..Options::default()
+        },
+    )
+    .expect("gateway starts");
+    let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
+    let rcpts = [
+        "RCPT TO:<colleague@agency.example>",
+        "RCPT TO:<alice@partner.example>",
+    ];
+
+    let mut smtp = SmtpClient::connect(&gateway.smtp).unwrap();
+    assert_eq!(smtp.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    for rcpt in rcpts {
+        assert_eq!(smtp.command(rcpt).unwrap().0, 250);
+    }
+    let (code, text) = smtp.data(message.as_bytes()).unwrap();
+    assert_eq!((code, &text[..5]), (451, "4.3.0"), "{text}");
+    smtp.quit();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(inbound.messages().is_empty(), "SMTP relays nothing then");
+
+    let mut lmtp = SmtpClient::connect_lhlo(gateway.lmtp.as_deref().unwrap()).unwrap();
+    assert_eq!(lmtp.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    for rcpt in rcpts {
+        assert_eq!(lmtp.command(rcpt).unwrap().0, 250);
+    }
+    let colleague = lmtp.data(message.as_bytes()).unwrap();
+    let alice = lmtp.reply().unwrap();
+    lmtp.quit();
+    assert_eq!(colleague.0, 250, "{colleague:?}");
+    assert_eq!((alice.0, &alice.1[..5]), (451, "4.3.0"), "{alice:?}");
+    assert!(alice.1.contains("alice@partner.example"), "{alice:?}");
+    let got = inbound.wait_for_messages(1, WAIT).unwrap();
+    assert_eq!(got[0].rcpt_to, ["colleague@agency.example"]);
+    assert!(outbound.messages().is_empty());
+}
