@@ -19,9 +19,21 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(Options {
+        setup: APPROVE_PARTNER,
+        ..Options::default()
+    })
+}
+
+/// The gateway's LMTP listener on any free port.
+const LMTP: &str = "[lmtp]\nlisten = \"127.0.0.1:0\"\n";
+const APPROVE_PARTNER: &[&[&str]] = &[&["domains", "add", "partner.example", "--policy", "smime"]];
+
+fn world_with(options: Options<'_>) -> World {
     let inbound = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start_with_partner(&inbound, &outbound).expect("gateway starts");
+    let gateway = GatewayProcess::start_with(&inbound.address(), &outbound.address(), options)
+        .expect("gateway starts");
     World {
         inbound,
         outbound,
@@ -90,37 +102,29 @@ fn dsn_requests_and_utf8_addresses_reach_the_next_hop_unchanged() {
     );
 
     // A partner with a UTF-8 address.
-    let from_jose =
-        "From: josé@partner.example\r\nTo: user@agency.example\r\nSubject: Olá\r\n\r\nOi.\r\n";
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example> SMTPUTF8",
-        &["RCPT TO:<user@agency.example>"],
-        from_jose.as_bytes(),
-    );
+    let from_jose = |mail_parameters: &str| {
+        transaction(
+            &w,
+            &format!("MAIL FROM:<josé@partner.example>{mail_parameters}"),
+            &["RCPT TO:<user@agency.example>"],
+            "From: josé@partner.example\r\nTo: user@agency.example\r\nSubject: Olá\r\n\r\nOi.\r\n"
+                .as_bytes(),
+        )
+    };
+    let (code, text) = from_jose(" SMTPUTF8");
     assert_eq!(code, 250, "{text}");
     let got = w.inbound.wait_for_messages(2, WAIT).unwrap();
     assert_eq!(got[1].mail_from, "josé@partner.example");
     assert!(got[1].mail_parameters.iter().any(|p| p == "SMTPUTF8"));
 
     // Without SMTPUTF8 the UTF-8 address is refused at once.
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example>",
-        &["RCPT TO:<user@agency.example>"],
-        b"",
-    );
+    let (code, text) = from_jose("");
     assert_eq!(code, 553, "{text}");
     assert!(text.starts_with("5.6.7"), "{text}");
 
     // A next hop without SMTPUTF8 cannot take it: a permanent, explained refusal.
     w.inbound.set_offer_smtputf8(false);
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example> SMTPUTF8",
-        &["RCPT TO:<user@agency.example>"],
-        from_jose.as_bytes(),
-    );
+    let (code, text) = from_jose(" SMTPUTF8");
     assert_eq!(code, 550, "{text}");
     assert!(
         text.contains("5.6.7") && text.contains("SMTPUTF8"),
@@ -166,18 +170,16 @@ fn encrypted_mail_over_the_next_hops_size_is_refused_in_words() {
 /// its recipients retried (with SMTP every recipient would be, and delivered twice).
 #[test]
 fn lmtp_retries_only_the_recipient_whose_hop_failed() {
-    let inbound = SmtpSink::start();
-    let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start_with(
-        &inbound.address(),
-        &outbound.address(),
-        Options {
-            outbound: "policy_without_certificate = \"plaintext\"\nplaintext_domains = [\"listed.example\"]",
-            sections: "[lmtp]\nlisten = \"127.0.0.1:0\"\n",
-            ..Options::default()
-        },
-    )
-    .expect("gateway starts");
+    let World {
+        inbound,
+        outbound,
+        gateway,
+    } = world_with(Options {
+        outbound:
+            "policy_without_certificate = \"plaintext\"\nplaintext_domains = [\"listed.example\"]",
+        sections: LMTP,
+        ..Options::default()
+    });
     let lmtp = gateway.lmtp.clone().expect("LMTP listener announced");
     let message = format!("From: {USER}\r\nSubject: to three\r\n\r\nHello.\r\n");
 
@@ -283,19 +285,16 @@ fn lmtp_defers_only_the_recipient_the_store_failed_for() {
             .damage_domain_record_for_tests("partner.example")?;
         Ok(())
     };
-    let inbound = SmtpSink::start();
-    let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start_with(
-        &inbound.address(),
-        &outbound.address(),
-        Options {
-            setup: &[&["domains", "add", "partner.example", "--policy", "smime"]],
-            sections: "[lmtp]\nlisten = \"127.0.0.1:0\"\n",
-            before_serve: Some(&damage_partner),
-            ..Options::default()
-        },
-    )
-    .expect("gateway starts");
+    let World {
+        inbound,
+        outbound,
+        gateway,
+    } = world_with(Options {
+        setup: APPROVE_PARTNER,
+        sections: LMTP,
+        before_serve: Some(&damage_partner),
+        ..Options::default()
+    });
     let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
     let rcpts = [
         "RCPT TO:<colleague@agency.example>",
