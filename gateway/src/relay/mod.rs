@@ -501,10 +501,14 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(envid) = params.envid.as_deref().filter(|_| offers_dsn) {
         mail.push_str(&format!(" ENVID={envid}"));
     }
-    if params.smtputf8 {
+    // A UTF-8 address always needs SMTPUTF8, also in mail we originate (a notice to a UTF-8
+    // sender); UTF-8 headers need it only when the client declared them so (raw 8-bit
+    // headers without SMTPUTF8 are passed on as they came).
+    let utf8_envelope = !mail_from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+    if params.smtputf8 || utf8_envelope {
         if has("SMTPUTF8") {
             mail.push_str(" SMTPUTF8");
-        } else if needs_smtputf8(mail_from, recipients, message) {
+        } else if utf8_envelope || !header_block(message).is_ascii() {
             let _ = client.command("QUIT", "QUIT").await;
             return Err(Abort::Perm(Reply::new(
                 550,
@@ -619,16 +623,13 @@ fn megabytes(bytes: usize) -> String {
     }
 }
 
-/// Whether the envelope or the header block holds anything but ASCII (RFC 6531/6532 mail
-/// that a hop without SMTPUTF8 cannot take unchanged).
-fn needs_smtputf8(mail_from: &str, recipients: &[String], message: &[u8]) -> bool {
+/// The header block of `message` (up to the first empty line).
+fn header_block(message: &[u8]) -> &[u8] {
     let header_end = message
         .windows(2)
         .position(|w| w == b"\n\n" || w == b"\n\r")
         .unwrap_or(message.len());
-    !mail_from.is_ascii()
-        || recipients.iter().any(|r| !r.is_ascii())
-        || !message[..header_end].is_ascii()
+    &message[..header_end]
 }
 
 fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutcome) {
