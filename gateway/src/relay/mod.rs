@@ -527,7 +527,11 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if r.is_permanent() {
         let _ = client.command("QUIT", "QUIT").await;
-        return Err(Abort::Perm(r));
+        return Err(Abort::Perm(explain_size_refusal(
+            r,
+            message.len(),
+            transfer.grown_by,
+        )));
     }
 
     let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
@@ -578,7 +582,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     let r = client.read_reply("end of data").await?;
     if !r.is_success() {
         let failed = if r.is_permanent() {
-            RecipientOutcome::PermFailed(r)
+            RecipientOutcome::PermFailed(explain_size_refusal(r, message.len(), transfer.grown_by))
         } else {
             RecipientOutcome::TempFailed(r)
         };
@@ -609,6 +613,24 @@ fn too_large(size: usize, limit: usize, grown_by: Option<&str>) -> Reply {
             "{after}the message is {}; the outgoing limit is {} ({size} bytes, limit {limit} bytes)",
             megabytes(size),
             megabytes(limit)
+        ),
+    )
+}
+
+/// A next hop's own "too large" refusal (5.3.4, or 5.2.3 "message length exceeds
+/// administrative limit", RFC 3463), which would reach the sender as a bare code, with the
+/// size in words; other replies (552 5.2.2 is a full mailbox) unchanged.
+fn explain_size_refusal(r: Reply, size: usize, grown_by: Option<&str>) -> Reply {
+    if !matches!(r.enhanced.as_str(), "5.3.4" | "5.2.3") {
+        return r;
+    }
+    let after = grown_by.map(|g| format!("after {g} ")).unwrap_or_default();
+    Reply::new(
+        552,
+        "5.3.4",
+        format!(
+            "{after}the message is {}, too large for the next hop ({size} bytes; it said: {r})",
+            megabytes(size)
         ),
     )
 }

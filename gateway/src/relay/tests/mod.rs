@@ -622,6 +622,27 @@ async fn over_the_next_hops_size_the_refusal_says_why() {
         }
     }
     assert!(data.lock().unwrap().is_empty(), "nothing was sent");
+    // A hop that states no SIZE but refuses at the end of data: the bare 552 is explained.
+    let (addr, _) = fake_server(|line| match line {
+        "." => "552 5.3.4 Message size exceeds fixed limit\r\n".into(),
+        l if l.starts_with("EHLO") => "250 fake\r\n".into(),
+        l => basic_script(l),
+    })
+    .await;
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    match &report.per_recipient[0].1 {
+        RecipientOutcome::PermFailed(r) => {
+            assert_eq!((r.code, r.enhanced.as_str()), (552, "5.3.4"));
+            assert!(
+                r.text.starts_with(
+                    "after encryption the message is 1.2 MB, too large for the next hop"
+                ),
+                "{r}"
+            );
+            assert!(r.text.contains("Message size exceeds fixed limit"), "{r}");
+        }
+        o => panic!("{o:?}"),
+    }
     assert_eq!(megabytes(11_234_567), "11.2 MB");
     assert_eq!(megabytes(10_240_000), "10.2 MB");
     assert_eq!(megabytes(10_000_000), "10 MB");
