@@ -5,6 +5,9 @@
 //! refused ones get a DSN when others went through); `4xx` as soon as any delivery failed
 //! temporarily, so the upstream MTA keeps the message and retries. A retry may deliver again
 //! to recipients that had already been accepted: a duplicate is preferred to a loss.
+//! Over LMTP each recipient gets its own answer ([`MessageHandler::handle_each`]), so only
+//! the ones that failed temporarily are retried, and the refused ones are bounced by the
+//! upstream MTA rather than by a DSN of ours.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
