@@ -2,7 +2,8 @@
 //! original sender when a message is delivered to some recipients and not to others.
 //!
 //! Built by hand rather than with mail-builder: the three parts have fixed, simple layouts
-//! (`message/delivery-status` is a header-like block that must stay 7-bit), and this keeps
+//! (`message/delivery-status` is a header-like block that must stay 7-bit;
+//! `message/global-delivery-status`, RFC 6533, when an address is UTF-8), and this keeps
 //! the output byte-for-byte predictable.
 
 use rand::RngCore;
@@ -121,10 +122,13 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
         if let Some(original) = &f.original_recipient {
             status.push_str(&format!("Original-Recipient: {}\r\n", ascii_line(original)));
         }
-        status.push_str(&format!(
-            "Final-Recipient: rfc822; {}\r\n",
-            ascii_line(&f.address)
-        ));
+        // A UTF-8 address keeps its form with the `utf-8` type (RFC 6533 §3).
+        let (kind, address) = if f.address.is_ascii() {
+            ("rfc822", ascii_line(&f.address))
+        } else {
+            ("utf-8", one_line(&f.address))
+        };
+        status.push_str(&format!("Final-Recipient: {kind}; {address}\r\n"));
         status.push_str("Action: failed\r\n");
         status.push_str(&format!("Status: {code}\r\n"));
         status.push_str(&format!(
@@ -162,9 +166,15 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Description: Notification\r\n",
         quoted_printable(human.as_bytes()).as_bytes(),
     );
+    // UTF-8 in the report needs the internationalised type (RFC 6533 §6).
+    let status_type = if status.is_ascii() {
+        "message/delivery-status"
+    } else {
+        "message/global-delivery-status"
+    };
     part(
         &mut out,
-        "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n",
+        &format!("Content-Type: {status_type}\r\nContent-Description: Delivery report\r\n"),
         status.as_bytes(),
     );
     part(

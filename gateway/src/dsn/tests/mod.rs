@@ -175,3 +175,48 @@ fn quoted_printable_lines() {
     assert!(qp.lines().all(|l| l.len() <= 76));
     assert!(qp.starts_with("=C3=A9=3Dx=20\r\n"));
 }
+
+#[test]
+fn a_utf8_recipient_is_reported_in_a_global_delivery_status() {
+    let refused = [failed("josé@bücher.example", "not approved")];
+    let req = DsnRequest {
+        reporting_mta: "gw.test",
+        from: "MAILER-DAEMON@gw.test",
+        original_sender: "s@gw.test",
+        original_message: b"Subject: x\r\n\r\n",
+        failed: &refused,
+        arrival_date: None,
+        envelope_id: None,
+    };
+    let text =
+        String::from_utf8(build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap().message).unwrap();
+    assert!(
+        text.contains("Content-Type: message/global-delivery-status"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: utf-8; josé@bücher.example"),
+        "{text}"
+    );
+    let ascii = [failed("bob@b.example", "not approved")];
+    let text = String::from_utf8(
+        build_dsn(
+            &DsnRequest {
+                failed: &ascii,
+                ..req
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap()
+        .message,
+    )
+    .unwrap();
+    assert!(
+        text.contains("Content-Type: message/delivery-status\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: rfc822; bob@b.example"),
+        "{text}"
+    );
+}
