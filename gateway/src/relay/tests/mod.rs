@@ -554,27 +554,24 @@ async fn utf8_mail_is_refused_by_a_hop_without_smtputf8() {
     }
     assert!(data.lock().unwrap().is_empty());
     // A UTF-8 address needs SMTPUTF8 even when nobody declared it (a notice we originate).
+    let notice = |addr| async move {
+        deliver(
+            &hop(addr, TlsMode::Disabled),
+            "",
+            &rcpts(&["josé@bücher.test"]),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+    };
     let (addr, data) = fake_server(basic_script).await;
-    let report = deliver(
-        &hop(addr, TlsMode::Disabled),
-        "",
-        &utf8,
-        b"Subject: x\r\n\r\nx\r\n",
-    )
-    .await;
+    let report = notice(addr).await;
     assert!(
         matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.enhanced == "5.6.7"),
         "{report:?}"
     );
     assert!(data.lock().unwrap().is_empty());
     let (addr, sink, _stop) = serve_sink(receive::ServerConfig::new("hop.test")).await;
-    let report = deliver(
-        &hop(addr, TlsMode::Disabled),
-        "",
-        &utf8,
-        b"Subject: x\r\n\r\nx\r\n",
-    )
-    .await;
+    let report = notice(addr).await;
     assert!(report.all_accepted(), "{report:?}");
     assert!(sink.0.lock().unwrap()[0].0.params.smtputf8);
     // SMTPUTF8 requested but nothing needs it: sent as plain ASCII mail.
