@@ -5,6 +5,9 @@
 //! refused ones get a DSN when others went through); `4xx` as soon as any delivery failed
 //! temporarily, so the upstream MTA keeps the message and retries. A retry may deliver again
 //! to recipients that had already been accepted: a duplicate is preferred to a loss.
+//! Over LMTP each recipient gets its own answer ([`MessageHandler::handle_each`]), so only
+//! the ones that failed temporarily are retried, and the refused ones are bounced by the
+//! upstream MTA rather than by a DSN of ours.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -79,12 +82,18 @@ struct Refusal {
     direction: Direction,
 }
 
+/// Recipients whose processing failed before relaying, for a reason that may pass.
+struct Deferred {
+    recipients: Vec<String>,
+    reason: String,
+}
+
 #[derive(Default)]
 struct Plan {
     deliveries: Vec<Delivery>,
     refused: Vec<Refusal>,
     /// Work that failed for a reason that may pass (store unavailable...): answer 451 4.3.0.
-    temporary: Vec<String>,
+    temporary: Vec<Deferred>,
     /// The envelope's cert-query recipients (answered or deliberately not).
     query_recipients: Vec<String>,
     /// The rate-limit slots of the cert-query reply, given back if it is not relayed.
@@ -160,7 +169,7 @@ impl Gateway {
 
 impl MessageHandler for Gateway {
     async fn handle(&self, envelope: Envelope, message: Vec<u8>) -> Reply {
-        match self.process(envelope, message).await {
+        match self.process(envelope, message, false).await {
             Ok((settled, envelope, message)) => {
                 self.shared.smtp_answer(settled, &envelope, &message).await
             }
@@ -170,7 +179,7 @@ impl MessageHandler for Gateway {
 
     async fn handle_each(&self, envelope: Envelope, message: Vec<u8>) -> Vec<Reply> {
         let count = envelope.rcpt_to.len();
-        match self.process(envelope, message).await {
+        match self.process(envelope, message, true).await {
             Ok((settled, envelope, _)) => settled.answers(&envelope),
             Err(reply) => vec![reply; count],
         }
@@ -178,12 +187,14 @@ impl MessageHandler for Gateway {
 }
 
 impl Gateway {
-    /// Plan (on a crypto thread) and relay; what became of each recipient. `Err` is the
-    /// answer for every recipient when the message could not be processed at all.
+    /// Plan (on a crypto thread) and relay; what became of each recipient (see
+    /// [`Shared::execute`] for `per_recipient`). `Err` is the answer for every recipient when
+    /// the message could not be processed at all.
     async fn process(
         &self,
         envelope: Envelope,
         message: Vec<u8>,
+        per_recipient: bool,
     ) -> Result<(Settled, Envelope, Vec<u8>), Reply> {
         let started = Instant::now();
         let shared = self.shared.clone();
@@ -212,7 +223,7 @@ impl Gateway {
             }
         };
         crate::msglog::record_direction(&plan.directions());
-        let settled = self.shared.execute(plan, &envelope).await;
+        let settled = self.shared.execute(plan, &envelope, per_recipient).await;
         self.shared
             .metrics
             .processing_time(started.elapsed().as_secs_f64());
@@ -302,10 +313,14 @@ impl Shared {
             authserv_id: &self.config.authserv_id,
         };
         let (groups, temporary) = inbound_pipeline.process_all(&inbound, message, now);
+        // The keys of all inbound recipients are loaded together: a failure defers them all.
         plan.temporary.extend(
             temporary
                 .into_iter()
-                .map(|crate::inbound::Temporary(reason)| reason),
+                .map(|crate::inbound::Temporary(reason)| Deferred {
+                    recipients: inbound.clone(),
+                    reason,
+                }),
         );
         for group in groups {
             let result = group.result;
@@ -385,7 +400,10 @@ impl Shared {
                     self.metrics
                         .message(Direction::CertQuery, Outcome::NotAnswered);
                 }
-                CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(reason),
+                CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(Deferred {
+                    recipients: plan.query_recipients.clone(),
+                    reason,
+                }),
             }
         }
         plan
@@ -456,7 +474,8 @@ impl Shared {
                 Err(SignError::Temporary(reason)) => {
                     self.metrics.failure(CryptoFailure::SignFailed);
                     tracing::error!(%reason, "outbound signing failed");
-                    plan.temporary.push(reason);
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    plan.temporary.push(Deferred { recipients, reason });
                     return;
                 }
             }
@@ -477,7 +496,10 @@ impl Shared {
                     reason,
                     direction: Direction::Outbound,
                 }),
-                Decision::Temporary { reason } => plan.temporary.push(format!("{rcpt}: {reason}")),
+                Decision::Temporary { reason } => plan.temporary.push(Deferred {
+                    reason: format!("{rcpt}: {reason}"),
+                    recipients: vec![rcpt],
+                }),
                 Decision::Plaintext => plaintext.push(rcpt),
                 Decision::SignOverTls => over_tls.push(rcpt),
                 Decision::Encrypt {
@@ -579,7 +601,9 @@ impl Shared {
     }
 
     /// Relay the planned deliveries and collect what became of each recipient.
-    async fn execute(&self, mut plan: Plan, envelope: &Envelope) -> Settled {
+    /// `per_recipient` (LMTP): recipients whose processing failed temporarily are answered on
+    /// their own and the others relayed; otherwise (SMTP) nothing is relayed then.
+    async fn execute(&self, mut plan: Plan, envelope: &Envelope, per_recipient: bool) -> Settled {
         let mut settled = Settled {
             before_relay: None,
             accepted: plan.query_recipients.len(),
@@ -587,18 +611,32 @@ impl Shared {
             refused: Vec::new(),
             permanent: Vec::new(),
         };
-        // Work that failed before relaying (store or keys unavailable): relay nothing, so the
-        // upstream MTA's retry delivers every recipient exactly once.
-        if !plan.temporary.is_empty() {
-            tracing::warn!(reasons = ?plan.temporary, "temporary failure before relaying; upstream will retry");
-            settled.before_relay = Some(Reply::temp_fail(
-                "4.3.0",
-                format!(
-                    "temporary failure, try again later: {}",
-                    plan.temporary.join("; ")
-                ),
-            ));
-            return settled;
+        let deferred = std::mem::take(&mut plan.temporary);
+        if !deferred.is_empty() {
+            let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
+            tracing::warn!(
+                ?reasons,
+                "temporary failure before relaying; upstream will retry"
+            );
+            if !per_recipient {
+                // One answer for all: relay nothing, so the upstream MTA's retry delivers
+                // every recipient exactly once.
+                settled.before_relay = Some(Reply::temp_fail(
+                    "4.3.0",
+                    format!("temporary failure, try again later: {}", reasons.join("; ")),
+                ));
+                return settled;
+            }
+            // One answer each: only these are retried; the others are relayed now.
+            for d in deferred {
+                let reply = Reply::temp_fail(
+                    "4.3.0",
+                    format!("temporary failure, try again later: {}", d.reason),
+                );
+                for rcpt in d.recipients {
+                    settled.temporary.push((rcpt.clone(), rcpt, reply.clone()));
+                }
+            }
         }
         let no_params = crate::receive::MailParams::default();
         let deliveries = std::mem::take(&mut plan.deliveries);
@@ -759,6 +797,11 @@ impl Shared {
                 .rcpt_params(rcpt)
                 .is_none_or(|p| p.wants_failure_notice())
         };
+        let original_recipient = |rcpt: &str| {
+            envelope
+                .rcpt_params(rcpt)
+                .and_then(|p| p.original_recipient())
+        };
         let refused: Vec<&Refusal> = refused.iter().filter(|r| wanted(&r.recipient)).collect();
         let permanent: Vec<&(String, Reply)> =
             permanent.iter().filter(|(r, _)| wanted(r)).collect();
@@ -772,6 +815,7 @@ impl Shared {
                 status: r.enhanced.to_string(),
                 diagnostic: format!("550 {} {}", r.enhanced, r.reason),
                 reason: r.reason.clone(),
+                original_recipient: original_recipient(&r.recipient),
             })
             .collect();
         failed.extend(permanent.iter().map(|(rcpt, reply)| FailedRecipient {
@@ -783,6 +827,7 @@ impl Shared {
             },
             diagnostic: reply.to_string(),
             reason: format!("the receiving system refused it: {}", reply.text),
+            original_recipient: original_recipient(rcpt),
         }));
         let request = DsnRequest {
             reporting_mta: &self.config.hostname,
@@ -791,6 +836,7 @@ impl Shared {
             original_message: original,
             failed: &failed,
             arrival_date: None,
+            envelope_id: envelope.params.envid.as_deref(),
         };
         let dsn = match build_dsn(&request, time::OffsetDateTime::now_utc()) {
             Ok(d) => d,

@@ -2,7 +2,8 @@
 //! original sender when a message is delivered to some recipients and not to others.
 //!
 //! Built by hand rather than with mail-builder: the three parts have fixed, simple layouts
-//! (`message/delivery-status` is a header-like block that must stay 7-bit), and this keeps
+//! (`message/delivery-status` is a header-like block that must stay 7-bit;
+//! `message/global-delivery-status`, RFC 6533, when an address is UTF-8), and this keeps
 //! the output byte-for-byte predictable.
 
 use rand::RngCore;
@@ -19,6 +20,8 @@ pub struct FailedRecipient {
     pub diagnostic: String,
     /// The reason in words for the person reading the notification.
     pub reason: String,
+    /// `type;address` the sender gave as ORCPT (decoded), for `Original-Recipient`.
+    pub original_recipient: Option<String>,
 }
 
 /// What the notification is about.
@@ -35,6 +38,8 @@ pub struct DsnRequest<'a> {
     pub failed: &'a [FailedRecipient],
     /// When the original arrived (`Arrival-Date`), if known.
     pub arrival_date: Option<OffsetDateTime>,
+    /// The sender's ENVID (xtext, as received), for `Original-Envelope-Id` (RFC 3464 §2.2.1).
+    pub envelope_id: Option<&'a str>,
 }
 
 /// A notification ready to send: with the null sender (RFC 3461 §6.2, so it can never
@@ -100,6 +105,9 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
     human.push_str("The headers of your message are attached.\r\n");
 
     let mut status = String::new();
+    if let Some(envid) = req.envelope_id {
+        status.push_str(&format!("Original-Envelope-Id: {}\r\n", ascii_line(envid)));
+    }
     status.push_str(&format!("Reporting-MTA: dns; {host}\r\n"));
     if let Some(arrival) = req.arrival_date.and_then(|d| d.format(&Rfc2822).ok()) {
         status.push_str(&format!("Arrival-Date: {arrival}\r\n"));
@@ -111,10 +119,16 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
             "5.0.0"
         };
         status.push_str("\r\n");
-        status.push_str(&format!(
-            "Final-Recipient: rfc822; {}\r\n",
-            ascii_line(&f.address)
-        ));
+        if let Some(original) = &f.original_recipient {
+            status.push_str(&format!("Original-Recipient: {}\r\n", ascii_line(original)));
+        }
+        // A UTF-8 address keeps its form with the `utf-8` type (RFC 6533 §3).
+        let (kind, address) = if f.address.is_ascii() {
+            ("rfc822", ascii_line(&f.address))
+        } else {
+            ("utf-8", one_line(&f.address))
+        };
+        status.push_str(&format!("Final-Recipient: {kind}; {address}\r\n"));
         status.push_str("Action: failed\r\n");
         status.push_str(&format!("Status: {code}\r\n"));
         status.push_str(&format!(
@@ -152,9 +166,15 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
         "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Description: Notification\r\n",
         quoted_printable(human.as_bytes()).as_bytes(),
     );
+    // UTF-8 in the report needs the internationalised type (RFC 6533 §6).
+    let status_type = if status.is_ascii() {
+        "message/delivery-status"
+    } else {
+        "message/global-delivery-status"
+    };
     part(
         &mut out,
-        "Content-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n",
+        &format!("Content-Type: {status_type}\r\nContent-Description: Delivery report\r\n"),
         status.as_bytes(),
     );
     part(

@@ -19,9 +19,21 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(Options {
+        setup: APPROVE_PARTNER,
+        ..Options::default()
+    })
+}
+
+/// The gateway's LMTP listener on any free port.
+const LMTP: &str = "[lmtp]\nlisten = \"127.0.0.1:0\"\n";
+const APPROVE_PARTNER: &[&[&str]] = &[&["domains", "add", "partner.example", "--policy", "smime"]];
+
+fn world_with(options: Options<'_>) -> World {
     let inbound = SmtpSink::start();
     let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start_with_partner(&inbound, &outbound).expect("gateway starts");
+    let gateway = GatewayProcess::start_with(&inbound.address(), &outbound.address(), options)
+        .expect("gateway starts");
     World {
         inbound,
         outbound,
@@ -90,37 +102,29 @@ fn dsn_requests_and_utf8_addresses_reach_the_next_hop_unchanged() {
     );
 
     // A partner with a UTF-8 address.
-    let from_jose =
-        "From: josé@partner.example\r\nTo: user@agency.example\r\nSubject: Olá\r\n\r\nOi.\r\n";
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example> SMTPUTF8",
-        &["RCPT TO:<user@agency.example>"],
-        from_jose.as_bytes(),
-    );
+    let from_jose = |mail_parameters: &str| {
+        transaction(
+            &w,
+            &format!("MAIL FROM:<josé@partner.example>{mail_parameters}"),
+            &["RCPT TO:<user@agency.example>"],
+            "From: josé@partner.example\r\nTo: user@agency.example\r\nSubject: Olá\r\n\r\nOi.\r\n"
+                .as_bytes(),
+        )
+    };
+    let (code, text) = from_jose(" SMTPUTF8");
     assert_eq!(code, 250, "{text}");
     let got = w.inbound.wait_for_messages(2, WAIT).unwrap();
     assert_eq!(got[1].mail_from, "josé@partner.example");
     assert!(got[1].mail_parameters.iter().any(|p| p == "SMTPUTF8"));
 
     // Without SMTPUTF8 the UTF-8 address is refused at once.
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example>",
-        &["RCPT TO:<user@agency.example>"],
-        b"",
-    );
+    let (code, text) = from_jose("");
     assert_eq!(code, 553, "{text}");
     assert!(text.starts_with("5.6.7"), "{text}");
 
     // A next hop without SMTPUTF8 cannot take it: a permanent, explained refusal.
     w.inbound.set_offer_smtputf8(false);
-    let (code, text) = transaction(
-        &w,
-        "MAIL FROM:<josé@partner.example> SMTPUTF8",
-        &["RCPT TO:<user@agency.example>"],
-        from_jose.as_bytes(),
-    );
+    let (code, text) = from_jose(" SMTPUTF8");
     assert_eq!(code, 550, "{text}");
     assert!(
         text.contains("5.6.7") && text.contains("SMTPUTF8"),
@@ -133,22 +137,9 @@ fn dsn_requests_and_utf8_addresses_reach_the_next_hop_unchanged() {
 fn encrypted_mail_over_the_next_hops_size_is_refused_in_words() {
     let w = world();
     // alice's cert-query registers her certificate; the reply is the first outbound message.
-    let request = integration_tests::openssl::partner_message(
-        ALICE,
-        "cert-query@agency.example",
-        USER,
-        "certificate please",
-        Some("alice"),
-    )
-    .unwrap();
-    let (code, text) = transaction(
-        &w,
-        &format!("MAIL FROM:<{ALICE}>"),
-        &["RCPT TO:<cert-query@agency.example>"],
-        &request,
-    );
-    assert_eq!(code, 250, "{text}");
-    w.outbound.wait_for_messages(1, WAIT).unwrap();
+    w.gateway
+        .cert_query(&w.outbound, (ALICE, "alice"), USER, 0)
+        .unwrap();
 
     // 1.6 MB grows past 2 MB once signed and encrypted.
     w.outbound.set_size_limit(2_000_000);
@@ -179,18 +170,16 @@ fn encrypted_mail_over_the_next_hops_size_is_refused_in_words() {
 /// its recipients retried (with SMTP every recipient would be, and delivered twice).
 #[test]
 fn lmtp_retries_only_the_recipient_whose_hop_failed() {
-    let inbound = SmtpSink::start();
-    let outbound = SmtpSink::start();
-    let gateway = GatewayProcess::start_with(
-        &inbound.address(),
-        &outbound.address(),
-        Options {
-            outbound: "policy_without_certificate = \"plaintext\"\nplaintext_domains = [\"listed.example\"]",
-            sections: "[lmtp]\nlisten = \"127.0.0.1:0\"\n",
-            ..Options::default()
-        },
-    )
-    .expect("gateway starts");
+    let World {
+        inbound,
+        outbound,
+        gateway,
+    } = world_with(Options {
+        outbound:
+            "policy_without_certificate = \"plaintext\"\nplaintext_domains = [\"listed.example\"]",
+        sections: LMTP,
+        ..Options::default()
+    });
     let lmtp = gateway.lmtp.clone().expect("LMTP listener announced");
     let message = format!("From: {USER}\r\nSubject: to three\r\n\r\nHello.\r\n");
 
@@ -232,4 +221,109 @@ fn lmtp_retries_only_the_recipient_whose_hop_failed() {
         "no duplicate for the colleague"
     );
     assert_eq!(outbound.messages().len(), 1);
+}
+
+/// Over SMTP the gateway tells the sender itself about recipients it refused while others
+/// were delivered, unless the sender asked for no notice (`NOTIFY=NEVER`).
+#[test]
+fn the_gateways_own_notice_honours_notify() {
+    let w = world();
+    let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
+    for (notify, notices) in [
+        ("NOTIFY=NEVER", 0),
+        (
+            "NOTIFY=FAILURE ORCPT=rfc822;Bob+2BOrig@unapproved.example",
+            1,
+        ),
+    ] {
+        let before = w.inbound.messages().len();
+        let (code, text) = transaction(
+            &w,
+            &format!("MAIL FROM:<{USER}> ENVID=env+2B7"),
+            &[
+                "RCPT TO:<colleague@agency.example>",
+                &format!("RCPT TO:<bob@unapproved.example> {notify}"),
+            ],
+            message.as_bytes(),
+        );
+        assert_eq!(code, 250, "{text}");
+        let got = w
+            .inbound
+            .wait_for_messages(before + 1 + notices, WAIT)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let got_now = w.inbound.messages();
+        assert_eq!(got_now.len(), before + 1 + notices, "{notify}: {got:?}");
+        let dsns: Vec<_> = got_now[before..]
+            .iter()
+            .filter(|m| m.mail_from.is_empty())
+            .collect();
+        assert_eq!(dsns.len(), notices, "{notify}");
+        if let Some(dsn) = dsns.first() {
+            assert_eq!(dsn.rcpt_to, [USER]);
+            let text = dsn.text();
+            assert!(text.contains("bob@unapproved.example"), "{text}");
+            assert!(text.contains("Original-Envelope-Id: env+2B7"), "{text}");
+            assert!(
+                text.contains("Original-Recipient: rfc822;Bob+Orig@unapproved.example"),
+                "{text}"
+            );
+        }
+    }
+}
+
+/// Over LMTP a recipient whose processing fails before relaying (its domain record cannot be
+/// read) is deferred alone; over SMTP nothing is relayed and all are retried.
+#[test]
+fn lmtp_defers_only_the_recipient_the_store_failed_for() {
+    let damage_partner = |data: &std::path::Path| {
+        let config = certstore::StoreConfig {
+            use_system_trust: false,
+            ..certstore::StoreConfig::default()
+        };
+        certstore::Store::open(&data.join("store"), config)?
+            .damage_domain_record_for_tests("partner.example")?;
+        Ok(())
+    };
+    let World {
+        inbound,
+        outbound,
+        gateway,
+    } = world_with(Options {
+        setup: APPROVE_PARTNER,
+        sections: LMTP,
+        before_serve: Some(&damage_partner),
+        ..Options::default()
+    });
+    let message = format!("From: {USER}\r\nSubject: two\r\n\r\nHello.\r\n");
+    let rcpts = [
+        "RCPT TO:<colleague@agency.example>",
+        "RCPT TO:<alice@partner.example>",
+    ];
+
+    let mut smtp = SmtpClient::connect(&gateway.smtp).unwrap();
+    assert_eq!(smtp.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    for rcpt in rcpts {
+        assert_eq!(smtp.command(rcpt).unwrap().0, 250);
+    }
+    let (code, text) = smtp.data(message.as_bytes()).unwrap();
+    assert_eq!((code, &text[..5]), (451, "4.3.0"), "{text}");
+    smtp.quit();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(inbound.messages().is_empty(), "SMTP relays nothing then");
+
+    let mut lmtp = SmtpClient::connect_lhlo(gateway.lmtp.as_deref().unwrap()).unwrap();
+    assert_eq!(lmtp.command(&format!("MAIL FROM:<{USER}>")).unwrap().0, 250);
+    for rcpt in rcpts {
+        assert_eq!(lmtp.command(rcpt).unwrap().0, 250);
+    }
+    let colleague = lmtp.data(message.as_bytes()).unwrap();
+    let alice = lmtp.reply().unwrap();
+    lmtp.quit();
+    assert_eq!(colleague.0, 250, "{colleague:?}");
+    assert_eq!((alice.0, &alice.1[..5]), (451, "4.3.0"), "{alice:?}");
+    assert!(alice.1.contains("alice@partner.example"), "{alice:?}");
+    let got = inbound.wait_for_messages(1, WAIT).unwrap();
+    assert_eq!(got[0].rcpt_to, ["colleague@agency.example"]);
+    assert!(outbound.messages().is_empty());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use integration_tests::gateway::{fixture, GatewayProcess, Options};
 use integration_tests::postfix::{self, Ports, Postfix};
-use integration_tests::{header, send_mail, SmtpClient, SmtpSink};
+use integration_tests::{header, send_mail, SinkBehaviour, SmtpClient, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -22,6 +22,12 @@ struct Flow {
 }
 
 fn flow() -> Option<Flow> {
+    flow_with_outbound_hop(None)
+}
+
+/// [`flow`], with the gateway's outbound results going to `outbound_hop` (a sink standing in
+/// for the doc's port 10027) instead of back to Postfix.
+fn flow_with_outbound_hop(outbound_hop: Option<&SmtpSink>) -> Option<Flow> {
     if !postfix::available() {
         // `make test` installs Postfix; a bare `cargo test` without it skips, loudly.
         eprintln!("SKIPPED: Postfix is not installed (make deps installs it)");
@@ -33,7 +39,10 @@ fn flow() -> Option<Flow> {
     let doc_settings = postfix::gateway_settings(&ports).unwrap();
     let gateway = GatewayProcess::start_with(
         &format!("127.0.0.1:{}", ports.inbound_reinject),
-        &format!("127.0.0.1:{}", ports.outbound_reinject),
+        &outbound_hop.map_or_else(
+            || format!("127.0.0.1:{}", ports.outbound_reinject),
+            SmtpSink::address,
+        ),
         Options {
             setup: &[&["domains", "add", "partner.example", "--policy", "smime"]],
             smtp_port: ports.gateway,
@@ -352,4 +361,55 @@ fn dsn_requests_and_utf8_addresses_cross_the_filter() {
     ] {
         assert!(notice.contains(expected), "{expected}:\n{notice}");
     }
+}
+
+/// Issue 14 §2 with a real Postfix: over LMTP, a recipient whose next hop fails temporarily
+/// stays in Postfix's queue alone; the recipient that was delivered is not delivered again
+/// when Postfix retries.
+#[test]
+fn lmtp_defers_only_the_recipient_whose_hop_failed() {
+    let partners = SmtpSink::start();
+    let Some(f) = flow_with_outbound_hop(Some(&partners)) else {
+        return;
+    };
+    f.gateway
+        .cert_query(
+            &partners,
+            ("alice@partner.example", "alice"),
+            "user@agency.example",
+            0,
+        )
+        .unwrap();
+    partners.set_behaviour(SinkBehaviour::TempFail);
+    let msg = b"From: user@agency.example\r\nTo: colleague@agency.example, alice@partner.example\r\nSubject: two hops\r\nMessage-ID: <two-hops@agency.example>\r\n\r\nFor both of you.\r\n";
+    let (code, text) = send_mail(
+        &f.postfix.front,
+        "user@agency.example",
+        &["colleague@agency.example", "alice@partner.example"],
+        msg,
+    )
+    .unwrap();
+    assert_eq!(code, 250, "{text}");
+    let delivered = f.wait(&f.mailboxes, 1);
+    assert_eq!(delivered[0].rcpt_to, ["colleague@agency.example"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(f.postfix.queued().unwrap(), 1, "{}", f.postfix.log());
+
+    partners.set_behaviour(SinkBehaviour::Accept);
+    f.postfix.flush().unwrap();
+    let sent = partners
+        .wait_for_messages(2, WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n--- Postfix log ---\n{}", f.postfix.log()));
+    assert_eq!(sent[1].rcpt_to, ["alice@partner.example"]);
+    assert!(
+        !sent[1].text().contains("For both of you."),
+        "left in clear"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        f.mailboxes.messages().len(),
+        1,
+        "the colleague got it twice"
+    );
+    assert_eq!(f.postfix.queued().unwrap(), 0);
 }

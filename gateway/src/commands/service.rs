@@ -272,22 +272,9 @@ async fn serve_until_stopped(
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("cannot listen for the admin API on {}", config.admin.listen))?;
-    let socketmap_listener = match config.postfix.tls_policy_socketmap {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for the Postfix socketmap on {addr}"))?,
-        ),
-        None => None,
-    };
-    let lmtp_listener = match config.lmtp.listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for LMTP on {addr}"))?,
-        ),
-        None => None,
-    };
+    let socketmap_listener =
+        bind_optional(config.postfix.tls_policy_socketmap, "the Postfix socketmap").await?;
+    let lmtp_listener = bind_optional(config.lmtp.listen, "LMTP").await?;
     let smtp_addr: SocketAddr = smtp_listener.local_addr()?;
     let admin_addr: SocketAddr = admin_listener.local_addr()?;
     // Operator commands find the admin API here while we hold the store.
@@ -407,6 +394,21 @@ async fn serve_until_stopped(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
         Err(e) => Err(anyhow::anyhow!("SMTP server task failed: {e}")),
+    }
+}
+
+/// A listener for an optional service, when its address is configured.
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match addr {
+        Some(addr) => Ok(Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for {what} on {addr}"))?,
+        )),
+        None => Ok(None),
     }
 }
 

@@ -202,23 +202,25 @@ where
         if let Err(limit) = state.budget.command(&config.limits) {
             return close_for_limit(conn, client, limit).await;
         }
-        // MAIL and RCPT are parsed here (their DSN and SMTPUTF8 parameters), the rest by
-        // smtp-proto; XFORWARD, which smtp-proto does not know, is recognised first.
-        let envelope_command = params::parse(&line);
-        let parsed = Request::parse(&mut line.iter());
-        let step = match (envelope_command, parsed) {
-            _ if xforward::arguments(&line).is_some() => handle_xforward(state, client, &line),
-            (Some(Ok(EnvelopeCommand::Mail { from, params })), _) => {
-                handle_mail(state, client, config, from, params)
+        // XFORWARD (smtp-proto does not know it) and MAIL/RCPT (their DSN and SMTPUTF8
+        // parameters, see `params`) are recognised first; smtp-proto parses the rest.
+        let step = if xforward::arguments(&line).is_some() {
+            handle_xforward(state, client, &line)
+        } else if let Some(envelope_command) = params::parse(&line) {
+            match envelope_command {
+                Ok(EnvelopeCommand::Mail { from, params }) => {
+                    handle_mail(state, client, config, from, params)
+                }
+                Ok(EnvelopeCommand::Rcpt { to, params }) => handle_rcpt(state, config, to, params),
+                Err(r) => Step::Bad(r),
             }
-            (Some(Ok(EnvelopeCommand::Rcpt { to, params })), _) => {
-                handle_rcpt(state, config, to, params)
+        } else {
+            match Request::parse(&mut line.iter()) {
+                Ok(request) => {
+                    handle_request(conn, state, client, config, handler, request.into_owned()).await
+                }
+                Err(e) => Step::Bad(parse_error_reply(&e)),
             }
-            (Some(Err(r)), _) => Step::Bad(r),
-            (None, Ok(request)) => {
-                handle_request(conn, state, client, config, handler, request.into_owned()).await
-            }
-            (None, Err(e)) => Step::Bad(parse_error_reply(&e, &line, config)),
         };
         let result = match step {
             Step::Reply(r) => conn.queue(&r).await.map(|_| None),
@@ -392,7 +394,7 @@ fn handle_xforward(state: &mut State, client: SocketAddr, line: &[u8]) -> Step {
     }
 }
 
-fn parse_error_reply(e: &ProtoError, line: &[u8], config: &ServerConfig) -> Reply {
+fn parse_error_reply(e: &ProtoError) -> Reply {
     match e {
         ProtoError::UnknownCommand => reply(500, "5.5.2", "Error: command not recognized"),
         ProtoError::InvalidSenderAddress => reply(553, "5.1.7", "Error: bad sender address syntax"),
@@ -403,11 +405,7 @@ fn parse_error_reply(e: &ProtoError, line: &[u8], config: &ServerConfig) -> Repl
             reply(501, "5.5.4", format!("Syntax error, expected: {syntax}"))
         }
         ProtoError::InvalidParameter { param } => {
-            if *param == "SIZE" && declares_huge_size(line) {
-                size_exceeded(config)
-            } else {
-                reply(501, "5.5.4", format!("Invalid {param} parameter"))
-            }
+            reply(501, "5.5.4", format!("Invalid {param} parameter"))
         }
         ProtoError::UnsupportedParameter { param } => reply(
             555,
@@ -416,20 +414,6 @@ fn parse_error_reply(e: &ProtoError, line: &[u8], config: &ServerConfig) -> Repl
         ),
         _ => reply(501, "5.5.2", "Syntax error"),
     }
-}
-
-/// The parser refuses SIZE values that do not fit a `usize`; those are oversize, not bad.
-fn declares_huge_size(line: &[u8]) -> bool {
-    let upper = line.to_ascii_uppercase();
-    upper
-        .windows(5)
-        .position(|w| w == b"SIZE=")
-        .map(|p| {
-            let digits = &upper[p + 5..];
-            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-            n > 0
-        })
-        .unwrap_or(false)
 }
 
 fn size_exceeded(config: &ServerConfig) -> Reply {

@@ -501,10 +501,14 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(envid) = params.envid.as_deref().filter(|_| offers_dsn) {
         mail.push_str(&format!(" ENVID={envid}"));
     }
-    if params.smtputf8 {
+    // A UTF-8 address always needs SMTPUTF8, also in mail we originate (a notice to a UTF-8
+    // sender); UTF-8 headers need it only when the client declared them so (raw 8-bit
+    // headers without SMTPUTF8 are passed on as they came).
+    let utf8_envelope = !mail_from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+    if params.smtputf8 || utf8_envelope {
         if has("SMTPUTF8") {
             mail.push_str(" SMTPUTF8");
-        } else if needs_smtputf8(mail_from, recipients, message) {
+        } else if utf8_envelope || !header_block(message).is_ascii() {
             let _ = client.command("QUIT", "QUIT").await;
             return Err(Abort::Perm(Reply::new(
                 550,
@@ -523,7 +527,11 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if r.is_permanent() {
         let _ = client.command("QUIT", "QUIT").await;
-        return Err(Abort::Perm(r));
+        return Err(Abort::Perm(explain_size_refusal(
+            r,
+            message.len(),
+            transfer.grown_by,
+        )));
     }
 
     let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
@@ -574,7 +582,7 @@ async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     let r = client.read_reply("end of data").await?;
     if !r.is_success() {
         let failed = if r.is_permanent() {
-            RecipientOutcome::PermFailed(r)
+            RecipientOutcome::PermFailed(explain_size_refusal(r, message.len(), transfer.grown_by))
         } else {
             RecipientOutcome::TempFailed(r)
         };
@@ -609,6 +617,24 @@ fn too_large(size: usize, limit: usize, grown_by: Option<&str>) -> Reply {
     )
 }
 
+/// A next hop's own "too large" refusal (5.3.4, or 5.2.3 "message length exceeds
+/// administrative limit", RFC 3463), which would reach the sender as a bare code, with the
+/// size in words; other replies (552 5.2.2 is a full mailbox) unchanged.
+fn explain_size_refusal(r: Reply, size: usize, grown_by: Option<&str>) -> Reply {
+    if !matches!(r.enhanced.as_str(), "5.3.4" | "5.2.3") {
+        return r;
+    }
+    let after = grown_by.map(|g| format!("after {g} ")).unwrap_or_default();
+    Reply::new(
+        552,
+        "5.3.4",
+        format!(
+            "{after}the message is {}, too large for the next hop ({size} bytes; it said: {r})",
+            megabytes(size)
+        ),
+    )
+}
+
 /// `11.2 MB`, `10 MB`: decimal megabytes with one decimal where it matters.
 fn megabytes(bytes: usize) -> String {
     let tenths = (bytes as u128 * 10 + 500_000) / 1_000_000;
@@ -619,16 +645,13 @@ fn megabytes(bytes: usize) -> String {
     }
 }
 
-/// Whether the envelope or the header block holds anything but ASCII (RFC 6531/6532 mail
-/// that a hop without SMTPUTF8 cannot take unchanged).
-fn needs_smtputf8(mail_from: &str, recipients: &[String], message: &[u8]) -> bool {
+/// The header block of `message` (up to the first empty line).
+fn header_block(message: &[u8]) -> &[u8] {
     let header_end = message
         .windows(2)
         .position(|w| w == b"\n\n" || w == b"\n\r")
         .unwrap_or(message.len());
-    !mail_from.is_ascii()
-        || recipients.iter().any(|r| !r.is_ascii())
-        || !message[..header_end].is_ascii()
+    &message[..header_end]
 }
 
 fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutcome) {

@@ -153,6 +153,18 @@ fn example_file_loads() {
         PolicyWithoutCertificate::Refuse
     );
     assert_eq!(c.smtp.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(
+        c.lmtp.listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:10024")
+    );
+}
+
+#[test]
+fn lmtp_is_off_unless_a_listener_is_set() {
+    assert_eq!(load("").unwrap().lmtp.listen, None);
+    let e = load("[lmtp]\nlisten = \"nowhere\"").unwrap_err();
+    assert!(e.to_string().contains("lmtp.listen"), "{e}");
+    assert!(load("[lmtp]\nport = 1").is_err());
 }
 
 #[test]

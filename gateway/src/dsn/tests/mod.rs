@@ -7,6 +7,7 @@ fn failed(addr: &str, reason: &str) -> FailedRecipient {
         status: "5.7.1".into(),
         diagnostic: format!("550 5.7.1 {reason}"),
         reason: reason.into(),
+        original_recipient: None,
     }
 }
 
@@ -27,6 +28,7 @@ fn dsn_parses_back_with_all_fields() {
         original_message: original,
         failed: &refused,
         arrival_date: Some(OffsetDateTime::UNIX_EPOCH),
+        envelope_id: None,
     };
     let dsn = build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap();
     assert_eq!(dsn.mail_from, "");
@@ -125,6 +127,7 @@ fn header_injection_is_neutralised() {
         status: "bogus".into(),
         diagnostic: "550\r\nX-Evil: 1".into(),
         reason: "r".into(),
+        original_recipient: Some("rfc822;o@b.test\r\nX-Evil: 2".into()),
     }];
     let req = DsnRequest {
         reporting_mta: "gw.test",
@@ -133,12 +136,15 @@ fn header_injection_is_neutralised() {
         original_message: b"",
         failed: &refused,
         arrival_date: None,
+        envelope_id: Some("id\r\nX-Evil: 3"),
     };
     let dsn = build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap();
     let text = String::from_utf8(dsn.message).unwrap();
     assert!(!text.contains("\r\nBcc:"));
     assert!(!text.contains("\r\nX-Evil"));
     assert!(text.contains("Status: 5.0.0"));
+    assert!(text.contains("Original-Recipient: rfc822;o@b.test"));
+    assert!(text.contains("Original-Envelope-Id: id"));
 }
 
 #[test]
@@ -150,6 +156,7 @@ fn refuses_null_sender_and_empty_list() {
         original_message: b"",
         failed: &[],
         arrival_date: None,
+        envelope_id: None,
     };
     assert_eq!(
         build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap_err(),
@@ -167,4 +174,49 @@ fn quoted_printable_lines() {
     let qp = quoted_printable("é=x \r\n".repeat(40).as_bytes());
     assert!(qp.lines().all(|l| l.len() <= 76));
     assert!(qp.starts_with("=C3=A9=3Dx=20\r\n"));
+}
+
+#[test]
+fn a_utf8_recipient_is_reported_in_a_global_delivery_status() {
+    let refused = [failed("josé@bücher.example", "not approved")];
+    let req = DsnRequest {
+        reporting_mta: "gw.test",
+        from: "MAILER-DAEMON@gw.test",
+        original_sender: "s@gw.test",
+        original_message: b"Subject: x\r\n\r\n",
+        failed: &refused,
+        arrival_date: None,
+        envelope_id: None,
+    };
+    let text =
+        String::from_utf8(build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap().message).unwrap();
+    assert!(
+        text.contains("Content-Type: message/global-delivery-status"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: utf-8; josé@bücher.example"),
+        "{text}"
+    );
+    let ascii = [failed("bob@b.example", "not approved")];
+    let text = String::from_utf8(
+        build_dsn(
+            &DsnRequest {
+                failed: &ascii,
+                ..req
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap()
+        .message,
+    )
+    .unwrap();
+    assert!(
+        text.contains("Content-Type: message/delivery-status\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: rfc822; bob@b.example"),
+        "{text}"
+    );
 }

@@ -326,6 +326,14 @@ async fn tls_server(
     let (cert, key, ca) = make_cert(dir)?;
     let mut config = receive::ServerConfig::new("gw.test");
     config.tls = Some(receive::load_server_tls(&cert, &key).unwrap());
+    let (addr, sink, tx) = serve_sink(config).await;
+    Some((addr, sink, ca, tx))
+}
+
+/// Our own receive server on loopback, recording what it receives, until `tx` is dropped.
+async fn serve_sink(
+    config: receive::ServerConfig,
+) -> (SocketAddr, Arc<Sink>, tokio::sync::oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sink = Arc::new(Sink(Mutex::new(Vec::new())));
@@ -338,7 +346,7 @@ async fn tls_server(
             let _ = rx.await;
         },
     ));
-    Some((addr, sink, ca, tx))
+    (addr, sink, tx)
 }
 
 #[tokio::test]
@@ -460,23 +468,6 @@ async fn decrypted_content_is_held_back_from_a_hop_without_dsn() {
 
 // --- ESMTP parameters and limits ------------------------------------------------------
 
-/// Our own receive server as the next hop (it offers DSN and SMTPUTF8), recording envelopes.
-async fn own_server() -> (SocketAddr, Arc<Sink>, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let sink = Arc::new(Sink(Mutex::new(Vec::new())));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(receive::serve(
-        listener,
-        Arc::new(receive::ServerConfig::new("hop.test")),
-        Arc::clone(&sink),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    (addr, sink, tx)
-}
-
 fn dsn_request() -> (MailParams, Vec<RcptParams>) {
     let mail = MailParams {
         size: 0,
@@ -500,7 +491,8 @@ fn dsn_request() -> (MailParams, Vec<RcptParams>) {
 
 #[tokio::test]
 async fn dsn_and_smtputf8_parameters_travel_unchanged() {
-    let (addr, sink, _stop) = own_server().await;
+    // Our own receive server offers DSN and SMTPUTF8.
+    let (addr, sink, _stop) = serve_sink(receive::ServerConfig::new("hop.test")).await;
     let (mail, rcpt) = dsn_request();
     let recipients = rcpts(&["bob@x.test", "josé@bücher.test"]);
     let transfer = Transfer {
@@ -561,6 +553,27 @@ async fn utf8_mail_is_refused_by_a_hop_without_smtputf8() {
         o => panic!("{o:?}"),
     }
     assert!(data.lock().unwrap().is_empty());
+    // A UTF-8 address needs SMTPUTF8 even when nobody declared it (a notice we originate).
+    let notice = |addr| async move {
+        deliver(
+            &hop(addr, TlsMode::Disabled),
+            "",
+            &rcpts(&["josé@bücher.test"]),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+    };
+    let (addr, data) = fake_server(basic_script).await;
+    let report = notice(addr).await;
+    assert!(
+        matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.enhanced == "5.6.7"),
+        "{report:?}"
+    );
+    assert!(data.lock().unwrap().is_empty());
+    let (addr, sink, _stop) = serve_sink(receive::ServerConfig::new("hop.test")).await;
+    let report = notice(addr).await;
+    assert!(report.all_accepted(), "{report:?}");
+    assert!(sink.0.lock().unwrap()[0].0.params.smtputf8);
     // SMTPUTF8 requested but nothing needs it: sent as plain ASCII mail.
     let (addr, data) = fake_server(basic_script).await;
     let ascii = rcpts(&["bob@x.test"]);
@@ -606,6 +619,27 @@ async fn over_the_next_hops_size_the_refusal_says_why() {
         }
     }
     assert!(data.lock().unwrap().is_empty(), "nothing was sent");
+    // A hop that states no SIZE but refuses at the end of data: the bare 552 is explained.
+    let (addr, _) = fake_server(|line| match line {
+        "." => "552 5.3.4 Message size exceeds fixed limit\r\n".into(),
+        l if l.starts_with("EHLO") => "250 fake\r\n".into(),
+        l => basic_script(l),
+    })
+    .await;
+    let report = deliver_transfer(&hop(addr, TlsMode::Disabled), &transfer).await;
+    match &report.per_recipient[0].1 {
+        RecipientOutcome::PermFailed(r) => {
+            assert_eq!((r.code, r.enhanced.as_str()), (552, "5.3.4"));
+            assert!(
+                r.text.starts_with(
+                    "after encryption the message is 1.2 MB, too large for the next hop"
+                ),
+                "{r}"
+            );
+            assert!(r.text.contains("Message size exceeds fixed limit"), "{r}");
+        }
+        o => panic!("{o:?}"),
+    }
     assert_eq!(megabytes(11_234_567), "11.2 MB");
     assert_eq!(megabytes(10_240_000), "10.2 MB");
     assert_eq!(megabytes(10_000_000), "10 MB");
