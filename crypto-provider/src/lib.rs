@@ -105,8 +105,8 @@ pub trait CipherProvider: Send + Sync {
         aad: &[u8],
         buffer: &mut [u8],
     ) -> Result<[u8; 16], CipherError>;
-    /// Checks the tag, then decrypts in place; on failure the buffer is left as it was or
-    /// zeroed, never half-decrypted and reported as success.
+    /// Decrypts in place and checks the tag; on failure the buffer's contents are unspecified
+    /// (a caller that may retry with another key keeps a copy).
     fn gcm_open(
         &self,
         key: &[u8],

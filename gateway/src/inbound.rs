@@ -51,7 +51,7 @@ impl Inbound<'_> {
                 Temporary(format!("cannot load the proxy keys of {recipient}"))
             })?;
         let decryption_keys = keys::decryption_keys(&identities);
-        let opened = mime::open_message(message, &decryption_keys);
+        let opened = mime::open_message(self.keys.crypto(), message, &decryption_keys);
 
         // Not opened at all: deliver the original, unchanged but for our headers.
         if opened.was_encrypted() && !opened.decrypted() {

@@ -51,7 +51,7 @@ fn openssl_verifies(message: &[u8]) -> bool {
 }
 
 fn valid_signature(message: &[u8]) -> bool {
-    let opened = open_message(message, &[]);
+    let opened = open_message(crypto(), message, &[]);
     opened.stopped.is_none() && opened.signature().is_some_and(|s| s.outcome.is_valid())
 }
 
@@ -73,7 +73,7 @@ fn a_second_content_type_makes_the_message_ambiguous() {
         "MIME-Version: 1.0\r\n",
         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"evil\"\r\n",
     );
-    let opened = open_message(&attacker, &[]);
+    let opened = open_message(crypto(), &attacker, &[]);
     assert!(opened.layers.is_empty());
     let err = opened.stopped.expect("refused").to_string();
     assert!(err.contains("ambiguous MIME headers"), "{err}");
@@ -84,7 +84,7 @@ fn a_second_content_type_makes_the_message_ambiguous() {
         "MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n",
     ] {
         let m = replace_once(&original, "MIME-Version: 1.0\r\n", extra);
-        let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+        let err = open_message(crypto(),&m, &[]).stopped.expect("refused").to_string();
         assert!(err.contains("ambiguous MIME headers"), "{err}");
     }
 }
@@ -119,7 +119,7 @@ fn multipart_signed_with_a_third_part_is_refused() {
         "--{boundary}\r\nContent-Type: text/plain\r\n\r\nUnsigned extra part.\r\n\r\n{closing}"
     );
     let m = text.replacen(&closing, &extra, 1);
-    let err = open_message(m.as_bytes(), &[])
+    let err = open_message(crypto(), m.as_bytes(), &[])
         .stopped
         .expect("refused")
         .to_string();
@@ -152,7 +152,10 @@ fn the_signature_part_must_be_a_signature() {
         "Content-Type: application/pkcs7-signature",
         "Content-Type: text/plain",
     );
-    let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+    let err = open_message(crypto(), &m, &[])
+        .stopped
+        .expect("refused")
+        .to_string();
     assert!(err.contains("not an application/pkcs7-signature"), "{err}");
 }
 
@@ -263,7 +266,7 @@ fn pem_der(pem: &str) -> Vec<u8> {
 }
 
 fn outcome(der: &[u8]) -> SignatureOutcome {
-    verify(der, None).unwrap().report.outcome
+    verify(crypto(), der, None).unwrap().report.outcome
 }
 
 fn openssl_verifies_der(der: &[u8]) -> bool {
@@ -331,7 +334,7 @@ fn one_signature_cannot_cover_two_contents() {
     ]);
     let der = signed_data(content, &[signer_info(&two_attrs, &two_attrs, false)]);
     // A strict DER reader may refuse the set outright (an error): also not a pass.
-    if let Ok(v) = verify(&der, None) {
+    if let Ok(v) = verify(crypto(), &der, None) {
         match v.report.outcome {
             SignatureOutcome::BadAttributes(d) => assert!(d.contains("more than once"), "{d}"),
             other => panic!("expected bad attributes, got {other:?}"),
@@ -348,7 +351,7 @@ fn every_signer_must_verify_and_each_is_reported() {
     let forged_twin = signer_info(&attrs, &attrs, true);
 
     let both_valid = signed_data(content, &[valid.clone(), valid.clone()]);
-    let report = verify(&both_valid, None).unwrap().report;
+    let report = verify(crypto(), &both_valid, None).unwrap().report;
     assert_eq!(report.outcome, SignatureOutcome::Valid);
     assert_eq!(report.signers.len(), 2);
 
@@ -359,7 +362,7 @@ fn every_signer_must_verify_and_each_is_reported() {
         vec![forged_twin.clone(), valid.clone()],
     ] {
         let der = signed_data(content, &order);
-        let report = verify(&der, None).unwrap().report;
+        let report = verify(crypto(), &der, None).unwrap().report;
         assert_eq!(report.outcome, SignatureOutcome::BadSignature);
         let outcomes: Vec<bool> = report
             .signers
@@ -389,7 +392,7 @@ fn sha224_signatures_verify() {
         ],
         BODY,
     ));
-    let opened = open_message(&m, &[]);
+    let opened = open_message(crypto(), &m, &[]);
     match opened.layers.first() {
         Some(Layer::Signed { report, .. }) => {
             assert_eq!(report.outcome, SignatureOutcome::Valid);
@@ -418,7 +421,7 @@ fn trailing_bytes_after_the_cms_object_are_ignored() {
     let mut padded = der.clone();
     padded.extend_from_slice(&[0, 0, 0, 0]);
     assert!(openssl_verifies_der(&padded));
-    let verified = verify(&padded, None).unwrap();
+    let verified = verify(crypto(), &padded, None).unwrap();
     assert_eq!(verified.report.outcome, SignatureOutcome::Valid);
     assert_eq!(verified.content(), BODY);
 }
@@ -520,6 +523,7 @@ fn recipient_issuer_names_compare_by_rfc5280_rules() {
     );
     let key = key("proxy/user.key");
     let opened = open_message(
+        crypto(),
         &message,
         &[DecryptionKey {
             certificate: &user,
