@@ -10,7 +10,6 @@ use common::*;
 use der::{Decode, Encode};
 use gateway::mime::{open_message, Layer};
 use gateway::smime::verify::{verify, SignatureOutcome};
-use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
 /// A detached signature by alice over BODY, as `openssl cms -sign` writes the whole message
@@ -214,13 +213,11 @@ fn signer_info(sent: &[u8], signed: &[u8], corrupt: bool) -> Vec<u8> {
     let cert = cert("partner/alice.pem");
     let issuer = cert.tbs_certificate.issuer.to_der().unwrap();
     let serial = cert.tbs_certificate.serial_number.to_der().unwrap();
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(
-        &std::fs::read_to_string(fixture("partner/alice.key")).unwrap(),
-    )
-    .unwrap();
-    let digest = Sha256::digest(tlv(0x31, signed));
-    let mut signature = key
-        .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+    let mut signature = key("partner/alice.key")
+        .sign(
+            gateway::smime::crypto::RsaSignature::Pkcs1v15(gateway::smime::DigestAlg::Sha256),
+            &tlv(0x31, signed),
+        )
         .unwrap();
     if corrupt {
         signature[10] ^= 0xff;
