@@ -3,7 +3,7 @@
 //! `openssl cms` doing the same work on the same files in the same run.
 //!
 //! Run with `make bench` (or `cargo bench -p gateway --bench engine`). Prints a Markdown report
-//! and writes it to `bench/engine.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
+//! and writes it to `bench/engine-<backend>.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use der::{Decode, Encode};
 use gateway::mime::{open_message, Layer};
+use gateway::smime::crypto::PrivateKeyOps;
 use gateway::smime::verify::{verify, SignatureOutcome};
 use sha2::{Digest, Sha256};
 
