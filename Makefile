@@ -10,9 +10,17 @@ run:
 	$(CARGO) build --release -p gateway --bin smime-gateway
 	./target/release/smime-gateway run-default --data-dir ./run-data
 
-## make test: install the command-line peers the tests use, then lint and run every test
+## make test: install the command-line peers the tests use, then lint and run every test.
+## Every test runs on the default crypto backend (aws-lc-rs); the engine-level tests (the
+## provider itself across both backends, the CMS engine against openssl, proxy issuance) run
+## once more on the pure-Rust RustCrypto backend.
+RUST_CRYPTO := --no-default-features --features rust-crypto
 test: deps lint
 	$(CARGO) test --workspace --all-targets
+	$(CARGO) test -p crypto-provider --all-features
+	$(CARGO) test -p gateway $(RUST_CRYPTO) --test crafted_cms --test openssl_to_engine \
+	  --test engine_to_openssl --test one_reading --test hostile_input
+	$(CARGO) test -p certstore $(RUST_CRYPTO) --test proxy
 
 deps:
 	@missing=""; \

@@ -3,7 +3,9 @@
 # end-to-end SMTP benchmark; folds the figures into bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The engine on each crypto backend: the default (aws-lc-rs), then the pure-Rust one.
 cargo bench -p gateway --bench engine
+cargo bench -p gateway --no-default-features --features rust-crypto --bench engine
 cargo bench -p gateway --bench hostile
 if [ -f integration-tests/src/bin/e2e_bench.rs ]; then
   cargo build --release -p gateway --bin smime-gateway
@@ -17,7 +19,13 @@ fi
   echo
   echo "## Engine: decrypt+verify and sign+encrypt against \`openssl cms\`"
   echo
-  cat bench/engine.md
+  echo "### Backend aws-lc-rs (the default)"
+  echo
+  cat bench/engine-aws-lc-rs.md
+  echo
+  echo "### Backend rust-crypto (\`--no-default-features --features rust-crypto\`)"
+  echo
+  cat bench/engine-rust-crypto.md
   echo
   echo "## Hostile inputs: crafted message against an ordinary one of the same size"
   echo

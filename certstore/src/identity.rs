@@ -378,10 +378,10 @@ impl Store {
 
     fn prepare_identity(&self, address: &str) -> Result<Prepared, StoreError> {
         let ca = self.ca_material()?;
-        let key = issue::generate_key(issue::PROXY_KEY_BITS)?;
+        let key = issue::generate_key(self.crypto(), issue::PROXY_KEY_BITS)?;
         let cert = issue::build_proxy(
             address,
-            &key,
+            &key.key,
             ca.subject(),
             &ca.key,
             ca.cert.not_after(),
@@ -390,7 +390,7 @@ impl Store {
         Ok(Prepared {
             address: address.to_string(),
             cert,
-            key_pkcs8: issue::pkcs8_der(&key)?,
+            key_pkcs8: key.pkcs8,
         })
     }
 

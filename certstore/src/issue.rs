@@ -3,14 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use const_oid::{AssociatedOid, ObjectIdentifier};
+use crypto_provider::{CryptoProvider, DigestAlg, PrivateKey, PrivateKeyOps, RsaSignature};
+use der::asn1::BitString;
 use der::asn1::{Any, Ia5String, OctetString, SetOfVec};
 use der::{Encode, Tag};
-use rand::rngs::OsRng;
-use rand::RngCore;
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::EncodePrivateKey;
-use rsa::RsaPrivateKey;
-use sha2::Sha256;
+use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, SignatureBitStringEncoding};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
@@ -55,9 +52,11 @@ pub(crate) fn common_name(cn: &str) -> Result<Name, StoreError> {
 }
 
 /// A random positive 127-bit serial (top bit clear, next bit set so DER needs no padding).
-fn random_serial() -> Result<SerialNumber, StoreError> {
+fn random_serial(crypto: &CryptoProvider) -> Result<SerialNumber, StoreError> {
     let mut bytes = [0u8; 16];
-    OsRng.fill_bytes(&mut bytes);
+    crypto
+        .fill_random(&mut bytes)
+        .map_err(|e| StoreError::Crypto(e.to_string()))?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::new(&bytes).map_err(build_err)
 }
@@ -87,23 +86,96 @@ fn validity(
     })
 }
 
-pub(crate) fn generate_key(bits: usize) -> Result<RsaPrivateKey, StoreError> {
-    RsaPrivateKey::new(&mut OsRng, bits).map_err(|e| StoreError::Crypto(e.to_string()))
+/// A private key as the store keeps it (PKCS#8 DER) and loaded into the crypto provider.
+pub(crate) struct KeyPair {
+    pub pkcs8: Zeroizing<Vec<u8>>,
+    pub key: PrivateKey,
 }
 
-pub(crate) fn pkcs8_der(key: &RsaPrivateKey) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let doc = key
-        .to_pkcs8_der()
+pub(crate) fn generate_key(
+    crypto: &'static CryptoProvider,
+    bits: usize,
+) -> Result<KeyPair, StoreError> {
+    let pkcs8 = crypto
+        .generate_rsa_pkcs8(bits)
         .map_err(|e| StoreError::Crypto(e.to_string()))?;
-    Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    load_key(crypto, pkcs8)
 }
 
-fn spki_of(key: &RsaPrivateKey) -> Result<SubjectPublicKeyInfoOwned, StoreError> {
+pub(crate) fn load_key(
+    crypto: &'static CryptoProvider,
+    pkcs8: Zeroizing<Vec<u8>>,
+) -> Result<KeyPair, StoreError> {
+    let key = crypto
+        .load_private_key(&pkcs8)
+        .map_err(|e| StoreError::Crypto(e.to_string()))?;
+    Ok(KeyPair { pkcs8, key })
+}
+
+fn spki_of(key: &PrivateKey) -> Result<SubjectPublicKeyInfoOwned, StoreError> {
     let der = key
-        .to_public_key()
-        .to_public_key_der()
+        .public_key_spki_der()
         .map_err(|e| StoreError::Crypto(e.to_string()))?;
-    SubjectPublicKeyInfoOwned::try_from(der.as_bytes()).map_err(build_err)
+    SubjectPublicKeyInfoOwned::try_from(der.as_slice()).map_err(build_err)
+}
+
+/// sha256WithRSAEncryption through the crypto provider, in the shape x509-cert's builder
+/// wants (a `Keypair` that is a `Signer`), so certificates are signed where every other
+/// private-key operation runs.
+struct CertSigner<'a> {
+    key: &'a PrivateKey,
+    spki: SubjectPublicKeyInfoOwned,
+}
+
+#[derive(Clone)]
+struct CertSignerPublicKey(SubjectPublicKeyInfoOwned);
+
+impl EncodePublicKey for CertSignerPublicKey {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::try_from(self.0.to_der()?)?)
+    }
+}
+
+impl<'a> CertSigner<'a> {
+    fn new(key: &'a PrivateKey) -> Result<Self, StoreError> {
+        Ok(Self {
+            key,
+            spki: spki_of(key)?,
+        })
+    }
+}
+
+impl signature::Keypair for CertSigner<'_> {
+    type VerifyingKey = CertSignerPublicKey;
+    fn verifying_key(&self) -> CertSignerPublicKey {
+        CertSignerPublicKey(self.spki.clone())
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for CertSigner<'_> {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(AlgorithmIdentifierOwned {
+            oid: DigestAlg::Sha256.rsa_signature_oid(),
+            parameters: Some(Any::null()),
+        })
+    }
+}
+
+struct CertSignature(Vec<u8>);
+
+impl SignatureBitStringEncoding for CertSignature {
+    fn to_bitstring(&self) -> der::Result<BitString> {
+        BitString::new(0, self.0.clone())
+    }
+}
+
+impl signature::Signer<CertSignature> for CertSigner<'_> {
+    fn try_sign(&self, tbs: &[u8]) -> Result<CertSignature, signature::Error> {
+        self.key
+            .sign(RsaSignature::Pkcs1v15(DigestAlg::Sha256), tbs)
+            .map(CertSignature)
+            .map_err(|_| signature::Error::new())
+    }
 }
 
 /// Name constraints that let the proxy CA vouch only for mail addresses in `domains` (each
@@ -145,7 +217,7 @@ fn proxy_name_constraints(domains: &[String]) -> Result<NameConstraints, StoreEr
 pub(crate) fn build_ca(
     subject_cn: &str,
     domains: &[String],
-    key: &RsaPrivateKey,
+    key: &PrivateKey,
 ) -> Result<Vec<u8>, StoreError> {
     if domains.is_empty() || domains.len() > MAX_CA_DOMAINS {
         return Err(StoreError::Build(format!(
@@ -154,7 +226,7 @@ pub(crate) fn build_ca(
         )));
     }
     let subject = common_name(subject_cn)?;
-    let signer = SigningKey::<Sha256>::new(key.clone());
+    let signer = CertSigner::new(key)?;
     // The "SubCA" profile signed by its own key is a root with pathLen 0 (the builder's
     // "Root" profile cannot set a path length); the AKI it adds equals the SKI.
     let mut builder = CertificateBuilder::new(
@@ -162,10 +234,10 @@ pub(crate) fn build_ca(
             issuer: subject.clone(),
             path_len_constraint: Some(0),
         },
-        random_serial()?,
+        random_serial(key.provider())?,
         validity(CA_VALIDITY, None)?,
         subject,
-        spki_of(key)?,
+        signer.spki.clone(),
         &signer,
     )
     .map_err(build_err)?;
@@ -177,9 +249,7 @@ pub(crate) fn build_ca(
             EKU_EMAIL_PROTECTION,
         ])))
         .map_err(build_err)?;
-    let cert = builder
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(build_err)?;
+    let cert = builder.build::<CertSignature>().map_err(build_err)?;
     cert.to_der().map_err(build_err)
 }
 
@@ -212,15 +282,15 @@ impl AsExtension for EmailProtectionEku {
 /// later than the CA (`ca_not_after`).
 pub(crate) fn build_proxy(
     address: &str,
-    key: &RsaPrivateKey,
+    key: &PrivateKey,
     ca_subject: &Name,
-    ca_key: &RsaPrivateKey,
+    ca_key: &PrivateKey,
     ca_not_after: SystemTime,
     validity_days: u32,
 ) -> Result<Vec<u8>, StoreError> {
     let email =
         Ia5String::new(address).map_err(|_| StoreError::InvalidAddress(address.to_string()))?;
-    let signer = SigningKey::<Sha256>::new(ca_key.clone());
+    let signer = CertSigner::new(ca_key)?;
     let days = u64::from(validity_days.max(1));
     let mut builder = CertificateBuilder::new(
         Profile::Leaf {
@@ -228,7 +298,7 @@ pub(crate) fn build_proxy(
             enable_key_agreement: false,
             enable_key_encipherment: true,
         },
-        random_serial()?,
+        random_serial(ca_key.provider())?,
         validity(Duration::from_secs(days * 86_400), Some(ca_not_after))?,
         common_name(address)?,
         spki_of(key)?,
@@ -243,8 +313,6 @@ pub(crate) fn build_proxy(
             EKU_EMAIL_PROTECTION,
         ])))
         .map_err(build_err)?;
-    let cert = builder
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(build_err)?;
+    let cert = builder.build::<CertSignature>().map_err(build_err)?;
     cert.to_der().map_err(build_err)
 }

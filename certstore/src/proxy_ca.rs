@@ -1,10 +1,7 @@
 //! The proxy CA: creation, import, export. Its key leaves the store only through
 //! [`Store::export_proxy_ca_key_pem`].
 
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
+use crypto_provider::{CryptoProvider, KeyError, PrivateKey, PrivateKeyOps};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use x509_cert::name::Name;
@@ -37,7 +34,7 @@ struct CaRecord {
 /// The CA certificate and key, loaded for signing.
 pub(crate) struct CaMaterial {
     pub cert: ParsedCert,
-    pub key: RsaPrivateKey,
+    pub key: PrivateKey,
 }
 
 impl CaMaterial {
@@ -46,29 +43,36 @@ impl CaMaterial {
     }
 }
 
-fn parse_private_key(key_pem: &str) -> Result<RsaPrivateKey, StoreError> {
+fn parse_private_key(
+    crypto: &'static CryptoProvider,
+    key_pem: &str,
+) -> Result<issue::KeyPair, StoreError> {
     let blocks = pem_blocks(key_pem).map_err(StoreError::BadEncoding)?;
     let block = blocks
         .iter()
         .find(|b| b.label.ends_with("PRIVATE KEY"))
         .ok_or_else(|| StoreError::BadEncoding("no PRIVATE KEY block found".into()))?;
-    let der = Zeroizing::new(block.der.clone());
     match block.label.as_str() {
-        "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| match e {
-            pkcs8::Error::KeyMalformed | pkcs8::Error::Asn1(_) => {
-                StoreError::BadEncoding(format!("private key: {e}"))
-            }
-            other => StoreError::UnsupportedKey(format!("only RSA keys are supported ({other})")),
-        }),
-        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&der)
-            .map_err(|e| StoreError::BadEncoding(format!("private key: {e}"))),
-        "ENCRYPTED PRIVATE KEY" => Err(StoreError::UnsupportedKey(
-            "encrypted private keys are not supported; decrypt it first".into(),
-        )),
-        other => Err(StoreError::UnsupportedKey(format!(
-            "{other} (only RSA keys are supported)"
-        ))),
+        "PRIVATE KEY" | "RSA PRIVATE KEY" => {}
+        "ENCRYPTED PRIVATE KEY" => {
+            return Err(StoreError::UnsupportedKey(
+                "encrypted private keys are not supported; decrypt it first".into(),
+            ))
+        }
+        other => {
+            return Err(StoreError::UnsupportedKey(format!(
+                "{other} (only RSA keys are supported)"
+            )))
+        }
     }
+    let der = Zeroizing::new(block.der.clone());
+    let parsed = crypto_provider::keys::parse(&der).map_err(|e| match e {
+        KeyError::UnsupportedKeyType => {
+            StoreError::UnsupportedKey("only RSA keys are supported".into())
+        }
+        other => StoreError::BadEncoding(format!("private key: {other}")),
+    })?;
+    issue::load_key(crypto, parsed.pkcs8_der)
 }
 
 impl Store {
@@ -87,7 +91,7 @@ impl Store {
         if self.is_initialised() {
             return Err(StoreError::AlreadyInitialised);
         }
-        let (cert, key, detail) = new_ca(subject_cn, internal_domains)?;
+        let (cert, key, detail) = new_ca(self.crypto(), subject_cn, internal_domains)?;
         self.store_ca(
             cert,
             &key,
@@ -105,13 +109,12 @@ impl Store {
         internal_domains: &[String],
     ) -> Result<ProxyCaInfo, StoreError> {
         let old = self.ca_record()?;
-        let (cert, key, detail) = new_ca(subject_cn, internal_domains)?;
+        let (cert, key, detail) = new_ca(self.crypto(), subject_cn, internal_domains)?;
         let old_fp = crate::certinfo::sha256_hex(&old.cert);
-        let key_der = issue::pkcs8_der(&key)?;
         let record = Zeroizing::new(encode_record(&CaRecord {
             v: codec::SCHEMA_VERSION,
             cert: cert.clone(),
-            key_pkcs8: key_der.to_vec(),
+            key_pkcs8: key.pkcs8.to_vec(),
         })?);
         let mut retired_key = RETIRED_PREFIX.to_vec();
         retired_key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
@@ -166,13 +169,22 @@ impl Store {
             .find(|b| b.label == "CERTIFICATE")
             .ok_or_else(|| StoreError::BadEncoding("no CERTIFICATE block found".into()))?;
         let cert = ParsedCert::parse(&cert_block.der).map_err(StoreError::BadEncoding)?;
-        let key = parse_private_key(key_pem)?;
+        let key = parse_private_key(self.crypto(), key_pem)?;
         let cert_key = rsa_public_key(cert.spki())
             .map_err(|_| StoreError::UnsupportedKey("the certificate's key is not RSA".into()))?;
-        if cert_key != key.to_public_key() {
+        let key_spki = key
+            .key
+            .public_key_spki_der()
+            .map_err(|e| StoreError::Crypto(e.to_string()))?;
+        let own_key = x509_cert::spki::SubjectPublicKeyInfoOwned::try_from(key_spki.as_slice())
+            .map_err(|e| StoreError::Crypto(e.to_string()))
+            .and_then(|spki| {
+                rsa_public_key(&spki).map_err(|_| StoreError::Crypto("own key unreadable".into()))
+            })?;
+        if cert_key != own_key {
             return Err(StoreError::KeyMismatch);
         }
-        let bits = key.n().bits();
+        let bits = key.key.bits();
         if bits < MIN_IMPORT_BITS {
             return Err(StoreError::WeakKey {
                 bits,
@@ -198,15 +210,14 @@ impl Store {
     fn store_ca(
         &self,
         cert: Vec<u8>,
-        key: &RsaPrivateKey,
+        key: &issue::KeyPair,
         kind: AuditKind,
         detail: String,
     ) -> Result<(), StoreError> {
-        let key_der = issue::pkcs8_der(key)?;
         let record = Zeroizing::new(encode_record(&CaRecord {
             v: codec::SCHEMA_VERSION,
             cert,
-            key_pkcs8: key_der.to_vec(),
+            key_pkcs8: key.pkcs8.to_vec(),
         })?);
         let audit_id = self.inner.db.generate_id()?;
         let draft = AuditDraft::new(kind, None, detail);
@@ -241,8 +252,9 @@ impl Store {
 
     pub(crate) fn ca_material(&self) -> Result<CaMaterial, StoreError> {
         let record = self.ca_record()?;
-        let key_der = Zeroizing::new(record.key_pkcs8);
-        let key = RsaPrivateKey::from_pkcs8_der(&key_der)
+        let key = self
+            .crypto()
+            .load_private_key(&Zeroizing::new(record.key_pkcs8))
             .map_err(|e| StoreError::CorruptRecord(format!("proxy CA key: {e}")))?;
         let cert = ParsedCert::parse(&record.cert).map_err(StoreError::CorruptRecord)?;
         Ok(CaMaterial { cert, key })
@@ -321,16 +333,17 @@ fn ca_info(der: &[u8], current: bool) -> Result<ProxyCaInfo, StoreError> {
 
 /// A new constrained CA: its certificate, key and a description for the audit journal.
 fn new_ca(
+    crypto: &'static CryptoProvider,
     subject_cn: &str,
     internal_domains: &[String],
-) -> Result<(Vec<u8>, RsaPrivateKey, String), StoreError> {
+) -> Result<(Vec<u8>, issue::KeyPair, String), StoreError> {
     issue::common_name(subject_cn)?;
     let domains = internal_domains
         .iter()
         .map(|d| normalise_domain(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let key = issue::generate_key(issue::CA_KEY_BITS)?;
-    let cert = issue::build_ca(subject_cn, &domains, &key)?;
+    let key = issue::generate_key(crypto, issue::CA_KEY_BITS)?;
+    let cert = issue::build_ca(subject_cn, &domains, &key.key)?;
     let detail = format!(
         "CN={subject_cn}, RSA-{}, mail of {} only, fingerprint {}",
         issue::CA_KEY_BITS,

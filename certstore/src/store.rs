@@ -41,6 +41,10 @@ pub struct StoreConfig {
     pub extra_freemail_domains: Vec<String>,
     /// Validity of issued proxy certificates, in days.
     pub proxy_cert_validity_days: u32,
+    /// Every private-key operation of the store (key generation, proxy CA signing) runs on
+    /// this provider. Not read from configuration files: the binary chooses it.
+    #[serde(skip, default = "crypto_provider::default_provider")]
+    pub crypto: &'static crypto_provider::CryptoProvider,
 }
 
 impl Default for StoreConfig {
@@ -55,6 +59,7 @@ impl Default for StoreConfig {
             required_policies: Vec::new(),
             extra_freemail_domains: Vec::new(),
             proxy_cert_validity_days: 365,
+            crypto: crypto_provider::default_provider(),
         }
     }
 }
@@ -189,6 +194,11 @@ impl Store {
     /// The configuration the store was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// The crypto provider the store was opened with (see [`StoreConfig::crypto`]).
+    pub fn crypto(&self) -> &'static crypto_provider::CryptoProvider {
+        self.inner.config.crypto
     }
 }
 

@@ -290,10 +290,8 @@ fn issued_certificate_profile_and_openssl_verify() {
         .unwrap();
     assert!(!eku.critical, "EKU is non-critical");
     // Key is PKCS#8 RSA-2048 and matches the certificate.
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::traits::PublicKeyParts;
-    let key = rsa::RsaPrivateKey::from_pkcs8_der(&id.private_key_pkcs8_der).unwrap();
-    assert_eq!(key.n().bits(), 2048);
+    let key = crypto_provider::keys::parse(&id.private_key_pkcs8_der).unwrap();
+    assert_eq!(key.bits, 2048);
 
     let ca_path = dir.path().join("ca.pem");
     let leaf_path = dir.path().join("leaf.pem");

@@ -3,7 +3,7 @@
 //! `openssl cms` doing the same work on the same files in the same run.
 //!
 //! Run with `make bench` (or `cargo bench -p gateway --bench engine`). Prints a Markdown report
-//! and writes it to `bench/engine.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
+//! and writes it to `bench/engine-<backend>.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use gateway::mime::{encrypt_message, open_message, sign_message, SignFormat};
 use gateway::smime::certs;
-use gateway::smime::crypto::{PrivateKeyOps, RsaCrateKey};
+use gateway::smime::crypto::{
+    CryptoProvider, KeyError, PrivateKey, PrivateKeyOps, RsaSignature, UnwrappedKey,
+};
 use gateway::smime::decrypt::DecryptionKey;
 use gateway::smime::encrypt::EncryptOptions;
 use gateway::smime::sign::Signer;
@@ -59,7 +61,7 @@ static ALLOCATOR: Counting = Counting;
 /// Wraps a key and adds up the time spent in its private-key operations, so the share of RSA
 /// in a run is measured inside that same run (separate timings drift with CPU frequency).
 struct TimedKey<'a> {
-    inner: &'a RsaCrateKey,
+    inner: &'a PrivateKey,
     nanos: std::sync::atomic::AtomicU64,
 }
 
@@ -77,26 +79,23 @@ impl TimedKey<'_> {
 }
 
 impl PrivateKeyOps for TimedKey<'_> {
-    fn key_bits(&self) -> usize {
-        self.inner.key_bits()
+    fn bits(&self) -> usize {
+        self.inner.bits()
     }
-    fn public_key_spki_der(&self) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
+    fn public_key_spki_der(&self) -> Result<Vec<u8>, KeyError> {
         self.inner.public_key_spki_der()
     }
-    fn decrypt_key(
-        &self,
-        t: KeyTransport,
-        k: &[u8],
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, gateway::smime::crypto::KeyError> {
-        self.timed(|| self.inner.decrypt_key(t, k))
+    fn unwrap_key(&self, t: KeyTransport, k: &[u8], key_len: usize) -> UnwrappedKey {
+        self.timed(|| self.inner.unwrap_key(t, k, key_len))
     }
-    fn sign_digest(
-        &self,
-        d: DigestAlg,
-        digest: &[u8],
-    ) -> Result<Vec<u8>, gateway::smime::crypto::KeyError> {
-        self.timed(|| self.inner.sign_digest(d, digest))
+    fn sign(&self, scheme: RsaSignature, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.timed(|| self.inner.sign(scheme, message))
     }
+}
+
+/// The backend this benchmark was built with (`make bench` runs it once per backend).
+fn crypto() -> &'static CryptoProvider {
+    gateway::smime::crypto::default_provider()
 }
 
 fn fixtures() -> PathBuf {
@@ -186,6 +185,28 @@ fn make_plain(size: usize) -> Vec<u8> {
     m
 }
 
+/// One RSA-2048 private-key operation of `openssl speed` (sign), single process.
+fn openssl_rsa2048_sign() -> Duration {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .output()
+        .expect("openssl speed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The summary line: "rsa 2048 bits 0.000262s 0.000008s 3816.1 125000.0" (sign, verify, ...).
+    let line = text
+        .lines()
+        .find(|l| {
+            l.trim_start().starts_with("rsa 2048 bits")
+                || l.trim_start().starts_with("rsa  2048 bits")
+        })
+        .expect("openssl speed summary line");
+    let seconds: f64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('s').and_then(|n| n.parse().ok()))
+        .expect("sign time");
+    Duration::from_secs_f64(seconds)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -204,7 +225,9 @@ fn main() {
 
     let user_cert =
         certs::parse_certificate(&std::fs::read(fx("proxy/user.pem")).unwrap()).unwrap();
-    let user_key = RsaCrateKey::from_bytes(&std::fs::read(fx("proxy/user.key")).unwrap()).unwrap();
+    let user_key = crypto()
+        .load_private_key(&std::fs::read(fx("proxy/user.key")).unwrap())
+        .unwrap();
     let proxy_ca =
         certs::parse_certificate(&std::fs::read(fx("proxy/proxy-ca.pem")).unwrap()).unwrap();
     let alice = certs::parse_certificate(&std::fs::read(fx("partner/alice.pem")).unwrap()).unwrap();
@@ -213,39 +236,49 @@ fn main() {
             .unwrap();
 
     // RSA private-key operations alone, for the "time beyond RSA" figure.
-    let wrapped = {
-        let pk = certs::rsa_public_key(&user_cert).unwrap();
-        pk.encrypt(&mut rand::thread_rng(), rsa::Pkcs1v15Encrypt, &[7u8; 32])
-            .unwrap()
-    };
+    let user_spki = user_key.public_key_spki_der().unwrap();
+    let wrapped = crypto()
+        .public_keys
+        .encrypt(&user_spki, KeyTransport::RsaPkcs1v15, &[7u8; 32])
+        .unwrap();
     let (rsa_decrypt, _) = time_fn(200, || {
-        user_key
-            .decrypt_key(KeyTransport::RsaPkcs1v15, &wrapped)
-            .unwrap();
+        assert!(
+            user_key
+                .unwrap_key(KeyTransport::RsaPkcs1v15, &wrapped, 32)
+                .genuine
+        );
     });
+    let sha256 = RsaSignature::Pkcs1v15(DigestAlg::Sha256);
     let (rsa_sign, _) = time_fn(200, || {
-        user_key.sign_digest(DigestAlg::Sha256, &[1u8; 32]).unwrap();
+        user_key.sign_digest(sha256, &[1u8; 32]).unwrap();
     });
 
     // One RSA public-key operation (signature verification), for the breakdown.
-    let alice_pk = certs::rsa_public_key(&alice).unwrap();
-    let alice_key =
-        RsaCrateKey::from_bytes(&std::fs::read(fx("partner/alice.key")).unwrap()).unwrap();
+    let alice_key = crypto()
+        .load_private_key(&std::fs::read(fx("partner/alice.key")).unwrap())
+        .unwrap();
+    let alice_spki = alice_key.public_key_spki_der().unwrap();
     let digest = [3u8; 32];
-    let sig = alice_key.sign_digest(DigestAlg::Sha256, &digest).unwrap();
+    let sig = alice_key.sign_digest(sha256, &digest).unwrap();
     let (rsa_public, _) = time_fn(200, || {
-        alice_pk
-            .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
+        crypto()
+            .public_keys
+            .verify(&alice_spki, sha256, &digest, &sig)
             .unwrap();
     });
+    // OpenSSL's own RSA-2048 private operation on this machine, in this run: the bound.
+    let openssl_sign = openssl_rsa2048_sign();
 
     let mut report = String::new();
     report.push_str(&format!(
-        "RSA-2048 with the `rsa` crate backend: private-key decrypt {:.2} ms, private-key sign {:.2} ms, public-key verify {:.3} ms.\n\n",
+        "Backend `{}`. RSA-2048: private-key decrypt {:.3} ms, private-key sign {:.3} ms, public-key verify {:.3} ms; `openssl speed rsa2048` sign {:.3} ms in the same run.\n\n",
+        crypto().name,
         ms(rsa_decrypt),
         ms(rsa_sign),
-        ms(rsa_public)
+        ms(rsa_public),
+        ms(openssl_sign),
     ));
+    println!("engine benchmark on the {} backend", crypto().name);
     report.push_str("| workload | size | ours (median) | openssl cms (median) | ours / openssl | ours beyond RSA | our peak heap | peak heap / size | openssl peak RSS |\n|---|---|---|---|---|---|---|---|---|\n");
 
     for (label, size, n_ours, n_ssl) in [
@@ -292,7 +325,7 @@ fn main() {
                     certificate: &user_cert,
                     key: &timed,
                 }];
-                let opened = open_message(&msg, &keys);
+                let opened = open_message(crypto(), &msg, &keys);
                 let sig = opened.signature().expect("signed");
                 assert!(sig.outcome.is_valid(), "{:?}", sig.outcome);
                 let signer = sig.signer_certificate.as_deref().unwrap();
@@ -334,10 +367,17 @@ fn main() {
                     chain: &chain,
                     key: &timed,
                 };
-                let signed =
-                    sign_message(&plain, &signer, SignFormat::Detached, SystemTime::now()).unwrap();
+                let signed = sign_message(
+                    crypto(),
+                    &plain,
+                    &signer,
+                    SignFormat::Detached,
+                    SystemTime::now(),
+                )
+                .unwrap();
                 std::hint::black_box(
-                    encrypt_message(&signed, &[&alice], EncryptOptions::default()).unwrap(),
+                    encrypt_message(crypto(), &signed, &[&alice], EncryptOptions::default())
+                        .unwrap(),
                 );
             },
             || {
@@ -360,7 +400,8 @@ fn main() {
         ));
     }
     println!("{report}");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/engine.md");
-    std::fs::write(&out, &report).expect("write bench/engine.md");
+    let out =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../bench/engine-{}.md", crypto().name));
+    std::fs::write(&out, &report).expect("write bench/engine-<backend>.md");
     println!("written to {}", out.display());
 }

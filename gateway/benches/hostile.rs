@@ -13,7 +13,7 @@ mod crafted;
 
 use std::time::{Duration, Instant};
 
-use common::{cert, key};
+use common::{cert, crypto, key};
 use crafted::{fake_recipients, real_message};
 use der::Encode;
 use gateway::smime::decrypt::{decrypt, DecryptionKey};
@@ -87,10 +87,10 @@ fn main() {
         let ordinary = real_message(case.cipher, &vec![b'x'; case.content + padding]);
         let ordinary = ordinary.with_recipients(&[ordinary.recipient.to_der().expect("encode")]);
         let crafted_time = median(|| {
-            let _ = decrypt(&crafted, &keys);
+            let _ = decrypt(crypto(), &crafted, &keys);
         });
         let ordinary_time = median(|| {
-            let _ = decrypt(&ordinary, &keys);
+            let _ = decrypt(crypto(), &ordinary, &keys);
         });
         let ratio = crafted_time.as_secs_f64() / ordinary_time.as_secs_f64().max(1e-9);
         table.push_str(&format!(

@@ -147,11 +147,12 @@ impl Gateway {
             config.cert_query.rate_limit_per_hour,
             config.cert_query.global_rate_limit_per_hour,
         );
+        let keys = KeyCache::new(store.crypto());
         Self {
             shared: Arc::new(Shared {
                 config,
                 store,
-                keys: KeyCache::default(),
+                keys,
                 limiter,
                 metrics,
                 inbound_hop,
@@ -510,7 +511,12 @@ impl Shared {
                     // One encrypted copy is made now, on this crypto thread; with several
                     // partners, each copy is made just before it is relayed (bounded memory).
                     let message = if encrypt_count == 1 {
-                        match crate::outbound::encrypt(&signed, &certificate, cipher) {
+                        match crate::outbound::encrypt(
+                            self.keys.crypto(),
+                            &signed,
+                            &certificate,
+                            cipher,
+                        ) {
                             Ok(bytes) => Payload::ready(bytes),
                             Err(reason) => {
                                 self.metrics.failure(CryptoFailure::EncryptFailed);
@@ -768,8 +774,9 @@ impl Shared {
                     return Err("shutting down".into());
                 };
                 let (signed, certificate, cipher) = (signed.clone(), certificate.clone(), *cipher);
+                let crypto = self.keys.crypto();
                 tokio::task::spawn_blocking(move || {
-                    crate::outbound::encrypt(&signed, &certificate, cipher).map(Arc::new)
+                    crate::outbound::encrypt(crypto, &signed, &certificate, cipher).map(Arc::new)
                 })
                 .await
                 .map_err(|e| format!("encryption failed: {e}"))?

@@ -86,7 +86,7 @@ impl Inbound<'_> {
             }
         }
         let decryption_keys = keys::decryption_keys(&identities);
-        let opened = mime::open_message(message, &decryption_keys);
+        let opened = mime::open_message(self.keys.crypto(), message, &decryption_keys);
 
         let (addressed, not_addressed): (Vec<usize>, Vec<usize>) = loaded
             .into_iter()
@@ -426,7 +426,7 @@ mod tests {
         let domains = ["agency.example".to_string()];
         store.init_proxy_ca("Test Proxy CA", &domains).unwrap();
         let allowed = certstore::InternalAddresses::new(&domains, None);
-        let keys = KeyCache::default();
+        let keys = KeyCache::new(store.crypto());
         let recipients: Vec<String> = (0..5).map(|i| format!("u{i}@agency.example")).collect();
         let identities: Vec<_> = recipients
             .iter()
@@ -437,7 +437,8 @@ mod tests {
             identities[..4].iter().map(|i| &i.certificate).collect();
         let plain =
             b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n";
-        let message = encrypt_message(plain, &certs, EncryptOptions::default()).unwrap();
+        let message =
+            encrypt_message(store.crypto(), plain, &certs, EncryptOptions::default()).unwrap();
         let inbound = Inbound {
             store: &store,
             keys: &keys,

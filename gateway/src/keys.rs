@@ -9,7 +9,7 @@ use certstore::{InternalAddresses, ProxyIdentity, Store};
 use x509_cert::Certificate;
 
 use crate::smime::certs;
-use crate::smime::crypto::{PrivateKeyOps, RsaCrateKey};
+use crate::smime::crypto::{CryptoProvider, PrivateKeyOps};
 use crate::smime::decrypt::DecryptionKey;
 use crate::smime::sign::Signer;
 
@@ -32,8 +32,9 @@ pub enum KeyLoadError {
 }
 
 /// Cache of parsed identities; bounded so a flood of addresses cannot grow it without limit.
-#[derive(Default)]
 pub struct KeyCache {
+    /// Loads the keys, and is what the engine calls run on.
+    crypto: &'static CryptoProvider,
     parsed: Mutex<HashMap<String, Arc<LoadedIdentity>>>,
     /// The proxy CA certificate, parsed once: it does not change while the gateway runs.
     ca_chain: Mutex<Option<Arc<Vec<Certificate>>>>,
@@ -42,6 +43,18 @@ pub struct KeyCache {
 const CACHE_LIMIT: usize = 4096;
 
 impl KeyCache {
+    pub fn new(crypto: &'static CryptoProvider) -> Self {
+        Self {
+            crypto,
+            parsed: Mutex::default(),
+            ca_chain: Mutex::default(),
+        }
+    }
+
+    pub fn crypto(&self) -> &'static CryptoProvider {
+        self.crypto
+    }
+
     pub fn load(&self, identity: &ProxyIdentity) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
         if let Ok(cache) = self.parsed.lock() {
             if let Some(hit) = cache.get(&identity.fingerprint_sha256) {
@@ -50,7 +63,9 @@ impl KeyCache {
         }
         let certificate = certs::parse_certificate(&identity.certificate_der)
             .map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
-        let key = RsaCrateKey::from_bytes(&identity.private_key_pkcs8_der)
+        let key = self
+            .crypto
+            .load_private_key(&identity.private_key_pkcs8_der)
             .map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
         let loaded = Arc::new(LoadedIdentity {
             address: identity.address.clone(),

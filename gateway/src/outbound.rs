@@ -12,6 +12,7 @@ use crate::config::{Config, PolicyWithoutCertificate};
 use crate::keys::{self, KeyCache, KeyLoadError, LoadedIdentity};
 use crate::mime::{self, SignFormat};
 use crate::smime::certs;
+use crate::smime::crypto::CryptoProvider;
 use crate::smime::encrypt::EncryptOptions;
 use crate::smime::ContentCipher;
 
@@ -169,6 +170,7 @@ impl Outbound<'_> {
             .proxy_ca_chain(self.store)
             .map_err(|e| e.to_string())?;
         mime::sign_message(
+            self.keys.crypto(),
             message,
             &keys::signer(identity, &chain),
             SignFormat::Detached,
@@ -187,6 +189,7 @@ fn store_unavailable() -> Decision {
 /// Encrypt the signed message to one recipient certificate (PKCS#1 v1.5 key transport: what
 /// Outlook expects).
 pub fn encrypt(
+    crypto: &CryptoProvider,
     signed: &[u8],
     certificate: &Certificate,
     cipher: ContentCipher,
@@ -195,7 +198,7 @@ pub fn encrypt(
         cipher,
         ..EncryptOptions::default()
     };
-    mime::encrypt_message(signed, &[certificate], options)
+    mime::encrypt_message(crypto, signed, &[certificate], options)
         .map_err(|e| format!("encryption failed: {e}"))
 }
 

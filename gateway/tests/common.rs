@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use gateway::smime::certs;
-use gateway::smime::crypto::{PrivateKeyOps, RsaCrateKey};
+use gateway::smime::crypto::{CryptoProvider, PrivateKey, PrivateKeyOps};
 use x509_cert::Certificate;
 
 pub fn fixture(path: &str) -> PathBuf {
@@ -24,8 +24,14 @@ pub fn cert(path: &str) -> Certificate {
     certs::parse_certificate(&read(path)).unwrap()
 }
 
-pub fn key(path: &str) -> RsaCrateKey {
-    RsaCrateKey::from_bytes(&read(path)).unwrap()
+/// The backend the tests run on: the build's default (`--no-default-features --features
+/// rust-crypto` runs them on RustCrypto).
+pub fn crypto() -> &'static CryptoProvider {
+    gateway::smime::crypto::default_provider()
+}
+
+pub fn key(path: &str) -> PrivateKey {
+    crypto().load_private_key(&read(path)).unwrap()
 }
 
 pub fn boxed_key(path: &str) -> Box<dyn PrivateKeyOps> {

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use crafted::{fake_recipients, real_message, tlv};
 use der::Encode;
-use gateway::smime::algorithms::{DigestAlg, KeyTransport};
+use gateway::smime::algorithms::KeyTransport;
 use gateway::smime::ber::{self, BerError};
-use gateway::smime::crypto::{KeyError, PrivateKeyOps, RsaCrateKey};
+use gateway::smime::crypto::{KeyError, PrivateKey, PrivateKeyOps, RsaSignature, UnwrappedKey};
 use gateway::smime::decrypt::{decrypt, DecryptionKey, MAX_ATTEMPTS_PER_KEY};
 use gateway::smime::{certs, SmimeError};
-use zeroize::Zeroizing;
 
 #[test]
 fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
@@ -32,7 +31,7 @@ fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
         certificate: &c,
         key: &k,
     }];
-    let err = decrypt(&msg, &keys).unwrap_err();
+    let err = decrypt(crypto(), &msg, &keys).unwrap_err();
     assert!(matches!(
         err,
         SmimeError::Ber(BerError::TooManyInSet { .. })
@@ -55,6 +54,7 @@ fn a_thousand_unsorted_recipient_infos_are_read_without_sorting() {
     let started = Instant::now();
     // Listed first, the real recipient is found first (nothing reorders the list).
     let opened = decrypt(
+        crypto(),
         &msg,
         &[DecryptionKey {
             certificate: &c,
@@ -125,27 +125,28 @@ fn other_sets_are_bounded_per_field() {
 
 /// Counts private-key operations.
 struct CountingKey {
-    inner: RsaCrateKey,
+    inner: PrivateKey,
     operations: AtomicUsize,
 }
 
 impl PrivateKeyOps for CountingKey {
-    fn key_bits(&self) -> usize {
-        self.inner.key_bits()
+    fn bits(&self) -> usize {
+        self.inner.bits()
     }
     fn public_key_spki_der(&self) -> Result<Vec<u8>, KeyError> {
         self.inner.public_key_spki_der()
     }
-    fn decrypt_key(
+    fn unwrap_key(
         &self,
         transport: KeyTransport,
         encrypted_key: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        key_len: usize,
+    ) -> UnwrappedKey {
         self.operations.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt_key(transport, encrypted_key)
+        self.inner.unwrap_key(transport, encrypted_key, key_len)
     }
-    fn sign_digest(&self, digest_alg: DigestAlg, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
-        self.inner.sign_digest(digest_alg, digest)
+    fn sign(&self, scheme: RsaSignature, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.inner.sign(scheme, message)
     }
 }
 
@@ -162,36 +163,63 @@ fn recipient_infos_naming_our_key_cost_a_bounded_number_of_rsa_operations() {
             certificate: &c,
             key: &counting,
         }];
-        // 50 bogus copies of our recipient, sorted before the real one.
+        // 50 bogus copies of our recipient, sorted before the real one: only the first
+        // MAX_ATTEMPTS_PER_KEY are unwrapped, so the real one is never reached. Both bogus
+        // unwraps are synthetic (implicit rejection); AES-CBC has no integrity, so about one
+        // message in 256 opens with garbage — but the synthetic key is derived from our key
+        // and the ciphertext, so the same message always gets the same answer.
         let mut recipients = fake_recipients(&real.recipient, 50);
         recipients.push(real.recipient.to_der().unwrap());
-        // Implicit rejection gives each bogus copy a random substitute key; AES-CBC has no
-        // integrity, so about 1 time in 256 such a key passes the padding check and garbage
-        // comes out (a known limit until the substitute is derived deterministically, issue
-        // 12). Never the real content, and never more RSA operations.
-        match decrypt(&real.with_recipients(&recipients), &keys) {
+        let forged = real.with_recipients(&recipients);
+        let first = decrypt(crypto(), &forged, &keys).map(|d| d.content);
+        match &first {
             Err(err) => assert!(matches!(err, SmimeError::DecryptionFailed), "{err}"),
-            Ok(garbage) => assert!(cipher == "-aes256" && garbage.content != BODY),
+            Ok(garbage) => assert!(cipher == "-aes256" && garbage != BODY),
         }
         assert_eq!(
             counting.operations.load(Ordering::SeqCst),
             MAX_ATTEMPTS_PER_KEY
         );
-
-        // A bogus copy ahead of the real one still decrypts, the content once.
-        counting.operations.store(0, Ordering::SeqCst);
-        let recipients = [
-            fake_recipients(&real.recipient, 1).remove(0),
-            real.recipient.to_der().unwrap(),
-        ];
-        let opened = decrypt(&real.with_recipients(&recipients), &keys).unwrap();
-        assert!(counting.operations.load(Ordering::SeqCst) <= 2);
-        // The same 1-in-256 limit as above: a bogus copy tried first may win with garbage.
-        if opened.content != BODY {
-            assert_eq!(cipher, "-aes256", "GCM authenticates: garbage cannot pass");
-            continue;
+        for _ in 0..3 {
+            let again = decrypt(crypto(), &forged, &keys).map(|d| d.content);
+            assert_eq!(format!("{again:?}"), format!("{first:?}"), "deterministic");
         }
-        assert_eq!(counting.operations.load(Ordering::SeqCst), 2);
+
+        // A bogus copy next to the real one, in either order: the real content, every time.
+        // The bogus copy's key is synthetic and the real copy unwraps genuinely for the same
+        // private key, so the synthetic one is never tried (the rule in smime::decrypt).
+        let bogus = fake_recipients(&real.recipient, 1).remove(0);
+        let genuine = real.recipient.to_der().unwrap();
+        for recipients in [[bogus.clone(), genuine.clone()], [genuine, bogus]] {
+            counting.operations.store(0, Ordering::SeqCst);
+            let opened = decrypt(crypto(), &real.with_recipients(&recipients), &keys).unwrap();
+            assert_eq!(opened.content, BODY, "{cipher}");
+            assert_eq!(counting.operations.load(Ordering::SeqCst), 2);
+        }
+    }
+}
+
+/// The candidate rule, checked where CBC would let garbage through: many bogus copies of our
+/// recipient, each in a message of its own beside the real one, never yield anything but the
+/// real content (before the rule, one in 256 did).
+#[test]
+fn a_synthetic_key_never_wins_over_a_genuine_unwrap() {
+    let c = cert("proxy/user.pem");
+    let k = key("proxy/user.key");
+    let keys = [DecryptionKey {
+        certificate: &c,
+        key: &k,
+    }];
+    let real = real_message("-aes256", BODY);
+    let genuine = real.recipient.to_der().unwrap();
+    for bogus in fake_recipients(&real.recipient, 600) {
+        let opened = decrypt(
+            crypto(),
+            &real.with_recipients(&[bogus, genuine.clone()]),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(opened.content, BODY);
     }
 }
 
@@ -207,6 +235,6 @@ fn a_duplicated_recipient_info_still_decrypts() {
         certificate: &c,
         key: &k,
     }];
-    let decrypted = decrypt(&msg, &keys).unwrap();
+    let decrypted = decrypt(crypto(), &msg, &keys).unwrap();
     assert_eq!(decrypted.content, BODY);
 }

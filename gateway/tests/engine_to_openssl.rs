@@ -22,7 +22,7 @@ fn sign_as_user(message: &[u8], format: SignFormat) -> Vec<u8> {
         chain: &chain,
         key: &key,
     };
-    sign_message(message, &signer, format, SystemTime::now()).unwrap()
+    sign_message(crypto(), message, &signer, format, SystemTime::now()).unwrap()
 }
 
 fn openssl_verify(message: &[u8]) -> Vec<u8> {
@@ -98,7 +98,7 @@ fn signature_attributes_are_what_outlook_expects() {
 fn encrypt_to(recipients: &[&str], options: EncryptOptions) -> Vec<u8> {
     let certs: Vec<_> = recipients.iter().map(|r| cert(r)).collect();
     let refs: Vec<_> = certs.iter().collect();
-    encrypt_message(MESSAGE, &refs, options).unwrap()
+    encrypt_message(crypto(), MESSAGE, &refs, options).unwrap()
 }
 
 fn openssl_decrypt(message: &[u8], name: &str) -> Vec<u8> {
@@ -165,7 +165,7 @@ fn several_recipients_each_decrypt() {
 fn signed_then_encrypted_passes_openssl_both_ways() {
     let signed = sign_as_user(MESSAGE, SignFormat::Detached);
     let alice = cert("partner/alice.pem");
-    let msg = encrypt_message(&signed, &[&alice], EncryptOptions::default()).unwrap();
+    let msg = encrypt_message(crypto(), &signed, &[&alice], EncryptOptions::default()).unwrap();
     let inner = openssl_decrypt(&msg, "alice");
     let content = openssl_verify(&inner);
     assert!(String::from_utf8_lossy(&content).contains("Beh=C3=B6rde"));
@@ -176,6 +176,7 @@ fn engine_reads_its_own_output() {
     let signed = sign_as_user(MESSAGE, SignFormat::Detached);
     let alice = cert("partner/alice.pem");
     let msg = encrypt_message(
+        crypto(),
         &signed,
         &[&alice],
         EncryptOptions {
@@ -186,6 +187,7 @@ fn engine_reads_its_own_output() {
     .unwrap();
     let key = key("partner/alice.key");
     let opened = gateway::mime::open_message(
+        crypto(),
         &msg,
         &[gateway::smime::decrypt::DecryptionKey {
             certificate: &alice,

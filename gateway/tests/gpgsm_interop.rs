@@ -108,6 +108,7 @@ fn gpgsm_encrypted_ber_decrypts_with_the_engine() {
     );
     let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
     let plain = decrypt(
+        crypto(),
         &der,
         &[DecryptionKey {
             certificate: &c,
@@ -130,13 +131,13 @@ fn engine_signatures_verify_in_gpgsm() {
         key: &user_key,
     };
     // Opaque.
-    let der = sign(CONTENT, &signer, false, SystemTime::now()).unwrap();
+    let der = sign(crypto(), CONTENT, &signer, false, SystemTime::now()).unwrap();
     let path = home.0.path().join("opaque.p7m");
     std::fs::write(&path, der).unwrap();
     let (ok, _, err) = gpgsm(home.0.path(), &["--verify", &path.to_string_lossy()]);
     assert!(ok && err.contains("Good signature"), "{err}");
     // Detached, with the content beside it.
-    let der = sign(CONTENT, &signer, true, SystemTime::now()).unwrap();
+    let der = sign(crypto(), CONTENT, &signer, true, SystemTime::now()).unwrap();
     let sig = home.0.path().join("detached.p7s");
     let content = home.0.path().join("content");
     std::fs::write(&sig, der).unwrap();

@@ -9,7 +9,7 @@ use gateway::smime::decrypt::{decrypt, DecryptionKey};
 use gateway::smime::{ber, verify, SmimeError};
 use proptest::prelude::*;
 
-fn user_keys() -> (x509_cert::Certificate, gateway::smime::crypto::RsaCrateKey) {
+fn user_keys() -> (x509_cert::Certificate, gateway::smime::crypto::PrivateKey) {
     (cert("proxy/user.pem"), key("proxy/user.key"))
 }
 
@@ -70,14 +70,15 @@ fn sample_cms() -> Vec<Vec<u8>> {
 fn exercise(der: &[u8]) {
     let (c, k) = user_keys();
     let _ = decrypt(
+        crypto(),
         der,
         &[DecryptionKey {
             certificate: &c,
             key: &k,
         }],
     );
-    let _ = verify::verify(der, None);
-    let _ = verify::verify(der, Some(verify::Detached::Mime(b"x")));
+    let _ = verify::verify(crypto(), der, None);
+    let _ = verify::verify(crypto(), der, Some(verify::Detached::Mime(b"x")));
     let _ = ber::normalise(der);
 }
 
@@ -110,6 +111,7 @@ fn truncated_encrypted_message_gives_a_typed_error() {
     );
     let (c, k) = user_keys();
     let err = decrypt(
+        crypto(),
         &der[..der.len() / 2],
         &[DecryptionKey {
             certificate: &c,
@@ -121,7 +123,7 @@ fn truncated_encrypted_message_gives_a_typed_error() {
         matches!(err, SmimeError::Ber(_) | SmimeError::Asn1(_)),
         "{err}"
     );
-    let err = decrypt(b"", &[]).unwrap_err();
+    let err = decrypt(crypto(), b"", &[]).unwrap_err();
     assert!(
         matches!(err, SmimeError::Ber(ber::BerError::Empty)),
         "{err}"
@@ -146,7 +148,7 @@ fn absurd_nesting_is_refused() {
             &msg,
         );
     }
-    let opened = open_message(&msg, &[]);
+    let opened = open_message(crypto(), &msg, &[]);
     assert!(
         matches!(opened.stopped, Some(SmimeError::NestingTooDeep(_))),
         "{:?}",
@@ -167,7 +169,7 @@ fn empty_and_malformed_mime_bodies() {
         b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=x\r\n\r\n--x\r\nhi\r\n--x--\r\n",
         b"Content-Type: multipart/signed; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x\r\nContent-Type: application/pkcs7-signature\r\n\r\ngarbage\r\n--x--\r\n",
     ] {
-        let opened = open_message(msg, &[]);
+        let opened = open_message(crypto(),msg, &[]);
         // Never a panic; plain content or a reason.
         let _ = opened.to_message(&[]);
     }
@@ -179,7 +181,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         exercise(&bytes);
-        let _ = open_message(&bytes, &[]);
+        let _ = open_message(crypto(),&bytes, &[]);
     }
 
     #[test]
@@ -209,7 +211,7 @@ proptest! {
     ) {
         let mut msg = format!("From: a@b\r\nContent-Type: {ct}\r\nContent-Transfer-Encoding: base64\r\n\r\n").into_bytes();
         msg.extend_from_slice(&body);
-        let opened = open_message(&msg, &[]);
+        let opened = open_message(crypto(),&msg, &[]);
         let _ = opened.to_message(&[]);
     }
 }

@@ -158,6 +158,7 @@ fn nss_encrypted_ber_decrypts_with_the_engine() {
     );
     let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
     let plain = decrypt(
+        crypto(),
         &der,
         &[DecryptionKey {
             certificate: &c,
@@ -195,7 +196,7 @@ fn nss_signature_verifies_with_the_engine() {
             &pw,
         ],
     );
-    let verified = verify(&std::fs::read(&out).unwrap(), None).unwrap();
+    let verified = verify(crypto(), &std::fs::read(&out).unwrap(), None).unwrap();
     assert_eq!(verified.content(), CONTENT);
     let report = verified.report;
     assert_eq!(report.outcome, SignatureOutcome::Valid);
@@ -222,6 +223,7 @@ fn nss_signature_verifies_with_the_engine() {
         ],
     );
     let report = verify(
+        crypto(),
         &std::fs::read(&out).unwrap(),
         Some(Detached::Binary(CONTENT)),
     )
@@ -229,6 +231,7 @@ fn nss_signature_verifies_with_the_engine() {
     .report;
     assert_eq!(report.outcome, SignatureOutcome::Valid);
     let report = verify(
+        crypto(),
         &std::fs::read(&out).unwrap(),
         Some(Detached::Binary(b"altered")),
     )
@@ -247,7 +250,7 @@ fn engine_output_reads_in_nss() {
     let pw = dir.path().join("pw").to_string_lossy().into_owned();
     // Encrypted to the user (whose key NSS holds): NSS decrypts it.
     let user = cert("proxy/user.pem");
-    let der = encrypt(CONTENT, &[&user], EncryptOptions::default()).unwrap();
+    let der = encrypt(crypto(), CONTENT, &[&user], EncryptOptions::default()).unwrap();
     let enc = dir.path().join("ours.der");
     std::fs::write(&enc, der).unwrap();
     let plain = run(
@@ -267,7 +270,7 @@ fn engine_output_reads_in_nss() {
         chain: &chain,
         key: &alice_key,
     };
-    let der = sign(CONTENT, &signer, false, SystemTime::now()).unwrap();
+    let der = sign(crypto(), CONTENT, &signer, false, SystemTime::now()).unwrap();
     let signed = dir.path().join("ours-signed.der");
     std::fs::write(&signed, der).unwrap();
     let out = Command::new("cmsutil")

@@ -9,8 +9,8 @@ mod common;
 use common::*;
 use der::{Decode, Encode};
 use gateway::mime::{open_message, Layer};
+use gateway::smime::crypto::PrivateKeyOps;
 use gateway::smime::verify::{verify, SignatureOutcome};
-use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
 /// A detached signature by alice over BODY, as `openssl cms -sign` writes the whole message
@@ -51,7 +51,7 @@ fn openssl_verifies(message: &[u8]) -> bool {
 }
 
 fn valid_signature(message: &[u8]) -> bool {
-    let opened = open_message(message, &[]);
+    let opened = open_message(crypto(), message, &[]);
     opened.stopped.is_none() && opened.signature().is_some_and(|s| s.outcome.is_valid())
 }
 
@@ -73,7 +73,7 @@ fn a_second_content_type_makes_the_message_ambiguous() {
         "MIME-Version: 1.0\r\n",
         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"evil\"\r\n",
     );
-    let opened = open_message(&attacker, &[]);
+    let opened = open_message(crypto(), &attacker, &[]);
     assert!(opened.layers.is_empty());
     let err = opened.stopped.expect("refused").to_string();
     assert!(err.contains("ambiguous MIME headers"), "{err}");
@@ -84,7 +84,7 @@ fn a_second_content_type_makes_the_message_ambiguous() {
         "MIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n",
     ] {
         let m = replace_once(&original, "MIME-Version: 1.0\r\n", extra);
-        let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+        let err = open_message(crypto(),&m, &[]).stopped.expect("refused").to_string();
         assert!(err.contains("ambiguous MIME headers"), "{err}");
     }
 }
@@ -119,7 +119,7 @@ fn multipart_signed_with_a_third_part_is_refused() {
         "--{boundary}\r\nContent-Type: text/plain\r\n\r\nUnsigned extra part.\r\n\r\n{closing}"
     );
     let m = text.replacen(&closing, &extra, 1);
-    let err = open_message(m.as_bytes(), &[])
+    let err = open_message(crypto(), m.as_bytes(), &[])
         .stopped
         .expect("refused")
         .to_string();
@@ -152,7 +152,10 @@ fn the_signature_part_must_be_a_signature() {
         "Content-Type: application/pkcs7-signature",
         "Content-Type: text/plain",
     );
-    let err = open_message(&m, &[]).stopped.expect("refused").to_string();
+    let err = open_message(crypto(), &m, &[])
+        .stopped
+        .expect("refused")
+        .to_string();
     assert!(err.contains("not an application/pkcs7-signature"), "{err}");
 }
 
@@ -211,13 +214,11 @@ fn signer_info(sent: &[u8], signed: &[u8], corrupt: bool) -> Vec<u8> {
     let cert = cert("partner/alice.pem");
     let issuer = cert.tbs_certificate.issuer.to_der().unwrap();
     let serial = cert.tbs_certificate.serial_number.to_der().unwrap();
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(
-        &std::fs::read_to_string(fixture("partner/alice.key")).unwrap(),
-    )
-    .unwrap();
-    let digest = Sha256::digest(tlv(0x31, signed));
-    let mut signature = key
-        .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+    let mut signature = key("partner/alice.key")
+        .sign(
+            gateway::smime::crypto::RsaSignature::Pkcs1v15(gateway::smime::DigestAlg::Sha256),
+            &tlv(0x31, signed),
+        )
         .unwrap();
     if corrupt {
         signature[10] ^= 0xff;
@@ -263,7 +264,7 @@ fn pem_der(pem: &str) -> Vec<u8> {
 }
 
 fn outcome(der: &[u8]) -> SignatureOutcome {
-    verify(der, None).unwrap().report.outcome
+    verify(crypto(), der, None).unwrap().report.outcome
 }
 
 fn openssl_verifies_der(der: &[u8]) -> bool {
@@ -331,7 +332,7 @@ fn one_signature_cannot_cover_two_contents() {
     ]);
     let der = signed_data(content, &[signer_info(&two_attrs, &two_attrs, false)]);
     // A strict DER reader may refuse the set outright (an error): also not a pass.
-    if let Ok(v) = verify(&der, None) {
+    if let Ok(v) = verify(crypto(), &der, None) {
         match v.report.outcome {
             SignatureOutcome::BadAttributes(d) => assert!(d.contains("more than once"), "{d}"),
             other => panic!("expected bad attributes, got {other:?}"),
@@ -348,7 +349,7 @@ fn every_signer_must_verify_and_each_is_reported() {
     let forged_twin = signer_info(&attrs, &attrs, true);
 
     let both_valid = signed_data(content, &[valid.clone(), valid.clone()]);
-    let report = verify(&both_valid, None).unwrap().report;
+    let report = verify(crypto(), &both_valid, None).unwrap().report;
     assert_eq!(report.outcome, SignatureOutcome::Valid);
     assert_eq!(report.signers.len(), 2);
 
@@ -359,7 +360,7 @@ fn every_signer_must_verify_and_each_is_reported() {
         vec![forged_twin.clone(), valid.clone()],
     ] {
         let der = signed_data(content, &order);
-        let report = verify(&der, None).unwrap().report;
+        let report = verify(crypto(), &der, None).unwrap().report;
         assert_eq!(report.outcome, SignatureOutcome::BadSignature);
         let outcomes: Vec<bool> = report
             .signers
@@ -389,7 +390,7 @@ fn sha224_signatures_verify() {
         ],
         BODY,
     ));
-    let opened = open_message(&m, &[]);
+    let opened = open_message(crypto(), &m, &[]);
     match opened.layers.first() {
         Some(Layer::Signed { report, .. }) => {
             assert_eq!(report.outcome, SignatureOutcome::Valid);
@@ -423,7 +424,7 @@ fn trailing_bytes_after_the_cms_object_are_ignored() {
     let mut padded = der.clone();
     padded.extend_from_slice(&[0, 0, 0, 0]);
     assert!(openssl_verifies_der(&padded));
-    let verified = verify(&padded, None).unwrap();
+    let verified = verify(crypto(), &padded, None).unwrap();
     assert_eq!(verified.report.outcome, SignatureOutcome::Valid);
     assert_eq!(verified.content(), BODY);
 }
@@ -525,6 +526,7 @@ fn recipient_issuer_names_compare_by_rfc5280_rules() {
     );
     let key = key("proxy/user.key");
     let opened = open_message(
+        crypto(),
         &message,
         &[DecryptionKey {
             certificate: &user,
@@ -570,8 +572,8 @@ fn unusual_signed_data_and_signer_info_versions_are_accepted() {
                 openssl_verifies_der(&mutated),
                 "{field} v{version}: openssl"
             );
-            let verified =
-                verify(&mutated, None).unwrap_or_else(|e| panic!("{field} version {version}: {e}"));
+            let verified = verify(crypto(), &mutated, None)
+                .unwrap_or_else(|e| panic!("{field} version {version}: {e}"));
             assert_eq!(
                 verified.report.outcome,
                 SignatureOutcome::Valid,
@@ -612,8 +614,8 @@ fn unusual_enveloped_data_and_recipient_info_versions_are_accepted() {
         for version in [1u8, 3, 4, 9, 99] {
             let mut mutated = der.clone();
             mutated[at] = version;
-            let decrypted =
-                decrypt(&mutated, &keys).unwrap_or_else(|e| panic!("{field} v{version}: {e}"));
+            let decrypted = decrypt(crypto(), &mutated, &keys)
+                .unwrap_or_else(|e| panic!("{field} v{version}: {e}"));
             assert!(
                 decrypted.content.ends_with(b"Second line.\r\n"),
                 "{field} v{version}"

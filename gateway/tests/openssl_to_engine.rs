@@ -9,7 +9,7 @@ use gateway::smime::decrypt::{decrypt, DecryptionKey};
 use gateway::smime::verify::SignatureOutcome;
 use gateway::smime::{ContentCipher, DigestAlg, KeyTransport, SignatureScheme, SmimeError};
 
-fn proxy_keys() -> (x509_cert::Certificate, gateway::smime::crypto::RsaCrateKey) {
+fn proxy_keys() -> (x509_cert::Certificate, gateway::smime::crypto::PrivateKey) {
     (cert("proxy/user.pem"), key("proxy/user.key"))
 }
 
@@ -30,6 +30,7 @@ fn encrypt_with_openssl(extra: &[&str]) -> Vec<u8> {
 fn open_as_user(message: &[u8]) -> gateway::mime::Opened {
     let (c, k) = proxy_keys();
     open_message(
+        crypto(),
         message,
         &[DecryptionKey {
             certificate: &c,
@@ -146,7 +147,7 @@ fn two_recipients_and_old_and_new_keys() {
             key: &k_old,
         },
     ];
-    let opened = open_message(&msg, &keys);
+    let opened = open_message(crypto(), &msg, &keys);
     assert!(opened.stopped.is_none());
     assert!(matches!(
         opened.layers[0],
@@ -173,6 +174,7 @@ fn wrong_key_and_legacy_ciphers_are_typed_errors() {
     // A key that is not a recipient.
     let (c, k) = (cert("partner/alice.pem"), key("partner/alice.key"));
     let err = decrypt(
+        crypto(),
         &out,
         &[DecryptionKey {
             certificate: &c,
@@ -185,6 +187,7 @@ fn wrong_key_and_legacy_ciphers_are_typed_errors() {
     let c = cert("proxy/user.pem");
     let k = key("proxy/user-old.key");
     let err = decrypt(
+        crypto(),
         &out,
         &[DecryptionKey {
             certificate: &c,
@@ -207,6 +210,7 @@ fn wrong_key_and_legacy_ciphers_are_typed_errors() {
     );
     let (c, k) = proxy_keys();
     let err = decrypt(
+        crypto(),
         &des,
         &[DecryptionKey {
             certificate: &c,
@@ -235,6 +239,7 @@ fn corrupt_ciphertext_fails_the_same_way() {
     der[n - 2] ^= 0x01;
     let (c, k) = proxy_keys();
     let err = decrypt(
+        crypto(),
         &der,
         &[DecryptionKey {
             certificate: &c,
@@ -266,7 +271,7 @@ fn sign_with_openssl(signer: &str, extra: &[&str]) -> Vec<u8> {
 }
 
 fn verify_report(message: &[u8]) -> gateway::smime::verify::SignatureReport {
-    let opened = open_message(message, &[]);
+    let opened = open_message(crypto(), message, &[]);
     assert!(opened.stopped.is_none(), "{:?}", opened.stopped);
     match opened.layers.into_iter().next() {
         Some(Layer::Signed { report, .. }) => report,
@@ -363,7 +368,9 @@ fn missing_signer_certificate_and_bad_signature() {
     // The signature value is the last 256 bytes (RSA-2048) of the DER.
     let n = der.len();
     der[n - 10] ^= 0xff;
-    let report = gateway::smime::verify::verify(&der, None).unwrap().report;
+    let report = gateway::smime::verify::verify(crypto(), &der, None)
+        .unwrap()
+        .report;
     assert_eq!(report.outcome, SignatureOutcome::BadSignature);
 }
 

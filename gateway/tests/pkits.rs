@@ -54,7 +54,7 @@ fn nist_pkits_through_the_mail_flow() {
         let f: Vec<&str> = line.split('\t').collect();
         let number = f[test].split_once(' ').unwrap().0;
         let message = std::fs::read(dir.join(f[file])).unwrap();
-        let opened = open_message(&message, &[]);
+        let opened = open_message(gateway::smime::crypto::default_provider(), &message, &[]);
         let verdict = match opened.signature() {
             Some(sig) if sig.outcome.is_valid() => match &sig.signer_certificate {
                 Some(signer) => anchors

@@ -244,7 +244,7 @@ impl CertQuery<'_> {
             Err(e) => return Err(Stop::Temporary(format!("store: domain lookup: {e}"))),
         }
 
-        let opened = open_message(message, &[]);
+        let opened = open_message(self.keys.crypto(), message, &[]);
         let Some(report) = opened.signature() else {
             return Err(if opened.was_encrypted() {
                 refuse(
@@ -383,6 +383,7 @@ impl CertQuery<'_> {
             .write_to_vec()
             .map_err(|e| Stop::Temporary(format!("building the reply: {e}")))?;
         let signed = sign_message(
+            self.keys.crypto(),
             &unsigned,
             &keys::signer(&identity, &chain),
             SignFormat::Detached,
@@ -514,6 +515,7 @@ impl CertQuery<'_> {
             .ok()?;
         let chain = self.keys.proxy_ca_chain(self.store).ok()?;
         sign_message(
+            self.keys.crypto(),
             message,
             &keys::signer(&identity, &chain),
             SignFormat::Detached,

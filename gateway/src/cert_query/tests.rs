@@ -84,7 +84,7 @@ fn fixture_store() -> Fixture {
         work,
         store,
         config,
-        keys: KeyCache::default(),
+        keys: KeyCache::new(crate::smime::crypto::default_provider()),
     }
 }
 
@@ -278,7 +278,7 @@ fn certificate_reply_and_refusals() {
     let signer = f.openssl_verify(&message);
     assert!(signer.contains("user@agency.example"), "{signer}");
     // Our own engine reads it too, with both certificates in the signature.
-    let opened = open_message(&message, &[]);
+    let opened = open_message(crate::smime::crypto::default_provider(), &message, &[]);
     let report = opened.signature().unwrap();
     assert!(report.outcome.is_valid());
     assert_eq!(report.signer_emails, vec!["user@agency.example"]);
@@ -471,7 +471,7 @@ fn loops_get_no_reply() {
     let store = Store::open(&dir.path().join("store"), StoreConfig::default()).unwrap();
     let mut config = Config::default_for_run(dir.path());
     config.cert_query_address = "cert-query@agency.example".into();
-    let keys = KeyCache::default();
+    let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(100, 1000);
     let cq = CertQuery {
         config: &config,
@@ -556,7 +556,7 @@ fn internal_failures_are_temporary_and_do_not_use_the_allowance() {
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
     let config = Config::default_for_run(dir.path());
-    let keys = KeyCache::default();
+    let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(1, 1000);
     let cq = CertQuery {
         config: &config,
@@ -583,7 +583,7 @@ fn garbage_never_panics() {
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
     let config = Config::default_for_run(dir.path());
-    let keys = KeyCache::default();
+    let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(1000, 1000);
     let cq = CertQuery {
         config: &config,

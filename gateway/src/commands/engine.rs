@@ -14,13 +14,14 @@ use x509_cert::Certificate;
 
 use gateway::mime::{self, Layer, OpenMode, Opened, SignFormat};
 use gateway::smime::certs;
-use gateway::smime::crypto::{PrivateKeyOps, RsaCrateKey};
+use gateway::smime::crypto::{PrivateKey, PrivateKeyOps};
 use gateway::smime::decrypt::DecryptionKey;
 use gateway::smime::encrypt::EncryptOptions;
 use gateway::smime::sign::Signer;
 use gateway::smime::verify::SignatureReport;
 use gateway::smime::{ContentCipher, KeyTransport};
 
+use super::service::crypto_provider;
 use super::{read_input, write_output};
 
 #[derive(Args)]
@@ -132,15 +133,17 @@ fn load_certificate(path: &PathBuf) -> anyhow::Result<Certificate> {
         .with_context(|| format!("{}: no certificate", path.display()))
 }
 
-fn load_key(path: &PathBuf) -> anyhow::Result<RsaCrateKey> {
+fn load_key(path: &PathBuf) -> anyhow::Result<PrivateKey> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    RsaCrateKey::from_bytes(&bytes).with_context(|| format!("{}", path.display()))
+    crypto_provider()
+        .load_private_key(&bytes)
+        .with_context(|| format!("{}", path.display()))
 }
 
 fn load_key_pairs(
     keys: &[PathBuf],
     certs: &[PathBuf],
-) -> anyhow::Result<Vec<(Certificate, RsaCrateKey)>> {
+) -> anyhow::Result<Vec<(Certificate, PrivateKey)>> {
     if keys.len() != certs.len() {
         bail!(
             "give one --cert for each --key ({} keys, {} certificates)",
@@ -154,7 +157,7 @@ fn load_key_pairs(
         .collect()
 }
 
-fn open(message: &[u8], pairs: &[(Certificate, RsaCrateKey)], mode: OpenMode) -> Opened {
+fn open(message: &[u8], pairs: &[(Certificate, PrivateKey)], mode: OpenMode) -> Opened {
     let keys: Vec<DecryptionKey<'_>> = pairs
         .iter()
         .map(|(c, k)| DecryptionKey {
@@ -162,7 +165,7 @@ fn open(message: &[u8], pairs: &[(Certificate, RsaCrateKey)], mode: OpenMode) ->
             key: k as &dyn PrivateKeyOps,
         })
         .collect();
-    mime::open_message_with(message, &keys, mode)
+    mime::open_message_with(crypto_provider(), message, &keys, mode)
 }
 
 /// A certificate as reports show it.
@@ -507,7 +510,13 @@ pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     } else {
         SignFormat::Detached
     };
-    let signed = mime::sign_message(&message, &signer, format, SystemTime::now())?;
+    let signed = mime::sign_message(
+        crypto_provider(),
+        &message,
+        &signer,
+        format,
+        SystemTime::now(),
+    )?;
     write_output(&signed)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -532,6 +541,11 @@ pub fn encrypt(args: EncryptArgs) -> anyhow::Result<ExitCode> {
             KeyTransport::RsaPkcs1v15
         },
     };
-    write_output(&mime::encrypt_message(&message, &refs, options)?)?;
+    write_output(&mime::encrypt_message(
+        crypto_provider(),
+        &message,
+        &refs,
+        options,
+    )?)?;
     Ok(ExitCode::SUCCESS)
 }

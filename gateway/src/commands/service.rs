@@ -60,6 +60,12 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
 }
 
+/// The binary's crypto backend: the build's default (cargo feature `aws-lc-rs`, else
+/// `rust-crypto`). Chosen here, once, and passed down through the store and the key cache.
+pub fn crypto_provider() -> &'static gateway::smime::crypto::CryptoProvider {
+    gateway::smime::crypto::default_provider()
+}
+
 pub fn store_config(config: &Config) -> StoreConfig {
     StoreConfig {
         trust_anchor_files: config.trust.anchor_files.clone(),
@@ -71,6 +77,7 @@ pub fn store_config(config: &Config) -> StoreConfig {
         required_policies: config.trust.required_policies.clone(),
         extra_freemail_domains: config.store.extra_freemail_domains.clone(),
         proxy_cert_validity_days: config.store.proxy_cert_validity_days,
+        crypto: crypto_provider(),
     }
 }
 
@@ -333,6 +340,7 @@ async fn serve_until_stopped(
             },
         ))
     });
+    tracing::info!(backend = store.crypto().name, "crypto provider");
     let handler = Arc::new(Reloadable {
         current: RwLock::new(Arc::new(Gateway::new(
             config.clone(),

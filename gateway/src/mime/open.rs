@@ -4,6 +4,7 @@
 use super::build;
 use super::classify::{classify, Classified};
 use super::headers::{self, HeaderField};
+use crate::smime::crypto::CryptoProvider;
 use crate::smime::decrypt::{self, DecryptionKey, EnvelopeSummary};
 use crate::smime::error::SmimeError;
 use crate::smime::verify::{self, Detached, SignatureReport};
@@ -146,8 +147,8 @@ pub enum OpenMode {
 
 /// Open `message` with the given keys. Never fails: what could not be opened is reported in
 /// [`Opened::stopped`], and `content` is then the last entity reached.
-pub fn open_message(message: &[u8], keys: &[DecryptionKey<'_>]) -> Opened {
-    open_message_with(message, keys, OpenMode::All)
+pub fn open_message(crypto: &CryptoProvider, message: &[u8], keys: &[DecryptionKey<'_>]) -> Opened {
+    open_message_with(crypto, message, keys, OpenMode::All)
 }
 
 /// Record a signed layer and continue with the content the engine verified: never with
@@ -159,7 +160,12 @@ fn signed_layer(layers: &mut Vec<Layer>, detached: bool, verified: verify::Verif
 }
 
 /// [`open_message`], choosing whether signed layers are unwrapped.
-pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenMode) -> Opened {
+pub fn open_message_with(
+    crypto: &CryptoProvider,
+    message: &[u8],
+    keys: &[DecryptionKey<'_>],
+    mode: OpenMode,
+) -> Opened {
     let split = headers::split(message);
     let mut outer = Vec::new();
     let outer_fields: Vec<&HeaderField<'_>> =
@@ -188,30 +194,32 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
             {
                 break
             }
-            Ok(Classified::Encrypted(cms)) => match decrypt::decrypt_or_describe(&cms, keys) {
-                Ok(d) => {
-                    layers.push(Layer::Encrypted {
-                        envelope: Some(d.envelope),
-                        cipher: Some(d.cipher),
-                        key_transport: Some(d.key_transport),
-                        key_index: Some(d.key_index),
-                        addressed_keys: d.addressed_keys,
-                    });
-                    d.content
+            Ok(Classified::Encrypted(cms)) => {
+                match decrypt::decrypt_or_describe(crypto, &cms, keys) {
+                    Ok(d) => {
+                        layers.push(Layer::Encrypted {
+                            envelope: Some(d.envelope),
+                            cipher: Some(d.cipher),
+                            key_transport: Some(d.key_transport),
+                            key_index: Some(d.key_index),
+                            addressed_keys: d.addressed_keys,
+                        });
+                        d.content
+                    }
+                    Err((e, envelope)) => {
+                        layers.push(Layer::Encrypted {
+                            envelope,
+                            cipher: None,
+                            key_transport: None,
+                            key_index: None,
+                            addressed_keys: Vec::new(),
+                        });
+                        stopped = Some(e);
+                        break;
+                    }
                 }
-                Err((e, envelope)) => {
-                    layers.push(Layer::Encrypted {
-                        envelope,
-                        cipher: None,
-                        key_transport: None,
-                        key_index: None,
-                        addressed_keys: Vec::new(),
-                    });
-                    stopped = Some(e);
-                    break;
-                }
-            },
-            Ok(Classified::SignedOpaque(cms)) => match verify::verify(&cms, None) {
+            }
+            Ok(Classified::SignedOpaque(cms)) => match verify::verify(crypto, &cms, None) {
                 Ok(verified) => signed_layer(&mut layers, false, verified),
                 Err(e) => {
                     stopped = Some(e);
@@ -219,7 +227,7 @@ pub fn open_message_with(message: &[u8], keys: &[DecryptionKey<'_>], mode: OpenM
                 }
             },
             Ok(Classified::SignedDetached { signed, signature }) => {
-                match verify::verify(&signature, Some(Detached::Mime(signed))) {
+                match verify::verify(crypto, &signature, Some(Detached::Mime(signed))) {
                     Ok(verified) => signed_layer(&mut layers, true, verified),
                     Err(e) => {
                         stopped = Some(e);

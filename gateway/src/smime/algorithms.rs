@@ -2,7 +2,8 @@
 
 use const_oid::db::{rfc5911, rfc5912};
 use const_oid::ObjectIdentifier;
-use sha2::Digest;
+
+pub use crypto_provider::{DigestAlg, KeyTransport};
 
 use super::error::SmimeError;
 
@@ -32,18 +33,6 @@ const OID_AES256_GCM: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.
 const OID_DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.7");
 const OID_RC2_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.2");
 const OID_DES_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.7");
-
-const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const OID_SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
-const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-
-const OID_SHA1_WITH_RSA: ObjectIdentifier = rfc5912::SHA_1_WITH_RSA_ENCRYPTION;
-const OID_SHA224_WITH_RSA: ObjectIdentifier = rfc5912::SHA_224_WITH_RSA_ENCRYPTION;
-const OID_SHA256_WITH_RSA: ObjectIdentifier = rfc5912::SHA_256_WITH_RSA_ENCRYPTION;
-const OID_SHA384_WITH_RSA: ObjectIdentifier = rfc5912::SHA_384_WITH_RSA_ENCRYPTION;
-const OID_SHA512_WITH_RSA: ObjectIdentifier = rfc5912::SHA_512_WITH_RSA_ENCRYPTION;
 
 /// Content-encryption algorithms we read and write. Legacy ciphers have no variant: they are
 /// refused on input ([`ContentCipher::from_oid`]) and can never be produced.
@@ -105,157 +94,6 @@ impl ContentCipher {
             Self::Aes128Gcm => "aes128-gcm",
             Self::Aes192Gcm => "aes192-gcm",
             Self::Aes256Gcm => "aes256-gcm",
-        }
-    }
-}
-
-/// Message digests. SHA-1 is still read (and reported as weak) but never produced; SHA-224 is
-/// read because other implementations verify it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DigestAlg {
-    Sha1,
-    Sha224,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl DigestAlg {
-    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
-        Some(match *oid {
-            OID_SHA1 => Self::Sha1,
-            OID_SHA224 => Self::Sha224,
-            OID_SHA256 => Self::Sha256,
-            OID_SHA384 => Self::Sha384,
-            OID_SHA512 => Self::Sha512,
-            _ => return None,
-        })
-    }
-
-    /// The digest named by a combined signature OID such as sha256WithRSAEncryption.
-    pub fn from_rsa_signature_oid(oid: &ObjectIdentifier) -> Option<Self> {
-        Some(match *oid {
-            OID_SHA1_WITH_RSA => Self::Sha1,
-            OID_SHA224_WITH_RSA => Self::Sha224,
-            OID_SHA256_WITH_RSA => Self::Sha256,
-            OID_SHA384_WITH_RSA => Self::Sha384,
-            OID_SHA512_WITH_RSA => Self::Sha512,
-            _ => return None,
-        })
-    }
-
-    pub fn oid(self) -> ObjectIdentifier {
-        match self {
-            Self::Sha1 => OID_SHA1,
-            Self::Sha224 => OID_SHA224,
-            Self::Sha256 => OID_SHA256,
-            Self::Sha384 => OID_SHA384,
-            Self::Sha512 => OID_SHA512,
-        }
-    }
-
-    pub fn rsa_signature_oid(self) -> ObjectIdentifier {
-        match self {
-            Self::Sha1 => OID_SHA1_WITH_RSA,
-            Self::Sha224 => OID_SHA224_WITH_RSA,
-            Self::Sha256 => OID_SHA256_WITH_RSA,
-            Self::Sha384 => OID_SHA384_WITH_RSA,
-            Self::Sha512 => OID_SHA512_WITH_RSA,
-        }
-    }
-
-    pub fn is_weak(self) -> bool {
-        self == Self::Sha1
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sha1 => "sha1",
-            Self::Sha224 => "sha224",
-            Self::Sha256 => "sha256",
-            Self::Sha384 => "sha384",
-            Self::Sha512 => "sha512",
-        }
-    }
-
-    pub fn output_len(self) -> usize {
-        match self {
-            Self::Sha1 => 20,
-            Self::Sha224 => 28,
-            Self::Sha256 => 32,
-            Self::Sha384 => 48,
-            Self::Sha512 => 64,
-        }
-    }
-
-    pub fn hasher(self) -> Hasher {
-        match self {
-            Self::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
-            Self::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
-            Self::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Self::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-            Self::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
-    }
-
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        let mut h = self.hasher();
-        h.update(data);
-        h.finish()
-    }
-}
-
-/// An incremental hash over one of [`DigestAlg`], so content can be hashed piece by piece
-/// (CRLF canonicalisation feeds it line by line without a second copy of the message).
-pub enum Hasher {
-    Sha1(sha1::Sha1),
-    Sha224(sha2::Sha224),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Sha1(h) => h.update(data),
-            Self::Sha224(h) => h.update(data),
-            Self::Sha256(h) => h.update(data),
-            Self::Sha384(h) => h.update(data),
-            Self::Sha512(h) => h.update(data),
-        }
-    }
-
-    pub fn finish(self) -> Vec<u8> {
-        match self {
-            Self::Sha1(h) => h.finalize().to_vec(),
-            Self::Sha224(h) => h.finalize().to_vec(),
-            Self::Sha256(h) => h.finalize().to_vec(),
-            Self::Sha384(h) => h.finalize().to_vec(),
-            Self::Sha512(h) => h.finalize().to_vec(),
-        }
-    }
-}
-
-/// How the content-encryption key travels to a recipient (RSA key transport).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyTransport {
-    /// RSA PKCS#1 v1.5: what Outlook expects, our default.
-    RsaPkcs1v15,
-    /// RSAES-OAEP with SHA-1 (the OID's defaults).
-    RsaOaepSha1,
-    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
-    RsaOaepSha256,
-}
-
-impl KeyTransport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RsaPkcs1v15 => "rsa-pkcs1v15",
-            Self::RsaOaepSha1 => "rsa-oaep-sha1",
-            Self::RsaOaepSha256 => "rsa-oaep-sha256",
         }
     }
 }

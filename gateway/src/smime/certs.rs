@@ -114,20 +114,6 @@ pub fn subject_string(cert: &Certificate) -> String {
     cert.tbs_certificate.subject.to_string()
 }
 
-/// The certificate's RSA public key.
-pub fn rsa_public_key(cert: &Certificate) -> Result<rsa::RsaPublicKey> {
-    use pkcs1::DecodeRsaPublicKey;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    if spki.algorithm.oid != super::algorithms::OID_RSA_ENCRYPTION {
-        return Err(SmimeError::Certificate(format!(
-            "unsupported public key algorithm {} (only RSA is supported)",
-            spki.algorithm.oid
-        )));
-    }
-    rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
-        .map_err(|e| SmimeError::Certificate(format!("bad RSA public key: {e}")))
-}
-
 /// Distinguished names compared by RFC 5280 §7.1 rules (RFC 4518 string preparation,
 /// simplified): the same RDNs with the same attribute types, string values equal after case
 /// folding and whitespace collapsing whatever their string type (PrintableString, UTF8String,

@@ -1,22 +1,29 @@
 //! Decrypt EnvelopedData (AES-CBC) and AuthEnvelopedData (AES-GCM) with RSA key transport.
 //!
 //! Every failure after a recipient matched — wrong key, bad RSA padding, bad CBC padding,
-//! corrupt ciphertext, bad GCM tag — ends in [`SmimeError::DecryptionFailed`]. For PKCS#1 v1.5
-//! key transport we use implicit rejection: a failed unwrap continues with a random key, so a
-//! forged message fails later, at the content, exactly like a wrong key does.
+//! corrupt ciphertext, bad GCM tag — ends in [`SmimeError::DecryptionFailed`]. Key transport
+//! uses deterministic implicit rejection (`crypto_provider::implicit_rejection`): a failed
+//! unwrap continues with a synthetic key derived from our private key and the ciphertext, so a
+//! forged message fails later, at the content, exactly like a wrong key does — and the same
+//! message always meets the same fate.
+//!
+//! **Which candidate may open the content.** A message may name our key in several
+//! RecipientInfos (at most [`MAX_ATTEMPTS_PER_KEY`] are tried). AES-CBC has no integrity: a
+//! synthetic key passes its padding check about one time in 256 and would deliver garbage.
+//! So a synthetic key of one private key is tried only when no RecipientInfo for the *same*
+//! private key unwrapped genuinely. A genuine unwrap is what the sender made for us (or a
+//! replay of it), and the choice depends only on whether such a one exists in the message —
+//! never on which bogus ones surround it — so the rule adds no padding oracle: a forger
+//! without the key gets the real content or nothing, as before. What remains: a message whose
+//! every RecipientInfo for our key is bogus still opens one time in 256 under CBC (with
+//! garbage that is the same on every retry); AES-GCM authenticates and never does.
 
-use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::KeyInit;
 use cms::enveloped_data::{
     EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
 };
 use der::asn1::OctetString;
 use der::{Decode, Encode};
-use rand::RngCore;
-use subtle::ConditionallySelectable;
 use x509_cert::Certificate;
-use zeroize::Zeroizing;
 
 use super::algorithms::{
     ContentCipher, KeyTransport, OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_RSAES_OAEP,
@@ -25,7 +32,7 @@ use super::algorithms::{
 use super::asn1::{AuthEnvelopedData, EnvelopedDataLenient, GcmParameters, RecipientInfoList};
 use super::certs;
 use super::content_info;
-use super::crypto::PrivateKeyOps;
+use super::crypto::{CryptoProvider, PrivateKeyOps};
 use super::error::{Result, SmimeError};
 
 /// Most RecipientInfos tried per key. Each costs an RSA private operation; a genuine message
@@ -251,23 +258,29 @@ fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
 
 /// Decrypt an `enveloped-data` or `authEnveloped-data` CMS object (BER or DER) with whichever of
 /// `keys` the message names as a recipient. Several matching keys are tried in turn.
-pub fn decrypt(input: &[u8], keys: &[DecryptionKey<'_>]) -> Result<Decrypted> {
-    decrypt_or_describe(input, keys).map_err(|(e, _)| e)
+pub fn decrypt(
+    crypto: &CryptoProvider,
+    input: &[u8],
+    keys: &[DecryptionKey<'_>],
+) -> Result<Decrypted> {
+    decrypt_or_describe(crypto, input, keys).map_err(|(e, _)| e)
 }
 
 /// [`decrypt`]; a failure comes with what the message says about itself when it parsed, so
 /// that it is described without parsing the message a second time.
 pub fn decrypt_or_describe(
+    crypto: &CryptoProvider,
     input: &[u8],
     keys: &[DecryptionKey<'_>],
 ) -> std::result::Result<Decrypted, (SmimeError, Option<EnvelopeSummary>)> {
     let parsed = parse(input).map_err(|e| (e, None))?;
     let mut envelope = Some(summarise(&parsed));
-    decrypt_parsed(parsed, &mut envelope, keys).map_err(|e| (e, envelope))
+    decrypt_parsed(crypto, parsed, &mut envelope, keys).map_err(|e| (e, envelope))
 }
 
 /// The work of [`decrypt`] after parsing; takes `envelope` on success.
 fn decrypt_parsed(
+    crypto: &CryptoProvider,
     parsed: Parsed,
     envelope: &mut Option<EnvelopeSummary>,
     keys: &[DecryptionKey<'_>],
@@ -327,19 +340,34 @@ fn decrypt_parsed(
     };
     let mut content = ciphertext.into_bytes();
     let content_key = ContentKey::parse(&params, parsed.aead.as_ref())?;
-    for (ktri, transport, index) in candidates {
-        let cek = unwrap_key(
-            keys[index].key,
-            transport,
-            ktri.enc_key.as_bytes(),
-            cipher.key_len(),
-        );
-        if content_key.opens(cipher, &cek, &mut content)? {
+    // Every candidate is unwrapped (a bounded number of RSA operations) before any is tried,
+    // so the work done does not depend on which of them is genuine.
+    let unwrapped: Vec<_> = candidates
+        .iter()
+        .map(|(ktri, transport, index)| {
+            KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
+            keys[*index]
+                .key
+                .unwrap_key(*transport, ktri.enc_key.as_bytes(), cipher.key_len())
+        })
+        .collect();
+    let mut genuine_for_key = vec![false; keys.len()];
+    for ((_, _, index), cek) in candidates.iter().zip(&unwrapped) {
+        genuine_for_key[*index] |= cek.genuine;
+    }
+    let eligible: Vec<_> = candidates
+        .iter()
+        .zip(&unwrapped)
+        .filter(|((_, _, index), cek)| cek.genuine || !genuine_for_key[*index])
+        .collect();
+    let last = eligible.len().saturating_sub(1);
+    for (position, ((_, transport, index), cek)) in eligible.into_iter().enumerate() {
+        if content_key.opens(crypto, cipher, &cek.key, &mut content, position == last)? {
             return Ok(Decrypted {
                 content,
                 cipher,
-                key_transport: transport,
-                key_index: index,
+                key_transport: *transport,
+                key_index: *index,
                 addressed_keys: (0..keys.len())
                     .filter(|&k| attempts_per_key[k] > 0)
                     .collect(),
@@ -359,31 +387,6 @@ thread_local! {
 /// caller (a test, the dispatcher) can count exactly the work of its own synchronous call.
 pub fn key_transport_operations() -> u64 {
     KEY_TRANSPORT_OPERATIONS.with(|c| c.get())
-}
-
-/// Unwrap the content-encryption key; on any failure continue with a random key of the right
-/// length (implicit rejection), selected in constant time.
-fn unwrap_key(
-    key: &dyn PrivateKeyOps,
-    transport: KeyTransport,
-    encrypted: &[u8],
-    key_len: usize,
-) -> Zeroizing<Vec<u8>> {
-    let mut random = Zeroizing::new(vec![0u8; key_len]);
-    rand::thread_rng().fill_bytes(&mut random);
-    KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
-    let unwrapped = key.decrypt_key(transport, encrypted);
-    let (ok, value) = match unwrapped {
-        Ok(v) => (v.len() == key_len, v),
-        Err(_) => (false, Zeroizing::new(vec![0u8; key_len])),
-    };
-    let choice = subtle::Choice::from(ok as u8);
-    let mut out = Zeroizing::new(vec![0u8; key_len]);
-    for i in 0..key_len {
-        let real = value.get(i).copied().unwrap_or(0);
-        out[i] = u8::conditional_select(&random[i], &real, choice);
-    }
-    out
 }
 
 /// What the content cipher needs besides the key: the IV, or the nonce, tag and AAD.
@@ -420,9 +423,20 @@ impl<'a> ContentKey<'a> {
     }
 
     /// Decrypt `content` in place if `key` is the right one; `Ok(false)` leaves it untouched.
-    /// A wrong key never costs a full decryption: for CBC only the last block is tried (its
-    /// padding), and AES-GCM checks the tag before it decrypts anything.
-    fn opens(&self, cipher: ContentCipher, key: &[u8], content: &mut Vec<u8>) -> Result<bool> {
+    /// A wrong key never costs a full CBC decryption (only the last block is tried, for its
+    /// padding); AES-GCM decrypts while it checks the tag, so unless this is the `last` try it
+    /// works on a copy.
+    fn opens(
+        &self,
+        crypto: &CryptoProvider,
+        cipher: ContentCipher,
+        key: &[u8],
+        content: &mut Vec<u8>,
+        last: bool,
+    ) -> Result<bool> {
+        if key.len() != cipher.key_len() {
+            return Err(SmimeError::DecryptionFailed);
+        }
         match self {
             ContentKey::Cbc { iv } => {
                 const BLOCK: usize = 16;
@@ -435,58 +449,39 @@ impl<'a> ContentKey<'a> {
                 } else {
                     &content[last_at - BLOCK..last_at]
                 };
-                let mut last = content[last_at..].to_vec();
-                if cbc_decrypt(cipher, key, chain, &mut last).is_err() {
+                let mut last_block = content[last_at..].to_vec();
+                if crypto
+                    .ciphers
+                    .cbc_decrypt(key, chain, &mut last_block)
+                    .is_err()
+                {
                     return Ok(false);
                 }
-                let len = cbc_decrypt(cipher, key, iv, content)?;
+                let len = crypto
+                    .ciphers
+                    .cbc_decrypt(key, iv, content)
+                    .map_err(|_| SmimeError::DecryptionFailed)?;
                 content.truncate(len);
                 Ok(true)
             }
             ContentKey::Gcm { nonce, tag, aad } => {
-                let nonce = aes_gcm::Nonce::from_slice(nonce);
-                let tag = aes_gcm::Tag::from_slice(tag);
-                let result = match cipher {
-                    ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(key)
-                        .map_err(|_| SmimeError::DecryptionFailed)?
-                        .decrypt_in_place_detached(nonce, aad, content, tag),
-                    ContentCipher::Aes192Gcm => aes_gcm::AesGcm::<
-                        aes::Aes192,
-                        aes_gcm::aead::consts::U12,
-                    >::new_from_slice(key)
-                    .map_err(|_| SmimeError::DecryptionFailed)?
-                    .decrypt_in_place_detached(nonce, aad, content, tag),
-                    ContentCipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(key)
-                        .map_err(|_| SmimeError::DecryptionFailed)?
-                        .decrypt_in_place_detached(nonce, aad, content, tag),
-                    _ => return Err(SmimeError::DecryptionFailed),
-                };
-                Ok(result.is_ok())
+                if last {
+                    return Ok(crypto
+                        .ciphers
+                        .gcm_open(key, nonce, aad, content, tag)
+                        .is_ok());
+                }
+                let mut attempt = content.clone();
+                if crypto
+                    .ciphers
+                    .gcm_open(key, nonce, aad, &mut attempt, tag)
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+                *content = attempt;
+                Ok(true)
             }
         }
     }
-}
-
-/// AES-CBC with PKCS#7 padding, in place; returns the plaintext length.
-fn cbc_decrypt(cipher: ContentCipher, key: &[u8], iv: &[u8], buffer: &mut [u8]) -> Result<usize> {
-    let fail = |_| SmimeError::DecryptionFailed;
-    let len = match cipher {
-        ContentCipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
-            .map_err(|_| SmimeError::DecryptionFailed)?
-            .decrypt_padded_mut::<Pkcs7>(buffer)
-            .map_err(fail)?
-            .len(),
-        ContentCipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
-            .map_err(|_| SmimeError::DecryptionFailed)?
-            .decrypt_padded_mut::<Pkcs7>(buffer)
-            .map_err(fail)?
-            .len(),
-        ContentCipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
-            .map_err(|_| SmimeError::DecryptionFailed)?
-            .decrypt_padded_mut::<Pkcs7>(buffer)
-            .map_err(fail)?
-            .len(),
-        _ => return Err(SmimeError::DecryptionFailed),
-    };
-    Ok(len)
 }

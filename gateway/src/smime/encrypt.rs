@@ -1,9 +1,6 @@
 //! Create EnvelopedData (AES-CBC) or AuthEnvelopedData (AES-GCM) for RSA recipients.
 //! 3DES and the other legacy ciphers cannot be produced: they have no [`ContentCipher`].
 
-use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::KeyInit;
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{
@@ -11,9 +8,7 @@ use cms::enveloped_data::{
     RecipientInfos,
 };
 use der::asn1::{OctetString, SetOfVec};
-use der::Any;
-use rand::RngCore;
-use rsa::{Oaep, Pkcs1v15Encrypt};
+use der::{Any, Encode};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
@@ -23,8 +18,8 @@ use super::algorithms::{
     OID_RSAES_OAEP, OID_RSA_ENCRYPTION,
 };
 use super::asn1::{AuthEnvelopedData, GcmParameters, RecipientInfoList};
-use super::certs;
 use super::content_info;
+use super::crypto::CryptoProvider;
 use super::error::{Result, SmimeError};
 
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +40,7 @@ impl Default for EncryptOptions {
 
 /// Encrypt `content` (a MIME entity) to every certificate in `recipients`. Returns DER.
 pub fn encrypt(
+    crypto: &CryptoProvider,
     content: &[u8],
     recipients: &[&Certificate],
     options: EncryptOptions,
@@ -52,13 +48,19 @@ pub fn encrypt(
     if recipients.is_empty() {
         return Err(SmimeError::NoRecipients);
     }
-    let mut rng = rand::thread_rng();
+    let random = |out: &mut [u8]| {
+        crypto
+            .fill_random(out)
+            .map_err(|e| SmimeError::Encoding(e.to_string()))
+    };
+    let cipher_error = |e: crypto_provider::CipherError| SmimeError::Encoding(e.to_string());
     let mut cek = Zeroizing::new(vec![0u8; options.cipher.key_len()]);
-    rng.fill_bytes(&mut cek);
+    random(&mut cek)?;
 
     let mut infos = Vec::with_capacity(recipients.len());
     for cert in recipients {
         infos.push(RecipientInfo::Ktri(key_trans_recipient(
+            crypto,
             cert,
             &cek,
             options.key_transport,
@@ -68,23 +70,12 @@ pub fn encrypt(
 
     let der = if options.cipher.is_aead() {
         let mut nonce = [0u8; 12];
-        rng.fill_bytes(&mut nonce);
+        random(&mut nonce)?;
         let mut buffer = content.to_vec();
-        let nonce_ga = aes_gcm::Nonce::from_slice(&nonce);
-        let tag = match options.cipher {
-            ContentCipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(&cek)
-                .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                .encrypt_in_place_detached(nonce_ga, b"", &mut buffer),
-            ContentCipher::Aes192Gcm => {
-                aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(&cek)
-                    .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                    .encrypt_in_place_detached(nonce_ga, b"", &mut buffer)
-            }
-            _ => aes_gcm::Aes256Gcm::new_from_slice(&cek)
-                .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                .encrypt_in_place_detached(nonce_ga, b"", &mut buffer),
-        }
-        .map_err(|e| SmimeError::Encoding(e.to_string()))?;
+        let tag = crypto
+            .ciphers
+            .gcm_seal(&cek, &nonce, b"", &mut buffer)
+            .map_err(cipher_error)?;
         let params = GcmParameters {
             nonce: OctetString::new(nonce.to_vec())?,
             icv_len: 16,
@@ -108,18 +99,11 @@ pub fn encrypt(
         content_info::encode(OID_AUTH_ENVELOPED_DATA, &env)?
     } else {
         let mut iv = [0u8; 16];
-        rng.fill_bytes(&mut iv);
-        let ciphertext = match options.cipher {
-            ContentCipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(&cek, &iv)
-                .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                .encrypt_padded_vec_mut::<Pkcs7>(content),
-            ContentCipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(&cek, &iv)
-                .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                .encrypt_padded_vec_mut::<Pkcs7>(content),
-            _ => cbc::Encryptor::<aes::Aes256>::new_from_slices(&cek, &iv)
-                .map_err(|e| SmimeError::Encoding(e.to_string()))?
-                .encrypt_padded_vec_mut::<Pkcs7>(content),
-        };
+        random(&mut iv)?;
+        let ciphertext = crypto
+            .ciphers
+            .cbc_encrypt(&cek, &iv, content)
+            .map_err(cipher_error)?;
         let env = EnvelopedData {
             version: CmsVersion::V0,
             originator_info: None,
@@ -140,39 +124,32 @@ pub fn encrypt(
 }
 
 fn key_trans_recipient(
+    crypto: &CryptoProvider,
     cert: &Certificate,
     cek: &[u8],
     transport: KeyTransport,
 ) -> Result<KeyTransRecipientInfo> {
-    let public_key = certs::rsa_public_key(cert)?;
-    let mut rng = rand::thread_rng();
-    let (encrypted, algorithm) = match transport {
-        KeyTransport::RsaPkcs1v15 => (
-            public_key.encrypt(&mut rng, Pkcs1v15Encrypt, cek),
-            AlgorithmIdentifierOwned {
-                oid: OID_RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
-        ),
-        KeyTransport::RsaOaepSha1 => (
-            public_key.encrypt(&mut rng, Oaep::new::<sha1::Sha1>(), cek),
-            AlgorithmIdentifierOwned {
-                oid: OID_RSAES_OAEP,
-                parameters: Some(Any::encode_from(&pkcs1::RsaOaepParams::new::<sha1::Sha1>())?),
-            },
-        ),
-        KeyTransport::RsaOaepSha256 => (
-            public_key.encrypt(&mut rng, Oaep::new::<sha2::Sha256>(), cek),
-            AlgorithmIdentifierOwned {
-                oid: OID_RSAES_OAEP,
-                parameters: Some(Any::encode_from(
-                    &pkcs1::RsaOaepParams::new::<sha2::Sha256>(),
-                )?),
-            },
-        ),
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
+    let algorithm = match transport {
+        KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned {
+            oid: OID_RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned {
+            oid: OID_RSAES_OAEP,
+            parameters: Some(Any::encode_from(&pkcs1::RsaOaepParams::new::<sha1::Sha1>())?),
+        },
+        KeyTransport::RsaOaepSha256 => AlgorithmIdentifierOwned {
+            oid: OID_RSAES_OAEP,
+            parameters: Some(Any::encode_from(
+                &pkcs1::RsaOaepParams::new::<sha2::Sha256>(),
+            )?),
+        },
     };
-    let encrypted =
-        encrypted.map_err(|e| SmimeError::Certificate(format!("RSA encryption: {e}")))?;
+    let encrypted = crypto
+        .public_keys
+        .encrypt(&spki, transport, cek)
+        .map_err(|e| SmimeError::Certificate(format!("RSA encryption: {e}")))?;
     Ok(KeyTransRecipientInfo {
         version: CmsVersion::V0,
         rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {

@@ -20,7 +20,7 @@ use super::algorithms::{
     OID_SIGNED_DATA,
 };
 use super::asn1::SmimeCapability;
-use super::crypto::PrivateKeyOps;
+use super::crypto::{CryptoProvider, PrivateKeyOps, RsaSignature};
 use super::error::{Result, SmimeError};
 
 /// Who signs: the certificate, the chain up to (and including) the root, and the key.
@@ -41,17 +41,19 @@ pub const ADVERTISED_CIPHERS: [ContentCipher; 3] = [
 /// Sign `content` (a canonical MIME entity). `detached` leaves the content out of the CMS
 /// object (for `multipart/signed`). Returns the DER ContentInfo.
 pub fn sign(
+    crypto: &CryptoProvider,
     content: &[u8],
     signer: &Signer<'_>,
     detached: bool,
     now: SystemTime,
 ) -> Result<Vec<u8>> {
     let digest_alg = DigestAlg::Sha256;
-    let content_digest = digest_alg.digest(content);
+    let content_digest = crypto.digest(digest_alg, content);
     let signed_attrs = signed_attributes(&content_digest, now)?;
     // The signature covers the attributes' DER with the SET OF tag.
-    let signed_digest = digest_alg.digest(&signed_attrs.to_der()?);
-    let signature = signer.key.sign_digest(digest_alg, &signed_digest)?;
+    let signature = signer
+        .key
+        .sign(RsaSignature::Pkcs1v15(digest_alg), &signed_attrs.to_der()?)?;
 
     let digest_ai = AlgorithmIdentifierOwned {
         oid: digest_alg.oid(),

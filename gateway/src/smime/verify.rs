@@ -9,7 +9,6 @@ use cms::cert::CertificateChoices;
 use cms::signed_data::{SignerIdentifier, SignerInfo};
 use der::asn1::OctetString;
 use der::{Decode, Encode};
-use rsa::{Pkcs1v15Sign, Pss, RsaPublicKey};
 use x509_cert::Certificate;
 
 use super::algorithms::{
@@ -20,6 +19,7 @@ use super::algorithms::{
 use super::asn1::{SignedDataLenient, SignerInfoLenient, SmimeCapabilities};
 use super::certs;
 use super::content_info;
+use super::crypto::{CryptoProvider, RsaSignature};
 use super::error::{Result, SmimeError};
 
 /// Why a signature does or does not hold.
@@ -164,7 +164,11 @@ pub enum Detached<'a> {
 /// Detached content given while the SignedData carries its own is a failure
 /// ([`SignatureOutcome::DifferentContent`]): the reader would see the detached bytes while the
 /// signature covers the embedded ones.
-pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<Verified> {
+pub fn verify(
+    crypto: &CryptoProvider,
+    input: &[u8],
+    detached: Option<Detached<'_>>,
+) -> Result<Verified> {
     let der = content_info::to_der(input)?;
     let info = content_info::decode(&der)?;
     if info.content_type != OID_SIGNED_DATA {
@@ -215,7 +219,8 @@ pub fn verify(input: &[u8], detached: Option<Detached<'_>>) -> Result<Verified> 
     let mut reports: Vec<SignatureReport> = signer_infos
         .iter()
         .map(|raw| {
-            let mut report = verify_signer(raw, &sd, &certificates, &certificates_der, &content);
+            let mut report =
+                verify_signer(crypto, raw, &sd, &certificates, &certificates_der, &content);
             if different_content {
                 report.outcome = SignatureOutcome::DifferentContent;
             }
@@ -321,6 +326,7 @@ fn find_signer<'c>(sid: &SignerIdentifier, certs: &'c [Certificate]) -> Option<&
 }
 
 fn verify_signer(
+    crypto: &CryptoProvider,
     raw: &RawSigner,
     sd: &SignedDataLenient,
     certificates: &[Certificate],
@@ -373,7 +379,7 @@ fn verify_signer(
             }
         }
     }
-    report.outcome = check(raw, sd, signer, content, &mut report);
+    report.outcome = check(crypto, raw, sd, signer, content, &mut report);
     report
 }
 
@@ -395,6 +401,7 @@ fn capability(oid: &const_oid::ObjectIdentifier) -> Capability {
 }
 
 fn check(
+    crypto: &CryptoProvider,
     raw: &RawSigner,
     sd: &SignedDataLenient,
     signer: Option<&Certificate>,
@@ -432,7 +439,7 @@ fn check(
     };
     report.scheme = Some(scheme);
 
-    let content_digest = hash_content(digest_alg, content);
+    let content_digest = hash_content(crypto, digest_alg, content);
     let signed_digest = match &si.signed_attrs {
         None => content_digest,
         Some(attrs) => {
@@ -462,7 +469,7 @@ fn check(
             // The signature covers the attributes as they were sent (re-tagged as a SET OF),
             // not our re-encoding of them: a decoded SET OF comes back sorted.
             match &raw.signed_attrs_set {
-                Some(set) => digest_alg.digest(set),
+                Some(set) => crypto.digest(digest_alg, set),
                 None => {
                     return SignatureOutcome::BadAttributes("signed attributes unreadable".into())
                 }
@@ -473,22 +480,12 @@ fn check(
     let Some(cert) = signer else {
         return SignatureOutcome::NoSignerCertificate;
     };
-    let key: RsaPublicKey = match certs::rsa_public_key(cert) {
-        Ok(k) => k,
+    let spki = match cert.tbs_certificate.subject_public_key_info.to_der() {
+        Ok(der) => der,
         Err(e) => return SignatureOutcome::UnsupportedSignature(e.to_string()),
     };
-    let signature = si.signature.as_bytes();
-    let verified = match scheme {
-        SignatureScheme::RsaPkcs1v15 => {
-            let padding = match digest_alg {
-                DigestAlg::Sha1 => Pkcs1v15Sign::new::<sha1::Sha1>(),
-                DigestAlg::Sha224 => Pkcs1v15Sign::new::<sha2::Sha224>(),
-                DigestAlg::Sha256 => Pkcs1v15Sign::new::<sha2::Sha256>(),
-                DigestAlg::Sha384 => Pkcs1v15Sign::new::<sha2::Sha384>(),
-                DigestAlg::Sha512 => Pkcs1v15Sign::new::<sha2::Sha512>(),
-            };
-            key.verify(padding, &signed_digest, signature).is_ok()
-        }
+    let rsa_scheme = match scheme {
+        SignatureScheme::RsaPkcs1v15 => RsaSignature::Pkcs1v15(digest_alg),
         SignatureScheme::RsaPss => {
             let (pss_digest, salt_len) = match pss_parameters(si) {
                 Ok(p) => p,
@@ -501,20 +498,19 @@ fn check(
                     digest_alg.name()
                 ));
             }
-            let padding = match digest_alg {
-                DigestAlg::Sha1 => Pss::new_with_salt::<sha1::Sha1>(salt_len),
-                DigestAlg::Sha224 => Pss::new_with_salt::<sha2::Sha224>(salt_len),
-                DigestAlg::Sha256 => Pss::new_with_salt::<sha2::Sha256>(salt_len),
-                DigestAlg::Sha384 => Pss::new_with_salt::<sha2::Sha384>(salt_len),
-                DigestAlg::Sha512 => Pss::new_with_salt::<sha2::Sha512>(salt_len),
-            };
-            key.verify(padding, &signed_digest, signature).is_ok()
+            RsaSignature::Pss {
+                digest: digest_alg,
+                salt_len,
+            }
         }
     };
-    if verified {
-        SignatureOutcome::Valid
-    } else {
-        SignatureOutcome::BadSignature
+    match crypto
+        .public_keys
+        .verify(&spki, rsa_scheme, &signed_digest, si.signature.as_bytes())
+    {
+        Ok(()) => SignatureOutcome::Valid,
+        Err(crypto_provider::PublicKeyError::BadSignature) => SignatureOutcome::BadSignature,
+        Err(e) => SignatureOutcome::UnsupportedSignature(e.to_string()),
     }
 }
 
@@ -596,11 +592,11 @@ fn pss_parameters(si: &SignerInfo) -> std::result::Result<(DigestAlg, usize), Si
     Ok((digest, params.salt_len as usize))
 }
 
-fn hash_content(alg: DigestAlg, content: &Detached<'_>) -> Vec<u8> {
+fn hash_content(crypto: &CryptoProvider, alg: DigestAlg, content: &Detached<'_>) -> Vec<u8> {
     match content {
-        Detached::Binary(bytes) => alg.digest(bytes),
+        Detached::Binary(bytes) => crypto.digest(alg, bytes),
         Detached::Mime(bytes) => {
-            let mut hasher = alg.hasher();
+            let mut hasher = crypto.digests.hasher(alg);
             super::canonical::for_each_crlf_chunk(bytes, |chunk| hasher.update(chunk));
             hasher.finish()
         }

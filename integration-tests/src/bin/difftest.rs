@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use base64::Engine;
 use gateway::mime::open_message;
-use gateway::smime::crypto::RsaCrateKey;
+use gateway::smime::crypto::{CryptoProvider, PrivateKey};
 use gateway::smime::decrypt::DecryptionKey;
 use integration_tests::gateway::fixture;
 
@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/difftest");
     std::fs::create_dir_all(&out_dir)?;
     let key_pem = std::fs::read(fixture("proxy/user.key"))?;
-    let key = RsaCrateKey::from_bytes(&key_pem).context("proxy key")?;
+    let key = crypto().load_private_key(&key_pem).context("proxy key")?;
     let cert = gateway::smime::certs::parse_certificate(&std::fs::read(fixture("proxy/user.pem"))?)
         .context("proxy certificate")?;
 
@@ -235,13 +235,13 @@ fn engine_reading(
     message: &[u8],
     encrypted: bool,
     cert: &x509_cert::Certificate,
-    key: &RsaCrateKey,
+    key: &PrivateKey,
 ) -> Reading {
     let keys = [DecryptionKey {
         certificate: cert,
         key,
     }];
-    let opened = open_message(message, if encrypted { &keys } else { &[] });
+    let opened = open_message(crypto(), message, if encrypted { &keys } else { &[] });
     if let Some(e) = &opened.stopped {
         return Reading::Refused(e.to_string());
     }
@@ -630,4 +630,9 @@ fn mutate_cms(message: &[u8], rng: &mut Rng) -> (&'static str, Vec<u8>) {
     out.extend(new_lines);
     out.extend_from_slice(&ls[last + 1..]);
     (name, out.join("\r\n").into_bytes())
+}
+
+/// The engine's backend for this run: the build's default.
+fn crypto() -> &'static CryptoProvider {
+    gateway::smime::crypto::default_provider()
 }

@@ -34,7 +34,7 @@ fn fixture() -> Fixture {
         _dir: dir,
         store,
         config,
-        keys: KeyCache::default(),
+        keys: KeyCache::new(crate::smime::crypto::default_provider()),
     }
 }
 

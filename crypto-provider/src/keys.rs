@@ -1,0 +1,152 @@
+//! Key parsing shared by every backend: PEM or DER, PKCS#8 or PKCS#1, RSA only. Parsing needs
+//! no private-key arithmetic, so it is done once here with the `pkcs1`/`pkcs8` encoders; the
+//! backends receive normalised PKCS#8 DER.
+
+use der::asn1::AnyRef;
+use der::{Decode, Encode};
+use pkcs8::{AlgorithmIdentifierRef, PrivateKeyInfo};
+use zeroize::Zeroizing;
+
+use crate::{KeyError, PublicKeyError, MAX_RSA_BITS};
+
+const OID_RSA_ENCRYPTION: const_oid::ObjectIdentifier = const_oid::db::rfc5912::RSA_ENCRYPTION;
+
+/// An RSA private key, checked and normalised.
+pub struct ParsedKey {
+    pub pkcs8_der: Zeroizing<Vec<u8>>,
+    /// Big-endian, without leading zeros: seeds the implicit-rejection secret.
+    pub private_exponent: Zeroizing<Vec<u8>>,
+    pub spki_der: Vec<u8>,
+    pub bits: usize,
+}
+
+/// PEM (`PRIVATE KEY` or `RSA PRIVATE KEY`) or DER (PKCS#8, else PKCS#1).
+pub fn parse(bytes: &[u8]) -> Result<ParsedKey, KeyError> {
+    let (label, der) = match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let start = text.find("-----BEGIN").unwrap_or(0);
+            let (label, der) = der::pem::decode_vec(&text.as_bytes()[start..])
+                .map_err(|e| KeyError::Parse(e.to_string()))?;
+            (Some(label.to_string()), Zeroizing::new(der))
+        }
+        _ => (None, Zeroizing::new(bytes.to_vec())),
+    };
+    match label.as_deref() {
+        Some("PRIVATE KEY") => from_pkcs8(&der),
+        Some("RSA PRIVATE KEY") => from_pkcs1(&der),
+        Some("ENCRYPTED PRIVATE KEY") => Err(KeyError::Parse(
+            "encrypted private keys are not supported; decrypt it first".into(),
+        )),
+        Some(other) => Err(KeyError::Parse(format!(
+            "expected an unencrypted PRIVATE KEY or RSA PRIVATE KEY PEM block, got {other}"
+        ))),
+        None => from_pkcs8(&der).or_else(|pkcs8_error| match pkcs8_error {
+            KeyError::UnsupportedKeyType => Err(pkcs8_error),
+            _ => from_pkcs1(&der).map_err(|_| pkcs8_error),
+        }),
+    }
+}
+
+fn from_pkcs8(der: &[u8]) -> Result<ParsedKey, KeyError> {
+    let info = PrivateKeyInfo::try_from(der).map_err(|e| KeyError::Parse(e.to_string()))?;
+    if info.algorithm.oid != OID_RSA_ENCRYPTION {
+        return Err(KeyError::UnsupportedKeyType);
+    }
+    from_pkcs1(info.private_key)
+}
+
+fn from_pkcs1(der: &[u8]) -> Result<ParsedKey, KeyError> {
+    let key = pkcs1::RsaPrivateKey::from_der(der).map_err(|e| KeyError::Parse(e.to_string()))?;
+    if key.other_prime_infos.is_some() {
+        return Err(KeyError::Parse(
+            "multi-prime RSA keys are not supported".into(),
+        ));
+    }
+    let bits = uint_bits(key.modulus.as_bytes());
+    if !(1024..=MAX_RSA_BITS).contains(&bits) {
+        return Err(KeyError::UnsupportedKeySize(bits));
+    }
+    let public = pkcs1::RsaPublicKey {
+        modulus: key.modulus,
+        public_exponent: key.public_exponent,
+    };
+    let spki_der = spki_der(
+        &public
+            .to_der()
+            .map_err(|e| KeyError::Parse(e.to_string()))?,
+    )
+    .map_err(|e| KeyError::Parse(e.to_string()))?;
+    let pkcs8 = PrivateKeyInfo {
+        algorithm: rsa_algorithm(),
+        private_key: der,
+        public_key: None,
+    };
+    Ok(ParsedKey {
+        pkcs8_der: Zeroizing::new(pkcs8.to_der().map_err(|e| KeyError::Parse(e.to_string()))?),
+        private_exponent: Zeroizing::new(key.private_exponent.as_bytes().to_vec()),
+        spki_der,
+        bits,
+    })
+}
+
+fn rsa_algorithm() -> AlgorithmIdentifierRef<'static> {
+    AlgorithmIdentifierRef {
+        oid: OID_RSA_ENCRYPTION,
+        parameters: Some(AnyRef::NULL),
+    }
+}
+
+fn spki_der(pkcs1_public: &[u8]) -> der::Result<Vec<u8>> {
+    spki::SubjectPublicKeyInfoRef {
+        algorithm: rsa_algorithm(),
+        subject_public_key: der::asn1::BitStringRef::from_bytes(pkcs1_public)?,
+    }
+    .to_der()
+}
+
+fn uint_bits(big_endian: &[u8]) -> usize {
+    let trimmed: &[u8] = match big_endian.iter().position(|b| *b != 0) {
+        Some(first) => &big_endian[first..],
+        None => &[],
+    };
+    match trimmed.first() {
+        Some(top) => trimmed.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// An RSA public key from a SubjectPublicKeyInfo: the PKCS#1 `RSAPublicKey` DER inside it and
+/// the modulus size, refused above [`MAX_RSA_BITS`] (it comes from outside).
+pub struct PublicRsa {
+    pub pkcs1_der: Vec<u8>,
+    pub bits: usize,
+}
+
+pub fn rsa_public_key(spki_der: &[u8]) -> Result<PublicRsa, PublicKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    if info.algorithm.oid != OID_RSA_ENCRYPTION {
+        return Err(PublicKeyError::Unsupported(format!(
+            "unsupported public key algorithm {} (only RSA is supported)",
+            info.algorithm.oid
+        )));
+    }
+    let pkcs1_der = info.subject_public_key.raw_bytes();
+    let key = pkcs1::RsaPublicKey::from_der(pkcs1_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    let bits = uint_bits(key.modulus.as_bytes());
+    if !(512..=MAX_RSA_BITS).contains(&bits) {
+        return Err(PublicKeyError::Unsupported(format!(
+            "RSA key of {bits} bits"
+        )));
+    }
+    Ok(PublicRsa {
+        pkcs1_der: pkcs1_der.to_vec(),
+        bits,
+    })
+}
+
+/// SubjectPublicKeyInfo DER of a PKCS#8 RSA key (for issuing its certificate).
+pub fn spki_of_pkcs8(pkcs8_der: &[u8]) -> Result<Vec<u8>, KeyError> {
+    Ok(from_pkcs8(pkcs8_der)?.spki_der)
+}

@@ -1,0 +1,363 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn user_key(provider: &'static CryptoProvider) -> PrivateKey {
+    provider
+        .load_private_key(&fixture("proxy/user.key"))
+        .unwrap()
+}
+
+#[test]
+fn pkcs1_and_pkcs8_forms_of_one_key_agree() {
+    let pkcs8 = keys::parse(&fixture("proxy/user.key")).unwrap();
+    let info = pkcs8::PrivateKeyInfo::try_from(pkcs8.pkcs8_der.as_slice()).unwrap();
+    let pkcs1_pem = der::pem::encode_string(
+        "RSA PRIVATE KEY",
+        der::pem::LineEnding::LF,
+        info.private_key,
+    )
+    .unwrap();
+    let pkcs1 = keys::parse(pkcs1_pem.as_bytes()).unwrap();
+    assert_eq!(pkcs1.spki_der, pkcs8.spki_der);
+    assert_eq!(pkcs1.bits, 2048);
+    // DER input, both forms.
+    assert_eq!(
+        keys::parse(&pkcs8.pkcs8_der).unwrap().spki_der,
+        pkcs8.spki_der
+    );
+    assert_eq!(
+        keys::parse(info.private_key).unwrap().spki_der,
+        pkcs8.spki_der
+    );
+    assert!(matches!(
+        keys::parse(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        Err(KeyError::Parse(_))
+    ));
+    assert!(keys::parse(b"not a key").is_err());
+}
+
+#[test]
+fn the_public_key_matches_the_certificate() {
+    let cert_pem = String::from_utf8(fixture("proxy/user.pem")).unwrap();
+    let (_, cert_der) = der::pem::decode_vec(cert_pem.as_bytes()).unwrap();
+    for provider in all_providers() {
+        let spki = user_key(provider).public_key_spki_der().unwrap();
+        // The certificate's SPKI DER appears verbatim inside its DER.
+        assert!(
+            cert_der.windows(spki.len()).any(|w| w == spki.as_slice()),
+            "{}",
+            provider.name
+        );
+    }
+}
+
+#[test]
+fn signatures_verify_across_backends_and_fail_when_altered() {
+    let message = b"signed attributes";
+    for signer in all_providers() {
+        let key = user_key(signer);
+        let spki = key.public_key_spki_der().unwrap();
+        for scheme in [
+            RsaSignature::Pkcs1v15(DigestAlg::Sha256),
+            RsaSignature::Pkcs1v15(DigestAlg::Sha512),
+            RsaSignature::Pss {
+                digest: DigestAlg::Sha256,
+                salt_len: 32,
+            },
+        ] {
+            let signature = key.sign(scheme, message).unwrap();
+            for verifier in all_providers() {
+                let digest = verifier.digest(scheme.digest(), message);
+                let context = format!("{} -> {} {scheme:?}", signer.name, verifier.name);
+                verifier
+                    .public_keys
+                    .verify(&spki, scheme, &digest, &signature)
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
+                let other = verifier.digest(scheme.digest(), b"other attributes");
+                assert!(
+                    verifier
+                        .public_keys
+                        .verify(&spki, scheme, &other, &signature)
+                        .is_err(),
+                    "{context}"
+                );
+                let mut bent = signature.clone();
+                bent[10] ^= 1;
+                assert!(
+                    verifier
+                        .public_keys
+                        .verify(&spki, scheme, &digest, &bent)
+                        .is_err(),
+                    "{context}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn openssl_signatures_with_sha224_and_a_short_pss_salt_verify() {
+    // Made by `openssl dgst` here, with the fixture key: schemes aws-lc-rs has no constant for.
+    let dir = tempdir();
+    let data = dir.join("data");
+    std::fs::write(&data, b"partner content").unwrap();
+    let key_path = format!("{}/../fixtures/proxy/user.key", env!("CARGO_MANIFEST_DIR"));
+    let cases: [(&[&str], RsaSignature); 2] = [
+        (&["-sha224"], RsaSignature::Pkcs1v15(DigestAlg::Sha224)),
+        (
+            &[
+                "-sha256",
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:10",
+            ],
+            RsaSignature::Pss {
+                digest: DigestAlg::Sha256,
+                salt_len: 10,
+            },
+        ),
+    ];
+    for (args, scheme) in cases {
+        let sig_path = dir.join("sig");
+        let status = std::process::Command::new("openssl")
+            .arg("dgst")
+            .args(args)
+            .args(["-sign", &key_path, "-out"])
+            .arg(&sig_path)
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let signature = std::fs::read(&sig_path).unwrap();
+        for provider in all_providers() {
+            let spki = user_key(provider).public_key_spki_der().unwrap();
+            let digest = provider.digest(scheme.digest(), b"partner content");
+            provider
+                .public_keys
+                .verify(&spki, scheme, &digest, &signature)
+                .unwrap_or_else(|e| panic!("{} {scheme:?}: {e}", provider.name));
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let mut bytes = [0u8; 8];
+    default_provider().fill_random(&mut bytes).unwrap();
+    let dir = std::env::temp_dir().join(format!("crypto-provider-{}", u64::from_le_bytes(bytes)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn wrapped_keys_unwrap_genuinely_with_every_transport() {
+    let cek = [0x5au8; 32];
+    for encrypter in all_providers() {
+        for decrypter in all_providers() {
+            let key = user_key(decrypter);
+            let spki = key.public_key_spki_der().unwrap();
+            for transport in [
+                KeyTransport::RsaPkcs1v15,
+                KeyTransport::RsaOaepSha1,
+                KeyTransport::RsaOaepSha256,
+            ] {
+                let wrapped = encrypter
+                    .public_keys
+                    .encrypt(&spki, transport, &cek)
+                    .unwrap();
+                let unwrapped = key.unwrap_key(transport, &wrapped, 32);
+                assert!(unwrapped.genuine, "{} {transport:?}", decrypter.name);
+                assert_eq!(unwrapped.key.as_slice(), &cek);
+                // The right padding but a key of another length: the synthetic key instead.
+                let other = key.unwrap_key(transport, &wrapped, 16);
+                assert!(!other.genuine);
+                assert_eq!(other.key.len(), 16);
+            }
+        }
+    }
+}
+
+#[test]
+fn implicit_rejection_is_deterministic_and_the_same_on_every_backend() {
+    let providers = all_providers();
+    let reference = user_key(providers[0]);
+    let spki = reference.public_key_spki_der().unwrap();
+    // A well-formed RSA ciphertext whose plaintext is not PKCS#1 v1.5 (it is OAEP).
+    let bogus = providers[0]
+        .public_keys
+        .encrypt(&spki, KeyTransport::RsaOaepSha1, &[1u8; 32])
+        .unwrap();
+    let first = reference.unwrap_key(KeyTransport::RsaPkcs1v15, &bogus, 32);
+    assert!(!first.genuine);
+    for provider in &providers {
+        let key = user_key(provider);
+        for _ in 0..3 {
+            let again = key.unwrap_key(KeyTransport::RsaPkcs1v15, &bogus, 32);
+            assert!(!again.genuine);
+            assert_eq!(again.key, first.key, "{}", provider.name);
+        }
+    }
+    // Another ciphertext, another substitute; another key, another substitute.
+    let mut bent = bogus.clone();
+    bent[100] ^= 1;
+    assert_ne!(
+        reference
+            .unwrap_key(KeyTransport::RsaPkcs1v15, &bent, 32)
+            .key,
+        first.key
+    );
+    let old = providers[0]
+        .load_private_key(&fixture("proxy/user-old.key"))
+        .unwrap();
+    assert_ne!(
+        old.unwrap_key(KeyTransport::RsaPkcs1v15, &bogus, 32).key,
+        first.key
+    );
+    // Wrong length or not below the modulus: still a substitute, never an error.
+    let short = reference.unwrap_key(KeyTransport::RsaPkcs1v15, &bogus[1..], 32);
+    assert!(!short.genuine);
+    let high = reference.unwrap_key(KeyTransport::RsaPkcs1v15, &[0xff; 256], 24);
+    assert!(!high.genuine);
+    assert_eq!(high.key.len(), 24);
+}
+
+#[test]
+fn the_pkcs1v15_decoding_accepts_only_the_exact_shape() {
+    let synthetic = [0xeeu8; 16];
+    let encode = |ps_len: usize, m: &[u8]| {
+        let mut em = vec![0u8, 2];
+        em.extend(std::iter::repeat_n(0x11u8, ps_len));
+        em.push(0);
+        em.extend_from_slice(m);
+        em
+    };
+    let message = [0x42u8; 16];
+    let ok = implicit_rejection::select_pkcs1v15(&encode(8, &message), &synthetic);
+    assert!(ok.genuine);
+    assert_eq!(ok.key.as_slice(), &message);
+
+    let too_short_padding = encode(7, &message);
+    let mut wrong_first = encode(20, &message);
+    wrong_first[0] = 1;
+    let mut wrong_type = encode(20, &message);
+    wrong_type[1] = 1;
+    // A zero inside the padding: the message would be longer than the key.
+    let mut early_zero = encode(20, &message);
+    early_zero[5] = 0;
+    for bad in [too_short_padding, wrong_first, wrong_type, early_zero] {
+        let out = implicit_rejection::select_pkcs1v15(&bad, &synthetic);
+        assert!(!out.genuine);
+        assert_eq!(out.key.as_slice(), &synthetic);
+    }
+}
+
+#[test]
+fn ciphers_round_trip_across_backends_and_detect_tampering() {
+    let plaintext = b"a MIME entity of some length, not a multiple of sixteen";
+    for key_len in [16usize, 24, 32] {
+        let key = vec![7u8; key_len];
+        let iv = [9u8; 16];
+        let nonce = [3u8; 12];
+        for sealer in all_providers() {
+            let cbc = sealer.ciphers.cbc_encrypt(&key, &iv, plaintext).unwrap();
+            assert_eq!(cbc.len() % 16, 0);
+            let mut gcm = plaintext.to_vec();
+            let tag = sealer
+                .ciphers
+                .gcm_seal(&key, &nonce, b"aad", &mut gcm)
+                .unwrap();
+            for opener in all_providers() {
+                let mut buffer = cbc.clone();
+                let len = opener.ciphers.cbc_decrypt(&key, &iv, &mut buffer).unwrap();
+                assert_eq!(&buffer[..len], plaintext);
+                let mut buffer = gcm.clone();
+                opener
+                    .ciphers
+                    .gcm_open(&key, &nonce, b"aad", &mut buffer, &tag)
+                    .unwrap();
+                assert_eq!(buffer, plaintext);
+                let mut buffer = gcm.clone();
+                buffer[0] ^= 1;
+                assert!(opener
+                    .ciphers
+                    .gcm_open(&key, &nonce, b"aad", &mut buffer, &tag)
+                    .is_err());
+                let mut wrong_key = key.clone();
+                wrong_key[0] ^= 1;
+                let mut buffer = gcm.clone();
+                assert!(opener
+                    .ciphers
+                    .gcm_open(&wrong_key, &nonce, b"aad", &mut buffer, &tag)
+                    .is_err());
+            }
+        }
+    }
+    let provider = default_provider();
+    assert!(matches!(
+        provider.ciphers.cbc_encrypt(&[0u8; 15], &[0u8; 16], b"x"),
+        Err(CipherError::BadParameters)
+    ));
+}
+
+#[test]
+fn digests_and_hmac_match_known_answers() {
+    for provider in all_providers() {
+        assert_eq!(
+            hex(&provider.digest(DigestAlg::Sha256, b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&provider.digest(DigestAlg::Sha1, b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let mut hasher = provider.digests.hasher(DigestAlg::Sha224);
+        hasher.update(b"a");
+        hasher.update(b"bc");
+        assert_eq!(
+            hex(&hasher.finish()),
+            "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"
+        );
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex(&provider
+                .digests
+                .hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"])),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn generated_keys_load_and_sign() {
+    for provider in all_providers() {
+        let pkcs8 = provider.generate_rsa_pkcs8(2048).unwrap();
+        let key = provider.load_private_key(&pkcs8).unwrap();
+        assert_eq!(key.bits(), 2048);
+        let scheme = RsaSignature::Pkcs1v15(DigestAlg::Sha256);
+        let signature = key.sign(scheme, b"tbs").unwrap();
+        let digest = provider.digest(DigestAlg::Sha256, b"tbs");
+        provider
+            .public_keys
+            .verify(
+                &key.public_key_spki_der().unwrap(),
+                scheme,
+                &digest,
+                &signature,
+            )
+            .unwrap();
+        assert!(matches!(
+            provider.generate_rsa_pkcs8(1024),
+            Err(KeyError::UnsupportedKeySize(1024))
+        ));
+    }
+}
