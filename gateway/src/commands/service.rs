@@ -483,6 +483,20 @@ impl gateway::receive::MessageHandler for Reloadable {
             .clone();
         gateway.handle(envelope, message).await
     }
+
+    // LMTP: one answer per recipient from the gateway itself (the default would repeat one).
+    async fn handle_each(
+        &self,
+        envelope: gateway::receive::Envelope,
+        message: Vec<u8>,
+    ) -> Vec<gateway::receive::Reply> {
+        let gateway = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        gateway.handle_each(envelope, message).await
+    }
 }
 
 /// Settings read only at start: the listeners, the admin API, the store and what it loaded
