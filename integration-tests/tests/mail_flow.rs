@@ -444,6 +444,57 @@ fn capabilities_from_ordinary_signed_mail_pick_gcm() {
     assert!(String::from_utf8_lossy(&inner).contains("sealed"));
 }
 
+/// One key-size policy (issue 10): an RSA-8192 partner certificate, the largest size accepted,
+/// is usable end to end: its signature verifies and is captured, and mail to it is encrypted
+/// so that OpenSSL decrypts it with the partner's key.
+#[test]
+fn an_rsa_8192_partner_is_usable_end_to_end() {
+    let w = world();
+    let entity = b"From: ivan@partner.example\r\nTo: user@agency.example\r\nSubject: big key\r\nMessage-ID: <big@partner.example>\r\n\r\nMy key is large.\r\n";
+    let signed = openssl_ok(
+        &[
+            "cms",
+            "-sign",
+            "-signer",
+            &fixture("partner/ivan-rsa8192.pem"),
+            "-inkey",
+            &fixture("partner/ivan-rsa8192.key"),
+            "-certfile",
+            &fixture("ca/partner-chain.pem"),
+            "-md",
+            "sha256",
+            "-from",
+            "ivan@partner.example",
+            "-to",
+            "user@agency.example",
+            "-subject",
+            "big key",
+        ],
+        entity,
+    );
+    let (code, text) = w.send("ivan@partner.example", &["user@agency.example"], &signed);
+    assert_eq!(code, 250, "{text}");
+    let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
+    assert!(got[0].text().contains("smime=pass"), "{}", got[0].text());
+
+    let msg = b"From: user@agency.example\r\nTo: ivan@partner.example\r\nSubject: reply\r\n\r\nsealed for a big key\r\n";
+    let (code, text) = w.send("user@agency.example", &["ivan@partner.example"], msg);
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(1, WAIT).unwrap();
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/ivan-rsa8192.pem"),
+            "-inkey",
+            &fixture("partner/ivan-rsa8192.key"),
+        ],
+        &out[0].data,
+    );
+    assert!(String::from_utf8_lossy(&inner).contains("sealed for a big key"));
+}
+
 /// A domain approved for SMTP over TLS instead of S/MIME: mail is signed and relayed only over
 /// a verified STARTTLS hop; a hop without STARTTLS gets a temporary refusal, never clear text.
 #[test]
