@@ -663,7 +663,7 @@ where
             orig_client = forwarded.addr.as_deref().unwrap_or("-"),
             orig_helo = forwarded.helo.as_deref().unwrap_or("-"),
             login = forwarded.login.as_deref().unwrap_or("-"),
-            outcome = %outcomes.join(","),
+            outcome = outcomes.join(",").as_str(),
             reply = %answered.join(" | "),
             "message handled"
         )
