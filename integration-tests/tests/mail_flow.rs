@@ -308,14 +308,9 @@ fn relaying_between_external_addresses_is_refused() {
     assert!(text.contains("relaying denied"));
 }
 
-/// A partner whose client advertised AES-256-GCM (here: signed by our own engine, which
-/// advertises it) gets AuthEnvelopedData; OpenSSL-signed partners (no GCM in their list) get
-/// AES-256-CBC, as the cert-query in `the_whole_story` shows.
-#[test]
-fn aes_gcm_only_for_partners_that_advertised_it() {
-    let w = world();
-    w.cert_query(); // alice (OpenSSL-signed: no GCM advertised)
-    let entity = b"From: carol@partner.example\r\nTo: cert-query@agency.example\r\nSubject: user@agency.example\r\nMessage-ID: <gcm@partner.example>\r\n\r\nPlease send your certificate.\r\n";
+/// `entity` signed by carol with our own engine (`smime-gateway sign`), which advertises
+/// AES-256-GCM in its SMIMECapabilities.
+fn carol_signs(entity: &[u8]) -> Vec<u8> {
     let bin = integration_tests::gateway::binary().unwrap();
     let mut child = Command::new(bin)
         .args([
@@ -332,12 +327,24 @@ fn aes_gcm_only_for_partners_that_advertised_it() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(entity).unwrap();
-    let request = child.wait_with_output().unwrap();
-    assert!(request.status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// A partner whose client advertised AES-256-GCM (here: signed by our own engine, which
+/// advertises it) gets AuthEnvelopedData; OpenSSL-signed partners (no GCM in their list) get
+/// AES-256-CBC, as the cert-query in `the_whole_story` shows.
+#[test]
+fn aes_gcm_only_for_partners_that_advertised_it() {
+    let w = world();
+    w.cert_query(); // alice (OpenSSL-signed: no GCM advertised)
+    let entity = b"From: carol@partner.example\r\nTo: cert-query@agency.example\r\nSubject: user@agency.example\r\nMessage-ID: <gcm@partner.example>\r\n\r\nPlease send your certificate.\r\n";
+    let request = carol_signs(entity);
     let (code, text) = w.send(
         "carol@partner.example",
         &["cert-query@agency.example"],
-        &request.stdout,
+        &request,
     );
     assert_eq!(code, 250, "{text}");
     w.outbound.wait_for_messages(2, WAIT).unwrap();
@@ -385,29 +392,8 @@ fn aes_gcm_only_for_partners_that_advertised_it() {
 fn capabilities_from_ordinary_signed_mail_pick_gcm() {
     let w = world();
     let entity = b"From: carol@partner.example\r\nTo: user@agency.example\r\nSubject: hello\r\nMessage-ID: <caps@partner.example>\r\n\r\nJust saying hello.\r\n";
-    let bin = integration_tests::gateway::binary().unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "sign",
-            "--key",
-            &fixture("partner/carol-pss.key"),
-            "--cert",
-            &fixture("partner/carol-pss.pem"),
-            "--chain",
-            &fixture("ca/partner-chain.pem"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(entity).unwrap();
-    let signed = child.wait_with_output().unwrap();
-    assert!(signed.status.success());
-    let (code, text) = w.send(
-        "carol@partner.example",
-        &["user@agency.example"],
-        &signed.stdout,
-    );
+    let signed = carol_signs(entity);
+    let (code, text) = w.send("carol@partner.example", &["user@agency.example"], &signed);
     assert_eq!(code, 250, "{text}");
     let got = w.inbound.wait_for_messages(1, WAIT).unwrap();
     assert!(got[0].text().contains("smime=pass"), "{}", got[0].text());
