@@ -40,6 +40,8 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The fuzz targets are their own workspace: type-check them so they cannot rot unseen.
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) check --manifest-path fuzz/Cargo.toml --bins
 
 ## make bench: engine benchmarks against openssl cms; results in bench/RESULTS.md
 bench:

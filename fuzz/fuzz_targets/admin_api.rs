@@ -6,10 +6,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use admin_api::{router, ApiState, Metrics, Zeroizing};
+use admin_api::{router, ApiState, Zeroizing};
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use certstore::{Store, StoreConfig};
+use gateway::telemetry::Metrics;
 use libfuzzer_sys::fuzz_target;
 use smime_gateway_fuzz::{fixture_path, within_cpu_budget};
 use tower::ServiceExt;

@@ -8,7 +8,7 @@ use gateway::smime::content_info;
 use gateway::smime::decrypt::{decrypt, describe};
 use gateway::smime::verify::{verify, Detached};
 use libfuzzer_sys::fuzz_target;
-use smime_gateway_fuzz::{within_cpu_budget, Keys};
+use smime_gateway_fuzz::{crypto, within_cpu_budget, Keys};
 
 static KEYS: OnceLock<Keys> = OnceLock::new();
 
@@ -17,14 +17,15 @@ fuzz_target!(|data: &[u8]| {
     within_cpu_budget("cms", data.len(), || {
         let _ = content_info::peek_content_type(data);
         let _ = describe(data);
-        let _ = decrypt(data, &keys);
-        if let Ok(verified) = verify(data, None) {
+        let _ = decrypt(crypto(), data, &keys);
+        if let Ok(verified) = verify(crypto(), data, None) {
             let _ = verified
                 .report
                 .advertises(gateway::smime::ContentCipher::Aes256Gcm);
             let _ = verified.report.signing_time();
         }
         let _ = verify(
+            crypto(),
             data,
             Some(Detached::Mime(b"Content-Type: text/plain\r\n\r\nhello\r\n")),
         );

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use gateway::mime::classify::{classify, contains_signed_part, wrapped_message};
 use gateway::mime::{open_message_with, OpenMode};
 use libfuzzer_sys::fuzz_target;
-use smime_gateway_fuzz::{within_cpu_budget, Keys};
+use smime_gateway_fuzz::{crypto, within_cpu_budget, Keys};
 
 static KEYS: OnceLock<Keys> = OnceLock::new();
 
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = contains_signed_part(data);
         let _ = wrapped_message(data);
         for mode in [OpenMode::All, OpenMode::DecryptOnly] {
-            let opened = open_message_with(data, &keys, mode);
+            let opened = open_message_with(crypto(), data, &keys, mode);
             let _ = opened.to_message(&["X-Fuzz: 1".to_string()]);
             let _ = opened.has_signed_part_inside();
         }

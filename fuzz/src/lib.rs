@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crypto_provider::{default_provider, CryptoProvider, PrivateKey};
 use gateway::smime::certs;
-use gateway::smime::crypto::RsaCrateKey;
 use gateway::smime::decrypt::DecryptionKey;
 use x509_cert::Certificate;
 
@@ -61,10 +61,15 @@ pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(fixture_path(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
 }
 
+/// The provider every target runs on: the default backend, as the gateway does.
+pub fn crypto() -> &'static CryptoProvider {
+    default_provider()
+}
+
 /// The proxy user's certificates and keys (the fixture messages are encrypted to them).
 pub struct Keys {
     certs: Vec<Certificate>,
-    keys: Vec<RsaCrateKey>,
+    keys: Vec<PrivateKey>,
 }
 
 impl Keys {
@@ -77,7 +82,11 @@ impl Keys {
                 .collect(),
             keys: names
                 .iter()
-                .map(|n| RsaCrateKey::from_bytes(&fixture(&format!("{n}.key"))).unwrap())
+                .map(|n| {
+                    default_provider()
+                        .load_private_key(&fixture(&format!("{n}.key")))
+                        .unwrap()
+                })
                 .collect(),
         }
     }
