@@ -408,6 +408,47 @@ mod tests {
     use crate::mime::encrypt_message;
     use crate::smime::decrypt::key_transport_operations;
     use crate::smime::encrypt::EncryptOptions;
+    use crypto_provider::{CipherError, CipherProvider, CryptoProvider};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static DECRYPTED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+    /// The given provider with its ciphers wrapped to count the bytes they decrypt: the provider
+    /// is a value, so a test can observe exactly the work the engine asks of it.
+    fn counting_provider(inner: &'static CryptoProvider) -> &'static CryptoProvider {
+        struct Counting(&'static dyn CipherProvider);
+        impl CipherProvider for Counting {
+            fn cbc_encrypt(&self, k: &[u8], iv: &[u8], p: &[u8]) -> Result<Vec<u8>, CipherError> {
+                self.0.cbc_encrypt(k, iv, p)
+            }
+            fn cbc_decrypt(&self, k: &[u8], iv: &[u8], b: &mut [u8]) -> Result<usize, CipherError> {
+                DECRYPTED_BYTES.fetch_add(b.len() as u64, Ordering::SeqCst);
+                self.0.cbc_decrypt(k, iv, b)
+            }
+            fn gcm_seal(
+                &self,
+                k: &[u8],
+                n: &[u8],
+                a: &[u8],
+                b: &mut [u8],
+            ) -> Result<[u8; 16], CipherError> {
+                self.0.gcm_seal(k, n, a, b)
+            }
+            fn gcm_open(
+                &self,
+                k: &[u8],
+                n: &[u8],
+                a: &[u8],
+                b: &mut [u8],
+                t: &[u8],
+            ) -> Result<(), CipherError> {
+                DECRYPTED_BYTES.fetch_add(b.len() as u64, Ordering::SeqCst);
+                self.0.gcm_open(k, n, a, b, t)
+            }
+        }
+        let ciphers: &'static Counting = Box::leak(Box::new(Counting(inner.ciphers)));
+        Box::leak(Box::new(CryptoProvider { ciphers, ..*inner }))
+    }
 
     /// A message encrypted to several internal recipients costs one private-key operation and
     /// yields one delivery for all of them; a recipient it is not encrypted to gets it
@@ -426,7 +467,8 @@ mod tests {
         let domains = ["agency.example".to_string()];
         store.init_proxy_ca("Test Proxy CA", &domains).unwrap();
         let allowed = certstore::InternalAddresses::new(&domains, None);
-        let keys = KeyCache::new(store.crypto());
+        let crypto = counting_provider(store.crypto());
+        let keys = KeyCache::new(crypto);
         let recipients: Vec<String> = (0..5).map(|i| format!("u{i}@agency.example")).collect();
         let identities: Vec<_> = recipients
             .iter()
@@ -435,10 +477,14 @@ mod tests {
         // Encrypted to the first four only.
         let certs: Vec<&x509_cert::Certificate> =
             identities[..4].iter().map(|i| &i.certificate).collect();
-        let plain =
-            b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n";
+        let plain = [
+            &b"From: alice@partner.example\r\nTo: u0@agency.example\r\nSubject: s\r\n\r\nhello\r\n"
+                [..],
+            &b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(64),
+        ]
+        .concat();
         let message =
-            encrypt_message(store.crypto(), plain, &certs, EncryptOptions::default()).unwrap();
+            encrypt_message(store.crypto(), &plain, &certs, EncryptOptions::default()).unwrap();
         let inbound = Inbound {
             store: &store,
             keys: &keys,
@@ -446,7 +492,16 @@ mod tests {
         };
 
         let before = key_transport_operations();
+        let decrypted_before = DECRYPTED_BYTES.load(Ordering::SeqCst);
         let (groups, temporary) = inbound.process_all(&recipients, &message, SystemTime::now());
+        // The content is decrypted once for the whole message, not once per recipient (CBC
+        // also decrypts one block first to check the padding).
+        let decrypted = DECRYPTED_BYTES.load(Ordering::SeqCst) - decrypted_before;
+        assert!(
+            (plain.len() as u64..2 * plain.len() as u64).contains(&decrypted),
+            "{decrypted} bytes decrypted for a {}-byte message",
+            plain.len()
+        );
         // One private-key operation per RecipientInfo that names one of our keys (all are
         // unwrapped before any is tried, so timing does not tell which was genuine), once per
         // message: not once per envelope recipient.
