@@ -237,6 +237,16 @@ fn signer_info(sent: &[u8], signed: &[u8], corrupt: bool) -> Vec<u8> {
 }
 
 fn signed_data(content: &[u8], signer_infos: &[Vec<u8>]) -> Vec<u8> {
+    signed_data_listing(ALG_SHA256, content, signer_infos)
+}
+
+/// SignedData whose `digestAlgorithms` set holds `digest_algorithms` (concatenated
+/// AlgorithmIdentifiers).
+fn signed_data_listing(
+    digest_algorithms: &[u8],
+    content: &[u8],
+    signer_infos: &[Vec<u8>],
+) -> Vec<u8> {
     let cert_der = std::fs::read_to_string(fixture("partner/alice.pem")).unwrap();
     let cert = x509_cert::Certificate::from_der(&pem_der(&cert_der))
         .unwrap()
@@ -246,7 +256,7 @@ fn signed_data(content: &[u8], signer_infos: &[Vec<u8>]) -> Vec<u8> {
         0x30,
         &cat(&[
             &[0x02, 0x01, 0x01],
-            &tlv(0x31, ALG_SHA256),
+            &tlv(0x31, digest_algorithms),
             &tlv(0x30, &cat(&[OID_DATA, &tlv(0xa0, &tlv(0x04, content))])),
             &tlv(0xa0, &cert),
             &tlv(0x31, &signer_infos.concat()),
@@ -307,6 +317,34 @@ fn signed_attributes_are_hashed_as_received() {
     let reordered = signed_data(content, &[signer_info(&other_order, &der_order, false)]);
     assert_eq!(outcome(&reordered), SignatureOutcome::BadSignature);
     assert!(!openssl_verifies_der(&reordered));
+}
+
+/// Finding 6 (reviewed leniency): a signer whose digest `digestAlgorithms` does not list is
+/// refused, as OpenSSL (`CMS Verification failure`) and NSS (`DigestMismatch`) refuse it.
+#[test]
+fn signer_digest_must_be_listed_in_digest_algorithms() {
+    const ALG_SHA512: &[u8] = &[
+        0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
+    ];
+    let content = b"Content-Type: text/plain\r\n\r\nSigned.\r\n";
+    let attrs = cat(&[
+        &content_type_attr(),
+        &message_digest_attr(&[&Sha256::digest(content)]),
+    ]);
+    let signer = || vec![signer_info(&attrs, &attrs, false)];
+
+    let listed = signed_data_listing(&cat(&[ALG_SHA512, ALG_SHA256]), content, &signer());
+    assert_eq!(outcome(&listed), SignatureOutcome::Valid);
+    assert!(openssl_verifies_der(&listed));
+
+    for set in [ALG_SHA512, &[][..]] {
+        let unlisted = signed_data_listing(set, content, &signer());
+        match outcome(&unlisted) {
+            SignatureOutcome::WrongDigest(d) => assert!(d.contains("not listed"), "{d}"),
+            other => panic!("expected a wrong digest, got {other:?}"),
+        }
+        assert!(!openssl_verifies_der(&unlisted));
+    }
 }
 
 #[test]

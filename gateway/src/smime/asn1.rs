@@ -215,7 +215,7 @@ pub type SmimeCapabilities = Vec<SmimeCapability>;
 /// RFC 5652 SignedData, read leniently: the `certificates` and `crls` sets are read as plain
 /// lists. NSS (Thunderbird) repeats the signer's certificate in that set, which a strict DER
 /// SET OF refuses as a duplicate; the signature does not cover these fields, so accepting them
-/// as they come costs nothing. `digestAlgorithms` is not needed (each SignerInfo names its own).
+/// as they come costs nothing. `digestAlgorithms` is read by the verifier element by element.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct SignedDataLenient {
     pub version: AnyVersion,

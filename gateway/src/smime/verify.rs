@@ -400,6 +400,29 @@ fn capability(oid: &const_oid::ObjectIdentifier) -> Capability {
     }
 }
 
+/// Whether SignedData's `digestAlgorithms` set names `oid` (parameters aside: NULL and absent
+/// are both written for SHA-2). Read element by element, at most [`MAX_LISTED_DIGESTS`].
+fn lists_digest(sd: &SignedDataLenient, oid: &der::asn1::ObjectIdentifier) -> bool {
+    const MAX_LISTED_DIGESTS: usize = 64;
+    if der::Tagged::tag(&sd.digest_algorithms) != der::Tag::Set {
+        return false;
+    }
+    let Ok(mut reader) = der::SliceReader::new(sd.digest_algorithms.value()) else {
+        return false;
+    };
+    for _ in 0..MAX_LISTED_DIGESTS {
+        if der::Reader::is_finished(&reader) {
+            return false;
+        }
+        match spki::AlgorithmIdentifierOwned::decode(&mut reader) {
+            Ok(listed) if listed.oid == *oid => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 fn check(
     crypto: &CryptoProvider,
     raw: &RawSigner,
@@ -417,6 +440,15 @@ fn check(
     };
     report.digest = Some(digest_alg);
     report.weak_digest = digest_alg.is_weak();
+    // OpenSSL and NSS hash the content with the digests listed in SignedData and refuse a
+    // signer whose digest is not among them; reading it anyway would make our verdict differ
+    // from the reader's client.
+    if !lists_digest(sd, &si.digest_alg.oid) {
+        return SignatureOutcome::WrongDigest(format!(
+            "{} is not listed in the SignedData's digestAlgorithms",
+            digest_alg.name()
+        ));
+    }
 
     // The signature algorithm: rsaEncryption (what OpenSSL writes; the digest comes from the
     // digest field), sha*WithRSAEncryption (must name the same digest), or RSASSA-PSS.

@@ -9,6 +9,8 @@
 //! `target/difftest/` to become a regression test.
 //!
 //! `DIFF_SECONDS` (default 60) bounds the run; `DIFF_SEED` picks the mutation sequence.
+//! `DIFF_EXHAUSTIVE=<seed>` instead tries every single-bit flip of that seed's CMS text
+//! (`detached`, `opaque`, `aes256-cbc`, `aes256-gcm`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -101,51 +103,51 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let mut rng = Rng(seed | 1);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let (mut cases, mut agreed, mut documented, mut undocumented) =
-        (0usize, 0usize, 0usize, 0usize);
-    let mut nss_sides_with_engine = 0usize;
-    let mut by_known: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut slowest = Duration::ZERO;
-    while Instant::now() < deadline {
-        let s = &seeds[rng.below(seeds.len())];
-        let (mutation, mutant) = mutate(&s.message, &mut rng);
-        cases += 1;
-        let started = Instant::now();
-        let ours = engine_reading(&mutant, s.encrypted, &cert, &key);
-        slowest = slowest.max(started.elapsed());
-        let theirs = openssl_reading(&mutant, s.encrypted)?;
-        if agree(&ours, &theirs) {
-            agreed += 1;
-            continue;
+    let mut tally = Tally {
+        known: &known,
+        nss: nss.as_ref(),
+        cert: &cert,
+        key: &key,
+        out_dir: &out_dir,
+        counts: Counts::default(),
+    };
+    match std::env::var("DIFF_EXHAUSTIVE") {
+        // Every single-bit flip of the named seed's CMS text (its base64 lines): a class
+        // checked completely rather than sampled.
+        Ok(name) => {
+            let s = seeds
+                .iter()
+                .find(|s| s.name == name)
+                .with_context(|| format!("DIFF_EXHAUSTIVE: no seed named {name}"))?;
+            let (first, end) = cms_text_range(&s.message)
+                .with_context(|| format!("no base64 CMS text in seed {name}"))?;
+            for at in first..end {
+                for bit in 0..8 {
+                    let mut mutant = s.message.clone();
+                    mutant[at] ^= 1 << bit;
+                    tally.judge(s, "bitflip", &mutant)?;
+                }
+            }
         }
-        if let Some(k) = documented_case(&known, mutation, &ours, &theirs) {
-            documented += 1;
-            *by_known.entry(k.id.clone()).or_default() += 1;
-            continue;
+        Err(_) => {
+            let mut rng = Rng(seed | 1);
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            while Instant::now() < deadline {
+                let s = &seeds[rng.below(seeds.len())];
+                let (mutation, mutant) = mutate(&s.message, &mut rng);
+                tally.judge(s, mutation, &mutant)?;
+            }
         }
-        // The tie-breaker: NSS (Thunderbird's engine) reads the same CMS; when it reads it
-        // as the engine does, OpenSSL is the odd one out.
-        let third = match &nss {
-            Some(nss) => nss.reading(&mutant, s.encrypted)?,
-            None => None,
-        };
-        if third.as_ref().is_some_and(|n| agree(n, &ours)) {
-            nss_sides_with_engine += 1;
-            continue;
-        }
-        undocumented += 1;
-        let path = out_dir.join(format!("{}-{cases}-{mutation}.eml", s.name));
-        std::fs::write(&path, &mutant)?;
-        println!(
-            "DISAGREE {} ({mutation}): engine {}, openssl {}, nss {}",
-            path.display(),
-            short(&ours),
-            short(&theirs),
-            third.as_ref().map_or("cannot judge".into(), short)
-        );
     }
+    let Counts {
+        cases,
+        agreed,
+        documented,
+        nss_sides_with_engine,
+        undocumented,
+        slowest,
+        by_known,
+    } = tally.counts;
     println!(
         "difftest: {cases} cases, {agreed} agreed, {documented} documented differences, {nss_sides_with_engine} settled by NSS (reads as the engine), {undocumented} undocumented; slowest engine reading {} ms",
         slowest.as_millis()
@@ -157,6 +159,72 @@ fn main() -> anyhow::Result<()> {
         bail!("{undocumented} undocumented disagreements (messages under target/difftest/)");
     }
     Ok(())
+}
+
+/// What a run needs to judge a mutant, and its counts so far.
+struct Tally<'a> {
+    known: &'a [Known],
+    nss: Option<&'a Nss>,
+    cert: &'a x509_cert::Certificate,
+    key: &'a PrivateKey,
+    out_dir: &'a std::path::Path,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    cases: usize,
+    agreed: usize,
+    documented: usize,
+    nss_sides_with_engine: usize,
+    undocumented: usize,
+    slowest: Duration,
+    by_known: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally<'_> {
+    /// Reads `mutant` (made from `seed` by `mutation`) with the engine and OpenSSL (and NSS
+    /// when they disagree) and counts the outcome; an unexplained disagreement is kept on disk.
+    fn judge(&mut self, seed: &Seed, mutation: &str, mutant: &[u8]) -> anyhow::Result<()> {
+        let c = &mut self.counts;
+        c.cases += 1;
+        let started = Instant::now();
+        let ours = engine_reading(mutant, seed.encrypted, self.cert, self.key);
+        c.slowest = c.slowest.max(started.elapsed());
+        let theirs = openssl_reading(mutant, seed.encrypted)?;
+        if agree(&ours, &theirs) {
+            c.agreed += 1;
+            return Ok(());
+        }
+        if let Some(k) = documented_case(self.known, mutation, &ours, &theirs) {
+            c.documented += 1;
+            *c.by_known.entry(k.id.clone()).or_default() += 1;
+            return Ok(());
+        }
+        // The tie-breaker: NSS (Thunderbird's engine) reads the same CMS; when it reads it
+        // as the engine does, OpenSSL is the odd one out.
+        let third = match self.nss {
+            Some(nss) => nss.reading(mutant, seed.encrypted)?,
+            None => None,
+        };
+        if third.as_ref().is_some_and(|n| agree(n, &ours)) {
+            c.nss_sides_with_engine += 1;
+            return Ok(());
+        }
+        c.undocumented += 1;
+        let path = self
+            .out_dir
+            .join(format!("{}-{}-{mutation}.eml", seed.name, c.cases));
+        std::fs::write(&path, mutant)?;
+        println!(
+            "DISAGREE {} ({mutation}): engine {}, openssl {}, nss {}",
+            path.display(),
+            short(&ours),
+            short(&theirs),
+            third.as_ref().map_or("cannot judge".into(), short)
+        );
+        Ok(())
+    }
 }
 
 fn short(r: &Reading) -> String {
@@ -568,6 +636,32 @@ fn change_case(message: &[u8], rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Decode the (last) base64 body, mutate its DER, and put it back.
+/// The byte range of the message's CMS text: its last run of base64 lines (the signature
+/// part, or the whole body), line ends included.
+fn cms_text_range(message: &[u8]) -> Option<(usize, usize)> {
+    let is_b64_line = |l: &[u8]| {
+        let l = l.strip_suffix(b"\r\n").unwrap_or(l);
+        !l.is_empty()
+            && l.len() <= 80
+            && l.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b))
+    };
+    let mut ranges = Vec::new();
+    let mut offset = 0;
+    let mut run: Option<(usize, usize)> = None;
+    for line in message.split_inclusive(|b| *b == b'\n') {
+        if is_b64_line(line) && line.len() >= 40 || (run.is_some() && is_b64_line(line)) {
+            let start = run.map_or(offset, |(s, _)| s);
+            run = Some((start, offset + line.len()));
+        } else if let Some(r) = run.take() {
+            ranges.push(r);
+        }
+        offset += line.len();
+    }
+    ranges.extend(run);
+    ranges.pop()
+}
+
 fn mutate_cms(message: &[u8], rng: &mut Rng) -> (&'static str, Vec<u8>) {
     let text = String::from_utf8_lossy(message).into_owned();
     // The last run of base64 lines is the CMS object (signature part or whole body).
