@@ -131,7 +131,12 @@ pub fn rsa_public_key(spki_der: &[u8]) -> Result<PublicRsa, PublicKeyError> {
             info.algorithm.oid
         )));
     }
-    let pkcs1_der = info.subject_public_key.raw_bytes();
+    // A key is a whole number of bytes: OpenSSL and NSS refuse a BIT STRING with unused bits,
+    // so reading its bytes anyway would verify signatures the reader's client calls invalid.
+    let pkcs1_der = info
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| PublicKeyError::BadKey("public key BIT STRING with unused bits".into()))?;
     let key = pkcs1::RsaPublicKey::from_der(pkcs1_der)
         .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
     let bits = uint_bits(key.modulus.as_bytes());

@@ -100,6 +100,39 @@ fn signatures_verify_across_backends_and_fail_when_altered() {
     }
 }
 
+/// A public key BIT STRING with unused bits is refused, as OpenSSL and NSS refuse it (found
+/// by `DIFF_EXHAUSTIVE=detached`: a flip there left a signature "valid" only for the engine).
+#[test]
+fn a_public_key_bit_string_with_unused_bits_is_refused() {
+    let message = b"signed attributes";
+    let scheme = RsaSignature::Pkcs1v15(DigestAlg::Sha256);
+    for provider in all_providers() {
+        let key = user_key(provider);
+        let signature = key.sign(scheme, message).unwrap();
+        let digest = provider.digest(scheme.digest(), message);
+        let mut spki = key.public_key_spki_der().unwrap();
+        // SEQUENCE { AlgorithmIdentifier, BIT STRING (03 82 01 0f, then the unused-bits count) }
+        let at = spki
+            .windows(5)
+            .position(|w| w == [0x03, 0x82, 0x01, 0x0f, 0x00])
+            .unwrap()
+            + 4;
+        for unused in [2u8, 4] {
+            spki[at] = unused;
+            assert!(
+                matches!(
+                    provider
+                        .public_keys
+                        .verify(&spki, scheme, &digest, &signature),
+                    Err(PublicKeyError::BadKey(_))
+                ),
+                "{} accepted {unused} unused bits",
+                provider.name
+            );
+        }
+    }
+}
+
 #[test]
 fn openssl_signatures_with_sha224_and_a_short_pss_salt_verify() {
     // Made by `openssl dgst` here, with the fixture key: schemes aws-lc-rs has no constant for.
