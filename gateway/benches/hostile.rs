@@ -4,14 +4,15 @@
 //!
 //! Run with `make bench` (or `cargo bench -p gateway --bench hostile`). Prints a Markdown table
 //! and writes it to `bench/hostile.md`, which `bench/run.sh` folds into `bench/RESULTS.md`.
-//! Times are the median wall-clock time of single-threaded runs (the work is CPU-bound).
+//! Times are the median CPU time of the benchmark thread over single-threaded runs: CPU, not
+//! wall time, so that a busy machine does not change the ratios.
 
 #[path = "../tests/common.rs"]
 mod common;
 #[path = "../tests/crafted/mod.rs"]
 mod crafted;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{cert, crypto, key};
 use crafted::{fake_recipients, real_message};
@@ -20,12 +21,22 @@ use gateway::smime::decrypt::{decrypt, DecryptionKey};
 
 const RUNS: usize = 5;
 
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 fn median(mut f: impl FnMut()) -> Duration {
     let mut times: Vec<Duration> = (0..RUNS)
         .map(|_| {
-            let t = Instant::now();
+            let t = thread_cpu_time();
             f();
-            t.elapsed()
+            thread_cpu_time().saturating_sub(t)
         })
         .collect();
     times.sort();
