@@ -1,7 +1,8 @@
 //! Input validation for path and query values. The patterns here are also the ones in the
 //! OpenAPI document (see the `*_PATTERN` constants), so schema and server agree.
 
-use certstore::normalise_domain;
+use smime_pki::name::{is_plain_local_part, MAX_ADDRESS_OCTETS, MAX_DOMAIN_OCTETS};
+use smime_pki::{Domain, DomainKind};
 
 use crate::problem::Problem;
 
@@ -12,13 +13,13 @@ pub const FINGERPRINT_PATTERN: &str = "^[0-9A-Fa-f]{64}$";
 /// characters, the last one starting with a letter (so not an IP address). Internationalised
 /// names are given in their ASCII (`xn--`) form. At most [`MAX_DOMAIN_CHARS`] characters.
 pub const DOMAIN_PATTERN: &str = r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
-pub const MAX_DOMAIN_CHARS: usize = 253;
+pub const MAX_DOMAIN_CHARS: usize = MAX_DOMAIN_OCTETS;
 
 /// E-mail address: a local part of 1 to 64 RFC 5322 atext characters and dots (not first or
 /// last), `@`, and a domain as in [`DOMAIN_PATTERN`]. At most [`MAX_ADDRESS_CHARS`].
 pub const ADDRESS_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-](?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,62}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
 /// RFC 5321 limits a forward path to 256 octets including the angle brackets.
-pub const MAX_ADDRESS_CHARS: usize = 254;
+pub const MAX_ADDRESS_CHARS: usize = MAX_ADDRESS_OCTETS;
 
 /// Largest page the list routes return.
 pub const MAX_LIMIT: u32 = 500;
@@ -29,41 +30,29 @@ pub const MAX_OFFSET: u32 = 1_000_000;
 /// Longest operator note on a domain approval, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
 
-/// Whether `s` matches [`DOMAIN_PATTERN`] and [`MAX_DOMAIN_CHARS`] (the same rules by hand).
-fn is_ldh_domain(s: &str) -> bool {
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        (1..=63).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            && b.first().is_some_and(u8::is_ascii_alphanumeric)
-            && b.last().is_some_and(u8::is_ascii_alphanumeric)
-    };
-    let labels: Vec<&str> = s.split('.').collect();
-    s.len() <= MAX_DOMAIN_CHARS
-        && labels.len() >= 2
-        && labels.iter().all(|l| label_ok(l))
-        && labels
-            .last()
-            .and_then(|l| l.as_bytes().first())
-            .is_some_and(u8::is_ascii_alphabetic)
-}
-
-/// A domain name: checked against [`DOMAIN_PATTERN`], then normalised by the store's rules
-/// (lower case). The API is stricter than the store (ASCII only, no trailing dot) so that
-/// what the OpenAPI document calls valid is exactly what the server accepts.
+/// A domain name: the shared rules for a partner's domain ([`DomainKind::Registered`]), given
+/// in the form [`DOMAIN_PATTERN`] describes. The API is stricter than the store (ASCII only,
+/// no trailing dot or surrounding space) so that what the OpenAPI document calls valid is
+/// exactly what the server accepts.
 pub fn domain(raw: &str) -> Result<String, Problem> {
-    if !is_ldh_domain(raw) {
-        let detail = match normalise_domain(raw) {
-            Ok(ascii) if ascii != raw.to_ascii_lowercase() => format!(
-                "{raw:?} is not in the form this API takes: use {ascii:?} (lower-case ASCII, IDNA form, no trailing dot)"
+    let parsed = Domain::parse(raw, DomainKind::Registered);
+    let in_api_form = raw.is_ascii() && raw.trim() == raw && !raw.ends_with('.');
+    match parsed {
+        Ok(domain) if in_api_form => Ok(domain.into_string()),
+        Ok(ascii) => Err(Problem::bad_request(
+            "invalid_domain",
+            format!(
+                "{raw:?} is not in the form this API takes: use {:?} (lower-case ASCII, IDNA form, no trailing dot)",
+                ascii.as_str()
             ),
-            _ => format!(
+        )),
+        Err(_) => Err(Problem::bad_request(
+            "invalid_domain",
+            format!(
                 "{raw:?} is not a valid domain name: expected dot-separated labels of ASCII letters, digits and hyphens (e.g. partner.example)"
             ),
-        };
-        return Err(Problem::bad_request("invalid_domain", detail));
+        )),
     }
-    Ok(normalise_domain(raw)?)
 }
 
 /// An e-mail address, checked against [`ADDRESS_PATTERN`], as `local@domain` lower-cased
@@ -79,12 +68,7 @@ pub fn address(raw: &str) -> Result<String, Problem> {
         return Err(bad("longer than 254 characters"));
     }
     let (local, domain_part) = raw.rsplit_once('@').ok_or_else(|| bad("no @"))?;
-    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b);
-    let local_ok = (1..=64).contains(&local.len())
-        && local.bytes().all(|b| atext(b) || b == b'.')
-        && !local.starts_with('.')
-        && !local.ends_with('.');
-    if !local_ok {
+    if !is_plain_local_part(local) {
         return Err(bad(
             "the local part must be 1 to 64 of the characters A-Z a-z 0-9 !#$%&'*+/=?^_`{|}~- and dots (not first or last)",
         ));

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
+use smime_pki::{Address, Domain, DomainKind};
 
 use crate::audit::{AuditDraft, AuditKind};
 use crate::codec::{self, decode_record, encode_record};
@@ -153,48 +154,10 @@ const FREEMAIL: &[&str] = &[
     "hetnet.nl",
 ];
 
-/// Normalise a domain name: trims, drops one trailing dot, lower-cases and converts
-/// internationalised names to their ASCII (IDNA) form; then checks the LDH syntax.
+/// A partner domain in the form the store keys it (the shared rules of
+/// [`smime_pki::name`], at least two labels).
 pub fn normalise_domain(s: &str) -> Result<String, DomainError> {
-    let trimmed = s.trim();
-    let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
-    if trimmed.is_empty() {
-        return Err(DomainError::Empty);
-    }
-    if trimmed
-        .chars()
-        .any(|c| c.is_whitespace() || c == '@' || c == '/' || c == ':')
-    {
-        return Err(DomainError::Invalid(s.to_string()));
-    }
-    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| DomainError::Idna(s.to_string()))?;
-    if ascii.is_empty() || ascii.len() > 253 {
-        return Err(DomainError::Invalid(s.to_string()));
-    }
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
-        return Err(DomainError::Invalid(s.to_string()));
-    }
-    for label in &labels {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(DomainError::Invalid(s.to_string()));
-        }
-    }
-    // An all-numeric last label means an IP address, not a domain.
-    if labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(DomainError::Invalid(s.to_string()));
-    }
-    Ok(ascii)
+    Ok(Domain::parse(s, DomainKind::Registered)?.into_string())
 }
 
 /// Whether a (normalised) domain is a built-in free-mail or ISP domain.
@@ -235,21 +198,11 @@ fn matches_pattern(domain: &str, pattern: &str) -> bool {
     }
 }
 
-/// Split and normalise an e-mail address to `local@ascii-domain`, lower-cased.
+/// An e-mail address in the form the store keys it: `local@ascii-domain`, lower-cased.
 pub(crate) fn normalise_address(address: &str) -> Result<String, StoreError> {
-    let a = address.trim();
-    let bad = || StoreError::InvalidAddress(address.to_string());
-    let (local, domain) = a.rsplit_once('@').ok_or_else(bad)?;
-    if local.is_empty()
-        || local.len() > 64
-        || local
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '@' | '\0'))
-    {
-        return Err(bad());
-    }
-    let domain = normalise_domain(domain).map_err(|_| bad())?;
-    Ok(format!("{}@{}", local.to_lowercase(), domain))
+    Address::parse(address, DomainKind::Registered)
+        .map(Address::into_string)
+        .map_err(|_| StoreError::InvalidAddress(address.to_string()))
 }
 
 impl Store {

@@ -141,3 +141,13 @@ pub enum DomainError {
     #[error("{0} is a free-mail or ISP domain: addresses there are not under a partner's control, so it cannot be approved")]
     Freemail(String),
 }
+
+impl From<smime_pki::DomainError> for DomainError {
+    fn from(e: smime_pki::DomainError) -> DomainError {
+        match e {
+            smime_pki::DomainError::Empty => DomainError::Empty,
+            smime_pki::DomainError::Invalid(d) => DomainError::Invalid(d),
+            smime_pki::DomainError::Idna(d) => DomainError::Idna(d),
+        }
+    }
+}

@@ -391,16 +391,14 @@ fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, St
             return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
         }
     }
-    let end = received
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP header")?;
-    let header = String::from_utf8_lossy(received.get(..end).unwrap_or_default()).to_string();
+    let end = smime_pki::header_end(&received).ok_or("no HTTP header")?;
+    let header =
+        String::from_utf8_lossy(received.get(..end.fields).unwrap_or_default()).to_string();
     let status = header.split_whitespace().nth(1).unwrap_or_default();
     if status != "200" {
         return Err(format!("HTTP status {status:?}"));
     }
-    let body = received.get(end + 4..).unwrap_or_default();
+    let body = received.get(end.body..).unwrap_or_default();
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
     }

@@ -1,46 +1,13 @@
 //! E-mail addresses as the mail flow compares them.
 
 use mail_parser::MessageParser;
-
-/// Lower-cased address without angle brackets or surrounding space; an internationalised
-/// domain becomes its A-label form, so `josé@bücher.example` and `José@xn--bcher-kva.example`
-/// are the same address (as the certificate store keys them).
-pub fn normalise(address: &str) -> String {
-    let bare = address
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
-    match bare.rsplit_once('@') {
-        Some((local, domain)) => format!("{}@{}", local.to_lowercase(), ascii_domain(domain)),
-        None => bare.to_lowercase(),
-    }
-}
-
-/// The domain part (after the last `@`), lower-cased A-labels, without a trailing dot.
-pub fn domain_of(address: &str) -> Option<String> {
-    let (_, domain) = address.rsplit_once('@')?;
-    let domain = domain.trim().trim_end_matches('>').trim_end_matches('.');
-    (!domain.is_empty()).then(|| ascii_domain(domain))
-}
-
-/// A-labels for a U-label domain; anything idna refuses (address literals...) lower-cased.
-fn ascii_domain(domain: &str) -> String {
-    if domain.is_ascii() {
-        return domain.to_ascii_lowercase();
-    }
-    certstore::normalise_domain(domain).unwrap_or_else(|_| domain.to_lowercase())
-}
+use smime_pki::header::header_block;
+pub use smime_pki::name::{domain_of, normalise};
 
 /// The first address of a header (From, Sender, Reply-To...) of `message`.
 pub fn header_address(message: &[u8], header: &str) -> Option<String> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .unwrap_or(message.len());
     // Parse only the header block: the body may be megabytes.
-    let parsed = MessageParser::default().parse_headers(&message[..header_end])?;
+    let parsed = MessageParser::default().parse_headers(header_block(message))?;
     let value = parsed.header(header)?.as_address()?;
     value.first()?.address().map(normalise)
 }
@@ -102,12 +69,7 @@ pub fn sole_address(message: &[u8], header: &str) -> Result<String, SoleAddressE
 
 /// The Message-ID of `message`, without angle brackets.
 pub fn message_id(message: &[u8]) -> Option<String> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .unwrap_or(message.len());
-    let parsed = MessageParser::default().parse_headers(&message[..header_end])?;
+    let parsed = MessageParser::default().parse_headers(header_block(message))?;
     parsed.message_id().map(str::to_string)
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use smime_pki::{Address, Domain, DomainKind};
 
 use crate::cidr::Cidr;
 use crate::receive::{ServerConfig, SessionLimits};
@@ -906,34 +907,24 @@ fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())
-        .filter(|s| crate::receive::valid_domain(s))
+        .filter(|s| Domain::parse(s, DomainKind::Host).is_ok())
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// A lower-cased domain name; IDNs must be written as A-labels (`xn--…`).
+/// A domain name in its ASCII form (lower-case, A-labels).
 fn domain(key: &str, d: &str) -> Result<String, ConfigError> {
-    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
-    if crate::receive::valid_domain(&d) && !d.contains('_') {
-        Ok(d)
-    } else {
-        Err(invalid(key, format!("{d:?} is not a valid domain name")))
-    }
+    Domain::parse(d, DomainKind::Host)
+        .map(Domain::into_string)
+        .map_err(|e| invalid(key, e.to_string()))
 }
 
-/// An address with a lower-cased domain.
+/// An address in its compared form. ASCII only: we write these addresses into envelopes and
+/// headers, which must not need SMTPUTF8.
 fn address(key: &str, a: &str) -> Result<String, ConfigError> {
-    let a = a.trim();
-    match a.rsplit_once('@') {
-        Some((local, d))
-            if crate::receive::valid_address(a) && !local.is_empty() && !d.starts_with('[') =>
-        {
-            Ok(format!(
-                "{}@{}",
-                local.to_ascii_lowercase(),
-                domain(key, d)?
-            ))
-        }
-        _ => Err(invalid(key, format!("{a:?} is not a valid mail address"))),
+    match Address::parse(a, DomainKind::Host) {
+        Ok(parsed) if a.is_ascii() => Ok(parsed.into_string()),
+        Ok(_) => Err(invalid(key, format!("{a:?} is not an ASCII mail address"))),
+        Err(e) => Err(invalid(key, e.to_string())),
     }
 }
 
@@ -952,7 +943,7 @@ fn host_port(key: &str, s: &str) -> Result<String, ConfigError> {
         Ok(p) if p > 0 => {}
         _ => return Err(bad()),
     }
-    if crate::receive::valid_domain(host) {
+    if Domain::parse(host, DomainKind::Host).is_ok() {
         Ok(s.to_string())
     } else {
         Err(bad())

@@ -1,5 +1,7 @@
 //! Reading a request: whether it may be answered at all, and what it asks for.
 
+use smime_pki::{Address, DomainKind};
+
 use crate::mime::headers;
 
 /// Why `message` must not get an automatic reply (RFC 3834 §2), if it must not.
@@ -29,19 +31,10 @@ pub(super) fn is_daemon(address: &str) -> bool {
     local.eq_ignore_ascii_case("mailer-daemon")
 }
 
-/// An address we are willing to write into a header or an envelope: `local@domain`, printable
-/// ASCII, nothing that needs quoting.
+/// An address we are willing to write into a header or an envelope: a partner's address
+/// (two labels at least) that needs no quoting and no SMTPUTF8.
 pub(super) fn plain_address(a: &str) -> bool {
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && a.len() <= 254
-        && a.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:\"".contains(&b))
-        && !domain.starts_with('.')
-        && !domain.contains("..")
+    a.is_ascii() && Address::parse(a, DomainKind::Registered).is_ok_and(|a| a.is_plain_ascii())
 }
 
 pub(super) fn plain_message_id(id: &str) -> bool {
@@ -54,12 +47,8 @@ pub(super) fn plain_message_id(id: &str) -> bool {
 
 /// The request's Subject, RFC 2047 decoded.
 pub(super) fn subject(message: &[u8]) -> Option<String> {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .unwrap_or(message.len());
-    let parsed = mail_parser::MessageParser::default().parse_headers(&message[..header_end])?;
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(smime_pki::header::header_block(message))?;
     parsed.subject().map(str::to_string)
 }
 

@@ -130,12 +130,9 @@ pub fn problem_detail(response: &Response) -> String {
 }
 
 fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("malformed HTTP response from the admin API")?;
-    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
-    let body = raw.get(end + 4..).unwrap_or_default();
+    let end = smime_pki::header_end(raw).context("malformed HTTP response from the admin API")?;
+    let head = String::from_utf8_lossy(raw.get(..end.fields).unwrap_or_default());
+    let body = raw.get(end.body..).unwrap_or_default();
     let mut lines = head.split("\r\n");
     let status = lines
         .next()

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use smime_pki::{Address, DomainKind};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -358,7 +359,7 @@ fn check_address(address: &str, smtputf8: bool, enhanced: &str, role: &str) -> R
             format!("Error: a non-ASCII {role} address needs MAIL FROM with SMTPUTF8"),
         ));
     }
-    if !valid_utf8_address(address) {
+    if Address::parse(address, DomainKind::Received).is_err() {
         return Err(reply(
             553,
             enhanced,
@@ -684,48 +685,4 @@ where
             Step::Replies(replies)
         }
     }
-}
-
-/// `local@domain` with a non-empty local part of at most 64 octets, no whitespace or control
-/// characters, and a domain that is a dotted name or an address literal. ASCII only: see
-/// [`valid_utf8_address`] for SMTPUTF8 transactions.
-pub fn valid_address(addr: &str) -> bool {
-    addr.is_ascii() && valid_utf8_address(addr)
-}
-
-/// [`valid_address`], with a UTF-8 local part and an internationalised domain (U-labels)
-/// allowed (RFC 6531).
-pub fn valid_utf8_address(addr: &str) -> bool {
-    let Some((local, domain)) = addr.rsplit_once('@') else {
-        return false;
-    };
-    if local.is_empty() || local.len() > 64 || addr.len() > 254 {
-        return false;
-    }
-    if addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return false;
-    }
-    if domain.starts_with('[') && domain.ends_with(']') {
-        return domain.len() > 2 && domain.is_ascii();
-    }
-    if domain.is_ascii() {
-        return valid_domain(domain);
-    }
-    certstore::normalise_domain(domain).is_ok_and(|ascii| valid_domain(&ascii))
-}
-
-/// A dotted name of LDH labels (ASCII: internationalised names as A-labels).
-pub fn valid_domain(domain: &str) -> bool {
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
-    !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
 }
