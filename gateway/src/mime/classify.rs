@@ -230,11 +230,27 @@ fn looks_like_base64(body: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+/=\r\n \t".contains(b))
 }
 
+/// Base64 as mail readers decode it: the unused low bits of the last character need not be
+/// zero. OpenSSL and mail clients ignore them; refusing them made one bit flip turn a signature
+/// OpenSSL accepts into "malformed" here (found by `DIFF_EXHAUSTIVE=detached`). The bytes
+/// decoded are the same either way.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+const BASE64_NO_PAD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// Base64 spread over lines (RFC 2045). Fast path: lines whose length is a multiple of four
 /// (every common writer) are decoded one by one straight into the output; anything else falls
 /// back to collecting the characters first. Invalid characters are an error.
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>> {
-    let engine = &base64::engine::general_purpose::STANDARD;
+    let engine = &BASE64;
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
     let mut lines = text.split(|b| *b == b'\n').map(|l| l.trim_ascii());
     let mut finished = false;
@@ -267,7 +283,7 @@ fn decode_base64_slow(text: &[u8]) -> Result<Vec<u8>> {
     if compact.len() % 4 == 1 {
         compact.pop();
     }
-    base64::engine::general_purpose::STANDARD_NO_PAD
+    BASE64_NO_PAD
         .decode(&compact)
         .map_err(|e| SmimeError::Mime(format!("invalid base64 body: {e}")))
 }
@@ -348,5 +364,15 @@ mod tests {
         assert!(decode_base64(b"aGV*").is_err());
         // Odd line widths take the slow path.
         assert_eq!(decode_base64(b"aGVsb\r\nG8=\r\n").unwrap(), b"hello");
+    }
+
+    /// Unused low bits in the last character are ignored, as OpenSSL and mail readers do:
+    /// "bG9=" and "bG8=" are both "lo" (found by flipping bits in a signature's last line).
+    #[test]
+    fn base64_ignores_the_unused_bits_of_the_last_character() {
+        assert_eq!(decode_base64(b"aGVs\r\nbG9=\r\n").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aGVsb\r\nG9=\r\n").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aGVsbG9").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aB==").unwrap(), b"h");
     }
 }
