@@ -446,7 +446,7 @@ mod tests {
                 .approve_domain(domain, DomainPolicy::Smime, "test", "")
                 .unwrap();
         }
-        let mut config = Config::default_for_run(dir.path());
+        let mut config = Config::default_for_run(dir.path()).unwrap();
         config.internal_domains = vec!["agency.example".into()];
         config.outbound.plaintext_domains =
             vec!["listed.example".into(), "listed-approved.example".into()];

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::config;
 pub(crate) use crate::reply::enhanced_matches;
 pub use crate::reply::Reply;
 pub use limits::SessionLimits;
@@ -125,17 +126,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults suitable for tests and `make run`.
+    /// The configuration file's defaults ([`crate::config`]), on plain SMTP.
     pub fn new(hostname: impl Into<String>) -> Self {
         ServerConfig {
             protocol: Protocol::Smtp,
             hostname: hostname.into(),
-            max_message_size: 50 * 1024 * 1024,
-            idle_timeout: Duration::from_secs(120),
-            command_timeout: Duration::from_secs(60),
+            max_message_size: config::DEFAULT_MAX_MESSAGE_SIZE,
+            idle_timeout: Duration::from_secs(config::DEFAULT_IDLE_TIMEOUT_SECS),
+            command_timeout: Duration::from_secs(config::DEFAULT_COMMAND_TIMEOUT_SECS),
             tls: None,
-            max_sessions: 100,
-            trusted_clients: crate::config::default_trusted_clients(),
+            max_sessions: config::DEFAULT_MAX_SESSIONS,
+            trusted_clients: config::default_trusted_clients(),
             limits: SessionLimits::default(),
         }
     }
