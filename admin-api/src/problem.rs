@@ -137,9 +137,7 @@ impl From<StoreError> for Problem {
 impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Problem {
         match e {
-            DomainError::Empty | DomainError::Invalid(_) | DomainError::Idna(_) => {
-                Problem::bad_request("invalid_domain", e.to_string())
-            }
+            DomainError::Name(_) => Problem::bad_request("invalid_domain", e.to_string()),
             DomainError::Freemail(_) => Problem::unprocessable("freemail_domain", e.to_string()),
         }
     }

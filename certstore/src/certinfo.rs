@@ -6,14 +6,11 @@ use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPublicKey};
-use sha2::{Digest, Sha256};
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
-use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 
-use crate::domains::normalise_address;
+use smime_pki::cert::fingerprint_sha256;
 
 pub(crate) const RSA_ENCRYPTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -31,15 +28,12 @@ const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 const ID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 const ID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
-const EMAIL_ADDRESS_ATTR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
 pub(crate) const EKU_EMAIL_PROTECTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
 const EKU_ANY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
-const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
-const OID_SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 
 /// Largest RSA modulus accepted; bigger keys only cost CPU (a denial-of-service lever).
 pub(crate) const MAX_RSA_BITS: usize = 16384;
@@ -75,10 +69,6 @@ pub(crate) fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
     Ok(out)
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// A parsed certificate with the pieces validation needs kept at hand.
 #[derive(Clone)]
 pub(crate) struct ParsedCert {
@@ -104,7 +94,7 @@ impl ParsedCert {
             .map_err(|e| e.to_string())?;
         Ok(ParsedCert {
             der: der.to_vec(),
-            fingerprint: sha256_hex(der),
+            fingerprint: fingerprint_sha256(der),
             cert,
             subject_der,
             issuer_der,
@@ -177,9 +167,7 @@ impl ParsedCert {
     }
 
     pub fn subject_key_identifier(&self) -> Result<Option<Vec<u8>>, String> {
-        Ok(self
-            .extension::<SubjectKeyIdentifier>(OID_SKI)?
-            .map(|ski| ski.0.as_bytes().to_vec()))
+        smime_pki::cert::subject_key_identifier(&self.cert).map_err(|e| e.to_string())
     }
 
     /// Whether keyUsage/extendedKeyUsage allow S/MIME for `purpose`. Absent extensions mean
@@ -230,53 +218,15 @@ impl ParsedCert {
         Ok(true)
     }
 
-    /// E-mail addresses named by the certificate: SAN rfc822Names, else the subject's
-    /// emailAddress attributes (legacy). Normalised; unparseable ones are kept as written.
+    /// E-mail addresses named by the certificate, by the one rule of
+    /// [`smime_pki::cert::email_addresses`].
     pub fn email_addresses(&self) -> Result<Vec<String>, String> {
-        let mut found = Vec::new();
-        if let Some(san) = self.extension::<SubjectAltName>(OID_SAN)? {
-            found = san_email_addresses(&san);
-        }
-        if found.is_empty() {
-            for rdn in self.cert.tbs_certificate.subject.0.iter() {
-                for atv in rdn.0.iter() {
-                    if atv.oid == EMAIL_ADDRESS_ATTR {
-                        if let Ok(s) = atv.value.decode_as::<der::asn1::Ia5StringRef<'_>>() {
-                            found.push(s.as_str().to_string());
-                        }
-                    }
-                }
-            }
-        }
-        Ok(found
-            .into_iter()
-            .map(|a| normalise_address(&a).unwrap_or(a))
-            .collect())
+        smime_pki::cert::email_addresses(&self.cert).map_err(|e| e.to_string())
     }
 
     pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {
         &self.cert.signature_algorithm
     }
-}
-
-/// `id-on-SmtpUTF8Mailbox` (RFC 8398): an internationalised address in a SAN otherName.
-const OID_SMTP_UTF8_MAILBOX: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.8.9");
-
-/// The e-mail addresses in a subjectAltName, as written: rfc822Names and SmtpUTF8Mailbox
-/// otherNames (RFC 8398), in order. Other names and undecodable values are skipped.
-pub fn san_email_addresses(san: &SubjectAltName) -> Vec<String> {
-    san.0
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::Rfc822Name(s) => Some(s.as_str().to_string()),
-            GeneralName::OtherName(other) if other.type_id == OID_SMTP_UTF8_MAILBOX => other
-                .value
-                .decode_as::<der::asn1::Utf8StringRef<'_>>()
-                .ok()
-                .map(|s| s.as_str().to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Why a public key cannot be used.

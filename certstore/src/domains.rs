@@ -320,7 +320,10 @@ mod tests {
             normalise_domain(" bücher.example ").unwrap(),
             "xn--bcher-kva.example"
         );
-        assert_eq!(normalise_domain(""), Err(DomainError::Empty));
+        assert_eq!(
+            normalise_domain(""),
+            Err(DomainError::Name(smime_pki::DomainError::Empty))
+        );
         assert!(normalise_domain("localhost").is_err());
         assert!(normalise_domain("a..b").is_err());
         assert!(normalise_domain("-a.example").is_err());

@@ -129,25 +129,12 @@ pub enum ValidationError {
     PathInvalid { reason: String },
 }
 
-/// Why a domain name is refused.
+/// Why a domain cannot be approved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    #[error("the domain name is empty")]
-    Empty,
-    #[error("{0:?} is not a valid domain name")]
-    Invalid(String),
-    #[error("{0:?} is not a valid internationalised domain name")]
-    Idna(String),
+    /// Not a domain name by the shared rules ([`smime_pki::name`]).
+    #[error(transparent)]
+    Name(#[from] smime_pki::DomainError),
     #[error("{0} is a free-mail or ISP domain: addresses there are not under a partner's control, so it cannot be approved")]
     Freemail(String),
-}
-
-impl From<smime_pki::DomainError> for DomainError {
-    fn from(e: smime_pki::DomainError) -> DomainError {
-        match e {
-            smime_pki::DomainError::Empty => DomainError::Empty,
-            smime_pki::DomainError::Invalid(d) => DomainError::Invalid(d),
-            smime_pki::DomainError::Idna(d) => DomainError::Idna(d),
-        }
-    }
 }

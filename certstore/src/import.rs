@@ -260,7 +260,7 @@ impl crate::store::Store {
             .collect();
         let mut out = Vec::new();
         for (index, (der, cert)) in parsed.into_iter().enumerate() {
-            let fingerprint = crate::certinfo::sha256_hex(&der);
+            let fingerprint = smime_pki::cert::fingerprint_sha256(&der);
             let unusable = |why: String| PartnerImport {
                 index,
                 fingerprint: fingerprint.clone(),

@@ -27,7 +27,6 @@ pub mod validate;
 pub use anchors::TrustAnchors;
 pub use audit::MAX_AUDIT_ENTRIES;
 pub use audit::{AuditEntry, AuditKind};
-pub use certinfo::san_email_addresses;
 pub use codec::SCHEMA_VERSION;
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};
@@ -40,5 +39,6 @@ pub use partner::{
 };
 pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};
+pub use smime_pki::cert::san_email_addresses;
 pub use store::{Store, StoreConfig};
 pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

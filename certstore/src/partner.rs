@@ -17,12 +17,13 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use crate::audit::{AuditDraft, AuditKind};
-use crate::certinfo::{rsa_bits, rsa_public_key, sha256_hex, ParsedCert};
+use crate::certinfo::{rsa_bits, rsa_public_key, ParsedCert};
 use crate::codec::{self, decode_record, encode_record, hexbytes};
 use crate::domains::normalise_address;
 use crate::error::{StoreError, ValidationError};
 use crate::store::Store;
 use crate::validate::{self, KeyPurpose, ValidatedCertificate};
+use smime_pki::cert::fingerprint_sha256;
 
 /// Captured certificates larger than this are refused outright (real ones are 1 to 4 KB);
 /// larger chain certificates are ignored.
@@ -299,7 +300,7 @@ impl Store {
                 capture.certificate_der.len()
             )));
         }
-        let fp = sha256_hex(&capture.certificate_der);
+        let fp = fingerprint_sha256(&capture.certificate_der);
         let offered: Vec<Vec<u8>> = capture
             .chain_der
             .iter()

@@ -110,7 +110,7 @@ impl Store {
     ) -> Result<ProxyCaInfo, StoreError> {
         let old = self.ca_record()?;
         let (cert, key, detail) = new_ca(self.crypto(), subject_cn, internal_domains)?;
-        let old_fp = crate::certinfo::sha256_hex(&old.cert);
+        let old_fp = smime_pki::cert::fingerprint_sha256(&old.cert);
         let record = Zeroizing::new(encode_record(&CaRecord {
             v: codec::SCHEMA_VERSION,
             cert: cert.clone(),
@@ -348,7 +348,7 @@ fn new_ca(
         "CN={subject_cn}, RSA-{}, mail of {} only, fingerprint {}",
         issue::CA_KEY_BITS,
         domains.join(", "),
-        crate::certinfo::sha256_hex(&cert)
+        smime_pki::cert::fingerprint_sha256(&cert)
     );
     Ok((cert, key, detail))
 }

@@ -369,7 +369,7 @@ fn domains() {
     ));
     assert!(matches!(
         store.approve_domain("not a domain", DomainPolicy::Smime, "op", ""),
-        Err(StoreError::Domain(DomainError::Invalid(_)))
+        Err(StoreError::Domain(DomainError::Name(_)))
     ));
     assert!(store.remove_domain("PARTNER.example").unwrap());
     assert!(!store.remove_domain("partner.example").unwrap());

@@ -108,7 +108,7 @@ impl Size {
 
 // ---- the file as written -------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: PathBuf,
@@ -347,9 +347,9 @@ pub const DEFAULT_INBOUND_NEXT_HOP: &str = "127.0.0.1:10026";
 pub const DEFAULT_OUTBOUND_NEXT_HOP: &str = "127.0.0.1:10027";
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8025";
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 50 * 1024 * 1024;
-const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
-const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 120;
-const DEFAULT_MAX_SESSIONS: usize = 100;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 120;
+pub const DEFAULT_MAX_SESSIONS: usize = 100;
 const DEFAULT_HOP_TIMEOUT_SECS: u64 = 60;
 const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 5;
 const DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR: u32 = 200;
@@ -387,17 +387,15 @@ impl Config {
     }
 
     /// The configuration `make run` uses: everything on localhost, data under `data_dir`.
-    pub fn default_for_run(data_dir: &Path) -> Config {
-        let text = format!(
-            "data_dir = {}\nhostname = \"localhost\"\ninternal_domains = [\"agency.example\"]\n",
-            toml_string(&data_dir.to_string_lossy())
-        );
-        match Self::from_toml(&text, Path::new(".")) {
-            Ok(c) => c,
-            // The text above is fixed and valid; building the value directly keeps this
-            // function infallible without an unwrap.
-            Err(_) => fallback_run_config(data_dir),
-        }
+    /// Built as a file with only the required keys would be, so it gets the same defaults.
+    pub fn default_for_run(data_dir: &Path) -> Result<Config, ConfigError> {
+        let raw = RawConfig {
+            data_dir: data_dir.to_path_buf(),
+            hostname: Some("localhost".into()),
+            internal_domains: vec!["agency.example".into()],
+            ..RawConfig::default()
+        };
+        resolve(raw, Path::new("."))
     }
 
     /// Settings for [`crate::receive::serve`] (TLS is loaded by the caller from `smtp.tls`).
@@ -448,84 +446,6 @@ impl Config {
     pub fn is_internal_domain(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.').to_ascii_lowercase();
         self.internal_domains.contains(&d)
-    }
-}
-
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn fallback_run_config(data_dir: &Path) -> Config {
-    let sock = |s: &str, port: u16| {
-        s.parse()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], port)))
-    };
-    let hop = |addr: &str| HopSettings {
-        next_hop: addr.to_string(),
-        tls: TlsSetting::Opportunistic,
-        ca_file: None,
-        timeout: Duration::from_secs(DEFAULT_HOP_TIMEOUT_SECS),
-    };
-    Config {
-        data_dir: data_dir.to_path_buf(),
-        hostname: "localhost".into(),
-        internal_domains: vec!["agency.example".into()],
-        internal_addresses: None,
-        cert_query_address: "cert-query@agency.example".into(),
-        authserv_id: "localhost".into(),
-        postmaster_address: "MAILER-DAEMON@localhost".into(),
-        smtp: SmtpSettings {
-            listen: sock(DEFAULT_SMTP_LISTEN, 10025),
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
-            command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT_SECS),
-            max_sessions: DEFAULT_MAX_SESSIONS,
-            tls: None,
-            trusted_clients: default_trusted_clients(),
-            limits: SessionLimits::default(),
-        },
-        inbound: hop(DEFAULT_INBOUND_NEXT_HOP),
-        inbound_allow_next_hop_without_dsn: false,
-        outbound: OutboundSettings {
-            hop: hop(DEFAULT_OUTBOUND_NEXT_HOP),
-            policy_without_certificate: PolicyWithoutCertificate::Refuse,
-            plaintext_domains: Vec::new(),
-            send_as: BTreeMap::new(),
-        },
-        trust: TrustSettings {
-            anchor_files: Vec::new(),
-            use_system_store: false,
-            intermediate_files: Vec::new(),
-            crl_files: Vec::new(),
-            revocation: certstore::RevocationMode::default(),
-            required_policies: Vec::new(),
-        },
-        cert_query: CertQuerySettings {
-            rate_limit_per_hour: DEFAULT_RATE_LIMIT_PER_HOUR,
-            global_rate_limit_per_hour: DEFAULT_GLOBAL_RATE_LIMIT_PER_HOUR,
-        },
-        admin: AdminSettings {
-            listen: sock(DEFAULT_ADMIN_LISTEN, 8025),
-            token_file: data_dir.join("admin.token"),
-        },
-        store: StoreSettings {
-            proxy_cert_validity_days: DEFAULT_PROXY_CERT_VALIDITY_DAYS,
-            extra_freemail_domains: Vec::new(),
-        },
-        postfix: PostfixSettings {
-            tls_policy_socketmap: None,
-        },
-        lmtp: LmtpSettings { listen: None },
     }
 }
 
@@ -1108,13 +1028,44 @@ mod tests {
 
     #[test]
     fn default_for_run_uses_localhost_ports() {
-        let c = Config::default_for_run(Path::new("/tmp/run-data"));
+        let c = Config::default_for_run(Path::new("/tmp/run-data")).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/tmp/run-data"));
         assert_eq!(c.smtp.listen.to_string(), "127.0.0.1:10025");
         assert_eq!(c.inbound.next_hop, "127.0.0.1:10026");
         assert_eq!(c.outbound.hop.next_hop, "127.0.0.1:10027");
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:8025");
-        assert_eq!(c, fallback_run_config(Path::new("/tmp/run-data")));
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.internal_domains, vec!["agency.example"]);
+        assert_eq!(c.cert_query_address, "cert-query@agency.example");
+        assert_eq!(
+            c.admin.token_file,
+            PathBuf::from("/tmp/run-data/admin.token")
+        );
+        // The same defaults as a file that sets only the required keys.
+        let file = Config::from_toml(
+            "data_dir = \"/tmp/run-data\"\nhostname = \"localhost\"\ninternal_domains = [\"agency.example\"]\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c, file);
+        // The SMTP server's own defaults are the file's.
+        let (ours, server) = (c.server_config(), ServerConfig::new("localhost"));
+        assert_eq!(
+            (
+                ours.max_message_size,
+                ours.idle_timeout,
+                ours.command_timeout
+            ),
+            (
+                server.max_message_size,
+                server.idle_timeout,
+                server.command_timeout
+            )
+        );
+        assert_eq!(
+            (ours.max_sessions, &ours.trusted_clients, &ours.limits),
+            (server.max_sessions, &server.trusted_clients, &server.limits)
+        );
     }
 
     #[test]

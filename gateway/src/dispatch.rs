@@ -20,9 +20,11 @@ use crate::config::Config;
 use crate::dsn::{build_dsn, DsnRequest, FailedRecipient};
 use crate::inbound::Inbound;
 use crate::keys::KeyCache;
-use crate::outbound::{Decision, Outbound, SignError};
-use crate::receive::{Envelope, MessageHandler, Reply};
+use crate::outbound::{Outbound, Payload};
+use crate::pipeline::PipelineError;
+use crate::receive::{Envelope, MessageHandler};
 use crate::relay::{self, NextHop, RecipientOutcome, TlsMode};
+use crate::reply::{status, Reply};
 use crate::route::{route, Route};
 
 /// Where a processed message goes.
@@ -43,17 +45,6 @@ struct Delivery {
     outcome: Outcome,
 }
 
-/// What a delivery sends. Encryption to a recipient is done just before relaying it, so a
-/// large message to many partners holds one encrypted copy at a time, not one per recipient.
-enum Payload {
-    Ready(Arc<Vec<u8>>),
-    EncryptFor {
-        signed: Arc<Vec<u8>>,
-        certificate: Box<x509_cert::Certificate>,
-        cipher: crate::smime::ContentCipher,
-    },
-}
-
 impl Delivery {
     /// What the next hop must guarantee for this message: decrypted inbound mail may only go
     /// where bounces quote headers, never the plaintext (see [`relay::Content`]).
@@ -68,24 +59,17 @@ impl Delivery {
     }
 }
 
-impl Payload {
-    fn ready(bytes: Vec<u8>) -> Self {
-        Self::Ready(Arc::new(bytes))
-    }
-}
-
-/// A recipient refused by policy, with the SMTP status and a reason a person understands.
+/// A recipient refused for good, with why (the SMTP status follows from the kind).
 struct Refusal {
     recipient: String,
-    enhanced: &'static str,
-    reason: String,
+    error: PipelineError,
     direction: Direction,
 }
 
 /// Recipients whose processing failed before relaying, for a reason that may pass.
 struct Deferred {
     recipients: Vec<String>,
-    reason: String,
+    error: PipelineError,
 }
 
 #[derive(Default)]
@@ -260,7 +244,7 @@ impl Settled {
                     return r.clone();
                 }
                 if let Some(r) = self.refused.iter().find(|r| &r.recipient == rcpt) {
-                    return Reply::perm_fail(r.enhanced, r.reason.clone());
+                    return Reply::perm_fail(r.error.enhanced(), r.error.to_string());
                 }
                 if let Some((_, r)) = self.permanent.iter().find(|(p, _)| p == rcpt) {
                     return r.clone();
@@ -298,11 +282,10 @@ impl Shared {
                 Route::CertQuery => queries.push(rcpt.clone()),
                 Route::Relay => plan.refused.push(Refusal {
                     recipient: rcpt.clone(),
-                    enhanced: "5.7.1",
-                    reason: format!(
+                    error: PipelineError::Refused(format!(
                         "relaying denied: neither {} nor {rcpt} is an internal address",
                         envelope.mail_from
-                    ),
+                    )),
                     direction: Direction::Relay,
                 }),
             }
@@ -315,14 +298,11 @@ impl Shared {
         };
         let (groups, temporary) = inbound_pipeline.process_all(&inbound, message, now);
         // The keys of all inbound recipients are loaded together: a failure defers them all.
-        plan.temporary.extend(
-            temporary
-                .into_iter()
-                .map(|crate::inbound::Temporary(reason)| Deferred {
-                    recipients: inbound.clone(),
-                    reason,
-                }),
-        );
+        plan.temporary
+            .extend(temporary.into_iter().map(|error| Deferred {
+                recipients: inbound.clone(),
+                error,
+            }));
         for group in groups {
             let result = group.result;
             if result.outcome == Outcome::Undecryptable {
@@ -403,13 +383,14 @@ impl Shared {
                 }
                 CertQueryOutcome::TemporaryFailure { reason } => plan.temporary.push(Deferred {
                     recipients: plan.query_recipients.clone(),
-                    reason,
+                    error: PipelineError::Temporary(reason),
                 }),
             }
         }
         plan
     }
 
+    /// The outbound stage's deliveries and refusals, into the plan.
     fn plan_outbound(
         &self,
         envelope: &Envelope,
@@ -423,178 +404,39 @@ impl Shared {
             store: &self.store,
             keys: &self.keys,
         };
-        let submitted = &envelope.forwarded;
-        // Who may sign is checked for every outbound message, clear text included: mail
-        // leaves the organisation only under the name of the person who submitted it.
-        let signing_address = match pipeline.signing_address(&envelope.mail_from, message) {
-            Ok(address) => address,
-            Err(reason) => {
-                self.refuse_identity(envelope, recipients, reason, plan);
-                return;
-            }
-        };
-        let decisions: Vec<(String, Decision)> = recipients
-            .into_iter()
-            .map(|r| {
-                let d = pipeline.decide(&r);
-                (r, d)
-            })
-            .collect();
-        let count = |f: fn(&Decision) -> bool| decisions.iter().filter(|(_, d)| f(d)).count();
-        tracing::info!(
-            submitter = %envelope.mail_from,
-            from = %signing_address,
-            login = submitted.login.as_deref().unwrap_or("-"),
-            orig_client = submitted.addr.as_deref().unwrap_or("-"),
-            encrypt = count(|d| matches!(d, Decision::Encrypt { .. })),
-            sign_over_tls = count(|d| matches!(d, Decision::SignOverTls)),
-            plaintext = count(|d| matches!(d, Decision::Plaintext)),
-            refused = count(|d| matches!(d, Decision::Refuse { .. })),
-            temporary = count(|d| matches!(d, Decision::Temporary { .. })),
-            "outbound decisions"
-        );
-        let needs_signature = decisions
-            .iter()
-            .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
-        // One signature serves every recipient; encryption is per recipient.
-        let signed = if needs_signature {
-            let signed = pipeline
-                .signing_identity(&signing_address)
-                .and_then(|identity| {
-                    pipeline
-                        .sign(&identity, message, now)
-                        .map_err(SignError::Temporary)
-                });
-            match signed {
-                Ok(s) => Some(Arc::new(s)),
-                Err(SignError::Refused(reason)) => {
-                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
-                    self.refuse_identity(envelope, recipients, reason, plan);
-                    return;
-                }
-                Err(SignError::Temporary(reason)) => {
-                    self.metrics.failure(CryptoFailure::SignFailed);
-                    tracing::error!(%reason, "outbound signing failed");
-                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
-                    plan.temporary.push(Deferred { recipients, reason });
-                    return;
-                }
-            }
-        } else {
-            None
-        };
-        let encrypt_count = decisions
-            .iter()
-            .filter(|(_, d)| matches!(d, Decision::Encrypt { .. }))
-            .count();
-        let mut over_tls = Vec::new();
-        let mut plaintext = Vec::new();
-        for (rcpt, decision) in decisions {
-            match decision {
-                Decision::Refuse { reason } => plan.refused.push(Refusal {
-                    recipient: rcpt,
-                    enhanced: "5.7.1",
-                    reason,
-                    direction: Direction::Outbound,
-                }),
-                Decision::Temporary { reason } => plan.temporary.push(Deferred {
-                    reason: format!("{rcpt}: {reason}"),
-                    recipients: vec![rcpt],
-                }),
-                Decision::Plaintext => plaintext.push(rcpt),
-                Decision::SignOverTls => over_tls.push(rcpt),
-                Decision::Encrypt {
-                    certificate,
-                    cipher,
-                } => {
-                    let signed = signed.clone().unwrap_or_else(|| Arc::new(message.to_vec()));
-                    // One encrypted copy is made now, on this crypto thread; with several
-                    // partners, each copy is made just before it is relayed (bounded memory).
-                    let message = if encrypt_count == 1 {
-                        match crate::outbound::encrypt(
-                            self.keys.crypto(),
-                            &signed,
-                            &certificate,
-                            cipher,
-                        ) {
-                            Ok(bytes) => Payload::ready(bytes),
-                            Err(reason) => {
-                                self.metrics.failure(CryptoFailure::EncryptFailed);
-                                plan.refused.push(Refusal {
-                                    recipient: rcpt,
-                                    enhanced: "5.7.1",
-                                    reason,
-                                    direction: Direction::Outbound,
-                                });
-                                continue;
-                            }
-                        }
-                    } else {
-                        Payload::EncryptFor {
-                            signed,
-                            certificate,
-                            cipher,
-                        }
-                    };
-                    plan.deliveries.push(Delivery {
-                        hop: Hop::Outbound,
-                        mail_from: envelope.mail_from.clone(),
-                        recipients: vec![rcpt],
-                        message,
-                        direction: Direction::Outbound,
-                        outcome: Outcome::Encrypted,
-                    });
-                }
-            }
-        }
-        if !over_tls.is_empty() {
+        let outbound = pipeline.process(envelope, message, recipients, now);
+        for delivery in outbound.deliveries {
             plan.deliveries.push(Delivery {
-                hop: Hop::OutboundTls,
+                hop: if delivery.over_tls {
+                    Hop::OutboundTls
+                } else {
+                    Hop::Outbound
+                },
                 mail_from: envelope.mail_from.clone(),
-                recipients: over_tls,
-                message: Payload::Ready(
-                    signed.clone().unwrap_or_else(|| Arc::new(message.to_vec())),
-                ),
+                recipients: delivery.recipients,
+                message: delivery.payload,
                 direction: Direction::Outbound,
-                outcome: Outcome::SignedTls,
+                outcome: delivery.outcome,
             });
         }
-        if !plaintext.is_empty() {
-            plan.deliveries.push(Delivery {
-                hop: Hop::Outbound,
-                mail_from: envelope.mail_from.clone(),
-                recipients: plaintext,
-                message: Payload::ready(message.to_vec()),
+        for (recipient, error) in outbound.refused {
+            self.count_failure(&error);
+            plan.refused.push(Refusal {
+                recipient,
+                error,
                 direction: Direction::Outbound,
-                outcome: Outcome::Plaintext,
             });
+        }
+        for (recipients, error) in outbound.deferred {
+            self.count_failure(&error);
+            plan.temporary.push(Deferred { recipients, error });
         }
     }
 
-    /// The message may not be signed as its From: every outbound recipient is refused
-    /// (550 5.7.1), and the decision is logged with who submitted it.
-    fn refuse_identity(
-        &self,
-        envelope: &Envelope,
-        recipients: Vec<String>,
-        reason: String,
-        plan: &mut Plan,
-    ) {
-        let submitted = &envelope.forwarded;
-        tracing::warn!(
-            submitter = %envelope.mail_from,
-            login = submitted.login.as_deref().unwrap_or("-"),
-            orig_client = submitted.addr.as_deref().unwrap_or("-"),
-            %reason,
-            "outbound refused: signing identity"
-        );
-        plan.refused
-            .extend(recipients.into_iter().map(|rcpt| Refusal {
-                recipient: rcpt,
-                enhanced: "5.7.1",
-                reason: reason.clone(),
-                direction: Direction::Outbound,
-            }));
+    fn count_failure(&self, error: &PipelineError) {
+        if let Some(failure) = error.crypto_failure() {
+            self.metrics.failure(failure);
+        }
     }
 
     /// A cert-query reply the next hop did not take was not sent: it must not count.
@@ -619,7 +461,7 @@ impl Shared {
         };
         let deferred = std::mem::take(&mut plan.temporary);
         if !deferred.is_empty() {
-            let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
+            let reasons: Vec<String> = deferred.iter().map(|d| d.error.to_string()).collect();
             tracing::warn!(
                 ?reasons,
                 "temporary failure before relaying; upstream will retry"
@@ -628,7 +470,7 @@ impl Shared {
                 // One answer for all: relay nothing, so the upstream MTA's retry delivers
                 // every recipient exactly once.
                 settled.before_relay = Some(Reply::temp_fail(
-                    "4.3.0",
+                    status::TEMPORARY_LOCAL,
                     format!("temporary failure, try again later: {}", reasons.join("; ")),
                 ));
                 return settled;
@@ -636,8 +478,8 @@ impl Shared {
             // One answer each: only these are retried; the others are relayed now.
             for d in deferred {
                 let reply = Reply::temp_fail(
-                    "4.3.0",
-                    format!("temporary failure, try again later: {}", d.reason),
+                    status::TEMPORARY_LOCAL,
+                    format!("temporary failure, try again later: {}", d.error),
                 );
                 for rcpt in d.recipients {
                     settled.temporary.push((rcpt.clone(), rcpt, reply.clone()));
@@ -649,13 +491,24 @@ impl Shared {
         for delivery in &deliveries {
             let bytes = match self.payload(&delivery.message).await {
                 Ok(b) => b,
-                Err(reason) => {
-                    self.metrics.failure(CryptoFailure::EncryptFailed);
+                Err(error) if error.is_temporary() => {
+                    let reply = Reply::temp_fail(
+                        error.enhanced(),
+                        format!("temporary failure, try again later: {error}"),
+                    );
+                    for rcpt in &delivery.recipients {
+                        settled
+                            .temporary
+                            .push((rcpt.clone(), rcpt.clone(), reply.clone()));
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    self.count_failure(&error);
                     for rcpt in &delivery.recipients {
                         plan.refused.push(Refusal {
                             recipient: rcpt.clone(),
-                            enhanced: "5.7.1",
-                            reason: reason.clone(),
+                            error: error.clone(),
                             direction: delivery.direction,
                         });
                     }
@@ -762,26 +615,18 @@ impl Shared {
     }
 
     /// The bytes of a delivery, encrypting (on a crypto thread) when it is due.
-    async fn payload(&self, payload: &Payload) -> Result<Arc<Vec<u8>>, String> {
-        match payload {
-            Payload::Ready(bytes) => Ok(bytes.clone()),
-            Payload::EncryptFor {
-                signed,
-                certificate,
-                cipher,
-            } => {
-                let Ok(_permit) = self.cpu.acquire().await else {
-                    return Err("shutting down".into());
-                };
-                let (signed, certificate, cipher) = (signed.clone(), certificate.clone(), *cipher);
-                let crypto = self.keys.crypto();
-                tokio::task::spawn_blocking(move || {
-                    crate::outbound::encrypt(crypto, &signed, &certificate, cipher).map(Arc::new)
-                })
-                .await
-                .map_err(|e| format!("encryption failed: {e}"))?
-            }
+    async fn payload(&self, payload: &Payload) -> Result<Arc<Vec<u8>>, PipelineError> {
+        if let Payload::Ready(bytes) = payload {
+            return Ok(bytes.clone());
         }
+        let Ok(_permit) = self.cpu.acquire().await else {
+            return Err(PipelineError::Temporary("shutting down".into()));
+        };
+        let payload = payload.clone();
+        let crypto = self.keys.crypto();
+        tokio::task::spawn_blocking(move || payload.bytes(crypto))
+            .await
+            .map_err(|e| PipelineError::EncryptFailed(format!("encryption failed: {e}")))?
     }
 
     /// Tell the sender which recipients were refused (others were delivered). `original` is
@@ -819,16 +664,16 @@ impl Shared {
             .iter()
             .map(|r| FailedRecipient {
                 address: r.recipient.clone(),
-                status: r.enhanced.to_string(),
-                diagnostic: format!("550 {} {}", r.enhanced, r.reason),
-                reason: r.reason.clone(),
+                status: r.error.enhanced().to_string(),
+                diagnostic: format!("550 {} {}", r.error.enhanced(), r.error),
+                reason: r.error.to_string(),
                 original_recipient: original_recipient(&r.recipient),
             })
             .collect();
         failed.extend(permanent.iter().map(|(rcpt, reply)| FailedRecipient {
             address: rcpt.clone(),
             status: if reply.enhanced.is_empty() {
-                "5.0.0".into()
+                status::PERMANENT_UNSPECIFIED.into()
             } else {
                 reply.enhanced.clone()
             },
@@ -878,17 +723,17 @@ fn refusal_reply(refused: &[Refusal], permanent: &[(String, Reply)]) -> Reply {
     if refused.is_empty() && permanent.len() == 1 {
         return permanent[0].1.clone();
     }
-    if refused.len() == 1 && permanent.is_empty() {
-        return Reply::perm_fail(refused[0].enhanced, refused[0].reason.clone());
+    if let ([only], []) = (refused, permanent) {
+        return Reply::perm_fail(only.error.enhanced(), only.error.to_string());
     }
     let mut lines: Vec<String> = refused
         .iter()
-        .map(|r| format!("{}: {}", r.recipient, r.reason))
+        .map(|r| format!("{}: {}", r.recipient, r.error))
         .collect();
     lines.extend(
         permanent
             .iter()
             .map(|(rcpt, reply)| format!("{rcpt}: {}", reply.text)),
     );
-    Reply::perm_fail("5.7.1", lines.join("\n"))
+    Reply::perm_fail(status::REFUSED_BY_POLICY, lines.join("\n"))
 }

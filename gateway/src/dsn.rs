@@ -1,11 +1,16 @@
 //! RFC 3464 delivery status notifications for recipients refused by policy, sent back to the
 //! original sender when a message is delivered to some recipients and not to others.
 //!
-//! Built by hand rather than with mail-builder: the three parts have fixed, simple layouts
-//! (`message/delivery-status` is a header-like block that must stay 7-bit;
-//! `message/global-delivery-status`, RFC 6533, when an address is UTF-8), and this keeps
-//! the output byte-for-byte predictable.
+//! The MIME structure, the header encoding and the transfer encoding of the text are
+//! mail-builder's; the `message/delivery-status` report itself is a header-like block written
+//! here (it must stay 7-bit; `message/global-delivery-status`, RFC 6533, when an address is
+//! UTF-8).
 
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart, MimePart};
+use mail_builder::MessageBuilder;
 use rand::RngCore;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
@@ -59,6 +64,8 @@ pub enum DsnError {
     NullSender,
     #[error("no failed recipients to report")]
     NoRecipients,
+    #[error("the notification could not be written: {0}")]
+    Build(String),
 }
 
 /// Most of the original header block included, so a huge header cannot make a huge bounce.
@@ -84,12 +91,11 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
         }
     };
     let message_id = format!(
-        "<dsn.{}.{:016x}@{}>",
+        "dsn.{}.{:016x}@{}",
         now.unix_timestamp(),
         rng.next_u64(),
         host
     );
-    let date = now.format(&Rfc2822).unwrap_or_default();
 
     let mut human = String::new();
     human.push_str("This is the mail system at ");
@@ -137,52 +143,41 @@ pub fn build_dsn(req: &DsnRequest<'_>, now: OffsetDateTime) -> Result<Dsn, DsnEr
         ));
     }
 
-    let mut out = Vec::with_capacity(2048 + headers.len());
-    let mut h = |name: &str, value: &str| {
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    };
-    h(
-        "From",
-        &format!("Mail Delivery System <{}>", one_line(req.from)),
-    );
-    h("To", &format!("<{sender}>"));
-    h("Subject", "Undelivered Mail Returned to Sender");
-    h("Date", &date);
-    h("Message-ID", &message_id);
-    h("Auto-Submitted", "auto-replied");
-    h("MIME-Version", "1.0");
-    h(
-        "Content-Type",
-        &format!("multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\""),
-    );
-    out.extend_from_slice(b"\r\nThis is a MIME-encapsulated delivery status notification.\r\n");
-
-    let part = |out: &mut Vec<u8>, headers: &str, body: &[u8]| {
-        out.extend_from_slice(format!("\r\n--{boundary}\r\n{headers}\r\n").as_bytes());
-        out.extend_from_slice(body);
-    };
-    part(
-        &mut out,
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Description: Notification\r\n",
-        quoted_printable(human.as_bytes()).as_bytes(),
-    );
     // UTF-8 in the report needs the internationalised type (RFC 6533 §6).
-    let status_type = if status.is_ascii() {
-        "message/delivery-status"
+    let (status_type, status_encoding) = if status.is_ascii() {
+        ("message/delivery-status", "7bit")
     } else {
-        "message/global-delivery-status"
+        ("message/global-delivery-status", "8bit")
     };
-    part(
-        &mut out,
-        &format!("Content-Type: {status_type}\r\nContent-Description: Delivery report\r\n"),
-        status.as_bytes(),
+    let headers_encoding = if headers.is_ascii() { "7bit" } else { "8bit" };
+    let report = MimePart::new(
+        ContentType::new("multipart/report")
+            .attribute("report-type", "delivery-status")
+            .attribute("boundary", boundary),
+        vec![
+            MimePart::new("text/plain", human)
+                .header("Content-Description", Raw::new("Notification")),
+            MimePart::new(status_type, BodyPart::Binary(status.into_bytes().into()))
+                .transfer_encoding(status_encoding)
+                .header("Content-Description", Raw::new("Delivery report")),
+            MimePart::new("text/rfc822-headers", BodyPart::Binary(headers.into()))
+                .transfer_encoding(headers_encoding)
+                .header(
+                    "Content-Description",
+                    Raw::new("Undelivered message headers"),
+                ),
+        ],
     );
-    part(
-        &mut out,
-        "Content-Type: text/rfc822-headers\r\nContent-Description: Undelivered message headers\r\n",
-        &headers,
-    );
-    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let out = MessageBuilder::new()
+        .from(("Mail Delivery System", one_line(req.from).as_str()))
+        .to(sender.as_str())
+        .subject("Undelivered Mail Returned to Sender")
+        .date(Date::new(now.unix_timestamp()))
+        .message_id(message_id)
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .body(report)
+        .write_to_vec()
+        .map_err(|e| DsnError::Build(e.to_string()))?;
 
     Ok(Dsn {
         mail_from: String::new(),
@@ -231,37 +226,7 @@ fn ascii_line(s: &str) -> String {
 }
 
 fn valid_permanent_status(s: &str) -> bool {
-    crate::receive::enhanced_matches(550, s)
-}
-
-/// Quoted-printable (RFC 2045 §6.7) for CRLF text: lines of at most 76 characters.
-fn quoted_printable(text: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len() * 11 / 10);
-    let mut lines = text.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut col = 0;
-        for (i, &b) in line.iter().enumerate() {
-            let last = i + 1 == line.len();
-            let literal =
-                (b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=';
-            let piece = if literal {
-                (b as char).to_string()
-            } else {
-                format!("={b:02X}")
-            };
-            if col + piece.len() > 75 {
-                out.push_str("=\r\n");
-                col = 0;
-            }
-            col += piece.len();
-            out.push_str(&piece);
-        }
-        if lines.peek().is_some() {
-            out.push_str("\r\n");
-        }
-    }
-    out
+    crate::reply::enhanced_matches(550, s)
 }
 
 #[cfg(test)]
@@ -435,13 +400,6 @@ mod tests {
             build_dsn(&req, OffsetDateTime::UNIX_EPOCH).unwrap_err(),
             DsnError::NoRecipients
         );
-    }
-
-    #[test]
-    fn quoted_printable_lines() {
-        let qp = quoted_printable("é=x \r\n".repeat(40).as_bytes());
-        assert!(qp.lines().all(|l| l.len() <= 76));
-        assert!(qp.starts_with("=C3=A9=3Dx=20\r\n"));
     }
 
     #[test]

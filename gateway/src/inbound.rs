@@ -11,6 +11,7 @@ use certstore::{CaptureOutcome, PartnerCapture, Store, ValidationStatus};
 use crate::address;
 use crate::keys::{self, KeyCache, LoadedIdentity};
 use crate::mime::{self, headers, Layer, Opened};
+use crate::pipeline::PipelineError;
 use crate::smime::verify::SignatureReport;
 use crate::smime::SmimeError;
 use crate::telemetry::Outcome;
@@ -23,11 +24,6 @@ pub struct InboundResult {
     pub smime: SmimeResult,
     pub outcome: Outcome,
 }
-
-/// A failure that may pass (the store or a key could not be read): the upstream MTA must
-/// keep the message and retry, not receive it undecrypted.
-#[derive(Debug)]
-pub struct Temporary(pub String);
 
 pub struct Inbound<'a> {
     pub store: &'a Store,
@@ -47,13 +43,15 @@ impl Inbound<'_> {
     /// captured once, however many recipients it has. `message` must already be free of forged
     /// verdict headers ([`crate::verdict::strip_incoming`], done once by the dispatcher). A recipient whose keys no opened
     /// envelope names gets the message undecrypted, as if opened with their keys alone.
-    /// Recipients whose keys could not be loaded are left out, each with a [`Temporary`].
+    /// Recipients whose keys could not be loaded are left out, each with a
+    /// [`PipelineError::Temporary`]: the upstream MTA must keep the message and retry, not
+    /// receive it undecrypted.
     pub fn process_all(
         &self,
         recipients: &[String],
         message: &[u8],
         now: SystemTime,
-    ) -> (Vec<InboundGroup>, Vec<Temporary>) {
+    ) -> (Vec<InboundGroup>, Vec<PipelineError>) {
         let mut temporary = Vec::new();
         let mut identities: Vec<Arc<LoadedIdentity>> = Vec::new();
         // For each identity, the recipients (indices) holding it.
@@ -67,7 +65,7 @@ impl Inbound<'_> {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::error!(recipient, error = %e, "cannot load proxy keys");
-                    temporary.push(Temporary(format!(
+                    temporary.push(PipelineError::Temporary(format!(
                         "cannot load the proxy keys of {recipient}"
                     )));
                     continue;
@@ -128,7 +126,7 @@ impl Inbound<'_> {
         opened: &Opened,
         message: &[u8],
         now: SystemTime,
-    ) -> Result<InboundResult, Temporary> {
+    ) -> Result<InboundResult, PipelineError> {
         // Not opened at all: deliver the original, unchanged but for our headers.
         if opened.was_encrypted() && !opened.decrypted() {
             let reason = opened
@@ -224,7 +222,7 @@ impl Inbound<'_> {
         delivered: &[u8],
         now: SystemTime,
         status: &mut Vec<String>,
-    ) -> Result<SmimeResult, Temporary> {
+    ) -> Result<SmimeResult, PipelineError> {
         let signatures: Vec<&SignatureReport> = opened
             .layers
             .iter()
@@ -323,7 +321,7 @@ impl Inbound<'_> {
         sig: &SignatureReport,
         message_id: Option<String>,
         now: SystemTime,
-    ) -> Result<SmimeResult, Temporary> {
+    ) -> Result<SmimeResult, PipelineError> {
         let Some(cert) = certificate else {
             return Ok(SmimeResult::Fail {
                 reason: "no signer certificate".into(),
@@ -358,7 +356,9 @@ impl Inbound<'_> {
             },
             Err(e) => {
                 tracing::error!(error = %e, "certificate capture failed");
-                return Err(Temporary("the certificate store is unavailable".into()));
+                return Err(PipelineError::Temporary(
+                    "the certificate store is unavailable".into(),
+                ));
             }
         })
     }

@@ -1,7 +1,9 @@
 //! Outbound: check who may sign (the header `From:` must be the submitter, or allowed by
-//! `send_as`), decide per recipient what policy allows, then sign with the sender's proxy key
-//! and encrypt to the recipient's newest valid certificate.
+//! `send_as`), decide per recipient what policy allows, then sign once with the sender's proxy
+//! key and encrypt to each recipient's newest valid certificate, now or just before relaying.
+//! The whole stage is [`Outbound::process`]: it returns the deliveries and the refusals.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use certstore::{DomainPolicy, Store};
@@ -11,10 +13,13 @@ use crate::address::{domain_of, normalise, sole_address};
 use crate::config::{Config, PolicyWithoutCertificate};
 use crate::keys::{self, KeyCache, KeyLoadError, LoadedIdentity};
 use crate::mime::{self, SignFormat};
+use crate::pipeline::PipelineError;
+use crate::receive::Envelope;
 use crate::smime::certs;
 use crate::smime::crypto::CryptoProvider;
 use crate::smime::encrypt::EncryptOptions;
 use crate::smime::ContentCipher;
+use crate::telemetry::Outcome;
 
 /// What may be sent to one external recipient.
 #[derive(Debug)]
@@ -35,13 +40,55 @@ pub enum Decision {
     Temporary { reason: String },
 }
 
-/// Why a message cannot be signed.
-#[derive(Debug)]
-pub enum SignError {
-    /// Permanent: the submitter may not sign as the message's `From:` (550 5.7.1).
-    Refused(String),
-    /// May pass (store or key unreadable): 451 4.3.0.
-    Temporary(String),
+/// What a delivery sends. Encryption to a recipient is done just before relaying it when
+/// there are several, so a large message to many partners holds one encrypted copy at a time,
+/// not one per recipient.
+#[derive(Clone)]
+pub enum Payload {
+    Ready(Arc<Vec<u8>>),
+    EncryptFor {
+        signed: Arc<Vec<u8>>,
+        certificate: Box<Certificate>,
+        cipher: ContentCipher,
+    },
+}
+
+impl Payload {
+    pub fn ready(bytes: Vec<u8>) -> Self {
+        Self::Ready(Arc::new(bytes))
+    }
+
+    /// The bytes to send, encrypted now when that is due: CPU-bound, call it on a crypto
+    /// thread.
+    pub fn bytes(&self, crypto: &CryptoProvider) -> Result<Arc<Vec<u8>>, PipelineError> {
+        match self {
+            Payload::Ready(bytes) => Ok(bytes.clone()),
+            Payload::EncryptFor {
+                signed,
+                certificate,
+                cipher,
+            } => encrypt(crypto, signed, certificate, *cipher).map(Arc::new),
+        }
+    }
+}
+
+/// One message the outbound stage sends.
+pub struct OutboundDelivery {
+    /// Only over STARTTLS with a verified certificate (domains approved `tls`).
+    pub over_tls: bool,
+    pub recipients: Vec<String>,
+    pub payload: Payload,
+    pub outcome: Outcome,
+}
+
+/// What the outbound stage made of one message for its outbound recipients.
+#[derive(Default)]
+pub struct OutboundPlan {
+    pub deliveries: Vec<OutboundDelivery>,
+    /// Recipients refused for good, each with why.
+    pub refused: Vec<(String, PipelineError)>,
+    /// Recipients to retry, in groups that failed together, with why.
+    pub deferred: Vec<(Vec<String>, PipelineError)>,
 }
 
 pub struct Outbound<'a> {
@@ -119,10 +166,14 @@ impl Outbound<'_> {
     /// The address this message may be signed as: its one `From:` address, which must be the
     /// envelope sender (the person who submitted, any case) or one that `send_as` allows the
     /// submitter, and must be allowed a proxy identity. `Err` is the refusal, for a person.
-    pub fn signing_address(&self, mail_from: &str, message: &[u8]) -> Result<String, String> {
+    pub fn signing_address(
+        &self,
+        mail_from: &str,
+        message: &[u8],
+    ) -> Result<String, PipelineError> {
         let submitter = normalise(mail_from);
         let from = sole_address(message, "From").map_err(|e| {
-            format!("the message cannot be signed for {submitter}: {e}; it needs exactly one From: address, yours")
+            PipelineError::Refused(format!("the message cannot be signed for {submitter}: {e}; it needs exactly one From: address, yours"))
         })?;
         let allowed = from == submitter
             || self
@@ -132,27 +183,26 @@ impl Outbound<'_> {
                 .get(&submitter)
                 .is_some_and(|list| list.contains(&from));
         if !allowed {
-            return Err(format!(
+            return Err(PipelineError::Refused(format!(
                 "you submitted as {submitter} but the message says From: {from}; the gateway signs only as the person who submits (if {submitter} may send as {from}, the mail administrators can allow it with [outbound] send_as)"
-            ));
+            )));
         }
         self.config
             .proxy_identity_addresses()
             .check(&from)
-            .map_err(|e| format!("{from} cannot sign outgoing mail: {e}"))?;
+            .map_err(|e| {
+                PipelineError::Refused(format!("{from} cannot sign outgoing mail: {e}"))
+            })?;
         Ok(from)
     }
 
     /// The proxy identity of `address` (see [`Self::signing_address`]), issued on first use.
-    pub fn signing_identity(
-        &self,
-        address: &str,
-    ) -> Result<std::sync::Arc<LoadedIdentity>, SignError> {
+    pub fn signing_identity(&self, address: &str) -> Result<Arc<LoadedIdentity>, PipelineError> {
         self.keys
             .signing_identity(self.store, &self.config.proxy_identity_addresses(), address)
             .map_err(|e| match e {
-                KeyLoadError::NotInternal(e) => SignError::Refused(e.to_string()),
-                e => SignError::Temporary(format!(
+                KeyLoadError::NotInternal(e) => PipelineError::Refused(e.to_string()),
+                e => PipelineError::SignFailed(format!(
                     "cannot obtain a proxy certificate for {address}: {e}"
                 )),
             })
@@ -164,11 +214,11 @@ impl Outbound<'_> {
         identity: &LoadedIdentity,
         message: &[u8],
         now: SystemTime,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, PipelineError> {
         let chain = self
             .keys
             .proxy_ca_chain(self.store)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| PipelineError::SignFailed(e.to_string()))?;
         mime::sign_message(
             self.keys.crypto(),
             message,
@@ -176,8 +226,161 @@ impl Outbound<'_> {
             SignFormat::Detached,
             now,
         )
-        .map_err(|e| format!("signing failed: {e}"))
+        .map_err(|e| PipelineError::SignFailed(format!("signing failed: {e}")))
     }
+
+    /// The whole outbound stage for `recipients` of one message: who may sign (checked for
+    /// clear text too: mail leaves the organisation only under the name of the person who
+    /// submitted it), a decision per recipient, one signature for all, and encryption per
+    /// recipient: now when there is one partner, just before relaying when there are several.
+    pub fn process(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        recipients: Vec<String>,
+        now: SystemTime,
+    ) -> OutboundPlan {
+        let mut plan = OutboundPlan::default();
+        let submitted = &envelope.forwarded;
+        let signing_address = match self.signing_address(&envelope.mail_from, message) {
+            Ok(address) => address,
+            Err(error) => {
+                refuse_identity(envelope, recipients, error, &mut plan);
+                return plan;
+            }
+        };
+        let decisions: Vec<(String, Decision)> = recipients
+            .into_iter()
+            .map(|r| {
+                let d = self.decide(&r);
+                (r, d)
+            })
+            .collect();
+        let count = |f: fn(&Decision) -> bool| decisions.iter().filter(|(_, d)| f(d)).count();
+        tracing::info!(
+            submitter = %envelope.mail_from,
+            from = %signing_address,
+            login = submitted.login.as_deref().unwrap_or("-"),
+            orig_client = submitted.addr.as_deref().unwrap_or("-"),
+            encrypt = count(|d| matches!(d, Decision::Encrypt { .. })),
+            sign_over_tls = count(|d| matches!(d, Decision::SignOverTls)),
+            plaintext = count(|d| matches!(d, Decision::Plaintext)),
+            refused = count(|d| matches!(d, Decision::Refuse { .. })),
+            temporary = count(|d| matches!(d, Decision::Temporary { .. })),
+            "outbound decisions"
+        );
+        let needs_signature = decisions
+            .iter()
+            .any(|(_, d)| matches!(d, Decision::Encrypt { .. } | Decision::SignOverTls));
+        // One signature serves every recipient; encryption is per recipient.
+        let signed = if needs_signature {
+            let signed = self
+                .signing_identity(&signing_address)
+                .and_then(|identity| self.sign(&identity, message, now));
+            match signed {
+                Ok(s) => Some(Arc::new(s)),
+                Err(error @ PipelineError::Refused(_)) => {
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    refuse_identity(envelope, recipients, error, &mut plan);
+                    return plan;
+                }
+                Err(error) => {
+                    tracing::error!(reason = %error, "outbound signing failed");
+                    let recipients = decisions.into_iter().map(|(rcpt, _)| rcpt).collect();
+                    plan.deferred.push((recipients, error));
+                    return plan;
+                }
+            }
+        } else {
+            None
+        };
+        let signed_or_original = || signed.clone().unwrap_or_else(|| Arc::new(message.to_vec()));
+        let encrypt_count = decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Encrypt { .. }))
+            .count();
+        let mut over_tls = Vec::new();
+        let mut plaintext = Vec::new();
+        for (rcpt, decision) in decisions {
+            match decision {
+                Decision::Refuse { reason } => {
+                    plan.refused.push((rcpt, PipelineError::Refused(reason)))
+                }
+                Decision::Temporary { reason } => plan.deferred.push((
+                    vec![rcpt.clone()],
+                    PipelineError::Temporary(format!("{rcpt}: {reason}")),
+                )),
+                Decision::Plaintext => plaintext.push(rcpt),
+                Decision::SignOverTls => over_tls.push(rcpt),
+                Decision::Encrypt {
+                    certificate,
+                    cipher,
+                } => {
+                    let payload = Payload::EncryptFor {
+                        signed: signed_or_original(),
+                        certificate,
+                        cipher,
+                    };
+                    // One encrypted copy is made now, on this crypto thread; with several
+                    // partners, each copy is made just before it is relayed (bounded memory).
+                    let payload = if encrypt_count == 1 {
+                        match payload.bytes(self.keys.crypto()) {
+                            Ok(bytes) => Payload::Ready(bytes),
+                            Err(error) => {
+                                plan.refused.push((rcpt, error));
+                                continue;
+                            }
+                        }
+                    } else {
+                        payload
+                    };
+                    plan.deliveries.push(OutboundDelivery {
+                        over_tls: false,
+                        recipients: vec![rcpt],
+                        payload,
+                        outcome: Outcome::Encrypted,
+                    });
+                }
+            }
+        }
+        if !over_tls.is_empty() {
+            plan.deliveries.push(OutboundDelivery {
+                over_tls: true,
+                recipients: over_tls,
+                payload: Payload::Ready(signed_or_original()),
+                outcome: Outcome::SignedTls,
+            });
+        }
+        if !plaintext.is_empty() {
+            plan.deliveries.push(OutboundDelivery {
+                over_tls: false,
+                recipients: plaintext,
+                payload: Payload::ready(message.to_vec()),
+                outcome: Outcome::Plaintext,
+            });
+        }
+        plan
+    }
+}
+
+/// The message may not be signed as its From: every outbound recipient is refused
+/// (550 5.7.1), and the decision is logged with who submitted it.
+fn refuse_identity(
+    envelope: &Envelope,
+    recipients: Vec<String>,
+    error: PipelineError,
+    plan: &mut OutboundPlan,
+) {
+    let submitted = &envelope.forwarded;
+    tracing::warn!(
+        submitter = %envelope.mail_from,
+        login = submitted.login.as_deref().unwrap_or("-"),
+        orig_client = submitted.addr.as_deref().unwrap_or("-"),
+        reason = %error,
+        "outbound refused: signing identity"
+    );
+    plan.refused
+        .extend(recipients.into_iter().map(|rcpt| (rcpt, error.clone())));
 }
 
 fn store_unavailable() -> Decision {
@@ -193,13 +396,13 @@ pub fn encrypt(
     signed: &[u8],
     certificate: &Certificate,
     cipher: ContentCipher,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, PipelineError> {
     let options = EncryptOptions {
         cipher,
         ..EncryptOptions::default()
     };
     mime::encrypt_message(crypto, signed, &[certificate], options)
-        .map_err(|e| format!("encryption failed: {e}"))
+        .map_err(|e| PipelineError::EncryptFailed(format!("encryption failed: {e}")))
 }
 
 /// AES-256-GCM only for a partner whose own signed mail advertised it (Apple Mail and some
@@ -243,7 +446,7 @@ mod tests {
                 .approve_domain(domain, DomainPolicy::Smime, "test", "")
                 .unwrap();
         }
-        let mut config = Config::default_for_run(dir.path());
+        let mut config = Config::default_for_run(dir.path()).unwrap();
         config.internal_domains = vec!["agency.example".into()];
         config.outbound.plaintext_domains =
             vec!["listed.example".into(), "listed-approved.example".into()];
@@ -321,7 +524,9 @@ mod tests {
         )]);
         let sign_as = |f: &Fixture, submitter: &str, from: &str| {
             let msg = format!("{from}Subject: s\r\n\r\nbody\r\n");
-            f.outbound().signing_address(submitter, msg.as_bytes())
+            f.outbound()
+                .signing_address(submitter, msg.as_bytes())
+                .map_err(|e| e.to_string())
         };
         assert_eq!(
             sign_as(&f, "<User@Agency.Example>", "From: USER@agency.example\r\n").as_deref(),
@@ -374,7 +579,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             f.outbound().signing_identity("ceo@bigbank.example"),
-            Err(SignError::Refused(_))
+            Err(PipelineError::Refused(_))
         ));
         assert!(f
             .store
@@ -402,7 +607,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             other.outbound().signing_identity("user@agency.example"),
-            Err(SignError::Temporary(_))
+            Err(PipelineError::SignFailed(_))
         ));
     }
 }

@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn routes_by_envelope() {
-        let mut config = Config::default_for_run(std::path::Path::new("/tmp/x"));
+        let mut config = Config::default_for_run(std::path::Path::new("/tmp/x")).unwrap();
         config.internal_domains = vec!["agency.example".into()];
         config.cert_query_address = "cert-query@agency.example".into();
         assert_eq!(

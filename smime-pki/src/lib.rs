@@ -1,9 +1,11 @@
 //! The facts certstore, the gateway and the admin API share, with one set of rules each:
-//! addresses and domains ([`name`]), where a header block ends ([`header`]).
+//! addresses and domains ([`name`]), where a header block ends ([`header`]), the facts read
+//! from a certificate that the store and the engine both use ([`cert`]).
 //!
 //! Pure functions and values only: no I/O, no store, no engine, so every crate can use it
 //! without depending on another.
 
+pub mod cert;
 pub mod header;
 pub mod name;
 

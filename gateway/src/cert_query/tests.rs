@@ -76,7 +76,7 @@ fn fixture_store() -> Fixture {
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
-    let mut config = Config::default_for_run(dir.path());
+    let mut config = Config::default_for_run(dir.path()).unwrap();
     config.internal_domains = vec!["agency.example".into()];
     config.cert_query_address = "cert-query@agency.example".into();
     Fixture {
@@ -469,7 +469,7 @@ fn loops_get_no_reply() {
     // No proxy CA needed: none of these gets as far as the store.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store"), StoreConfig::default()).unwrap();
-    let mut config = Config::default_for_run(dir.path());
+    let mut config = Config::default_for_run(dir.path()).unwrap();
     config.cert_query_address = "cert-query@agency.example".into();
     let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(100, 1000);
@@ -555,7 +555,7 @@ fn internal_failures_are_temporary_and_do_not_use_the_allowance() {
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
-    let config = Config::default_for_run(dir.path());
+    let config = Config::default_for_run(dir.path()).unwrap();
     let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(1, 1000);
     let cq = CertQuery {
@@ -582,7 +582,7 @@ fn garbage_never_panics() {
     store
         .approve_domain("partner.example", DomainPolicy::Smime, "test", "")
         .unwrap();
-    let config = Config::default_for_run(dir.path());
+    let config = Config::default_for_run(dir.path()).unwrap();
     let keys = KeyCache::new(crate::smime::crypto::default_provider());
     let limiter = RateLimiter::new(1000, 1000);
     let cq = CertQuery {

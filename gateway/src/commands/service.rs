@@ -210,7 +210,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_default(args: RunDefaultArgs) -> anyhow::Result<ExitCode> {
-    let mut config = Config::default_for_run(&args.data_dir);
+    let mut config = Config::default_for_run(&args.data_dir)?;
     // `make run` is a local try-out: trust the system store and nothing else.
     config.admin.token_file = args.data_dir.join("admin.token");
     run(config, None, args.log.log_format)

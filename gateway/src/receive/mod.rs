@@ -14,7 +14,6 @@ mod session;
 mod tls;
 mod xforward;
 
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +24,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::config;
+pub(crate) use crate::reply::enhanced_matches;
+pub use crate::reply::Reply;
 pub use limits::SessionLimits;
 pub use params::{decode_xtext, MailParams, Notify, RcptParams, Ret};
 pub use tls::{load_server_tls, TlsSetupError};
@@ -58,148 +60,6 @@ impl Envelope {
             .position(|r| r == rcpt)
             .and_then(|i| self.rcpt_params.get(i))
     }
-}
-
-/// An SMTP reply: code, enhanced status code (RFC 3463, may be empty) and text, which may
-/// span several lines (separated by `\n`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub enhanced: String,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn new(code: u16, enhanced: impl Into<String>, text: impl Into<String>) -> Self {
-        Reply {
-            code,
-            enhanced: enhanced.into(),
-            text: text.into(),
-        }
-    }
-
-    /// `250 2.0.0 OK`.
-    pub fn ok() -> Self {
-        Reply::new(250, "2.0.0", "OK")
-    }
-
-    /// `250 2.0.0 <text>`.
-    pub fn ok_with(text: impl Into<String>) -> Self {
-        Reply::new(250, "2.0.0", text)
-    }
-
-    /// `451 <enhanced> <text>`: the client keeps the message and retries.
-    pub fn temp_fail(enhanced: impl Into<String>, text: impl Into<String>) -> Self {
-        Reply::new(451, enhanced, text)
-    }
-
-    /// `550 <enhanced> <text>`: the client bounces the message.
-    pub fn perm_fail(enhanced: impl Into<String>, text: impl Into<String>) -> Self {
-        Reply::new(550, enhanced, text)
-    }
-
-    pub fn is_success(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-
-    pub fn is_temporary(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        (500..600).contains(&self.code)
-    }
-
-    /// The reply as it goes on the wire (CRLF line ends, `code-` continuation lines).
-    ///
-    /// Anything a handler might get wrong (a code outside 2xx–5xx, an enhanced code of the
-    /// wrong class, control characters, over-long lines) is repaired here, because an invalid
-    /// reply would make the upstream MTA treat the session as broken.
-    pub fn to_wire(&self) -> String {
-        let (code, enhanced, text) = if (200..600).contains(&self.code) {
-            (self.code, self.enhanced.as_str(), self.text.as_str())
-        } else {
-            (
-                451,
-                "4.3.0",
-                "Internal error: invalid reply from message handler",
-            )
-        };
-        let enhanced = if enhanced_matches(code, enhanced) {
-            enhanced
-        } else {
-            ""
-        };
-        let mut lines: Vec<String> = Vec::new();
-        for raw in text.split('\n') {
-            let clean: String = raw
-                .trim_end_matches('\r')
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            // RFC 5321 limits a reply line to 512 octets; split long text at char boundaries.
-            let mut rest = clean.as_str();
-            loop {
-                if rest.len() <= 400 {
-                    lines.push(rest.to_string());
-                    break;
-                }
-                let mut cut = 400;
-                while !rest.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                lines.push(rest[..cut].to_string());
-                rest = &rest[cut..];
-            }
-        }
-        let mut out = String::new();
-        let last = lines.len().saturating_sub(1);
-        for (i, line) in lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            out.push_str(&code.to_string());
-            out.push(sep);
-            if !enhanced.is_empty() {
-                out.push_str(enhanced);
-                if !line.is_empty() {
-                    out.push(' ');
-                }
-            }
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-        out
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code)?;
-        if !self.enhanced.is_empty() {
-            write!(f, " {}", self.enhanced)?;
-        }
-        let text = self.text.replace(['\r', '\n'], " ");
-        if !text.is_empty() {
-            write!(f, " {text}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether `enhanced` is a well-formed RFC 3463 code of the same class as `code`.
-pub(crate) fn enhanced_matches(code: u16, enhanced: &str) -> bool {
-    let mut parts = enhanced.split('.');
-    let (Some(class), Some(subject), Some(detail), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let digits = |s: &str, max: usize| {
-        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    class.len() == 1
-        && class.as_bytes()[0] == b'0' + (code / 100) as u8
-        && digits(subject, 3)
-        && digits(detail, 3)
 }
 
 /// What the gateway does with a received message. The reply becomes the answer to DATA.
@@ -266,17 +126,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults suitable for tests and `make run`.
+    /// The configuration file's defaults ([`crate::config`]), on plain SMTP.
     pub fn new(hostname: impl Into<String>) -> Self {
         ServerConfig {
             protocol: Protocol::Smtp,
             hostname: hostname.into(),
-            max_message_size: 50 * 1024 * 1024,
-            idle_timeout: Duration::from_secs(120),
-            command_timeout: Duration::from_secs(60),
+            max_message_size: config::DEFAULT_MAX_MESSAGE_SIZE,
+            idle_timeout: Duration::from_secs(config::DEFAULT_IDLE_TIMEOUT_SECS),
+            command_timeout: Duration::from_secs(config::DEFAULT_COMMAND_TIMEOUT_SECS),
             tls: None,
-            max_sessions: 100,
-            trusted_clients: crate::config::default_trusted_clients(),
+            max_sessions: config::DEFAULT_MAX_SESSIONS,
+            trusted_clients: config::default_trusted_clients(),
             limits: SessionLimits::default(),
         }
     }
@@ -694,19 +554,6 @@ mod tests {
         assert_eq!(code, 421);
         first.assert_closed().await;
         assert!(TcpStream::connect(addr).await.is_err());
-    }
-
-    #[test]
-    fn reply_wire_format_is_repaired() {
-        assert_eq!(Reply::ok().to_wire(), "250 2.0.0 OK\r\n");
-        assert_eq!(
-            Reply::new(550, "4.1.1", "a\r\nb").to_wire(),
-            "550-a\r\n550 b\r\n"
-        );
-        assert_eq!(Reply::new(0, "", "x").to_wire().get(..3), Some("451"));
-        let long = Reply::perm_fail("5.7.1", "é".repeat(500)).to_wire();
-        assert!(long.lines().all(|l| l.len() < 512));
-        assert_eq!(Reply::perm_fail("5.7.1", "no").to_string(), "550 5.7.1 no");
     }
 
     #[tokio::test]

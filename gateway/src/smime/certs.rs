@@ -1,10 +1,7 @@
 //! What the engine needs to know about certificates: identity matching and e-mail addresses.
 
-use const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
-use const_oid::db::rfc5912::ID_CE_SUBJECT_ALT_NAME;
 use der::{Decode, Encode};
 use sha1::Digest;
-use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
 use x509_cert::Certificate;
 
 use super::error::{Result, SmimeError};
@@ -42,16 +39,10 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>> {
 }
 
 /// The subjectKeyIdentifier extension, or the RFC 5280 method-1 value (SHA-1 of the public key)
-/// that OpenSSL uses when the extension is absent.
+/// that OpenSSL uses when the extension is absent (or undecodable).
 pub fn subject_key_identifier(cert: &Certificate) -> Vec<u8> {
-    if let Some(exts) = &cert.tbs_certificate.extensions {
-        for ext in exts {
-            if ext.extn_id == ID_CE_SUBJECT_KEY_IDENTIFIER {
-                if let Ok(ski) = SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()) {
-                    return ski.0.as_bytes().to_vec();
-                }
-            }
-        }
+    if let Ok(Some(ski)) = smime_pki::cert::subject_key_identifier(cert) {
+        return ski;
     }
     let key = cert
         .tbs_certificate
@@ -61,42 +52,11 @@ pub fn subject_key_identifier(cert: &Certificate) -> Vec<u8> {
     sha1::Sha1::digest(key).to_vec()
 }
 
-/// The subjectAltName addresses (rfc822Name, SmtpUTF8Mailbox), then any emailAddress in the
-/// subject, normalised as the mail flow compares them.
+/// The certificate's e-mail addresses by the one rule of [`smime_pki::cert::email_addresses`]
+/// (the subjectAltName's; the subject's emailAddress only without a SAN); none when the SAN
+/// does not decode.
 pub fn email_addresses(cert: &Certificate) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(exts) = &cert.tbs_certificate.extensions {
-        for ext in exts {
-            if ext.extn_id == ID_CE_SUBJECT_ALT_NAME {
-                if let Ok(san) = SubjectAltName::from_der(ext.extn_value.as_bytes()) {
-                    out.extend(
-                        certstore::san_email_addresses(&san)
-                            .iter()
-                            .map(|a| crate::address::normalise(a)),
-                    );
-                }
-            }
-        }
-    }
-    let email_oid = const_oid::db::rfc3280::EMAIL_ADDRESS;
-    for rdn in cert.tbs_certificate.subject.0.iter() {
-        for atv in rdn.0.iter() {
-            if atv.oid == email_oid {
-                let value = der::asn1::Ia5StringRef::try_from(&atv.value)
-                    .map(|s| s.as_str().to_string())
-                    .or_else(|_| {
-                        der::asn1::Utf8StringRef::try_from(&atv.value).map(|s| s.to_string())
-                    });
-                if let Ok(v) = value {
-                    let v = crate::address::normalise(&v);
-                    if !out.contains(&v) {
-                        out.push(v);
-                    }
-                }
-            }
-        }
-    }
-    out
+    smime_pki::cert::email_addresses(cert).unwrap_or_default()
 }
 
 /// DER of a certificate (re-encoded; `x509-cert` round-trips DER exactly).
@@ -104,10 +64,7 @@ pub fn to_der(cert: &Certificate) -> Result<Vec<u8>> {
     cert.to_der().map_err(SmimeError::from)
 }
 
-/// The SHA-256 fingerprint as lower-case hex.
-pub fn fingerprint_sha256(cert_der: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(cert_der))
-}
+pub use smime_pki::cert::fingerprint_sha256;
 
 /// Human-readable subject (RFC 4514 string).
 pub fn subject_string(cert: &Certificate) -> String {
