@@ -7,7 +7,7 @@ use der::{Decode, Encode};
 use pkcs8::{AlgorithmIdentifierRef, PrivateKeyInfo};
 use zeroize::Zeroizing;
 
-use crate::{KeyError, PublicKeyError, MAX_RSA_BITS};
+use crate::{EcCurve, KeyError, PublicKeyAlg, PublicKeyError, MAX_RSA_BITS};
 
 const OID_RSA_ENCRYPTION: const_oid::ObjectIdentifier = const_oid::db::rfc5912::RSA_ENCRYPTION;
 
@@ -149,4 +149,60 @@ pub fn rsa_public_key(spki_der: &[u8]) -> Result<PublicRsa, PublicKeyError> {
 /// SubjectPublicKeyInfo DER of a PKCS#8 RSA key (for issuing its certificate).
 pub fn spki_of_pkcs8(pkcs8_der: &[u8]) -> Result<Vec<u8>, KeyError> {
     Ok(from_pkcs8(pkcs8_der)?.spki_der)
+}
+
+/// What a SubjectPublicKeyInfo (DER, from outside) holds, with the key-size policy applied:
+/// RSA up to [`MAX_RSA_BITS`], the NIST curves P-256/P-384/P-521 by name (explicit curve
+/// parameters and smaller curves refused), Ed25519 and X25519. The point itself is checked by
+/// the backend that uses it.
+pub fn public_key_alg(spki_der: &[u8]) -> Result<PublicKeyAlg, PublicKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    let oid = info.algorithm.oid;
+    if oid == OID_RSA_ENCRYPTION {
+        return rsa_public_key(spki_der).map(|k| PublicKeyAlg::Rsa { bits: k.bits });
+    }
+    let key = info.subject_public_key.raw_bytes();
+    if oid == PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        let curve = info
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+            .and_then(|c| EcCurve::from_oid(&c))
+            .ok_or_else(|| {
+                PublicKeyError::Unsupported(
+                    "EC key on a curve other than P-256, P-384 or P-521 (by name)".into(),
+                )
+            })?;
+        // An uncompressed point: 0x04, then two coordinates.
+        let coordinate = curve.bits().div_ceil(8);
+        if key.len() != 1 + 2 * coordinate || key.first() != Some(&4) {
+            return Err(PublicKeyError::BadKey(format!(
+                "{} public key is not an uncompressed point",
+                curve.name()
+            )));
+        }
+        return Ok(PublicKeyAlg::Ec { curve });
+    }
+    let raw_25519 = |alg| {
+        if key.len() == 32 && info.algorithm.parameters.is_none() {
+            Ok(alg)
+        } else {
+            Err(PublicKeyError::BadKey("malformed 25519 public key".into()))
+        }
+    };
+    match oid {
+        PublicKeyAlg::ED25519_OID => raw_25519(PublicKeyAlg::Ed25519),
+        PublicKeyAlg::X25519_OID => raw_25519(PublicKeyAlg::X25519),
+        other => Err(PublicKeyError::Unsupported(format!(
+            "unsupported public key algorithm {other}"
+        ))),
+    }
+}
+
+/// The raw public key bits of a SubjectPublicKeyInfo (an EC point, a 25519 key).
+pub fn public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    Ok(info.subject_public_key.raw_bytes().to_vec())
 }

@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 mod algorithms;
 pub mod implicit_rejection;
+pub mod kdf;
 pub mod keys;
 
 #[cfg(feature = "aws-lc-rs")]
@@ -25,7 +26,9 @@ pub mod aws_lc_rs;
 #[cfg(feature = "rust-crypto")]
 pub mod rust_crypto;
 
-pub use algorithms::{DigestAlg, KeyTransport, RsaSignature};
+pub use algorithms::{
+    AgreementKdf, DigestAlg, EcCurve, KeyTransport, PublicKeyAlg, RsaSignature, SignatureAlg,
+};
 pub use implicit_rejection::UnwrappedKey;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
@@ -63,6 +66,8 @@ pub enum PublicKeyError {
     BadSignature,
     #[error("RSA encryption failed")]
     EncryptionFailed,
+    #[error("key agreement failed")]
+    AgreementFailed,
 }
 
 /// Errors of the symmetric ciphers. Decryption failures carry no detail on purpose.
@@ -115,6 +120,18 @@ pub trait CipherProvider: Send + Sync {
         buffer: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CipherError>;
+    /// AES key wrap (RFC 3394, the default IV); the KEK length picks AES-128/192/256.
+    fn aes_key_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError>;
+    /// The inverse of [`Self::aes_key_wrap`]; a wrong KEK or altered input fails its integrity
+    /// check ([`CipherError::DecryptionFailed`]).
+    fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CipherError>;
+}
+
+/// The sender's half of an ephemeral-static key agreement.
+pub struct EphemeralAgreement {
+    /// The ephemeral public key as it travels: an uncompressed EC point, or 32 X25519 bytes.
+    pub public_key: Vec<u8>,
+    pub shared_secret: Zeroizing<Vec<u8>>,
 }
 
 /// RSA public-key operations on a SubjectPublicKeyInfo (DER).
@@ -133,6 +150,25 @@ pub trait PublicKeyProvider: Send + Sync {
         transport: KeyTransport,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, PublicKeyError>;
+    /// ECDSA over a precomputed `digest`; `signature` is a DER `Ecdsa-Sig-Value`. The curve
+    /// is the key's (see [`keys::public_key_alg`]).
+    fn verify_ecdsa(
+        &self,
+        spki_der: &[u8],
+        digest_alg: DigestAlg,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError>;
+    /// Ed25519 (PureEdDSA) over the whole `message`.
+    fn verify_ed25519(
+        &self,
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError>;
+    /// A fresh ephemeral key pair on the recipient's curve (EC or X25519) and the shared
+    /// secret with the recipient's public key.
+    fn agree_ephemeral(&self, spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError>;
 }
 
 pub trait SecureRandom: Send + Sync {
