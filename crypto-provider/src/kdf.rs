@@ -47,7 +47,11 @@ pub fn hkdf_sha256(
         return None;
     }
     let zero_salt = [0u8; 32];
-    let salt = if salt.is_empty() { &zero_salt[..] } else { salt };
+    let salt = if salt.is_empty() {
+        &zero_salt[..]
+    } else {
+        salt
+    };
     let prk = Zeroizing::new(digests.hmac_sha256(salt, &[ikm]));
     let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
     let mut previous = Zeroizing::new(Vec::new());

@@ -124,7 +124,8 @@ pub trait CipherProvider: Send + Sync {
     fn aes_key_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError>;
     /// The inverse of [`Self::aes_key_wrap`]; a wrong KEK or altered input fails its integrity
     /// check ([`CipherError::DecryptionFailed`]).
-    fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, CipherError>;
+    fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8])
+        -> Result<Zeroizing<Vec<u8>>, CipherError>;
 }
 
 /// The sender's half of an ephemeral-static key agreement.

@@ -392,7 +392,11 @@ fn openssl_pkeyutl(key: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
         .output()
         .unwrap();
     std::fs::remove_dir_all(dir).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -432,9 +436,21 @@ fn public_key_algorithms_and_the_key_size_policy() {
 fn openssl_ecdsa_and_ed25519_signatures_verify_and_fail_when_altered() {
     let message = b"signed attributes";
     for (key, cert, digest) in [
-        ("partner/erin-p256.key", "partner/erin-p256.pem", DigestAlg::Sha256),
-        ("partner/peggy-p384.key", "partner/peggy-p384.pem", DigestAlg::Sha384),
-        ("partner/victor-p521.key", "partner/victor-p521.pem", DigestAlg::Sha512),
+        (
+            "partner/erin-p256.key",
+            "partner/erin-p256.pem",
+            DigestAlg::Sha256,
+        ),
+        (
+            "partner/peggy-p384.key",
+            "partner/peggy-p384.pem",
+            DigestAlg::Sha384,
+        ),
+        (
+            "partner/victor-p521.key",
+            "partner/victor-p521.pem",
+            DigestAlg::Sha512,
+        ),
     ] {
         let hashed = default_provider().digest(digest, message);
         let signature = openssl_pkeyutl(key, &["-sign"], &hashed);
@@ -501,7 +517,13 @@ fn ephemeral_agreement_matches_openssl_derive() {
         let peer = dir.join("peer.der");
         let z = openssl_pkeyutl(
             key,
-            &["-derive", "-peerform", "DER", "-peerkey", peer.to_str().unwrap()],
+            &[
+                "-derive",
+                "-peerform",
+                "DER",
+                "-peerkey",
+                peer.to_str().unwrap(),
+            ],
             b"",
         );
         std::fs::remove_dir_all(dir).unwrap();
@@ -553,7 +575,10 @@ fn aes_key_wrap_known_answers_and_integrity_on_every_backend() {
                 provider.ciphers.aes_key_unwrap(&kek, &altered),
                 Err(CipherError::DecryptionFailed)
             ));
-            assert!(provider.ciphers.aes_key_unwrap(&kek, &wrapped[..16]).is_err());
+            assert!(provider
+                .ciphers
+                .aes_key_unwrap(&kek, &wrapped[..16])
+                .is_err());
         }
     }
 }

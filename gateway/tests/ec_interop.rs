@@ -27,8 +27,18 @@ fn openssl_signed(signer: &str, md: &str, detached: bool) -> Vec<u8> {
         f("ca/partner-chain.pem"),
     );
     let mut args = vec![
-        "cms", "-sign", "-md", md, "-signer", &cert, "-inkey", &key, "-certfile", &chain,
-        "-outform", "DER",
+        "cms",
+        "-sign",
+        "-md",
+        md,
+        "-signer",
+        &cert,
+        "-inkey",
+        &key,
+        "-certfile",
+        &chain,
+        "-outform",
+        "DER",
     ];
     if !detached {
         args.push("-nodetach");
@@ -50,15 +60,25 @@ fn openssl_ecdsa_signatures_verify_opaque_and_detached() {
             let der = openssl_signed(signer, md, detached);
             let content = detached.then_some(Detached::Mime(BODY));
             let report = verify(crypto(), &der, content).unwrap().report;
-            assert_eq!(report.outcome, SignatureOutcome::Valid, "{signer} {detached}");
+            assert_eq!(
+                report.outcome,
+                SignatureOutcome::Valid,
+                "{signer} {detached}"
+            );
             assert_eq!(report.scheme, Some(SignatureScheme::Ecdsa));
             assert_eq!(report.digest, Some(digest));
             assert!(report.signer_emails[0].starts_with(signer.split('-').next().unwrap()));
             // The signed content altered: the message digest no longer matches.
             if detached {
-                let altered = verify(crypto(), &der, Some(Detached::Mime(b"Content-Type: text/plain\r\n\r\nforged\r\n")))
-                    .unwrap()
-                    .report;
+                let altered = verify(
+                    crypto(),
+                    &der,
+                    Some(Detached::Mime(
+                        b"Content-Type: text/plain\r\n\r\nforged\r\n",
+                    )),
+                )
+                .unwrap()
+                .report;
                 assert_eq!(altered.outcome, SignatureOutcome::ContentChanged);
             }
         }
@@ -174,7 +194,11 @@ fn openssl_made_ed25519_signatures_verify_opaque_and_detached() {
         let der = ed25519_signed(BODY, detached);
         let content = detached.then_some(Detached::Binary(BODY));
         let report = verify(crypto(), &der, content).unwrap().report;
-        assert_eq!(report.outcome, SignatureOutcome::Valid, "detached {detached}");
+        assert_eq!(
+            report.outcome,
+            SignatureOutcome::Valid,
+            "detached {detached}"
+        );
         assert_eq!(report.scheme, Some(SignatureScheme::Ed25519));
         assert_eq!(report.signer_emails, ["walter@partner.example"]);
     }
@@ -192,4 +216,75 @@ fn a_tampered_ed25519_signature_fails() {
     der[n - 3] ^= 0x01;
     let report = verify(crypto(), &der, None).unwrap().report;
     assert_eq!(report.outcome, SignatureOutcome::BadSignature);
+}
+
+/// `openssl cms -decrypt` of DER with a fixture partner's key.
+fn openssl_decrypt(der: &[u8], partner: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("enc.der");
+    std::fs::write(&path, der).unwrap();
+    openssl(
+        &[
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-binary",
+            "-in",
+            path.to_str().unwrap(),
+            "-recip",
+            &f(&format!("partner/{partner}.pem")),
+            "-inkey",
+            &f(&format!("partner/{partner}.key")),
+        ],
+        b"",
+    )
+}
+
+#[test]
+fn openssl_decrypts_what_the_engine_encrypts_to_ec_and_rsa_partners() {
+    use gateway::smime::encrypt::{encrypt, EncryptOptions};
+    use gateway::smime::ContentCipher;
+    if !curves_supported() {
+        return;
+    }
+    let partners = ["erin-p256", "peggy-p384", "victor-p521", "alice"];
+    let certs: Vec<_> = partners
+        .iter()
+        .map(|p| cert(&format!("partner/{p}.pem")))
+        .collect();
+    let refs: Vec<_> = certs.iter().collect();
+    for cipher in [ContentCipher::Aes256Cbc, ContentCipher::Aes256Gcm] {
+        let options = EncryptOptions {
+            cipher,
+            ..EncryptOptions::default()
+        };
+        let der = encrypt(crypto(), BODY, &refs, options).unwrap();
+        // One RecipientInfo of the right kind each: three key agreements, one key transport.
+        let summary = gateway::smime::decrypt::describe(&der).unwrap();
+        let mut kinds: Vec<_> = summary
+            .recipients
+            .iter()
+            .map(|r| r.key_transport.clone().unwrap_or_default())
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "ecdh-x963-sha256",
+                "ecdh-x963-sha384",
+                "ecdh-x963-sha512",
+                "rsa-pkcs1v15"
+            ],
+            "{cipher:?}"
+        );
+        for partner in partners {
+            let out = openssl_decrypt(&der, partner);
+            assert!(out.ok, "{partner} {cipher:?}: {}", out.stderr);
+            assert_eq!(out.stdout, BODY, "{partner} {cipher:?}");
+        }
+    }
+    // An Ed25519 key cannot receive a content key: a typed refusal, not a panic.
+    let walter = cert("partner/walter-ed25519.pem");
+    assert!(encrypt(crypto(), BODY, &[&walter], EncryptOptions::default()).is_err());
 }

@@ -15,20 +15,20 @@ use aws_lc_rs::cipher::{
 };
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap};
 use aws_lc_rs::rand::SecureRandom as _;
 use aws_lc_rs::rsa::{
     KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
     PrivateDecryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
 };
 use aws_lc_rs::signature::{self, RsaKeyPair};
-use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap};
 use aws_lc_rs::{agreement, digest, hmac};
 use zeroize::Zeroizing;
 
 use crate::{
     CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve,
-    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg,
-    PublicKeyError, PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom,
+    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom,
 };
 
 const NAME: &str = "aws-lc-rs";
@@ -209,8 +209,7 @@ impl PublicKeyProvider for PublicKeys {
                 digest_alg.name()
             ))
         };
-        let algorithm: &'static signature::EcdsaVerificationAlgorithm = match (curve, digest_alg)
-        {
+        let algorithm: &'static signature::EcdsaVerificationAlgorithm = match (curve, digest_alg) {
             (EcCurve::P256, DigestAlg::Sha1) => &signature::ECDSA_P256_SHA1_ASN1,
             (EcCurve::P256, DigestAlg::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
             (EcCurve::P256, DigestAlg::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
@@ -239,7 +238,9 @@ impl PublicKeyProvider for PublicKeys {
         signature: &[u8],
     ) -> Result<(), PublicKeyError> {
         if crate::keys::public_key_alg(spki_der)? != PublicKeyAlg::Ed25519 {
-            return Err(PublicKeyError::Unsupported("Ed25519 needs an Ed25519 key".into()));
+            return Err(PublicKeyError::Unsupported(
+                "Ed25519 needs an Ed25519 key".into(),
+            ));
         }
         signature::UnparsedPublicKey::new(&signature::ED25519, spki_der)
             .verify(message, signature)

@@ -34,6 +34,7 @@ use super::certs;
 use super::content_info;
 use super::crypto::{CryptoProvider, PrivateKeyOps};
 use super::error::{Result, SmimeError};
+use super::kari;
 
 /// Most RecipientInfos tried per key. Each costs an RSA private operation; a genuine message
 /// names a recipient once (twice at most, by issuer and serial and by key identifier).
@@ -144,26 +145,37 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
     // Recipients usually share an issuer: its text form is made once, not per RecipientInfo
     // (a thousand recipients would otherwise cost a thousand name formattings).
     let mut last_issuer = None;
-    let recipients = parsed
-        .recipients
-        .0
-        .iter()
-        .map(|ri| match ri {
-            RecipientInfo::Ktri(k) => RecipientSummary {
+    let mut recipients = Vec::new();
+    for ri in parsed.recipients.0.iter() {
+        match ri {
+            RecipientInfo::Ktri(k) => recipients.push(RecipientSummary {
                 id: recipient_id(&k.rid, &mut last_issuer),
                 key_transport: Some(match key_transport(k) {
                     Ok(t) => t.name().to_string(),
                     Err(e) => e.to_string(),
                 }),
-            },
-            other => RecipientSummary {
+            }),
+            // One entry per recipient the agreement serves, named by its key-agreement KDF.
+            RecipientInfo::Kari(k) => {
+                let kdf = match kari::algorithms(k) {
+                    Ok((kdf, _)) => kdf.name(),
+                    Err(e) => e.to_string(),
+                };
+                for rek in &k.recipient_enc_keys {
+                    recipients.push(RecipientSummary {
+                        id: recipient_id(&kari::recipient_identifier(&rek.rid), &mut None),
+                        key_transport: Some(kdf.clone()),
+                    });
+                }
+            }
+            other => recipients.push(RecipientSummary {
                 id: RecipientId::Unsupported {
                     kind: recipient_kind(other).into(),
                 },
                 key_transport: None,
-            },
-        })
-        .collect();
+            }),
+        }
+    }
     EnvelopeSummary {
         authenticated: parsed.aead.is_some(),
         cipher,
