@@ -96,7 +96,8 @@ impl DigestAlg {
     }
 }
 
-/// How the content-encryption key travels to a recipient (RSA key transport).
+/// How the content-encryption key travels to a recipient: RSA key transport, or key
+/// agreement for EC keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyTransport {
@@ -106,6 +107,9 @@ pub enum KeyTransport {
     RsaOaepSha1,
     /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
     RsaOaepSha256,
+    /// ECDH ephemeral-static with the ANSI X9.63 KDF over this digest and AES key wrap
+    /// (RFC 5753 `dhSinglePass-stdDH-sha*kdf-scheme`): key agreement, for EC recipients.
+    EcdhX963(DigestAlg),
 }
 
 impl KeyTransport {
@@ -114,7 +118,17 @@ impl KeyTransport {
             Self::RsaPkcs1v15 => "rsa-pkcs1v15",
             Self::RsaOaepSha1 => "rsa-oaep-sha1",
             Self::RsaOaepSha256 => "rsa-oaep-sha256",
+            Self::EcdhX963(DigestAlg::Sha1) => "ecdh-x963-sha1",
+            Self::EcdhX963(DigestAlg::Sha224) => "ecdh-x963-sha224",
+            Self::EcdhX963(DigestAlg::Sha256) => "ecdh-x963-sha256",
+            Self::EcdhX963(DigestAlg::Sha384) => "ecdh-x963-sha384",
+            Self::EcdhX963(DigestAlg::Sha512) => "ecdh-x963-sha512",
         }
+    }
+
+    /// RSA key transport (the others are key agreement).
+    pub fn is_rsa(self) -> bool {
+        !matches!(self, Self::EcdhX963(_))
     }
 }
 
@@ -279,25 +293,6 @@ impl SignatureAlg {
             DigestAlg::Sha256 => OID_ECDSA_SHA256,
             DigestAlg::Sha384 => OID_ECDSA_SHA384,
             DigestAlg::Sha512 => OID_ECDSA_SHA512,
-        }
-    }
-}
-
-/// The key-derivation function of an ephemeral-static key agreement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AgreementKdf {
-    /// ANSI X9.63 (RFC 5753 `dhSinglePass-stdDH-sha*kdf-scheme`), NIST curves.
-    X963(DigestAlg),
-    /// HKDF (RFC 8418 `dhSinglePass-stdDH-hkdf-sha256-scheme`), X25519.
-    HkdfSha256,
-}
-
-impl AgreementKdf {
-    pub fn name(self) -> String {
-        match self {
-            Self::X963(d) => format!("ecdh-x963-{}", d.name()),
-            Self::HkdfSha256 => "x25519-hkdf-sha256".into(),
         }
     }
 }

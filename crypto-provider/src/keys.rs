@@ -1,4 +1,4 @@
-//! Key parsing shared by every backend: PEM or DER, PKCS#8 or PKCS#1, RSA only. Parsing needs
+//! Key parsing shared by every backend: PEM or DER, PKCS#8 or PKCS#1 for RSA, PKCS#8 for EC. Parsing needs
 //! no private-key arithmetic, so it is done once here with the `pkcs1`/`pkcs8` encoders; the
 //! backends receive normalised PKCS#8 DER.
 
@@ -205,4 +205,46 @@ pub fn public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
     let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
         .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
     Ok(info.subject_public_key.raw_bytes().to_vec())
+}
+
+/// An EC private key: PEM `PRIVATE KEY` or DER, PKCS#8 with a named curve (P-256/384/521).
+/// Returns the curve and the PKCS#8 DER.
+pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError> {
+    let der = match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
+            let start = text.find("-----BEGIN").unwrap_or(0);
+            let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
+                .map_err(|e| KeyError::Parse(e.to_string()))?;
+            Zeroizing::new(der)
+        }
+        _ => Zeroizing::new(bytes.to_vec()),
+    };
+    let info =
+        PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| KeyError::Parse(e.to_string()))?;
+    if info.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        return Err(KeyError::UnsupportedKeyType);
+    }
+    let curve = info
+        .algorithm
+        .parameters
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        .and_then(|oid| EcCurve::from_oid(&oid))
+        .ok_or(KeyError::UnsupportedKeyType)?;
+    Ok((curve, der))
+}
+
+/// The SubjectPublicKeyInfo DER of an EC public key (an uncompressed point).
+pub fn ec_spki_der(curve: EcCurve, point: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let curve_oid = curve.oid();
+    let params = AnyRef::try_from(&curve_oid).map_err(|e| KeyError::Parse(e.to_string()))?;
+    spki::SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: PublicKeyAlg::EC_PUBLIC_KEY_OID,
+            parameters: Some(params),
+        },
+        subject_public_key: der::asn1::BitStringRef::from_bytes(point)
+            .map_err(|e| KeyError::Parse(e.to_string()))?,
+    }
+    .to_der()
+    .map_err(|e| KeyError::Parse(e.to_string()))
 }

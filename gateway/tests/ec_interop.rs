@@ -288,3 +288,158 @@ fn openssl_decrypts_what_the_engine_encrypts_to_ec_and_rsa_partners() {
     let walter = cert("partner/walter-ed25519.pem");
     assert!(encrypt(crypto(), BODY, &[&walter], EncryptOptions::default()).is_err());
 }
+
+/// `openssl cms -encrypt` to the P-256 partner certificate (standing in for an EC proxy
+/// identity: the engine only sees a certificate and its key), DER.
+fn openssl_encrypted_to_p256(extra: &[&str]) -> Vec<u8> {
+    let cert = f("partner/erin-p256.pem");
+    let mut args = vec!["cms", "-encrypt", "-outform", "DER", "-binary"];
+    let split = extra
+        .iter()
+        .position(|a| *a == "-keyopt")
+        .unwrap_or(extra.len());
+    args.extend_from_slice(&extra[..split]);
+    args.extend_from_slice(&["-recip", &cert]);
+    args.extend_from_slice(&extra[split..]);
+    openssl_ok(&args, BODY)
+}
+
+fn decrypt_with_p256(
+    der: &[u8],
+) -> Result<gateway::smime::decrypt::Decrypted, gateway::smime::SmimeError> {
+    use gateway::smime::decrypt::{decrypt, DecryptionKey};
+    let (c, k) = (cert("partner/erin-p256.pem"), key("partner/erin-p256.key"));
+    decrypt(
+        crypto(),
+        der,
+        &[DecryptionKey {
+            certificate: &c,
+            key: &k,
+        }],
+    )
+}
+
+#[test]
+fn the_engine_decrypts_what_openssl_encrypts_to_an_ec_key() {
+    use gateway::smime::{ContentCipher, KeyTransport};
+    if !curves_supported() {
+        return;
+    }
+    for (extra, cipher, transport) in [
+        (
+            &["-aes256"][..],
+            ContentCipher::Aes256Cbc,
+            KeyTransport::EcdhX963(DigestAlg::Sha1),
+        ),
+        (
+            &["-aes128", "-keyopt", "ecdh_kdf_md:sha256"][..],
+            ContentCipher::Aes128Cbc,
+            KeyTransport::EcdhX963(DigestAlg::Sha256),
+        ),
+        (
+            &["-aes-256-gcm", "-keyopt", "ecdh_kdf_md:sha384"][..],
+            ContentCipher::Aes256Gcm,
+            KeyTransport::EcdhX963(DigestAlg::Sha384),
+        ),
+    ] {
+        let der = openssl_encrypted_to_p256(extra);
+        let decrypted = decrypt_with_p256(&der).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        assert_eq!(decrypted.content, BODY);
+        assert_eq!(decrypted.cipher, cipher);
+        assert_eq!(decrypted.key_transport, transport);
+    }
+}
+
+/// Index of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap()
+}
+
+#[test]
+fn bad_key_agreement_input_is_the_one_decryption_error() {
+    use gateway::smime::SmimeError;
+    if !curves_supported() {
+        return;
+    }
+    let der = openssl_encrypted_to_p256(&["-aes256", "-keyopt", "ecdh_kdf_md:sha256"]);
+    // The originator's ephemeral key: BIT STRING of 66 bytes, an uncompressed P-256 point.
+    let point = find(&der, &[0x03, 0x42, 0x00, 0x04]) + 4;
+    let mut off_curve = der.clone();
+    off_curve[point + 40] ^= 0x01;
+    // The wrapped key: the OCTET STRING of 40 bytes after the point (AES key wrap of 32).
+    let wrapped = point + find(&der[point..], &[0x04, 0x28]) + 2;
+    let mut bad_wrap = der.clone();
+    bad_wrap[wrapped + 3] ^= 0x80;
+    // dhSinglePass-stdDH-sha256kdf-scheme (1.3.132.1.11.1) claimed as ...sha384kdf (…11.2).
+    let kdf = find(&der, &[0x06, 0x06, 0x2b, 0x81, 0x04, 0x01, 0x0b, 0x01]);
+    let mut wrong_kdf = der.clone();
+    wrong_kdf[kdf + 7] = 0x02;
+    for (name, forged) in [
+        ("invalid point", off_curve),
+        ("unwrap failure", bad_wrap),
+        ("wrong KDF", wrong_kdf),
+    ] {
+        match decrypt_with_p256(&forged) {
+            Err(SmimeError::DecryptionFailed) => {}
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The untouched message still opens (the offsets above hit what they meant to).
+    decrypt_with_p256(&der).unwrap();
+}
+
+#[test]
+fn openssl_verifies_what_the_engine_signs_with_an_ec_key() {
+    use gateway::smime::sign::{sign, Signer};
+    if !curves_supported() {
+        return;
+    }
+    let (c, k) = (cert("partner/erin-p256.pem"), key("partner/erin-p256.key"));
+    let chain = [cert("ca/partner-intermediate.pem")];
+    for detached in [false, true] {
+        let der = sign(
+            crypto(),
+            BODY,
+            &Signer {
+                certificate: &c,
+                chain: &chain,
+                key: &k,
+            },
+            detached,
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        // Our own reading first, then OpenSSL's.
+        let content = detached.then_some(Detached::Binary(BODY));
+        let report = verify(crypto(), &der, content).unwrap().report;
+        assert_eq!(report.outcome, SignatureOutcome::Valid);
+        assert_eq!(report.scheme, Some(SignatureScheme::Ecdsa));
+        let dir = tempfile::tempdir().unwrap();
+        let (sig, data) = (dir.path().join("sig.der"), dir.path().join("data"));
+        std::fs::write(&sig, &der).unwrap();
+        std::fs::write(&data, BODY).unwrap();
+        let root = f("ca/partner-root.pem");
+        let mut args = vec![
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-binary",
+            "-purpose",
+            "smimesign",
+            "-in",
+            sig.to_str().unwrap(),
+            "-CAfile",
+            &root,
+        ];
+        if detached {
+            args.extend_from_slice(&["-content", data.to_str().unwrap()]);
+        }
+        let out = openssl(&args, b"");
+        assert!(out.ok, "detached {detached}: {}", out.stderr);
+        assert_eq!(out.stdout, BODY);
+    }
+}

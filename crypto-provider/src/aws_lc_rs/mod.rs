@@ -26,7 +26,7 @@ use aws_lc_rs::{agreement, digest, hmac};
 use zeroize::Zeroizing;
 
 use crate::{
-    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve,
+    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
     EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
     PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom,
 };
@@ -71,6 +71,73 @@ impl KeyProvider for Keys {
         let key = RsaKeyPair::generate(size).map_err(|_| KeyError::OperationFailed)?;
         let der = key.as_der().map_err(|_| KeyError::OperationFailed)?;
         Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+
+    fn load_ec_pkcs8(
+        &self,
+        curve: EcCurve,
+        pkcs8_der: &[u8],
+    ) -> Result<Box<dyn EcPrivateOps>, KeyError> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::Parse(e.to_string());
+        let signing = signature::EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), pkcs8_der)
+            .map_err(rejected)?;
+        let agreeing =
+            agreement::PrivateKey::from_private_key_der(agreement_algorithm(curve), pkcs8_der)
+                .map_err(rejected)?;
+        Ok(Box::new(AwsEcKey {
+            curve,
+            signing,
+            agreeing,
+        }))
+    }
+
+    fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = signature::EcdsaKeyPair::generate(ecdsa_signing(curve))
+            .map_err(|_| KeyError::OperationFailed)?;
+        let der = key.to_pkcs8v1().map_err(|_| KeyError::OperationFailed)?;
+        Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+}
+
+fn ecdsa_signing(curve: EcCurve) -> &'static signature::EcdsaSigningAlgorithm {
+    match curve {
+        EcCurve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        EcCurve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        EcCurve::P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+    }
+}
+
+struct AwsEcKey {
+    curve: EcCurve,
+    signing: signature::EcdsaKeyPair,
+    agreeing: agreement::PrivateKey,
+}
+
+impl EcPrivateOps for AwsEcKey {
+    fn public_point(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair as _;
+        self.signing.public_key().as_ref().to_vec()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let signature = self
+            .signing
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
+            .map_err(|_| KeyError::OperationFailed)?;
+        Ok(signature.as_ref().to_vec())
+    }
+
+    fn agree(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        // Only an uncompressed point of this curve; aws-lc checks that it lies on the curve.
+        if peer_point.len() != 1 + 2 * self.curve.bits().div_ceil(8) {
+            return Err(KeyError::OperationFailed);
+        }
+        agreement::agree(
+            &self.agreeing,
+            agreement::UnparsedPublicKey::new(agreement_algorithm(self.curve), peer_point),
+            KeyError::OperationFailed,
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )
     }
 }
 
@@ -175,6 +242,7 @@ impl PublicKeyProvider for PublicKeys {
                 .encrypt(plaintext, &mut out)
                 .map_err(failed)?
                 .len(),
+            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
             KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => {
                 let algorithm = if transport == KeyTransport::RsaOaepSha1 {
                     &OAEP_SHA1_MGF1SHA1

@@ -20,9 +20,9 @@ use sha2::Digest;
 use zeroize::Zeroizing;
 
 use crate::{
-    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EphemeralAgreement,
-    Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyError, PublicKeyProvider, RandomError,
-    RsaPrivateOps, RsaSignature, SecureRandom, MAX_RSA_BITS,
+    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
+    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyError,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, MAX_RSA_BITS,
 };
 
 const NAME: &str = "rust-crypto";
@@ -61,6 +61,24 @@ impl KeyProvider for Keys {
         let key = RsaPrivateKey::new(&mut OsRng, bits).map_err(|_| KeyError::OperationFailed)?;
         let der = key.to_pkcs8_der().map_err(|_| KeyError::OperationFailed)?;
         Ok(Zeroizing::new(der.as_bytes().to_vec()))
+    }
+
+    fn load_ec_pkcs8(
+        &self,
+        curve: EcCurve,
+        _pkcs8_der: &[u8],
+    ) -> Result<Box<dyn EcPrivateOps>, KeyError> {
+        Err(KeyError::Unsupported(
+            format!("{} keys", curve.name()),
+            NAME,
+        ))
+    }
+
+    fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(KeyError::Unsupported(
+            format!("{} keys", curve.name()),
+            NAME,
+        ))
     }
 }
 
@@ -116,7 +134,7 @@ impl RsaPrivateOps for RustKey {
             other => {
                 return Err(KeyError::Unsupported(
                     format!("OAEP with {}", other.name()),
-                    "rust-crypto",
+                    NAME,
                 ))
             }
         };
@@ -182,6 +200,7 @@ impl PublicKeyProvider for PublicKeys {
             KeyTransport::RsaOaepSha256 => {
                 key.encrypt(&mut OsRng, Oaep::new::<sha2::Sha256>(), plaintext)
             }
+            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
         };
         encrypted.map_err(|_| PublicKeyError::EncryptionFailed)
     }

@@ -159,6 +159,12 @@ fn key_trans_recipient(
 ) -> Result<KeyTransRecipientInfo> {
     let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
     let algorithm = match transport {
+        KeyTransport::EcdhX963(_) => {
+            return Err(SmimeError::UnsupportedKeyTransport(format!(
+                "{} for an RSA recipient",
+                transport.name()
+            )))
+        }
         KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned {
             oid: OID_RSA_ENCRYPTION,
             parameters: Some(Any::null()),

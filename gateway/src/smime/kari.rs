@@ -15,9 +15,9 @@ use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::crypto::{CryptoProvider, PublicKeyAlg};
+use super::crypto::{CryptoProvider, PrivateKeyOps, PublicKeyAlg};
 use super::error::{Result, SmimeError};
-use crypto_provider::{kdf, AgreementKdf, DigestAlg, EcCurve};
+use crypto_provider::{kdf, DigestAlg, EcCurve, KeyTransport};
 
 const OID_STD_DH_SHA1KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.133.16.840.63.0.2");
 const OID_STD_DH_SHA224KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.11.0");
@@ -36,9 +36,9 @@ const OID_AES128_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840
 const OID_AES192_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.25");
 const OID_AES256_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.45");
 
-/// The KDF a `keyEncryptionAlgorithm` OID names (RFC 5753 §7.1.4).
-pub fn kdf_from_oid(oid: &ObjectIdentifier) -> Option<AgreementKdf> {
-    Some(AgreementKdf::X963(match *oid {
+/// The scheme a `keyEncryptionAlgorithm` OID names (RFC 5753 §7.1.4).
+pub fn kdf_from_oid(oid: &ObjectIdentifier) -> Option<KeyTransport> {
+    Some(KeyTransport::EcdhX963(match *oid {
         OID_STD_DH_SHA1KDF | OID_COFACTOR_DH_SHA1KDF => DigestAlg::Sha1,
         OID_STD_DH_SHA224KDF | OID_COFACTOR_DH_SHA224KDF => DigestAlg::Sha224,
         OID_STD_DH_SHA256KDF | OID_COFACTOR_DH_SHA256KDF => DigestAlg::Sha256,
@@ -82,7 +82,7 @@ struct EccCmsSharedInfo {
 /// The key-encryption key: X9.63 over Z with the SharedInfo that names the wrap algorithm.
 fn derive_kek(
     crypto: &CryptoProvider,
-    kdf: AgreementKdf,
+    digest: DigestAlg,
     shared_secret: &[u8],
     wrap: &AlgorithmIdentifierOwned,
     ukm: Option<&OctetString>,
@@ -98,9 +98,6 @@ fn derive_kek(
         supp_pub_info: OctetString::new(bits.to_be_bytes().to_vec())?,
     }
     .to_der()?;
-    let AgreementKdf::X963(digest) = kdf else {
-        return Err(SmimeError::UnsupportedKeyTransport(kdf.name()));
-    };
     kdf::x963(crypto.digests, digest, shared_secret, &shared_info, kek_len)
         .ok_or(SmimeError::DecryptionFailed)
 }
@@ -119,12 +116,18 @@ pub fn recipient(
         .public_keys
         .agree_ephemeral(&spki)
         .map_err(|e| SmimeError::Certificate(format!("key agreement: {e}")))?;
-    let kdf = AgreementKdf::X963(curve.digest());
     let wrap = AlgorithmIdentifierOwned {
         oid: OID_AES256_WRAP,
         parameters: None,
     };
-    let kek = derive_kek(crypto, kdf, &agreed.shared_secret, &wrap, None, 32)?;
+    let kek = derive_kek(
+        crypto,
+        curve.digest(),
+        &agreed.shared_secret,
+        &wrap,
+        None,
+        32,
+    )?;
     let wrapped = crypto
         .ciphers
         .aes_key_wrap(&kek, cek)
@@ -157,7 +160,7 @@ pub fn recipient(
 /// What a KeyAgreeRecipientInfo says about its algorithms: the KDF and the wrap.
 pub fn algorithms(
     kari: &KeyAgreeRecipientInfo,
-) -> Result<(AgreementKdf, AlgorithmIdentifierOwned)> {
+) -> Result<(KeyTransport, AlgorithmIdentifierOwned)> {
     let kdf = kdf_from_oid(&kari.key_enc_alg.oid).ok_or_else(|| {
         SmimeError::UnsupportedKeyTransport(format!("key agreement {}", kari.key_enc_alg.oid))
     })?;
@@ -187,4 +190,35 @@ pub fn recipient_identifier(rid: &KeyAgreeRecipientIdentifier) -> RecipientIdent
             RecipientIdentifier::SubjectKeyIdentifier(key_id.subject_key_identifier.clone())
         }
     }
+}
+
+/// The content-encryption key of `encrypted_key` (one RecipientEncryptedKey of `kari`) for our
+/// EC key: ECDH with the originator's ephemeral key, the KDF, AES key unwrap. `None` for every
+/// failure — an originator that is no point on our curve, a wrong KDF or wrap, an unwrap
+/// whose integrity check fails, a key of the wrong length — so they all end in the caller's
+/// one decryption error. AES key wrap authenticates: a `Some` is the sender's key.
+pub fn unwrap(
+    crypto: &CryptoProvider,
+    kari: &KeyAgreeRecipientInfo,
+    encrypted_key: &[u8],
+    key: &dyn PrivateKeyOps,
+    key_len: usize,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let (KeyTransport::EcdhX963(digest), wrap) = algorithms(kari).ok()? else {
+        return None;
+    };
+    let OriginatorIdentifierOrKey::OriginatorKey(originator) = &kari.originator else {
+        return None;
+    };
+    // The ephemeral key must be an EC key; its curve is ours (RFC 5753 §3.1.1).
+    if originator.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        return None;
+    }
+    let point = originator.public_key.as_bytes()?;
+    let shared_secret = key.agree(point).ok()?;
+    let kek_len = wrap_key_len(&wrap.oid)?;
+    let ukm = kari.ukm.as_ref();
+    let kek = derive_kek(crypto, digest, &shared_secret, &wrap, ukm, kek_len).ok()?;
+    let cek = crypto.ciphers.aes_key_unwrap(&kek, encrypted_key).ok()?;
+    (cek.len() == key_len).then_some(cek)
 }
