@@ -236,7 +236,7 @@ pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError>
 /// The SubjectPublicKeyInfo DER of an EC public key (an uncompressed point).
 pub fn ec_spki_der(curve: EcCurve, point: &[u8]) -> Result<Vec<u8>, KeyError> {
     let curve_oid = curve.oid();
-    let params = AnyRef::try_from(&curve_oid).map_err(|e| KeyError::Parse(e.to_string()))?;
+    let params = AnyRef::from(&curve_oid);
     spki::SubjectPublicKeyInfoRef {
         algorithm: AlgorithmIdentifierRef {
             oid: PublicKeyAlg::EC_PUBLIC_KEY_OID,
