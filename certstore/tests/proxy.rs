@@ -278,6 +278,16 @@ fn issue_lookup_renew() {
     }
 }
 
+/// `openssl x509 -text` of a PEM certificate file.
+fn openssl_x509_text(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn issued_certificate_profile_and_openssl_verify() {
     let (dir, store) = init();
@@ -317,12 +327,7 @@ fn issued_certificate_profile_and_openssl_verify() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let text = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(&leaf_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = openssl_x509_text(&leaf_path);
     for want in [
         "email:user@agency.example",
         "E-mail Protection",
@@ -418,12 +423,7 @@ fn p256_proxy_identities_when_configured() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let text = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(&leaf_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = openssl_x509_text(&leaf_path);
     for want in [
         "id-ecPublicKey",
         "prime256v1",

@@ -419,13 +419,19 @@ fn check(
     report.weak_digest = digest_alg.is_weak();
 
     // The signature algorithm: rsaEncryption (what OpenSSL writes; the digest comes from the
-    // digest field), sha*WithRSAEncryption (must name the same digest), or RSASSA-PSS.
+    // digest field), sha*WithRSAEncryption, RSASSA-PSS, ECDSA or Ed25519.
     let sig_oid = si.signature_algorithm.oid;
+    // sha*WithRSAEncryption and ecdsa-with-SHA* name a digest: it must be the digest field's.
+    let named_digest = DigestAlg::from_rsa_signature_oid(&sig_oid)
+        .map(|d| (d, SignatureScheme::RsaPkcs1v15))
+        .or_else(|| {
+            SignatureAlg::ecdsa_digest_from_oid(&sig_oid).map(|d| (d, SignatureScheme::Ecdsa))
+        });
     let scheme = if sig_oid == OID_RSA_ENCRYPTION {
         SignatureScheme::RsaPkcs1v15
     } else if sig_oid == OID_RSASSA_PSS {
         SignatureScheme::RsaPss
-    } else if let Some(named) = DigestAlg::from_rsa_signature_oid(&sig_oid) {
+    } else if let Some((named, scheme)) = named_digest {
         if named != digest_alg {
             return SignatureOutcome::WrongDigest(format!(
                 "signature algorithm uses {} but the digest algorithm is {}",
@@ -433,16 +439,7 @@ fn check(
                 digest_alg.name()
             ));
         }
-        SignatureScheme::RsaPkcs1v15
-    } else if let Some(named) = SignatureAlg::ecdsa_digest_from_oid(&sig_oid) {
-        if named != digest_alg {
-            return SignatureOutcome::WrongDigest(format!(
-                "signature algorithm uses {} but the digest algorithm is {}",
-                named.name(),
-                digest_alg.name()
-            ));
-        }
-        SignatureScheme::Ecdsa
+        scheme
     } else if sig_oid == PublicKeyAlg::EC_PUBLIC_KEY_OID {
         // Some writers name the key type, as OpenSSL does with rsaEncryption.
         SignatureScheme::Ecdsa
