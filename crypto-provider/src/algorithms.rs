@@ -97,9 +97,8 @@ impl DigestAlg {
 }
 
 /// How the content-encryption key travels to a recipient: RSA key transport, or key
-/// agreement for EC keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// agreement for EC keys. Serialised as its [`KeyTransport::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyTransport {
     /// RSA PKCS#1 v1.5: what Outlook expects, our default.
     RsaPkcs1v15,
@@ -110,6 +109,12 @@ pub enum KeyTransport {
     /// ECDH ephemeral-static with the ANSI X9.63 KDF over this digest and AES key wrap
     /// (RFC 5753 `dhSinglePass-stdDH-sha*kdf-scheme`): key agreement, for EC recipients.
     EcdhX963(DigestAlg),
+}
+
+impl serde::Serialize for KeyTransport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
 }
 
 impl KeyTransport {
@@ -124,11 +129,6 @@ impl KeyTransport {
             Self::EcdhX963(DigestAlg::Sha384) => "ecdh-x963-sha384",
             Self::EcdhX963(DigestAlg::Sha512) => "ecdh-x963-sha512",
         }
-    }
-
-    /// RSA key transport (the others are key agreement).
-    pub fn is_rsa(self) -> bool {
-        !matches!(self, Self::EcdhX963(_))
     }
 }
 

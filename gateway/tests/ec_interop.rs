@@ -347,6 +347,11 @@ fn the_engine_decrypts_what_openssl_encrypts_to_an_ec_key() {
         assert_eq!(decrypted.content, BODY);
         assert_eq!(decrypted.cipher, cipher);
         assert_eq!(decrypted.key_transport, transport);
+        // Reports (the CLI's JSON, the message log) name it as the envelope summary does.
+        assert_eq!(
+            serde_json::to_value(transport).unwrap(),
+            serde_json::Value::from(transport.name())
+        );
     }
 }
 
