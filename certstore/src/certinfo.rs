@@ -258,6 +258,17 @@ pub(crate) fn rsa_bits(key: &RsaPublicKey) -> usize {
     key.n().bits()
 }
 
+/// The key type and size of a SubjectPublicKeyInfo under the one key policy
+/// (`crypto_provider::keys::public_key_alg`).
+pub(crate) fn public_key_alg(
+    spki: &SubjectPublicKeyInfoOwned,
+) -> Result<crypto_provider::PublicKeyAlg, crypto_provider::PublicKeyError> {
+    let der = spki
+        .to_der()
+        .map_err(|e| crypto_provider::PublicKeyError::BadKey(e.to_string()))?;
+    crypto_provider::keys::public_key_alg(&der)
+}
+
 /// Digest families a signature can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HashAlg {
@@ -271,6 +282,8 @@ pub(crate) enum HashAlg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SigAlg {
     Pkcs1(HashAlg),
+    Ecdsa(HashAlg),
+    Ed25519,
     Pss {
         hash: HashAlg,
         salt_len: usize,
@@ -287,6 +300,8 @@ impl SigAlg {
             SigAlg::Pkcs1(HashAlg::Sha384) => "sha384WithRSAEncryption".into(),
             SigAlg::Pkcs1(HashAlg::Sha512) => "sha512WithRSAEncryption".into(),
             SigAlg::Pss { hash, .. } => format!("RSASSA-PSS with {hash:?}").to_uppercase(),
+            SigAlg::Ecdsa(hash) => format!("ecdsa-with-{hash:?}").replace("Sha", "SHA"),
+            SigAlg::Ed25519 => "Ed25519".into(),
             SigAlg::Refused(name) => name.clone(),
         }
     }
@@ -295,6 +310,7 @@ impl SigAlg {
         matches!(
             self,
             SigAlg::Pkcs1(HashAlg::Sha1)
+                | SigAlg::Ecdsa(HashAlg::Sha1)
                 | SigAlg::Pss {
                     hash: HashAlg::Sha1,
                     ..
@@ -323,7 +339,14 @@ pub(crate) fn classify_signature(alg: &AlgorithmIdentifierOwned) -> SigAlg {
         o if o == MD2_RSA => SigAlg::Refused("md2WithRSAEncryption".into()),
         o if o == SHA224_RSA => SigAlg::Refused("sha224WithRSAEncryption (unsupported)".into()),
         o if o == RSASSA_PSS => classify_pss(alg),
-        o => SigAlg::Refused(format!("unsupported algorithm {o}")),
+        o if o == crypto_provider::PublicKeyAlg::ED25519_OID => SigAlg::Ed25519,
+        o => match crypto_provider::SignatureAlg::ecdsa_digest_from_oid(&o) {
+            Some(crypto_provider::DigestAlg::Sha1) => SigAlg::Ecdsa(HashAlg::Sha1),
+            Some(crypto_provider::DigestAlg::Sha256) => SigAlg::Ecdsa(HashAlg::Sha256),
+            Some(crypto_provider::DigestAlg::Sha384) => SigAlg::Ecdsa(HashAlg::Sha384),
+            Some(crypto_provider::DigestAlg::Sha512) => SigAlg::Ecdsa(HashAlg::Sha512),
+            _ => SigAlg::Refused(format!("unsupported algorithm {o}")),
+        },
     }
 }
 

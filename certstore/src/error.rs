@@ -77,7 +77,7 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 pub enum ValidationError {
     #[error("the certificate could not be parsed: {0}")]
     Malformed(String),
-    #[error("the certificate's key type is not supported (only RSA keys are accepted)")]
+    #[error("the certificate's key type is not supported (RSA of 2048 bits or more, EC P-256/P-384/P-521 and Ed25519 are accepted; Ed25519 keys only for signatures)")]
     UnsupportedKey,
     #[error("the certificate's RSA key has {bits} bits; at least 2048 are required")]
     WeakKey { bits: usize },

@@ -378,7 +378,7 @@ impl Store {
 
     fn prepare_identity(&self, address: &str) -> Result<Prepared, StoreError> {
         let ca = self.ca_material()?;
-        let key = issue::generate_key(self.crypto(), issue::PROXY_KEY_BITS)?;
+        let key = issue::generate_proxy_key(self.crypto(), self.inner.config.proxy_key_type)?;
         let cert = issue::build_proxy(
             address,
             &key.key,

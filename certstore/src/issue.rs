@@ -3,7 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use crypto_provider::{CryptoProvider, DigestAlg, PrivateKey, PrivateKeyOps, RsaSignature};
+use crypto_provider::{
+    CryptoProvider, DigestAlg, EcCurve, PrivateKey, PrivateKeyOps, PublicKeyAlg, RsaSignature,
+};
+
+use crate::store::ProxyKeyType;
 use der::asn1::BitString;
 use der::asn1::{Any, Ia5String, OctetString, SetOfVec};
 use der::{Encode, Tag};
@@ -24,7 +28,6 @@ use crate::certinfo::EKU_EMAIL_PROTECTION;
 use crate::error::StoreError;
 
 pub(crate) const CA_KEY_BITS: usize = 3072;
-pub(crate) const PROXY_KEY_BITS: usize = 2048;
 /// Five years (of 365.25 days): long enough that partners, who install the CA by hand, are not
 /// asked to do it often; short enough that a CA key is retired within a normal key-management
 /// cycle (`proxy-ca rotate` before then). Proxy certificates never outlive their CA.
@@ -99,6 +102,20 @@ pub(crate) fn generate_key(
     let pkcs8 = crypto
         .generate_rsa_pkcs8(bits)
         .map_err(|e| StoreError::Crypto(e.to_string()))?;
+    load_key(crypto, pkcs8)
+}
+
+/// A new proxy identity key of the configured type.
+pub(crate) fn generate_proxy_key(
+    crypto: &'static CryptoProvider,
+    key_type: ProxyKeyType,
+) -> Result<KeyPair, StoreError> {
+    let pkcs8 = match key_type {
+        ProxyKeyType::Rsa2048 => crypto.generate_rsa_pkcs8(2048),
+        ProxyKeyType::Rsa3072 => crypto.generate_rsa_pkcs8(3072),
+        ProxyKeyType::P256 => crypto.generate_ec_pkcs8(EcCurve::P256),
+    }
+    .map_err(|e| StoreError::Crypto(e.to_string()))?;
     load_key(crypto, pkcs8)
 }
 
@@ -278,8 +295,8 @@ impl AsExtension for EmailProtectionEku {
 
 /// A proxy certificate for `address` (already normalised, ASCII) signed by the proxy CA:
 /// CN and SAN rfc822Name = address, keyUsage digitalSignature + nonRepudiation +
-/// keyEncipherment, EKU emailProtection only, SKI + AKI (from `Profile::Leaf`); it ends no
-/// later than the CA (`ca_not_after`).
+/// keyEncipherment (RSA) or keyAgreement (EC), EKU emailProtection only, SKI + AKI (from
+/// `Profile::Leaf`); it ends no later than the CA (`ca_not_after`).
 pub(crate) fn build_proxy(
     address: &str,
     key: &PrivateKey,
@@ -292,11 +309,13 @@ pub(crate) fn build_proxy(
         Ia5String::new(address).map_err(|_| StoreError::InvalidAddress(address.to_string()))?;
     let signer = CertSigner::new(ca_key)?;
     let days = u64::from(validity_days.max(1));
+    let is_ec = matches!(key.algorithm(), PublicKeyAlg::Ec { .. });
     let mut builder = CertificateBuilder::new(
+        // RSA receives content keys by transport, EC by agreement (RFC 5753).
         Profile::Leaf {
             issuer: ca_subject.clone(),
-            enable_key_agreement: false,
-            enable_key_encipherment: true,
+            enable_key_agreement: is_ec,
+            enable_key_encipherment: !is_ec,
         },
         random_serial(ca_key.provider())?,
         validity(Duration::from_secs(days * 86_400), Some(ca_not_after))?,

@@ -40,5 +40,5 @@ pub use partner::{
 pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};
 pub use smime_pki::cert::san_email_addresses;
-pub use store::{Store, StoreConfig};
+pub use store::{ProxyKeyType, Store, StoreConfig};
 pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

@@ -17,7 +17,7 @@ use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use crate::audit::{AuditDraft, AuditKind};
-use crate::certinfo::{rsa_bits, rsa_public_key, ParsedCert};
+use crate::certinfo::{public_key_alg, ParsedCert};
 use crate::codec::{self, decode_record, encode_record, hexbytes};
 use crate::domains::normalise_address;
 use crate::error::{StoreError, ValidationError};
@@ -232,7 +232,7 @@ fn describe(der: &[u8]) -> Described {
             serial_hex: c.serial_hex(),
             not_before: codec::to_unix(c.not_before()),
             not_after: codec::to_unix(c.not_after()),
-            key_bits: rsa_public_key(c.spki()).map(|k| rsa_bits(&k)).unwrap_or(0),
+            key_bits: public_key_alg(c.spki()).map(|k| k.bits()).unwrap_or(0),
             signature_algorithm: crate::certinfo::classify_signature(c.signature_algorithm())
                 .name(),
         },

@@ -41,6 +41,8 @@ pub struct StoreConfig {
     pub extra_freemail_domains: Vec<String>,
     /// Validity of issued proxy certificates, in days.
     pub proxy_cert_validity_days: u32,
+    /// Key type of newly issued proxy identities (existing ones keep theirs).
+    pub proxy_key_type: ProxyKeyType,
     /// Every private-key operation of the store (key generation, proxy CA signing) runs on
     /// this provider. Not read from configuration files: the binary chooses it.
     #[serde(skip, default = "crypto_provider::default_provider")]
@@ -59,9 +61,24 @@ impl Default for StoreConfig {
             required_policies: Vec::new(),
             extra_freemail_domains: Vec::new(),
             proxy_cert_validity_days: 365,
+            proxy_key_type: ProxyKeyType::default(),
             crypto: crypto_provider::default_provider(),
         }
     }
+}
+
+/// `[store] proxy_key_type`: the key of a newly issued proxy identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ProxyKeyType {
+    /// RSA-2048: what every S/MIME client, Outlook included, reads.
+    #[default]
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    #[serde(rename = "rsa-3072")]
+    Rsa3072,
+    /// EC P-256: ECDSA-SHA256 signatures, ECDH key agreement (RFC 5753).
+    #[serde(rename = "p-256")]
+    P256,
 }
 
 /// Handle to the store. Cheap to clone; safe to share between threads and tokio tasks.

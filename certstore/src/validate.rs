@@ -4,7 +4,9 @@
 //! reason is the most fundamental one:
 //!
 //! 1. `Malformed`: the certificate does not parse.
-//! 2. `UnsupportedKey` / `WeakKey`: RSA only, at least 2048 bits.
+//! 2. `UnsupportedKey` / `WeakKey`: RSA of at least 2048 bits, EC on P-256/P-384/P-521, or
+//!    Ed25519 (signatures only: it cannot receive a key); the key-type policy is
+//!    `crypto_provider::keys::public_key_alg`.
 //! 3. `SelfSigned`: issuer name equals subject name. Checked before trust, so a self-signed
 //!    partner certificate is refused even if it is also configured as an anchor.
 //! 4. `NotYetValid` / `Expired`: the certificate's own validity window at `now`.
@@ -26,8 +28,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crypto_provider::{PublicKeyAlg, PublicKeyError};
+
 use crate::certinfo::{
-    classify_signature, rsa_bits, rsa_public_key, KeyProblem, ParsedCert, SigAlg,
+    classify_signature, public_key_alg, rsa_bits, rsa_public_key, KeyProblem, ParsedCert, SigAlg,
 };
 use crate::codec;
 use crate::domains::normalise_address;
@@ -100,14 +104,30 @@ pub(crate) fn validate(
     now: SystemTime,
 ) -> Result<ValidatedCertificate, ValidationError> {
     let leaf = ParsedCert::parse(cert_der).map_err(malformed)?;
-    let key = rsa_public_key(leaf.spki()).map_err(|p| match p {
-        KeyProblem::NotRsa => ValidationError::UnsupportedKey,
-        KeyProblem::Malformed(e) => malformed(format!("public key: {e}")),
+    let key_alg = public_key_alg(leaf.spki()).map_err(|e| match e {
+        PublicKeyError::BadKey(e) => malformed(format!("public key: {e}")),
+        _ => ValidationError::UnsupportedKey,
     })?;
-    let key_bits = rsa_bits(&key);
-    if key_bits < MIN_RSA_BITS {
-        return Err(ValidationError::WeakKey { bits: key_bits });
-    }
+    let key_bits = match key_alg {
+        PublicKeyAlg::Rsa { .. } => {
+            let key = rsa_public_key(leaf.spki()).map_err(|p| match p {
+                KeyProblem::NotRsa => ValidationError::UnsupportedKey,
+                KeyProblem::Malformed(e) => malformed(format!("public key: {e}")),
+            })?;
+            let bits = rsa_bits(&key);
+            if bits < MIN_RSA_BITS {
+                return Err(ValidationError::WeakKey { bits });
+            }
+            bits
+        }
+        PublicKeyAlg::Ed25519 if purpose == KeyPurpose::Encrypt => {
+            return Err(ValidationError::UnsupportedKey)
+        }
+        PublicKeyAlg::X25519 if purpose == KeyPurpose::Sign => {
+            return Err(ValidationError::UnsupportedKey)
+        }
+        other => other.bits(),
+    };
     if leaf.subject_der == leaf.issuer_der {
         return Err(ValidationError::SelfSigned);
     }
@@ -126,6 +146,17 @@ pub(crate) fn validate(
         return Err(ValidationError::LeafIsCa);
     }
     if !leaf.permits_email_protection(purpose).map_err(malformed)? {
+        return Err(ValidationError::UsageNotEmailProtection);
+    }
+    // An EC or X25519 key receives a content key by agreement (RFC 5753): keyEncipherment
+    // alone does not allow that.
+    if purpose == KeyPurpose::Encrypt
+        && matches!(key_alg, PublicKeyAlg::Ec { .. } | PublicKeyAlg::X25519)
+        && leaf
+            .key_usage()
+            .map_err(malformed)?
+            .is_some_and(|ku| !ku.0.contains(x509_cert::ext::pkix::KeyUsages::KeyAgreement))
+    {
         return Err(ValidationError::UsageNotEmailProtection);
     }
     let emails = leaf.email_addresses().map_err(malformed)?;

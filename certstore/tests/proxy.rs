@@ -278,6 +278,16 @@ fn issue_lookup_renew() {
     }
 }
 
+/// `openssl x509 -text` of a PEM certificate file.
+fn openssl_x509_text(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn issued_certificate_profile_and_openssl_verify() {
     let (dir, store) = init();
@@ -317,12 +327,7 @@ fn issued_certificate_profile_and_openssl_verify() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let text = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(&leaf_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = openssl_x509_text(&leaf_path);
     for want in [
         "email:user@agency.example",
         "E-mail Protection",
@@ -360,4 +365,71 @@ fn configured_validity() {
     // A 30-day certificate is not renewed by ensure (threshold is 7 days).
     let again = store.ensure_proxy_identity("a@agency.example").unwrap();
     assert_eq!(again.fingerprint_sha256, id.fingerprint_sha256);
+}
+
+#[test]
+fn p256_proxy_identities_when_configured() {
+    // The RustCrypto backend has no EC key generation yet (typed `Unsupported`): aws-lc-rs only.
+    if common::config().crypto.name == "rust-crypto" {
+        eprintln!("skipped: the rust-crypto backend has no EC keys");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        certstore::StoreConfig {
+            proxy_key_type: certstore::ProxyKeyType::P256,
+            ..common::config()
+        },
+    )
+    .unwrap();
+    store.init_proxy_ca("CA", &agency()).unwrap();
+    let id = store.ensure_proxy_identity("ec@agency.example").unwrap();
+    let key = common::config()
+        .crypto
+        .load_private_key(&id.private_key_pkcs8_der)
+        .unwrap();
+    use crypto_provider::PrivateKeyOps;
+    assert_eq!(
+        key.algorithm(),
+        crypto_provider::PublicKeyAlg::Ec {
+            curve: crypto_provider::EcCurve::P256
+        }
+    );
+    let cert = Certificate::from_der(&id.certificate_der).unwrap();
+    assert_eq!(
+        cert.tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .unwrap(),
+        key.public_key_spki_der().unwrap(),
+        "the certificate holds the key"
+    );
+    let ca_path = dir.path().join("ca.pem");
+    let leaf_path = dir.path().join("leaf.pem");
+    std::fs::write(&ca_path, store.proxy_ca_certificate_pem().unwrap()).unwrap();
+    std::fs::write(
+        &leaf_path,
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &id.certificate_der)
+            .unwrap(),
+    )
+    .unwrap();
+    // Only smimesign: OpenSSL's smimeencrypt purpose demands keyEncipherment, which an ECDH
+    // key has no use for (RFC 8551 §4.4.2 wants keyAgreement; `cms -encrypt` does not check).
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", "smimesign", "-CAfile"])
+        .arg(&ca_path)
+        .arg(&leaf_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = openssl_x509_text(&leaf_path);
+    for want in [
+        "id-ecPublicKey",
+        "prime256v1",
+        "Digital Signature, Non Repudiation, Key Agreement",
+        "sha256WithRSAEncryption",
+    ] {
+        assert!(text.contains(want), "missing {want}: {text}");
+    }
 }

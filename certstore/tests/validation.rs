@@ -325,3 +325,37 @@ fn revocation_modes() {
     let v = validate(&store, "partner/revoked.pem").unwrap();
     assert!(v.revocation_unknown.is_empty());
 }
+
+#[test]
+fn ec_and_ed25519_partner_certificates() {
+    use certstore::KeyPurpose;
+    let (_d, store) = open();
+    for (rel, address, bits) in [
+        ("partner/erin-p256.pem", "erin@partner.example", 256),
+        ("partner/peggy-p384.pem", "peggy@partner.example", 384),
+        ("partner/victor-p521.pem", "victor@partner.example", 521),
+        ("partner/walter-ed25519.pem", "walter@partner.example", 256),
+    ] {
+        let v = check(&store, rel, address).unwrap();
+        assert_eq!(v.key_bits, bits, "{rel}");
+        assert_eq!(v.chain_der.len(), 3);
+    }
+    let for_purpose = |rel: &str, purpose| {
+        store.validate_partner_certificate_for(
+            &der(rel),
+            &[intermediate()],
+            None,
+            purpose,
+            SystemTime::now(),
+        )
+    };
+    // EC keys sign and agree keys (digitalSignature, keyAgreement).
+    for_purpose("partner/erin-p256.pem", KeyPurpose::Sign).unwrap();
+    for_purpose("partner/erin-p256.pem", KeyPurpose::Encrypt).unwrap();
+    // Ed25519 only signs: no content key can be sent to it.
+    for_purpose("partner/walter-ed25519.pem", KeyPurpose::Sign).unwrap();
+    assert!(matches!(
+        for_purpose("partner/walter-ed25519.pem", KeyPurpose::Encrypt),
+        Err(ValidationError::UnsupportedKey)
+    ));
+}

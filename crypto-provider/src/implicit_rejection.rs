@@ -103,6 +103,12 @@ pub fn unwrap(
                 },
             }
         }
+        // Key agreement is no RSA operation: a message that claims it for an RSA key fails
+        // like any other forgery.
+        KeyTransport::EcdhX963(_) => UnwrappedKey {
+            key: synthetic,
+            genuine: false,
+        },
     }
 }
 

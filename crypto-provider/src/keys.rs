@@ -1,4 +1,4 @@
-//! Key parsing shared by every backend: PEM or DER, PKCS#8 or PKCS#1, RSA only. Parsing needs
+//! Key parsing shared by every backend: PEM or DER, PKCS#8 or PKCS#1 for RSA, PKCS#8 for EC. Parsing needs
 //! no private-key arithmetic, so it is done once here with the `pkcs1`/`pkcs8` encoders; the
 //! backends receive normalised PKCS#8 DER.
 
@@ -7,7 +7,7 @@ use der::{Decode, Encode};
 use pkcs8::{AlgorithmIdentifierRef, PrivateKeyInfo};
 use zeroize::Zeroizing;
 
-use crate::{KeyError, PublicKeyError, MAX_RSA_BITS};
+use crate::{EcCurve, KeyError, PublicKeyAlg, PublicKeyError, MAX_RSA_BITS};
 
 const OID_RSA_ENCRYPTION: const_oid::ObjectIdentifier = const_oid::db::rfc5912::RSA_ENCRYPTION;
 
@@ -154,4 +154,102 @@ pub fn rsa_public_key(spki_der: &[u8]) -> Result<PublicRsa, PublicKeyError> {
 /// SubjectPublicKeyInfo DER of a PKCS#8 RSA key (for issuing its certificate).
 pub fn spki_of_pkcs8(pkcs8_der: &[u8]) -> Result<Vec<u8>, KeyError> {
     Ok(from_pkcs8(pkcs8_der)?.spki_der)
+}
+
+/// What a SubjectPublicKeyInfo (DER, from outside) holds, with the key-size policy applied:
+/// RSA up to [`MAX_RSA_BITS`], the NIST curves P-256/P-384/P-521 by name (explicit curve
+/// parameters and smaller curves refused), Ed25519 and X25519. The point itself is checked by
+/// the backend that uses it.
+pub fn public_key_alg(spki_der: &[u8]) -> Result<PublicKeyAlg, PublicKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    let oid = info.algorithm.oid;
+    if oid == OID_RSA_ENCRYPTION {
+        return rsa_public_key(spki_der).map(|k| PublicKeyAlg::Rsa { bits: k.bits });
+    }
+    let key = info.subject_public_key.raw_bytes();
+    if oid == PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        let curve = info
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+            .and_then(|c| EcCurve::from_oid(&c))
+            .ok_or_else(|| {
+                PublicKeyError::Unsupported(
+                    "EC key on a curve other than P-256, P-384 or P-521 (by name)".into(),
+                )
+            })?;
+        // An uncompressed point: 0x04, then two coordinates.
+        let coordinate = curve.bits().div_ceil(8);
+        if key.len() != 1 + 2 * coordinate || key.first() != Some(&4) {
+            return Err(PublicKeyError::BadKey(format!(
+                "{} public key is not an uncompressed point",
+                curve.name()
+            )));
+        }
+        return Ok(PublicKeyAlg::Ec { curve });
+    }
+    let raw_25519 = |alg| {
+        if key.len() == 32 && info.algorithm.parameters.is_none() {
+            Ok(alg)
+        } else {
+            Err(PublicKeyError::BadKey("malformed 25519 public key".into()))
+        }
+    };
+    match oid {
+        PublicKeyAlg::ED25519_OID => raw_25519(PublicKeyAlg::Ed25519),
+        PublicKeyAlg::X25519_OID => raw_25519(PublicKeyAlg::X25519),
+        other => Err(PublicKeyError::Unsupported(format!(
+            "unsupported public key algorithm {other}"
+        ))),
+    }
+}
+
+/// The raw public key bits of a SubjectPublicKeyInfo (an EC point, a 25519 key).
+pub fn public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| PublicKeyError::BadKey(e.to_string()))?;
+    Ok(info.subject_public_key.raw_bytes().to_vec())
+}
+
+/// An EC private key: PEM `PRIVATE KEY` or DER, PKCS#8 with a named curve (P-256/384/521).
+/// Returns the curve and the PKCS#8 DER.
+pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError> {
+    let der = match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
+            let start = text.find("-----BEGIN").unwrap_or(0);
+            let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
+                .map_err(|e| KeyError::Parse(e.to_string()))?;
+            Zeroizing::new(der)
+        }
+        _ => Zeroizing::new(bytes.to_vec()),
+    };
+    let info =
+        PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| KeyError::Parse(e.to_string()))?;
+    if info.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        return Err(KeyError::UnsupportedKeyType);
+    }
+    let curve = info
+        .algorithm
+        .parameters
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        .and_then(|oid| EcCurve::from_oid(&oid))
+        .ok_or(KeyError::UnsupportedKeyType)?;
+    Ok((curve, der))
+}
+
+/// The SubjectPublicKeyInfo DER of an EC public key (an uncompressed point).
+pub fn ec_spki_der(curve: EcCurve, point: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let curve_oid = curve.oid();
+    let params = AnyRef::from(&curve_oid);
+    spki::SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: PublicKeyAlg::EC_PUBLIC_KEY_OID,
+            parameters: Some(params),
+        },
+        subject_public_key: der::asn1::BitStringRef::from_bytes(point)
+            .map_err(|e| KeyError::Parse(e.to_string()))?,
+    }
+    .to_der()
+    .map_err(|e| KeyError::Parse(e.to_string()))
 }

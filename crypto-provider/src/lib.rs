@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 mod algorithms;
 pub mod implicit_rejection;
+pub mod kdf;
 pub mod keys;
 
 #[cfg(feature = "aws-lc-rs")]
@@ -25,7 +26,7 @@ pub mod aws_lc_rs;
 #[cfg(feature = "rust-crypto")]
 pub mod rust_crypto;
 
-pub use algorithms::{DigestAlg, KeyTransport, RsaSignature};
+pub use algorithms::{DigestAlg, EcCurve, KeyTransport, PublicKeyAlg, RsaSignature, SignatureAlg};
 pub use implicit_rejection::UnwrappedKey;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
@@ -39,7 +40,7 @@ pub const MAX_RSA_BITS: usize = 8192;
 pub enum KeyError {
     #[error("cannot read the private key: {0}")]
     Parse(String),
-    #[error("unsupported key type (only RSA keys are supported)")]
+    #[error("unsupported key type (RSA and EC P-256/P-384/P-521 keys are supported)")]
     UnsupportedKeyType,
     #[error("unsupported RSA key size {0} bits")]
     UnsupportedKeySize(usize),
@@ -63,6 +64,8 @@ pub enum PublicKeyError {
     BadSignature,
     #[error("RSA encryption failed")]
     EncryptionFailed,
+    #[error("key agreement failed")]
+    AgreementFailed,
 }
 
 /// Errors of the symmetric ciphers. Decryption failures carry no detail on purpose.
@@ -79,6 +82,11 @@ pub enum CipherError {
 #[derive(Debug, thiserror::Error)]
 #[error("the random number generator failed")]
 pub struct RandomError;
+
+/// Asking an RSA operation for key agreement.
+fn not_rsa_transport() -> PublicKeyError {
+    PublicKeyError::Unsupported("key agreement is not RSA key transport".into())
+}
 
 /// An incremental hash, so large content is hashed in pieces without a second copy.
 pub trait Hasher: Send {
@@ -115,6 +123,19 @@ pub trait CipherProvider: Send + Sync {
         buffer: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CipherError>;
+    /// AES key wrap (RFC 3394, the default IV); the KEK length picks AES-128/192/256.
+    fn aes_key_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError>;
+    /// The inverse of [`Self::aes_key_wrap`]; a wrong KEK or altered input fails its integrity
+    /// check ([`CipherError::DecryptionFailed`]).
+    fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8])
+        -> Result<Zeroizing<Vec<u8>>, CipherError>;
+}
+
+/// The sender's half of an ephemeral-static key agreement.
+pub struct EphemeralAgreement {
+    /// The ephemeral public key as it travels: an uncompressed EC point, or 32 X25519 bytes.
+    pub public_key: Vec<u8>,
+    pub shared_secret: Zeroizing<Vec<u8>>,
 }
 
 /// RSA public-key operations on a SubjectPublicKeyInfo (DER).
@@ -133,6 +154,25 @@ pub trait PublicKeyProvider: Send + Sync {
         transport: KeyTransport,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, PublicKeyError>;
+    /// ECDSA over a precomputed `digest`; `signature` is a DER `Ecdsa-Sig-Value`. The curve
+    /// is the key's (see [`keys::public_key_alg`]).
+    fn verify_ecdsa(
+        &self,
+        spki_der: &[u8],
+        digest_alg: DigestAlg,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError>;
+    /// Ed25519 (PureEdDSA) over the whole `message`.
+    fn verify_ed25519(
+        &self,
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError>;
+    /// A fresh ephemeral key pair on the recipient's curve (EC or X25519) and the shared
+    /// secret with the recipient's public key.
+    fn agree_ephemeral(&self, spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError>;
 }
 
 pub trait SecureRandom: Send + Sync {
@@ -154,12 +194,32 @@ pub trait RsaPrivateOps: Send + Sync {
     fn sign_digest(&self, scheme: RsaSignature, digest: &[u8]) -> Result<Vec<u8>, KeyError>;
 }
 
-/// Loading and generating RSA private keys.
+/// A backend's EC private key: ECDSA signing and ECDH.
+pub trait EcPrivateOps: Send + Sync {
+    /// The public key, an uncompressed point.
+    fn public_point(&self) -> Vec<u8>;
+    /// ECDSA with the curve's digest ([`EcCurve::digest`]) over `message`: a DER
+    /// `Ecdsa-Sig-Value`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// ECDH with a peer's public point (from outside): the shared secret. An invalid point
+    /// (not on the curve, wrong length) is [`KeyError::OperationFailed`].
+    fn agree(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+}
+
+/// Loading and generating private keys.
 pub trait KeyProvider: Send + Sync {
     /// A key from its PKCS#8 DER (already checked to be RSA by [`keys::parse`]).
     fn load_pkcs8(&self, pkcs8_der: &[u8]) -> Result<Box<dyn RsaPrivateOps>, KeyError>;
     /// A new RSA key (2048, 3072 or 4096 bits) as PKCS#8 DER.
     fn generate_rsa(&self, bits: usize) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    /// An EC key from its PKCS#8 DER (curve checked by [`keys::parse_ec`]).
+    fn load_ec_pkcs8(
+        &self,
+        curve: EcCurve,
+        pkcs8_der: &[u8],
+    ) -> Result<Box<dyn EcPrivateOps>, KeyError>;
+    /// A new EC key as PKCS#8 DER.
+    fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }
 
 /// Every primitive, from one backend.
@@ -207,19 +267,41 @@ pub fn all_providers() -> Vec<&'static CryptoProvider> {
 
 impl CryptoProvider {
     /// A private key from PEM (`PRIVATE KEY` or `RSA PRIVATE KEY`) or DER (PKCS#8 or PKCS#1).
+    /// EC keys (P-256/P-384/P-521) come as PKCS#8 (`PRIVATE KEY`).
     pub fn load_private_key(&'static self, bytes: &[u8]) -> Result<PrivateKey, KeyError> {
-        let parsed = keys::parse(bytes)?;
+        let parsed = match keys::parse(bytes) {
+            Err(KeyError::UnsupportedKeyType) => return self.load_ec_private_key(bytes),
+            other => other?,
+        };
         let ops = self.keys.load_pkcs8(&parsed.pkcs8_der)?;
         Ok(PrivateKey {
-            ops,
+            inner: KeyInner::Rsa {
+                ops,
+                rejection_key: implicit_rejection::key_derivation_key(
+                    self.digests,
+                    &parsed.private_exponent,
+                ),
+            },
             spki_der: parsed.spki_der,
             bits: parsed.bits,
-            rejection_key: implicit_rejection::key_derivation_key(
-                self.digests,
-                &parsed.private_exponent,
-            ),
             provider: self,
         })
+    }
+
+    fn load_ec_private_key(&'static self, bytes: &[u8]) -> Result<PrivateKey, KeyError> {
+        let (curve, pkcs8) = keys::parse_ec(bytes)?;
+        let ops = self.keys.load_ec_pkcs8(curve, &pkcs8)?;
+        Ok(PrivateKey {
+            spki_der: keys::ec_spki_der(curve, &ops.public_point())?,
+            inner: KeyInner::Ec { curve, ops },
+            bits: curve.bits(),
+            provider: self,
+        })
+    }
+
+    /// A new EC key as PKCS#8 DER (what the store keeps).
+    pub fn generate_ec_pkcs8(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.keys.generate_ec(curve)
     }
 
     /// A new RSA key as PKCS#8 DER (what the store keeps).
@@ -252,25 +334,54 @@ pub trait PrivateKeyOps: Send + Sync {
         encrypted_key: &[u8],
         key_len: usize,
     ) -> UnwrappedKey;
-    /// Sign a message: hash it with the scheme's digest, then sign the digest.
+    /// Sign a message with RSA: hash it with the scheme's digest, then sign the digest.
     fn sign(&self, scheme: RsaSignature, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// The key's type; RSA unless the key says otherwise.
+    fn algorithm(&self) -> PublicKeyAlg {
+        PublicKeyAlg::Rsa { bits: self.bits() }
+    }
+    /// Sign a message with any scheme the key supports ([`Self::sign`] for RSA).
+    fn sign_with(&self, alg: SignatureAlg, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match alg {
+            SignatureAlg::Rsa(scheme) => self.sign(scheme, message),
+            _ => Err(KeyError::UnsupportedKeyType),
+        }
+    }
+    /// Key agreement (EC keys): the shared secret with a sender's ephemeral public key, an
+    /// uncompressed point from outside. Fails for an invalid point and for RSA keys.
+    fn agree(&self, _peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(KeyError::UnsupportedKeyType)
+    }
 }
 
 pub struct PrivateKey {
-    ops: Box<dyn RsaPrivateOps>,
+    inner: KeyInner,
     spki_der: Vec<u8>,
     bits: usize,
-    rejection_key: Zeroizing<[u8; 32]>,
     provider: &'static CryptoProvider,
 }
 
+enum KeyInner {
+    Rsa {
+        ops: Box<dyn RsaPrivateOps>,
+        rejection_key: Zeroizing<[u8; 32]>,
+    },
+    Ec {
+        curve: EcCurve,
+        ops: Box<dyn EcPrivateOps>,
+    },
+}
+
 impl PrivateKey {
-    /// Sign a precomputed digest (CMS signs the digest of its signed attributes).
+    /// Sign a precomputed digest with RSA (CMS signs the digest of its signed attributes).
     pub fn sign_digest(&self, scheme: RsaSignature, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
         if digest.len() != scheme.digest().output_len() {
             return Err(KeyError::OperationFailed);
         }
-        self.ops.sign_digest(scheme, digest)
+        match &self.inner {
+            KeyInner::Rsa { ops, .. } => ops.sign_digest(scheme, digest),
+            KeyInner::Ec { .. } => Err(KeyError::UnsupportedKeyType),
+        }
     }
 
     pub fn provider(&self) -> &'static CryptoProvider {
@@ -293,19 +404,53 @@ impl PrivateKeyOps for PrivateKey {
         encrypted_key: &[u8],
         key_len: usize,
     ) -> UnwrappedKey {
-        implicit_rejection::unwrap(
-            self.ops.as_ref(),
-            self.provider.digests,
-            &self.rejection_key,
-            transport,
-            encrypted_key,
-            key_len,
-        )
+        match &self.inner {
+            KeyInner::Rsa { ops, rejection_key } => implicit_rejection::unwrap(
+                ops.as_ref(),
+                self.provider.digests,
+                rejection_key,
+                transport,
+                encrypted_key,
+                key_len,
+            ),
+            // No RSA transport to an EC key: the message is forged or misaddressed, and fails
+            // at its content like a wrong key (the key is no secret: none was sent).
+            KeyInner::Ec { .. } => UnwrappedKey {
+                key: Zeroizing::new(vec![0u8; key_len]),
+                genuine: false,
+            },
+        }
     }
 
     fn sign(&self, scheme: RsaSignature, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let digest = self.provider.digest(scheme.digest(), message);
         self.sign_digest(scheme, &digest)
+    }
+
+    fn algorithm(&self) -> PublicKeyAlg {
+        match &self.inner {
+            KeyInner::Rsa { .. } => PublicKeyAlg::Rsa { bits: self.bits },
+            KeyInner::Ec { curve, .. } => PublicKeyAlg::Ec { curve: *curve },
+        }
+    }
+
+    fn sign_with(&self, alg: SignatureAlg, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match (&self.inner, alg) {
+            (KeyInner::Rsa { .. }, SignatureAlg::Rsa(scheme)) => self.sign(scheme, message),
+            (KeyInner::Ec { curve, ops }, SignatureAlg::Ecdsa(digest))
+                if digest == curve.digest() =>
+            {
+                ops.sign(message)
+            }
+            _ => Err(KeyError::UnsupportedKeyType),
+        }
+    }
+
+    fn agree(&self, peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        match &self.inner {
+            KeyInner::Ec { ops, .. } => ops.agree(peer_public_key),
+            KeyInner::Rsa { .. } => Err(KeyError::UnsupportedKeyType),
+        }
     }
 }
 

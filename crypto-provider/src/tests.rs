@@ -394,3 +394,282 @@ fn generated_keys_load_and_sign() {
         ));
     }
 }
+
+/// The SubjectPublicKeyInfo DER of a fixture certificate (PEM).
+fn cert_spki(rel: &str) -> Vec<u8> {
+    let pem = String::from_utf8(fixture(rel)).unwrap();
+    let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+    // openssl extracts it: this crate has no certificate parser.
+    let dir = tempdir();
+    std::fs::write(dir.join("c.der"), &der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-pubkey", "-in"])
+        .arg(dir.join("c.der"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    let (_, spki) = der::pem::decode_vec(&out.stdout).unwrap();
+    spki
+}
+
+/// `openssl pkeyutl` with `args` over `input`, the fixture key `key`.
+fn openssl_pkeyutl(key: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let dir = tempdir();
+    std::fs::write(dir.join("in"), input).unwrap();
+    let key_path = format!("{}/../fixtures/{key}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-inkey", &key_path])
+        .args(args)
+        .arg("-in")
+        .arg(dir.join("in"))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn public_key_algorithms_and_the_key_size_policy() {
+    assert_eq!(
+        keys::public_key_alg(&cert_spki("partner/alice.pem")).unwrap(),
+        PublicKeyAlg::Rsa { bits: 2048 }
+    );
+    for (rel, curve) in [
+        ("partner/erin-p256.pem", EcCurve::P256),
+        ("partner/peggy-p384.pem", EcCurve::P384),
+        ("partner/victor-p521.pem", EcCurve::P521),
+    ] {
+        assert_eq!(
+            keys::public_key_alg(&cert_spki(rel)).unwrap(),
+            PublicKeyAlg::Ec { curve }
+        );
+    }
+    assert_eq!(
+        keys::public_key_alg(&cert_spki("partner/walter-ed25519.pem")).unwrap(),
+        PublicKeyAlg::Ed25519
+    );
+    // A curve below P-256 (secp224r1) is refused by name.
+    let mut p224 = cert_spki("partner/erin-p256.pem");
+    let p256_oid = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let at = p224.windows(10).position(|w| w == p256_oid).unwrap();
+    // Same length, different curve: 1.2.840.10045.3.1.1 (P-192) stands in for any other.
+    p224[at + 9] = 0x01;
+    assert!(matches!(
+        keys::public_key_alg(&p224),
+        Err(PublicKeyError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn openssl_ecdsa_and_ed25519_signatures_verify_and_fail_when_altered() {
+    let message = b"signed attributes";
+    for (key, cert, digest) in [
+        (
+            "partner/erin-p256.key",
+            "partner/erin-p256.pem",
+            DigestAlg::Sha256,
+        ),
+        (
+            "partner/peggy-p384.key",
+            "partner/peggy-p384.pem",
+            DigestAlg::Sha384,
+        ),
+        (
+            "partner/victor-p521.key",
+            "partner/victor-p521.pem",
+            DigestAlg::Sha512,
+        ),
+    ] {
+        let hashed = default_provider().digest(digest, message);
+        let signature = openssl_pkeyutl(key, &["-sign"], &hashed);
+        let spki = cert_spki(cert);
+        for provider in all_providers() {
+            let result = provider
+                .public_keys
+                .verify_ecdsa(&spki, digest, &hashed, &signature);
+            if provider.name == "rust-crypto" {
+                assert!(matches!(result, Err(PublicKeyError::Unsupported(_))));
+                continue;
+            }
+            result.unwrap_or_else(|e| panic!("{} {cert}: {e}", provider.name));
+            let mut other = hashed.clone();
+            other[0] ^= 1;
+            assert!(matches!(
+                provider
+                    .public_keys
+                    .verify_ecdsa(&spki, digest, &other, &signature),
+                Err(PublicKeyError::BadSignature)
+            ));
+        }
+    }
+    let signature = openssl_pkeyutl("partner/walter-ed25519.key", &["-sign", "-rawin"], message);
+    let spki = cert_spki("partner/walter-ed25519.pem");
+    let provider = default_provider();
+    provider
+        .public_keys
+        .verify_ed25519(&spki, message, &signature)
+        .unwrap();
+    assert!(matches!(
+        provider
+            .public_keys
+            .verify_ed25519(&spki, b"signed attributeS", &signature),
+        Err(PublicKeyError::BadSignature)
+    ));
+    // An Ed25519 signature is not an ECDSA one, and the key types do not mix.
+    assert!(provider
+        .public_keys
+        .verify_ecdsa(&spki, DigestAlg::Sha256, &[0; 32], &signature)
+        .is_err());
+}
+
+#[test]
+fn ephemeral_agreement_matches_openssl_derive() {
+    use der::{Decode as _, Encode as _};
+    let provider = default_provider();
+    for (key, cert) in [
+        ("partner/erin-p256.key", "partner/erin-p256.pem"),
+        ("partner/victor-p521.key", "partner/victor-p521.pem"),
+    ] {
+        let spki = cert_spki(cert);
+        let agreed = provider.public_keys.agree_ephemeral(&spki).unwrap();
+        // The ephemeral key as an SPKI: the recipient's with the point replaced.
+        let info = spki::SubjectPublicKeyInfoRef::from_der(&spki).unwrap();
+        let ephemeral = spki::SubjectPublicKeyInfoRef {
+            algorithm: info.algorithm,
+            subject_public_key: der::asn1::BitStringRef::from_bytes(&agreed.public_key).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        let dir = tempdir();
+        std::fs::write(dir.join("peer.der"), &ephemeral).unwrap();
+        let peer = dir.join("peer.der");
+        let z = openssl_pkeyutl(
+            key,
+            &[
+                "-derive",
+                "-peerform",
+                "DER",
+                "-peerkey",
+                peer.to_str().unwrap(),
+            ],
+            b"",
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(z, agreed.shared_secret.as_slice(), "{cert}");
+    }
+    // An invalid point (not on the curve) is refused, not agreed with.
+    let mut bad = cert_spki("partner/erin-p256.pem");
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(provider.public_keys.agree_ephemeral(&bad).is_err());
+}
+
+#[test]
+fn aes_key_wrap_known_answers_and_integrity_on_every_backend() {
+    let unhex = |s: &str| hex_decode(s);
+    // RFC 3394 §4.1 and §4.6.
+    let cases = [
+        (
+            "000102030405060708090A0B0C0D0E0F",
+            "00112233445566778899AABBCCDDEEFF",
+            "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5",
+        ),
+        (
+            "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+            "00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F",
+            "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21",
+        ),
+    ];
+    for provider in all_providers() {
+        for (kek, key, wrapped) in cases {
+            let (kek, key, wrapped) = (unhex(kek), unhex(key), unhex(wrapped));
+            assert_eq!(
+                provider.ciphers.aes_key_wrap(&kek, &key).unwrap(),
+                wrapped,
+                "{}",
+                provider.name
+            );
+            assert_eq!(
+                provider
+                    .ciphers
+                    .aes_key_unwrap(&kek, &wrapped)
+                    .unwrap()
+                    .as_slice(),
+                key
+            );
+            let mut altered = wrapped.clone();
+            altered[5] ^= 1;
+            assert!(matches!(
+                provider.ciphers.aes_key_unwrap(&kek, &altered),
+                Err(CipherError::DecryptionFailed)
+            ));
+            assert!(provider
+                .ciphers
+                .aes_key_unwrap(&kek, &wrapped[..16])
+                .is_err());
+        }
+    }
+}
+
+#[test]
+fn kdfs_match_known_answers() {
+    let provider = default_provider();
+    // RFC 5869 test case 1.
+    let okm = kdf::hkdf_sha256(
+        provider.digests,
+        &hex_decode("000102030405060708090a0b0c"),
+        &[0x0b; 22],
+        &hex_decode("f0f1f2f3f4f5f6f7f8f9"),
+        42,
+    )
+    .unwrap();
+    assert_eq!(
+        hex(&okm),
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    );
+    // X9.63 against `openssl kdf X963KDF`.
+    let out = std::process::Command::new("openssl")
+        .args([
+            "kdf",
+            "-keylen",
+            "40",
+            "-kdfopt",
+            "digest:SHA256",
+            "-kdfopt",
+            "hexsecret:00112233445566778899",
+            "-kdfopt",
+            "hexinfo:a0a1a2",
+            "X963KDF",
+        ])
+        .output()
+        .unwrap();
+    let expected = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_lowercase();
+    for provider in all_providers() {
+        let ours = kdf::x963(
+            provider.digests,
+            DigestAlg::Sha256,
+            &hex_decode("00112233445566778899"),
+            &hex_decode("a0a1a2"),
+            40,
+        )
+        .unwrap();
+        assert_eq!(hex(&ours), expected, "{}", provider.name);
+    }
+    assert!(kdf::x963(provider.digests, DigestAlg::Sha256, b"z", b"", 65).is_none());
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -229,6 +229,7 @@ struct RawLmtp {
 struct RawStore {
     proxy_cert_validity_days: Option<u32>,
     extra_freemail_domains: Option<Vec<String>>,
+    proxy_key_type: Option<certstore::ProxyKeyType>,
 }
 
 // ---- the validated configuration -----------------------------------------------------
@@ -340,6 +341,8 @@ pub struct LmtpSettings {
 pub struct StoreSettings {
     pub proxy_cert_validity_days: u32,
     pub extra_freemail_domains: Vec<String>,
+    /// Key type of newly issued proxy identities (default RSA-2048, for Outlook).
+    pub proxy_key_type: certstore::ProxyKeyType,
 }
 
 pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:10025";
@@ -786,6 +789,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
             .iter()
             .map(|d| domain("store.extra_freemail_domains", d))
             .collect::<Result<Vec<_>, _>>()?,
+        proxy_key_type: raw.store.proxy_key_type.unwrap_or_default(),
     };
 
     let postfix = PostfixSettings {
@@ -904,6 +908,16 @@ mod tests {
     }
 
     #[test]
+    fn proxy_key_type_is_read_and_checked() {
+        let c = load("[store]\nproxy_key_type = \"p-256\"\n").unwrap();
+        assert_eq!(c.store.proxy_key_type, certstore::ProxyKeyType::P256);
+        let c = load("[store]\nproxy_key_type = \"rsa-3072\"\n").unwrap();
+        assert_eq!(c.store.proxy_key_type, certstore::ProxyKeyType::Rsa3072);
+        let e = err("[store]\nproxy_key_type = \"p-192\"\n");
+        assert!(e.contains("rsa-2048"), "{e}");
+    }
+
+    #[test]
     fn minimal_file_gets_safe_defaults() {
         let c = load("").unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/etc/gw/data"));
@@ -933,6 +947,7 @@ mod tests {
             PathBuf::from("/etc/gw/data/admin.token")
         );
         assert_eq!(c.store.proxy_cert_validity_days, 365);
+        assert_eq!(c.store.proxy_key_type, certstore::ProxyKeyType::Rsa2048);
         assert_eq!(c.inbound_hop().tls, TlsMode::Opportunistic);
         assert!(c.is_internal_domain("AGENCY.example"));
     }

@@ -445,6 +445,16 @@ mod tests {
                 DECRYPTED_BYTES.fetch_add(b.len() as u64, Ordering::SeqCst);
                 self.0.gcm_open(k, n, a, b, t)
             }
+            fn aes_key_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError> {
+                self.0.aes_key_wrap(kek, key)
+            }
+            fn aes_key_unwrap(
+                &self,
+                kek: &[u8],
+                wrapped: &[u8],
+            ) -> Result<zeroize::Zeroizing<Vec<u8>>, CipherError> {
+                self.0.aes_key_unwrap(kek, wrapped)
+            }
         }
         let ciphers: &'static Counting = Box::leak(Box::new(Counting(inner.ciphers)));
         Box::leak(Box::new(CryptoProvider { ciphers, ..*inner }))

@@ -295,3 +295,72 @@ fn engine_output_reads_in_nss() {
         "{stderr}"
     );
 }
+
+/// Issue 13, with the P-256 partner's key pair: ECDSA signatures both ways with NSS.
+#[test]
+fn nss_ecdsa_both_ways() {
+    if !available() || crypto().name == "rust-crypto" {
+        // The RustCrypto backend has no EC operations (typed `Unsupported`).
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = nss_db(dir.path());
+    let pw = dir.path().join("pw").to_string_lossy().into_owned();
+    let p12 = dir.path().join("erin.p12").to_string_lossy().into_owned();
+    openssl_ok(
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            &f("partner/erin-p256.pem"),
+            "-inkey",
+            &f("partner/erin-p256.key"),
+            "-out",
+            &p12,
+            "-passout",
+            "pass:x",
+            "-name",
+            "erin",
+        ],
+        b"",
+    );
+    run("pk12util", &["-i", &p12, "-d", &db, "-W", "x", "-k", &pw]);
+    let input = dir.path().join("content");
+    std::fs::write(&input, CONTENT).unwrap();
+    let (input, out) = (
+        input.to_string_lossy().into_owned(),
+        dir.path().join("out.der").to_string_lossy().into_owned(),
+    );
+    // NSS signs with ECDSA: the engine verifies.
+    run(
+        "cmsutil",
+        &[
+            "-S", "-N", "erin", "-i", &input, "-o", &out, "-d", &db, "-f", &pw,
+        ],
+    );
+    let report = verify(crypto(), &std::fs::read(&out).unwrap(), None)
+        .unwrap()
+        .report;
+    assert_eq!(report.outcome, SignatureOutcome::Valid);
+    assert_eq!(report.scheme, Some(gateway::smime::SignatureScheme::Ecdsa));
+    // The engine signs with the EC key: NSS verifies against the partner root it trusts.
+    let chain = vec![cert("ca/partner-intermediate.pem")];
+    let (c, k) = (cert("partner/erin-p256.pem"), key("partner/erin-p256.key"));
+    let signer = Signer {
+        certificate: &c,
+        chain: &chain,
+        key: &k,
+    };
+    let der = sign(crypto(), CONTENT, &signer, false, SystemTime::now()).unwrap();
+    std::fs::write(&out, der).unwrap();
+    let nss = Command::new("cmsutil")
+        .args(["-D", "-i", &out, "-d", &db, "-f", &pw, "-u", "4"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&nss.stderr);
+    assert!(nss.status.success(), "{stderr}");
+    assert_eq!(nss.stdout, CONTENT);
+    assert!(!stderr.contains("signature: FAIL"), "{stderr}");
+    // ECDH is not checked here: this machine's NSS (3.87) neither writes key agreement
+    // ("invalid algorithm") nor reads it (OpenSSL's KeyAgreeRecipientInfo is "bad DER" to it).
+}

@@ -63,22 +63,23 @@ impl World {
 
     /// Run the cert-query for user@agency.example as alice; returns the proxy certificate PEM.
     fn cert_query(&self) -> String {
+        self.cert_query_as("alice", "alice@partner.example")
+    }
+
+    /// The cert-query for user@agency.example, signed by the fixture partner `signer`.
+    fn cert_query_as(&self, signer: &str, from: &str) -> String {
         let request = partner_message(
-            "alice@partner.example",
+            from,
             "cert-query@agency.example",
             "<User@Agency.Example>",
             "Please send your certificate.",
-            Some("alice"),
+            Some(signer),
         );
-        let (code, text) = self.send(
-            "alice@partner.example",
-            &["cert-query@agency.example"],
-            &request,
-        );
+        let (code, text) = self.send(from, &["cert-query@agency.example"], &request);
         assert_eq!(code, 250, "{text}");
         let replies = self.outbound.wait_for_messages(1, WAIT).unwrap();
         let reply = &replies[0];
-        assert_eq!(reply.rcpt_to, vec!["alice@partner.example".to_string()]);
+        assert_eq!(reply.rcpt_to, vec![from.to_string()]);
         let signer = self.gateway.dir.path().join("signer.pem");
         let signer_arg = signer.to_string_lossy().into_owned();
         openssl_ok(
@@ -583,4 +584,38 @@ fn inbound_recipients_with_the_same_result_share_one_delivery() {
     assert!(got[0].text().contains("smime=pass"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.inbound.messages().len(), 1);
+}
+
+/// Issue 13: a partner whose certificate holds a P-256 key sends an ECDSA-signed cert-query,
+/// gets the signed reply, and the mail then sent to it is encrypted by ECDH key agreement
+/// (RFC 5753) so that OpenSSL decrypts it with the partner's EC key.
+#[test]
+fn a_p256_partner_is_usable_end_to_end() {
+    let w = world();
+    w.cert_query_as("erin-p256", "erin@partner.example");
+    let msg = b"From: user@agency.example\r\nTo: erin@partner.example\r\nSubject: reply\r\n\r\nsealed for an EC key\r\n";
+    let (code, text) = w.send("user@agency.example", &["erin@partner.example"], msg);
+    assert_eq!(code, 250, "{text}");
+    let out = w.outbound.wait_for_messages(2, WAIT).unwrap();
+    let sealed = &out[1];
+    assert_eq!(sealed.rcpt_to, vec!["erin@partner.example".to_string()]);
+    let inner = openssl_ok(
+        &[
+            "cms",
+            "-decrypt",
+            "-recip",
+            &fixture("partner/erin-p256.pem"),
+            "-inkey",
+            &fixture("partner/erin-p256.key"),
+        ],
+        &sealed.data,
+    );
+    assert!(String::from_utf8_lossy(&inner).contains("sealed for an EC key"));
+    // Key agreement it is: the envelope names dhSinglePass-stdDH-sha256kdf-scheme.
+    let structure = openssl_ok(&["cms", "-cmsout", "-print"], &sealed.data);
+    assert!(
+        String::from_utf8_lossy(&structure).contains("dhSinglePass-stdDH-sha256kdf-scheme"),
+        "{}",
+        String::from_utf8_lossy(&structure)
+    );
 }

@@ -15,19 +15,20 @@ use aws_lc_rs::cipher::{
 };
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap};
 use aws_lc_rs::rand::SecureRandom as _;
 use aws_lc_rs::rsa::{
     KeySize, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
     PrivateDecryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
 };
 use aws_lc_rs::signature::{self, RsaKeyPair};
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::{agreement, digest, hmac};
 use zeroize::Zeroizing;
 
 use crate::{
-    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, Hasher, KeyError,
-    KeyProvider, KeyTransport, PublicKeyError, PublicKeyProvider, RandomError, RsaPrivateOps,
-    RsaSignature, SecureRandom,
+    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
+    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom,
 };
 
 const NAME: &str = "aws-lc-rs";
@@ -70,6 +71,73 @@ impl KeyProvider for Keys {
         let key = RsaKeyPair::generate(size).map_err(|_| KeyError::OperationFailed)?;
         let der = key.as_der().map_err(|_| KeyError::OperationFailed)?;
         Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+
+    fn load_ec_pkcs8(
+        &self,
+        curve: EcCurve,
+        pkcs8_der: &[u8],
+    ) -> Result<Box<dyn EcPrivateOps>, KeyError> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::Parse(e.to_string());
+        let signing = signature::EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), pkcs8_der)
+            .map_err(rejected)?;
+        let agreeing =
+            agreement::PrivateKey::from_private_key_der(agreement_algorithm(curve), pkcs8_der)
+                .map_err(rejected)?;
+        Ok(Box::new(AwsEcKey {
+            curve,
+            signing,
+            agreeing,
+        }))
+    }
+
+    fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = signature::EcdsaKeyPair::generate(ecdsa_signing(curve))
+            .map_err(|_| KeyError::OperationFailed)?;
+        let der = key.to_pkcs8v1().map_err(|_| KeyError::OperationFailed)?;
+        Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+}
+
+fn ecdsa_signing(curve: EcCurve) -> &'static signature::EcdsaSigningAlgorithm {
+    match curve {
+        EcCurve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        EcCurve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        EcCurve::P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+    }
+}
+
+struct AwsEcKey {
+    curve: EcCurve,
+    signing: signature::EcdsaKeyPair,
+    agreeing: agreement::PrivateKey,
+}
+
+impl EcPrivateOps for AwsEcKey {
+    fn public_point(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair as _;
+        self.signing.public_key().as_ref().to_vec()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let signature = self
+            .signing
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
+            .map_err(|_| KeyError::OperationFailed)?;
+        Ok(signature.as_ref().to_vec())
+    }
+
+    fn agree(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        // Only an uncompressed point of this curve; aws-lc checks that it lies on the curve.
+        if peer_point.len() != 1 + 2 * self.curve.bits().div_ceil(8) {
+            return Err(KeyError::OperationFailed);
+        }
+        agreement::agree(
+            &self.agreeing,
+            agreement::UnparsedPublicKey::new(agreement_algorithm(self.curve), peer_point),
+            KeyError::OperationFailed,
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )
     }
 }
 
@@ -174,6 +242,7 @@ impl PublicKeyProvider for PublicKeys {
                 .encrypt(plaintext, &mut out)
                 .map_err(failed)?
                 .len(),
+            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
             KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => {
                 let algorithm = if transport == KeyTransport::RsaOaepSha1 {
                     &OAEP_SHA1_MGF1SHA1
@@ -190,6 +259,119 @@ impl PublicKeyProvider for PublicKeys {
         out.truncate(len);
         Ok(out)
     }
+
+    fn verify_ecdsa(
+        &self,
+        spki_der: &[u8],
+        digest_alg: DigestAlg,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError> {
+        let PublicKeyAlg::Ec { curve } = crate::keys::public_key_alg(spki_der)? else {
+            return Err(PublicKeyError::Unsupported("ECDSA needs an EC key".into()));
+        };
+        let unsupported = || {
+            PublicKeyError::Unsupported(format!(
+                "ECDSA on {} with {}",
+                curve.name(),
+                digest_alg.name()
+            ))
+        };
+        let algorithm: &'static signature::EcdsaVerificationAlgorithm = match (curve, digest_alg) {
+            (EcCurve::P256, DigestAlg::Sha1) => &signature::ECDSA_P256_SHA1_ASN1,
+            (EcCurve::P256, DigestAlg::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (EcCurve::P256, DigestAlg::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+            (EcCurve::P256, DigestAlg::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+            (EcCurve::P384, DigestAlg::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+            (EcCurve::P384, DigestAlg::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+            (EcCurve::P384, DigestAlg::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+            (EcCurve::P521, DigestAlg::Sha1) => &signature::ECDSA_P521_SHA1_ASN1,
+            (EcCurve::P521, DigestAlg::Sha224) => &signature::ECDSA_P521_SHA224_ASN1,
+            (EcCurve::P521, DigestAlg::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+            (EcCurve::P521, DigestAlg::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+            (EcCurve::P521, DigestAlg::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+            _ => return Err(unsupported()),
+        };
+        let digest = digest::Digest::import_less_safe(digest, aws_digest(digest_alg))
+            .map_err(|_| PublicKeyError::BadSignature)?;
+        signature::UnparsedPublicKey::new(algorithm, spki_der)
+            .verify_digest(&digest, signature)
+            .map_err(|_| PublicKeyError::BadSignature)
+    }
+
+    fn verify_ed25519(
+        &self,
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), PublicKeyError> {
+        if crate::keys::public_key_alg(spki_der)? != PublicKeyAlg::Ed25519 {
+            return Err(PublicKeyError::Unsupported(
+                "Ed25519 needs an Ed25519 key".into(),
+            ));
+        }
+        signature::UnparsedPublicKey::new(&signature::ED25519, spki_der)
+            .verify(message, signature)
+            .map_err(|_| PublicKeyError::BadSignature)
+    }
+
+    fn agree_ephemeral(&self, spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError> {
+        let algorithm = match crate::keys::public_key_alg(spki_der)? {
+            PublicKeyAlg::Ec { curve } => agreement_algorithm(curve),
+            PublicKeyAlg::X25519 => &agreement::X25519,
+            other => {
+                return Err(PublicKeyError::Unsupported(format!(
+                    "key agreement with an {} key",
+                    other.name()
+                )))
+            }
+        };
+        let peer = crate::keys::public_key_bits(spki_der)?;
+        let failed = |_| PublicKeyError::AgreementFailed;
+        let ephemeral = agreement::PrivateKey::generate(algorithm).map_err(failed)?;
+        let public_key = ephemeral
+            .compute_public_key()
+            .map_err(failed)?
+            .as_ref()
+            .to_vec();
+        let shared_secret = agreement::agree(
+            &ephemeral,
+            agreement::UnparsedPublicKey::new(algorithm, &peer),
+            PublicKeyError::AgreementFailed,
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )?;
+        Ok(EphemeralAgreement {
+            public_key,
+            shared_secret,
+        })
+    }
+}
+
+fn agreement_algorithm(curve: EcCurve) -> &'static agreement::Algorithm {
+    match curve {
+        EcCurve::P256 => &agreement::ECDH_P256,
+        EcCurve::P384 => &agreement::ECDH_P384,
+        EcCurve::P521 => &agreement::ECDH_P521,
+    }
+}
+
+fn aws_digest(alg: DigestAlg) -> &'static digest::Algorithm {
+    match alg {
+        DigestAlg::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        DigestAlg::Sha224 => &digest::SHA224,
+        DigestAlg::Sha256 => &digest::SHA256,
+        DigestAlg::Sha384 => &digest::SHA384,
+        DigestAlg::Sha512 => &digest::SHA512,
+    }
+}
+
+fn kek(key: &[u8]) -> Result<AesKek, CipherError> {
+    let cipher = match key.len() {
+        16 => &key_wrap::AES_128,
+        32 => &key_wrap::AES_256,
+        _ => return Err(CipherError::BadParameters),
+    };
+    AesKek::new(cipher, key).map_err(|_| CipherError::BadParameters)
 }
 
 struct Ciphers;
@@ -274,6 +456,30 @@ impl CipherProvider for Ciphers {
             .map(|_| ())
             .map_err(|_| CipherError::DecryptionFailed)
     }
+
+    fn aes_key_wrap(&self, kek_bytes: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError> {
+        let mut out = vec![0u8; key.len() + 8];
+        let len = kek(kek_bytes)?
+            .wrap(key, &mut out)
+            .map_err(|_| CipherError::EncryptionFailed)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+
+    fn aes_key_unwrap(
+        &self,
+        kek_bytes: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+        let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+        let len = kek(kek_bytes)?
+            .unwrap(wrapped, &mut out)
+            .map_err(|_| CipherError::DecryptionFailed)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
 }
 
 struct Digests;
@@ -291,14 +497,7 @@ impl Hasher for AwsHasher {
 
 impl DigestProvider for Digests {
     fn hasher(&self, alg: DigestAlg) -> Box<dyn Hasher> {
-        let algorithm = match alg {
-            DigestAlg::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-            DigestAlg::Sha224 => &digest::SHA224,
-            DigestAlg::Sha256 => &digest::SHA256,
-            DigestAlg::Sha384 => &digest::SHA384,
-            DigestAlg::Sha512 => &digest::SHA512,
-        };
-        Box::new(AwsHasher(digest::Context::new(algorithm)))
+        Box::new(AwsHasher(digest::Context::new(aws_digest(alg))))
     }
 
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {

@@ -3,7 +3,10 @@
 //! an RNG so it is at least blinded, and the PKCS#1 v1.5 check is the shared constant-time one
 //! (`crate::implicit_rejection`). Prefer the aws-lc-rs backend where a C toolchain exists.
 
-use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use aes::cipher::consts::U16;
+use aes::cipher::{
+    block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, BlockSizeUser, KeyIvInit,
+};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::KeyInit;
 use hmac::Mac;
@@ -17,13 +20,22 @@ use sha2::Digest;
 use zeroize::Zeroizing;
 
 use crate::{
-    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, Hasher, KeyError,
-    KeyProvider, KeyTransport, PublicKeyError, PublicKeyProvider, RandomError, RsaPrivateOps,
-    RsaSignature, SecureRandom, MAX_RSA_BITS,
+    CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
+    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyError,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, MAX_RSA_BITS,
 };
 
+const NAME: &str = "rust-crypto";
+
+/// Elliptic-curve and Edwards-curve operations need the `p256`/`p384`/`p521`,
+/// `ed25519-dalek` and `x25519-dalek` crates, which this backend does not carry yet: the
+/// operations answer with this typed refusal instead (the aws-lc-rs backend has them).
+fn no_curves(what: &str) -> PublicKeyError {
+    PublicKeyError::Unsupported(format!("{what} is not supported by the {NAME} backend"))
+}
+
 pub static PROVIDER: CryptoProvider = CryptoProvider {
-    name: "rust-crypto",
+    name: NAME,
     keys: &Keys,
     public_keys: &PublicKeys,
     ciphers: &Ciphers,
@@ -49,6 +61,24 @@ impl KeyProvider for Keys {
         let key = RsaPrivateKey::new(&mut OsRng, bits).map_err(|_| KeyError::OperationFailed)?;
         let der = key.to_pkcs8_der().map_err(|_| KeyError::OperationFailed)?;
         Ok(Zeroizing::new(der.as_bytes().to_vec()))
+    }
+
+    fn load_ec_pkcs8(
+        &self,
+        curve: EcCurve,
+        _pkcs8_der: &[u8],
+    ) -> Result<Box<dyn EcPrivateOps>, KeyError> {
+        Err(KeyError::Unsupported(
+            format!("{} keys", curve.name()),
+            NAME,
+        ))
+    }
+
+    fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        Err(KeyError::Unsupported(
+            format!("{} keys", curve.name()),
+            NAME,
+        ))
     }
 }
 
@@ -104,7 +134,7 @@ impl RsaPrivateOps for RustKey {
             other => {
                 return Err(KeyError::Unsupported(
                     format!("OAEP with {}", other.name()),
-                    "rust-crypto",
+                    NAME,
                 ))
             }
         };
@@ -170,8 +200,99 @@ impl PublicKeyProvider for PublicKeys {
             KeyTransport::RsaOaepSha256 => {
                 key.encrypt(&mut OsRng, Oaep::new::<sha2::Sha256>(), plaintext)
             }
+            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
         };
         encrypted.map_err(|_| PublicKeyError::EncryptionFailed)
+    }
+
+    fn verify_ecdsa(
+        &self,
+        _spki_der: &[u8],
+        _digest_alg: DigestAlg,
+        _digest: &[u8],
+        _signature: &[u8],
+    ) -> Result<(), PublicKeyError> {
+        Err(no_curves("ECDSA"))
+    }
+
+    fn verify_ed25519(
+        &self,
+        _spki_der: &[u8],
+        _message: &[u8],
+        _signature: &[u8],
+    ) -> Result<(), PublicKeyError> {
+        Err(no_curves("Ed25519"))
+    }
+
+    fn agree_ephemeral(&self, _spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError> {
+        Err(no_curves("ECDH/X25519 key agreement"))
+    }
+}
+
+/// RFC 3394 §2.2.1 with the default IV.
+const KEY_WRAP_IV: [u8; 8] = [0xA6; 8];
+
+/// AES key wrap (RFC 3394 §2.2.1), one AES block per step; `Aes` fixes the KEK size.
+fn key_wrap<Aes: aes::cipher::BlockEncrypt + KeyInit + BlockSizeUser<BlockSize = U16>>(
+    kek: &[u8],
+    key: &[u8],
+) -> Result<Vec<u8>, CipherError> {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
+        return Err(CipherError::BadParameters);
+    }
+    let cipher = Aes::new_from_slice(kek).map_err(|_| CipherError::BadParameters)?;
+    let n = key.len() / 8;
+    let mut a = KEY_WRAP_IV;
+    let mut r = Zeroizing::new(key.to_vec());
+    let mut block = aes::Block::default();
+    for j in 0..6u64 {
+        for (i, chunk) in r.chunks_exact_mut(8).enumerate() {
+            block[..8].copy_from_slice(&a);
+            block[8..].copy_from_slice(chunk);
+            cipher.encrypt_block(&mut block);
+            let t = (n as u64) * j + i as u64 + 1;
+            for (x, (b, tb)) in a.iter_mut().zip(block[..8].iter().zip(t.to_be_bytes())) {
+                *x = b ^ tb;
+            }
+            chunk.copy_from_slice(&block[8..]);
+        }
+    }
+    let mut out = a.to_vec();
+    out.extend_from_slice(&r);
+    Ok(out)
+}
+
+/// RFC 3394 §2.2.2, the integrity check compared in constant time.
+fn key_unwrap<Aes: aes::cipher::BlockDecrypt + KeyInit + BlockSizeUser<BlockSize = U16>>(
+    kek: &[u8],
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
+        return Err(CipherError::DecryptionFailed);
+    }
+    let cipher = Aes::new_from_slice(kek).map_err(|_| CipherError::BadParameters)?;
+    let n = wrapped.len() / 8 - 1;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&wrapped[..8]);
+    let mut r = Zeroizing::new(wrapped[8..].to_vec());
+    let mut block = aes::Block::default();
+    for j in (0..6u64).rev() {
+        for (i, chunk) in r.chunks_exact_mut(8).enumerate().rev() {
+            let t = (n as u64) * j + i as u64 + 1;
+            for (b, (x, tb)) in block[..8].iter_mut().zip(a.iter().zip(t.to_be_bytes())) {
+                *b = x ^ tb;
+            }
+            block[8..].copy_from_slice(chunk);
+            cipher.decrypt_block(&mut block);
+            a.copy_from_slice(&block[..8]);
+            chunk.copy_from_slice(&block[8..]);
+        }
+    }
+    zeroize::Zeroize::zeroize(block.as_mut_slice());
+    if bool::from(subtle::ConstantTimeEq::ct_eq(&a[..], &KEY_WRAP_IV[..])) {
+        Ok(r)
+    } else {
+        Err(CipherError::DecryptionFailed)
     }
 }
 
@@ -247,6 +368,18 @@ impl CipherProvider for Ciphers {
             .map_err(|_| CipherError::BadParameters)?
             .decrypt_in_place_detached(nonce, aad, buffer, tag)
             .map_err(|_| CipherError::DecryptionFailed))
+    }
+
+    fn aes_key_wrap(&self, kek: &[u8], key: &[u8]) -> Result<Vec<u8>, CipherError> {
+        by_key_len!(kek, Aes => key_wrap::<Aes>(kek, key))
+    }
+
+    fn aes_key_unwrap(
+        &self,
+        kek: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+        by_key_len!(kek, Aes => key_unwrap::<Aes>(kek, wrapped))
     }
 }
 

@@ -77,6 +77,7 @@ pub fn store_config(config: &Config) -> StoreConfig {
         required_policies: config.trust.required_policies.clone(),
         extra_freemail_domains: config.store.extra_freemail_domains.clone(),
         proxy_cert_validity_days: config.store.proxy_cert_validity_days,
+        proxy_key_type: config.store.proxy_key_type,
         crypto: crypto_provider(),
     }
 }

@@ -104,4 +104,8 @@ impl ContentCipher {
 pub enum SignatureScheme {
     RsaPkcs1v15,
     RsaPss,
+    /// ECDSA (RFC 5753/8551) on P-256, P-384 or P-521.
+    Ecdsa,
+    /// PureEdDSA with Ed25519 (RFC 8419).
+    Ed25519,
 }

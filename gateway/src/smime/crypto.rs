@@ -4,6 +4,6 @@
 //! the same place.
 
 pub use crypto_provider::{
-    default_provider, CryptoProvider, KeyError, PrivateKey, PrivateKeyOps, RsaSignature,
-    UnwrappedKey,
+    default_provider, CryptoProvider, KeyError, PrivateKey, PrivateKeyOps, PublicKeyAlg,
+    RsaSignature, SignatureAlg, UnwrappedKey,
 };

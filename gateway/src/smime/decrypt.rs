@@ -1,4 +1,5 @@
-//! Decrypt EnvelopedData (AES-CBC) and AuthEnvelopedData (AES-GCM) with RSA key transport.
+//! Decrypt EnvelopedData (AES-CBC) and AuthEnvelopedData (AES-GCM) with RSA key transport or
+//! ECDH key agreement ([`super::kari`], for EC proxy keys).
 //!
 //! Every failure after a recipient matched — wrong key, bad RSA padding, bad CBC padding,
 //! corrupt ciphertext, bad GCM tag — ends in [`SmimeError::DecryptionFailed`]. Key transport
@@ -19,7 +20,8 @@
 //! garbage that is the same on every retry); AES-GCM authenticates and never does.
 
 use cms::enveloped_data::{
-    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    EncryptedContentInfo, KeyAgreeRecipientInfo, KeyTransRecipientInfo, RecipientIdentifier,
+    RecipientInfo,
 };
 use der::asn1::OctetString;
 use der::{Decode, Encode};
@@ -32,8 +34,9 @@ use super::algorithms::{
 use super::asn1::{AuthEnvelopedData, EnvelopedDataLenient, GcmParameters, RecipientInfoList};
 use super::certs;
 use super::content_info;
-use super::crypto::{CryptoProvider, PrivateKeyOps};
+use super::crypto::{CryptoProvider, PrivateKeyOps, UnwrappedKey};
 use super::error::{Result, SmimeError};
+use super::kari;
 
 /// Most RecipientInfos tried per key. Each costs an RSA private operation; a genuine message
 /// names a recipient once (twice at most, by issuer and serial and by key identifier).
@@ -74,7 +77,7 @@ pub enum RecipientId {
     SubjectKeyIdentifier {
         ski: String,
     },
-    /// A recipient kind we do not support (key agreement, KEK, password, other).
+    /// A recipient kind we do not support (KEK, password, other).
     Unsupported {
         kind: String,
     },
@@ -144,26 +147,37 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
     // Recipients usually share an issuer: its text form is made once, not per RecipientInfo
     // (a thousand recipients would otherwise cost a thousand name formattings).
     let mut last_issuer = None;
-    let recipients = parsed
-        .recipients
-        .0
-        .iter()
-        .map(|ri| match ri {
-            RecipientInfo::Ktri(k) => RecipientSummary {
+    let mut recipients = Vec::new();
+    for ri in parsed.recipients.0.iter() {
+        match ri {
+            RecipientInfo::Ktri(k) => recipients.push(RecipientSummary {
                 id: recipient_id(&k.rid, &mut last_issuer),
                 key_transport: Some(match key_transport(k) {
                     Ok(t) => t.name().to_string(),
                     Err(e) => e.to_string(),
                 }),
-            },
-            other => RecipientSummary {
+            }),
+            // One entry per recipient the agreement serves, named by its key-agreement KDF.
+            RecipientInfo::Kari(k) => {
+                let kdf = match kari::algorithms(k) {
+                    Ok((kdf, _)) => kdf.name().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                for rek in &k.recipient_enc_keys {
+                    recipients.push(RecipientSummary {
+                        id: recipient_id(&kari::recipient_identifier(&rek.rid), &mut None),
+                        key_transport: Some(kdf.clone()),
+                    });
+                }
+            }
+            other => recipients.push(RecipientSummary {
                 id: RecipientId::Unsupported {
                     kind: recipient_kind(other).into(),
                 },
                 key_transport: None,
-            },
-        })
-        .collect();
+            }),
+        }
+    }
     EnvelopeSummary {
         authenticated: parsed.aead.is_some(),
         cipher,
@@ -307,28 +321,53 @@ fn decrypt_parsed(
 
     let mut candidates = Vec::new();
     let mut attempts_per_key = vec![0usize; keys.len()];
-    let mut any_ktri = false;
+    let mut any_supported = false;
     let mut transport_error = None;
     for ri in parsed.recipients.0.iter() {
-        let RecipientInfo::Ktri(ktri) = ri else {
-            continue;
+        // (who, how the key travels, the wrapped key) for each recipient this RecipientInfo
+        // serves: one for key transport, one per RecipientEncryptedKey for key agreement.
+        let served: Vec<(RecipientIdentifier, Result<KeyTransport>, Wrapped<'_>)> = match ri {
+            RecipientInfo::Ktri(ktri) => {
+                vec![(
+                    ktri.rid.clone(),
+                    key_transport(ktri),
+                    Wrapped::Transport(ktri),
+                )]
+            }
+            RecipientInfo::Kari(kari) => kari
+                .recipient_enc_keys
+                .iter()
+                .map(|rek| {
+                    (
+                        kari::recipient_identifier(&rek.rid),
+                        kari::algorithms(kari).map(|(transport, _)| transport),
+                        Wrapped::Agreement(kari, rek.enc_key.as_bytes()),
+                    )
+                })
+                .collect(),
+            _ => continue,
         };
-        any_ktri = true;
-        for (index, key) in keys.iter().enumerate() {
-            if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && matches(&ktri.rid, key.certificate)
-            {
-                match key_transport(ktri) {
-                    Ok(transport) => {
-                        attempts_per_key[index] += 1;
-                        candidates.push((ktri, transport, index));
+        any_supported = true;
+        for (rid, transport, wrapped) in served {
+            for (index, key) in keys.iter().enumerate() {
+                if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && matches(&rid, key.certificate)
+                {
+                    match &transport {
+                        Ok(transport) => {
+                            attempts_per_key[index] += 1;
+                            candidates.push((wrapped, *transport, index));
+                        }
+                        Err(e) => {
+                            transport_error =
+                                Some(SmimeError::UnsupportedKeyTransport(e.to_string()))
+                        }
                     }
-                    Err(e) => transport_error = Some(e),
                 }
             }
         }
     }
     if candidates.is_empty() {
-        return Err(match (transport_error, any_ktri) {
+        return Err(match (transport_error, any_supported) {
             (Some(e), _) => e,
             (None, false) => SmimeError::UnsupportedRecipientType,
             (None, true) => SmimeError::NoMatchingRecipient,
@@ -340,24 +379,33 @@ fn decrypt_parsed(
     };
     let mut content = ciphertext.into_bytes();
     let content_key = ContentKey::parse(&params, parsed.aead.as_ref())?;
-    // Every candidate is unwrapped (a bounded number of RSA operations) before any is tried,
-    // so the work done does not depend on which of them is genuine.
+    // Every candidate is unwrapped (a bounded number of private-key operations) before any
+    // is tried, so the work done does not depend on which of them is genuine.
     let unwrapped: Vec<_> = candidates
         .iter()
-        .map(|(ktri, transport, index)| {
+        .map(|(wrapped, transport, index)| {
             KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
-            keys[*index]
-                .key
-                .unwrap_key(*transport, ktri.enc_key.as_bytes(), cipher.key_len())
+            let key = keys[*index].key;
+            match wrapped {
+                Wrapped::Transport(ktri) => {
+                    Some(key.unwrap_key(*transport, ktri.enc_key.as_bytes(), cipher.key_len()))
+                }
+                // AES key wrap authenticates the key: a failed unwrap is no candidate at all.
+                Wrapped::Agreement(kari, encrypted_key) => {
+                    kari::unwrap(crypto, kari, encrypted_key, key, cipher.key_len())
+                        .map(|key| UnwrappedKey { key, genuine: true })
+                }
+            }
         })
         .collect();
     let mut genuine_for_key = vec![false; keys.len()];
     for ((_, _, index), cek) in candidates.iter().zip(&unwrapped) {
-        genuine_for_key[*index] |= cek.genuine;
+        genuine_for_key[*index] |= cek.as_ref().is_some_and(|c| c.genuine);
     }
     let eligible: Vec<_> = candidates
         .iter()
         .zip(&unwrapped)
+        .filter_map(|(candidate, cek)| Some((candidate, cek.as_ref()?)))
         .filter(|((_, _, index), cek)| cek.genuine || !genuine_for_key[*index])
         .collect();
     let last = eligible.len().saturating_sub(1);
@@ -377,6 +425,14 @@ fn decrypt_parsed(
         }
     }
     Err(SmimeError::DecryptionFailed)
+}
+
+/// Where a candidate's content-encryption key is: RSA-encrypted, or wrapped under a key
+/// agreed with the sender (the RecipientInfo and this recipient's wrapped key).
+#[derive(Clone, Copy)]
+enum Wrapped<'a> {
+    Transport(&'a KeyTransRecipientInfo),
+    Agreement(&'a KeyAgreeRecipientInfo, &'a [u8]),
 }
 
 thread_local! {

@@ -1,4 +1,5 @@
-//! Create EnvelopedData (AES-CBC) or AuthEnvelopedData (AES-GCM) for RSA recipients.
+//! Create EnvelopedData (AES-CBC) or AuthEnvelopedData (AES-GCM) for RSA recipients (key
+//! transport) and EC recipients (key agreement, [`super::kari`]).
 //! 3DES and the other legacy ciphers cannot be produced: they have no [`ContentCipher`].
 
 use cms::cert::IssuerAndSerialNumber;
@@ -19,8 +20,9 @@ use super::algorithms::{
 };
 use super::asn1::{AuthEnvelopedData, GcmParameters, RecipientInfoList};
 use super::content_info;
-use super::crypto::CryptoProvider;
+use super::crypto::{CryptoProvider, PublicKeyAlg};
 use super::error::{Result, SmimeError};
+use super::kari;
 
 #[derive(Clone, Copy, Debug)]
 pub struct EncryptOptions {
@@ -59,13 +61,14 @@ pub fn encrypt(
 
     let mut infos = Vec::with_capacity(recipients.len());
     for cert in recipients {
-        infos.push(RecipientInfo::Ktri(key_trans_recipient(
-            crypto,
-            cert,
-            &cek,
-            options.key_transport,
-        )?));
+        infos.push(recipient_info(crypto, cert, &cek, options.key_transport)?);
     }
+    // RFC 5652 §6.1: version 2 as soon as one RecipientInfo is not a version-0 ktri.
+    let version = if infos.iter().all(|ri| matches!(ri, RecipientInfo::Ktri(_))) {
+        CmsVersion::V0
+    } else {
+        CmsVersion::V2
+    };
     let recip_infos = RecipientInfos(SetOfVec::try_from(infos)?);
 
     let der = if options.cipher.is_aead() {
@@ -105,7 +108,7 @@ pub fn encrypt(
             .cbc_encrypt(&cek, &iv, content)
             .map_err(cipher_error)?;
         let env = EnvelopedData {
-            version: CmsVersion::V0,
+            version,
             originator_info: None,
             recip_infos,
             encrypted_content: EncryptedContentInfo {
@@ -123,6 +126,31 @@ pub fn encrypt(
     Ok(der)
 }
 
+/// The RecipientInfo the certificate's key calls for: key transport to RSA, key agreement
+/// (ECDH, RFC 5753) to an EC key.
+fn recipient_info(
+    crypto: &CryptoProvider,
+    cert: &Certificate,
+    cek: &[u8],
+    transport: KeyTransport,
+) -> Result<RecipientInfo> {
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
+    match crypto_provider::keys::public_key_alg(&spki)
+        .map_err(|e| SmimeError::Certificate(e.to_string()))?
+    {
+        PublicKeyAlg::Rsa { .. } => Ok(RecipientInfo::Ktri(key_trans_recipient(
+            crypto, cert, cek, transport,
+        )?)),
+        PublicKeyAlg::Ec { curve } => Ok(RecipientInfo::Kari(kari::recipient(
+            crypto, cert, curve, cek,
+        )?)),
+        other => Err(SmimeError::Certificate(format!(
+            "cannot encrypt to an {} key",
+            other.name()
+        ))),
+    }
+}
+
 fn key_trans_recipient(
     crypto: &CryptoProvider,
     cert: &Certificate,
@@ -131,6 +159,12 @@ fn key_trans_recipient(
 ) -> Result<KeyTransRecipientInfo> {
     let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
     let algorithm = match transport {
+        KeyTransport::EcdhX963(_) => {
+            return Err(SmimeError::UnsupportedKeyTransport(format!(
+                "{} for an RSA recipient",
+                transport.name()
+            )))
+        }
         KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned {
             oid: OID_RSA_ENCRYPTION,
             parameters: Some(Any::null()),

@@ -24,7 +24,9 @@ pub enum SmimeError {
     UnsupportedCipher(String),
     #[error("unsupported key-transport algorithm {0}")]
     UnsupportedKeyTransport(String),
-    #[error("unsupported recipient type (only RSA key transport is supported)")]
+    #[error(
+        "unsupported recipient type (only RSA key transport and EC key agreement are supported)"
+    )]
     UnsupportedRecipientType,
     #[error("none of the message's recipients is a key we hold")]
     NoMatchingRecipient,

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod decrypt;
 pub mod encrypt;
 pub mod error;
+pub mod kari;
 pub mod sign;
 pub mod verify;
 

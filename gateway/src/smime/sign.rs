@@ -1,4 +1,5 @@
-//! Create CMS SignedData: SHA-256 with RSA, the whole chain included, S/MIME signed attributes.
+//! Create CMS SignedData: SHA-256 with RSA or ECDSA with an EC key, the whole chain included,
+//! S/MIME signed attributes.
 
 use std::time::SystemTime;
 
@@ -20,7 +21,7 @@ use super::algorithms::{
     OID_SIGNED_DATA,
 };
 use super::asn1::SmimeCapability;
-use super::crypto::{CryptoProvider, PrivateKeyOps, RsaSignature};
+use super::crypto::{CryptoProvider, PrivateKeyOps, PublicKeyAlg, RsaSignature, SignatureAlg};
 use super::error::{Result, SmimeError};
 
 /// Who signs: the certificate, the chain up to (and including) the root, and the key.
@@ -47,13 +48,29 @@ pub fn sign(
     detached: bool,
     now: SystemTime,
 ) -> Result<Vec<u8>> {
-    let digest_alg = DigestAlg::Sha256;
+    // SHA-256 with RSA; ECDSA with the digest of the key's curve (RFC 5753 §8).
+    let (digest_alg, scheme, signature_algorithm) = match signer.key.algorithm() {
+        PublicKeyAlg::Ec { curve } => (
+            curve.digest(),
+            SignatureAlg::Ecdsa(curve.digest()),
+            AlgorithmIdentifierOwned {
+                oid: SignatureAlg::ecdsa_oid(curve.digest()),
+                parameters: None,
+            },
+        ),
+        _ => (
+            DigestAlg::Sha256,
+            SignatureAlg::Rsa(RsaSignature::Pkcs1v15(DigestAlg::Sha256)),
+            AlgorithmIdentifierOwned {
+                oid: OID_RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+        ),
+    };
     let content_digest = crypto.digest(digest_alg, content);
     let signed_attrs = signed_attributes(&content_digest, now)?;
     // The signature covers the attributes' DER with the SET OF tag.
-    let signature = signer
-        .key
-        .sign(RsaSignature::Pkcs1v15(digest_alg), &signed_attrs.to_der()?)?;
+    let signature = signer.key.sign_with(scheme, &signed_attrs.to_der()?)?;
 
     let digest_ai = AlgorithmIdentifierOwned {
         oid: digest_alg.oid(),
@@ -67,10 +84,7 @@ pub fn sign(
         }),
         digest_alg: digest_ai.clone(),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: AlgorithmIdentifierOwned {
-            oid: OID_RSA_ENCRYPTION,
-            parameters: Some(Any::null()),
-        },
+        signature_algorithm,
         signature: OctetString::new(signature)?,
         unsigned_attrs: None,
     };

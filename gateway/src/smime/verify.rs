@@ -19,7 +19,7 @@ use super::algorithms::{
 use super::asn1::{SignedDataLenient, SignerInfoLenient, SmimeCapabilities};
 use super::certs;
 use super::content_info;
-use super::crypto::{CryptoProvider, RsaSignature};
+use super::crypto::{CryptoProvider, PublicKeyAlg, RsaSignature, SignatureAlg};
 use super::error::{Result, SmimeError};
 
 /// Why a signature does or does not hold.
@@ -451,13 +451,19 @@ fn check(
     }
 
     // The signature algorithm: rsaEncryption (what OpenSSL writes; the digest comes from the
-    // digest field), sha*WithRSAEncryption (must name the same digest), or RSASSA-PSS.
+    // digest field), sha*WithRSAEncryption, RSASSA-PSS, ECDSA or Ed25519.
     let sig_oid = si.signature_algorithm.oid;
+    // sha*WithRSAEncryption and ecdsa-with-SHA* name a digest: it must be the digest field's.
+    let named_digest = DigestAlg::from_rsa_signature_oid(&sig_oid)
+        .map(|d| (d, SignatureScheme::RsaPkcs1v15))
+        .or_else(|| {
+            SignatureAlg::ecdsa_digest_from_oid(&sig_oid).map(|d| (d, SignatureScheme::Ecdsa))
+        });
     let scheme = if sig_oid == OID_RSA_ENCRYPTION {
         SignatureScheme::RsaPkcs1v15
     } else if sig_oid == OID_RSASSA_PSS {
         SignatureScheme::RsaPss
-    } else if let Some(named) = DigestAlg::from_rsa_signature_oid(&sig_oid) {
+    } else if let Some((named, scheme)) = named_digest {
         if named != digest_alg {
             return SignatureOutcome::WrongDigest(format!(
                 "signature algorithm uses {} but the digest algorithm is {}",
@@ -465,15 +471,21 @@ fn check(
                 digest_alg.name()
             ));
         }
-        SignatureScheme::RsaPkcs1v15
+        scheme
+    } else if sig_oid == PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        // Some writers name the key type, as OpenSSL does with rsaEncryption.
+        SignatureScheme::Ecdsa
+    } else if sig_oid == PublicKeyAlg::ED25519_OID {
+        SignatureScheme::Ed25519
     } else {
         return SignatureOutcome::UnsupportedSignature(format!("signature algorithm {sig_oid}"));
     };
     report.scheme = Some(scheme);
 
     let content_digest = hash_content(crypto, digest_alg, content);
-    let signed_digest = match &si.signed_attrs {
-        None => content_digest,
+    // What the signature covers: the signed attributes as sent, else the content itself.
+    let signed_attrs_set = match &si.signed_attrs {
+        None => None,
         Some(attrs) => {
             let (message_digest, content_type) = match single_valued_attributes(attrs) {
                 Ok(values) => values,
@@ -501,12 +513,16 @@ fn check(
             // The signature covers the attributes as they were sent (re-tagged as a SET OF),
             // not our re-encoding of them: a decoded SET OF comes back sorted.
             match &raw.signed_attrs_set {
-                Some(set) => crypto.digest(digest_alg, set),
+                Some(set) => Some(set.as_slice()),
                 None => {
                     return SignatureOutcome::BadAttributes("signed attributes unreadable".into())
                 }
             }
         }
+    };
+    let signed_digest = match signed_attrs_set {
+        Some(set) => crypto.digest(digest_alg, set),
+        None => content_digest,
     };
 
     let Some(cert) = signer else {
@@ -516,7 +532,28 @@ fn check(
         Ok(der) => der,
         Err(e) => return SignatureOutcome::UnsupportedSignature(e.to_string()),
     };
+    let signature = si.signature.as_bytes();
     let rsa_scheme = match scheme {
+        SignatureScheme::Ecdsa => {
+            return signature_outcome(crypto.public_keys.verify_ecdsa(
+                &spki,
+                digest_alg,
+                &signed_digest,
+                signature,
+            ))
+        }
+        // PureEdDSA signs the message itself (RFC 8419 §3.1), not a digest.
+        SignatureScheme::Ed25519 => {
+            let message = match signed_attrs_set {
+                Some(set) => std::borrow::Cow::Borrowed(set),
+                None => content_bytes(content),
+            };
+            return signature_outcome(
+                crypto
+                    .public_keys
+                    .verify_ed25519(&spki, &message, signature),
+            );
+        }
         SignatureScheme::RsaPkcs1v15 => RsaSignature::Pkcs1v15(digest_alg),
         SignatureScheme::RsaPss => {
             let (pss_digest, salt_len) = match pss_parameters(si) {
@@ -536,13 +573,34 @@ fn check(
             }
         }
     };
-    match crypto
-        .public_keys
-        .verify(&spki, rsa_scheme, &signed_digest, si.signature.as_bytes())
-    {
+    signature_outcome(
+        crypto
+            .public_keys
+            .verify(&spki, rsa_scheme, &signed_digest, signature),
+    )
+}
+
+fn signature_outcome(
+    result: std::result::Result<(), crypto_provider::PublicKeyError>,
+) -> SignatureOutcome {
+    match result {
         Ok(()) => SignatureOutcome::Valid,
         Err(crypto_provider::PublicKeyError::BadSignature) => SignatureOutcome::BadSignature,
         Err(e) => SignatureOutcome::UnsupportedSignature(e.to_string()),
+    }
+}
+
+/// The content as signed: MIME canonicalised to CRLF, binary as it is.
+fn content_bytes<'a>(content: &Detached<'a>) -> std::borrow::Cow<'a, [u8]> {
+    match content {
+        Detached::Binary(bytes) => std::borrow::Cow::Borrowed(bytes),
+        Detached::Mime(bytes) => {
+            let mut canonical = Vec::with_capacity(bytes.len());
+            super::canonical::for_each_crlf_chunk(bytes, |chunk| {
+                canonical.extend_from_slice(chunk)
+            });
+            std::borrow::Cow::Owned(canonical)
+        }
     }
 }
 

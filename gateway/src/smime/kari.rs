@@ -1,0 +1,224 @@
+//! Key-agreement recipients (RFC 5652 §6.2.2): ECDH ephemeral-static on the NIST curves with
+//! the X9.63 KDF and AES key wrap (RFC 5753, profiled by RFC 8551). The sender makes a fresh
+//! key pair per message and recipient; the recipient derives the same key-encryption key from
+//! its static key and the sender's ephemeral public key.
+
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::CmsVersion;
+use cms::enveloped_data::{
+    KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, OriginatorIdentifierOrKey,
+    OriginatorPublicKey, RecipientEncryptedKey, RecipientIdentifier,
+};
+use der::asn1::{BitString, ObjectIdentifier, OctetString};
+use der::{Any, Decode, Encode, Sequence};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::crypto::{CryptoProvider, PrivateKeyOps, PublicKeyAlg};
+use super::error::{Result, SmimeError};
+use crypto_provider::{kdf, DigestAlg, EcCurve, KeyTransport};
+
+const OID_STD_DH_SHA1KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.133.16.840.63.0.2");
+const OID_STD_DH_SHA224KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.11.0");
+const OID_STD_DH_SHA256KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.11.1");
+const OID_STD_DH_SHA384KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.11.2");
+const OID_STD_DH_SHA512KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.11.3");
+// The cofactor variants: every NIST prime curve has cofactor 1, so they compute the same.
+const OID_COFACTOR_DH_SHA1KDF: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.133.16.840.63.0.3");
+const OID_COFACTOR_DH_SHA224KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.0");
+const OID_COFACTOR_DH_SHA256KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.1");
+const OID_COFACTOR_DH_SHA384KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.2");
+const OID_COFACTOR_DH_SHA512KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.3");
+
+const OID_AES128_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.5");
+const OID_AES192_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.25");
+const OID_AES256_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.45");
+
+/// The scheme a `keyEncryptionAlgorithm` OID names (RFC 5753 §7.1.4).
+pub fn kdf_from_oid(oid: &ObjectIdentifier) -> Option<KeyTransport> {
+    Some(KeyTransport::EcdhX963(match *oid {
+        OID_STD_DH_SHA1KDF | OID_COFACTOR_DH_SHA1KDF => DigestAlg::Sha1,
+        OID_STD_DH_SHA224KDF | OID_COFACTOR_DH_SHA224KDF => DigestAlg::Sha224,
+        OID_STD_DH_SHA256KDF | OID_COFACTOR_DH_SHA256KDF => DigestAlg::Sha256,
+        OID_STD_DH_SHA384KDF | OID_COFACTOR_DH_SHA384KDF => DigestAlg::Sha384,
+        OID_STD_DH_SHA512KDF | OID_COFACTOR_DH_SHA512KDF => DigestAlg::Sha512,
+        _ => return None,
+    }))
+}
+
+fn x963_oid(digest: DigestAlg) -> ObjectIdentifier {
+    match digest {
+        DigestAlg::Sha1 => OID_STD_DH_SHA1KDF,
+        DigestAlg::Sha224 => OID_STD_DH_SHA224KDF,
+        DigestAlg::Sha256 => OID_STD_DH_SHA256KDF,
+        DigestAlg::Sha384 => OID_STD_DH_SHA384KDF,
+        DigestAlg::Sha512 => OID_STD_DH_SHA512KDF,
+    }
+}
+
+/// The key-encryption key's length for a key-wrap OID.
+fn wrap_key_len(oid: &ObjectIdentifier) -> Option<usize> {
+    match *oid {
+        OID_AES128_WRAP => Some(16),
+        OID_AES192_WRAP => Some(24),
+        OID_AES256_WRAP => Some(32),
+        _ => None,
+    }
+}
+
+/// RFC 5753 §7.2: ECC-CMS-SharedInfo, the KDF's SharedInfo.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+struct EccCmsSharedInfo {
+    key_info: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    entity_u_info: Option<OctetString>,
+    /// The key-encryption key's length in bits, 32-bit big-endian.
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT")]
+    supp_pub_info: OctetString,
+}
+
+/// The key-encryption key: X9.63 over Z with the SharedInfo that names the wrap algorithm.
+fn derive_kek(
+    crypto: &CryptoProvider,
+    digest: DigestAlg,
+    shared_secret: &[u8],
+    wrap: &AlgorithmIdentifierOwned,
+    ukm: Option<&OctetString>,
+    kek_len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let bits = u32::try_from(kek_len * 8).map_err(|_| SmimeError::DecryptionFailed)?;
+    let shared_info = EccCmsSharedInfo {
+        key_info: AlgorithmIdentifierOwned {
+            oid: wrap.oid,
+            parameters: None,
+        },
+        entity_u_info: ukm.cloned(),
+        supp_pub_info: OctetString::new(bits.to_be_bytes().to_vec())?,
+    }
+    .to_der()?;
+    kdf::x963(crypto.digests, digest, shared_secret, &shared_info, kek_len)
+        .ok_or(SmimeError::DecryptionFailed)
+}
+
+/// A KeyAgreeRecipientInfo for an EC certificate: a fresh ephemeral key on its curve, the
+/// X9.63 KDF with the curve's digest (SHA-256 for P-256, SHA-384 for P-384, SHA-512 for
+/// P-521) and AES-256 key wrap of the content-encryption key.
+pub fn recipient(
+    crypto: &CryptoProvider,
+    cert: &Certificate,
+    curve: EcCurve,
+    cek: &[u8],
+) -> Result<KeyAgreeRecipientInfo> {
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
+    let agreed = crypto
+        .public_keys
+        .agree_ephemeral(&spki)
+        .map_err(|e| SmimeError::Certificate(format!("key agreement: {e}")))?;
+    let wrap = AlgorithmIdentifierOwned {
+        oid: OID_AES256_WRAP,
+        parameters: None,
+    };
+    let kek = derive_kek(
+        crypto,
+        curve.digest(),
+        &agreed.shared_secret,
+        &wrap,
+        None,
+        32,
+    )?;
+    let wrapped = crypto
+        .ciphers
+        .aes_key_wrap(&kek, cek)
+        .map_err(|e| SmimeError::Encoding(format!("AES key wrap: {e}")))?;
+    Ok(KeyAgreeRecipientInfo {
+        version: CmsVersion::V3,
+        originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
+            // RFC 5753 §3.1.1: id-ecPublicKey, parameters absent (the curve is the recipient's).
+            algorithm: AlgorithmIdentifierOwned {
+                oid: PublicKeyAlg::EC_PUBLIC_KEY_OID,
+                parameters: None,
+            },
+            public_key: BitString::from_bytes(&agreed.public_key)?,
+        }),
+        ukm: None,
+        key_enc_alg: AlgorithmIdentifierOwned {
+            oid: x963_oid(curve.digest()),
+            parameters: Some(Any::encode_from(&wrap)?),
+        },
+        recipient_enc_keys: vec![RecipientEncryptedKey {
+            rid: KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: cert.tbs_certificate.issuer.clone(),
+                serial_number: cert.tbs_certificate.serial_number.clone(),
+            }),
+            enc_key: OctetString::new(wrapped)?,
+        }],
+    })
+}
+
+/// What a KeyAgreeRecipientInfo says about its algorithms: the KDF and the wrap.
+pub fn algorithms(
+    kari: &KeyAgreeRecipientInfo,
+) -> Result<(KeyTransport, AlgorithmIdentifierOwned)> {
+    let kdf = kdf_from_oid(&kari.key_enc_alg.oid).ok_or_else(|| {
+        SmimeError::UnsupportedKeyTransport(format!("key agreement {}", kari.key_enc_alg.oid))
+    })?;
+    let wrap = kari
+        .key_enc_alg
+        .parameters
+        .as_ref()
+        .map(|p| p.to_der())
+        .transpose()?
+        .map(|der| AlgorithmIdentifierOwned::from_der(&der))
+        .transpose()?
+        .filter(|w| wrap_key_len(&w.oid).is_some())
+        .ok_or_else(|| {
+            SmimeError::UnsupportedKeyTransport("key agreement without an AES key wrap".into())
+        })?;
+    Ok((kdf, wrap))
+}
+
+/// A KeyAgreeRecipientIdentifier as the RecipientIdentifier of key transport (the same two
+/// ways to name a certificate), so both kinds are matched and reported alike.
+pub fn recipient_identifier(rid: &KeyAgreeRecipientIdentifier) -> RecipientIdentifier {
+    match rid {
+        KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => {
+            RecipientIdentifier::IssuerAndSerialNumber(ias.clone())
+        }
+        KeyAgreeRecipientIdentifier::RKeyId(key_id) => {
+            RecipientIdentifier::SubjectKeyIdentifier(key_id.subject_key_identifier.clone())
+        }
+    }
+}
+
+/// The content-encryption key of `encrypted_key` (one RecipientEncryptedKey of `kari`) for our
+/// EC key: ECDH with the originator's ephemeral key, the KDF, AES key unwrap. `None` for every
+/// failure — an originator that is no point on our curve, a wrong KDF or wrap, an unwrap
+/// whose integrity check fails, a key of the wrong length — so they all end in the caller's
+/// one decryption error. AES key wrap authenticates: a `Some` is the sender's key.
+pub fn unwrap(
+    crypto: &CryptoProvider,
+    kari: &KeyAgreeRecipientInfo,
+    encrypted_key: &[u8],
+    key: &dyn PrivateKeyOps,
+    key_len: usize,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let (KeyTransport::EcdhX963(digest), wrap) = algorithms(kari).ok()? else {
+        return None;
+    };
+    let OriginatorIdentifierOrKey::OriginatorKey(originator) = &kari.originator else {
+        return None;
+    };
+    // The ephemeral key must be an EC key; its curve is ours (RFC 5753 §3.1.1).
+    if originator.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {
+        return None;
+    }
+    let point = originator.public_key.as_bytes()?;
+    let shared_secret = key.agree(point).ok()?;
+    let kek_len = wrap_key_len(&wrap.oid)?;
+    let ukm = kari.ukm.as_ref();
+    let kek = derive_kek(crypto, digest, &shared_secret, &wrap, ukm, kek_len).ok()?;
+    let cek = crypto.ciphers.aes_key_unwrap(&kek, encrypted_key).ok()?;
+    (cek.len() == key_len).then_some(cek)
+}
