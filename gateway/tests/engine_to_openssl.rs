@@ -208,6 +208,13 @@ fn engine_reads_its_own_output() {
 #[test]
 fn chunked_cbc_encryption_decrypts_with_openssl_at_every_boundary() {
     use gateway::smime::encrypt::{encrypt, encrypt_to};
+    let openssl_decrypt_der = |der: &[u8]| {
+        let (recip, key) = (f("partner/alice.pem"), f("partner/alice.key"));
+        openssl_ok(
+            &["cms", "-decrypt", "-inform", "DER", "-binary", "-recip", &recip, "-inkey", &key],
+            der,
+        )
+    };
     let alice = cert("partner/alice.pem");
     let chunk = 64 * 1024;
     for len in [
@@ -223,20 +230,7 @@ fn chunked_cbc_encryption_decrypts_with_openssl_at_every_boundary() {
     ] {
         let content: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let der = encrypt(crypto(), &content, &[&alice], EncryptOptions::default()).unwrap();
-        let plain = openssl_ok(
-            &[
-                "cms",
-                "-decrypt",
-                "-inform",
-                "DER",
-                "-binary",
-                "-recip",
-                &f("partner/alice.pem"),
-                "-inkey",
-                &f("partner/alice.key"),
-            ],
-            &der,
-        );
+        let plain = openssl_decrypt_der(&der);
         assert_eq!(plain.len(), len, "length {len}");
         assert!(plain == content, "content of length {len}");
         // The same content handed over in uneven parts gives the same plaintext.
@@ -252,20 +246,7 @@ fn chunked_cbc_encryption_decrypts_with_openssl_at_every_boundary() {
         )
         .unwrap();
         assert_eq!(parted.len(), der.len(), "same DER length for {len}");
-        let plain = openssl_ok(
-            &[
-                "cms",
-                "-decrypt",
-                "-inform",
-                "DER",
-                "-binary",
-                "-recip",
-                &f("partner/alice.pem"),
-                "-inkey",
-                &f("partner/alice.key"),
-            ],
-            &parted,
-        );
+        let plain = openssl_decrypt_der(&parted);
         assert!(plain == content, "parted content of length {len}");
     }
 }
