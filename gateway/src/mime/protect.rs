@@ -38,7 +38,8 @@ pub fn sign_message(
     match format {
         SignFormat::Detached => {
             let der = sign::sign(crypto, &entity, signer, true, now)?;
-            out = Vec::with_capacity(message.len() + build::multipart_signed_len(&entity, &der));
+            let head_len = message.len().saturating_sub(split.body.len());
+            out = Vec::with_capacity(head_len + build::multipart_signed_len(&entity, &der));
             build::assemble_head(&split.headers, &[], &mut out);
             build::write_multipart_signed(&entity, &der, "sha-256", &mut out);
         }

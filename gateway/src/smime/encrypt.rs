@@ -193,7 +193,8 @@ fn cbc_encrypt_chunks(
     out: &mut dyn FnMut(&[u8]),
 ) -> Result<()> {
     let cipher_error = |e: crypto_provider::CipherError| SmimeError::Encoding(e.to_string());
-    let mut staged = Zeroizing::new(Vec::with_capacity(CBC_CHUNK));
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut staged = Zeroizing::new(Vec::with_capacity(CBC_CHUNK.min(total)));
     for part in parts {
         let mut part: &[u8] = part;
         while !part.is_empty() {
