@@ -211,7 +211,9 @@ fn chunked_cbc_encryption_decrypts_with_openssl_at_every_boundary() {
     let openssl_decrypt_der = |der: &[u8]| {
         let (recip, key) = (f("partner/alice.pem"), f("partner/alice.key"));
         openssl_ok(
-            &["cms", "-decrypt", "-inform", "DER", "-binary", "-recip", &recip, "-inkey", &key],
+            &[
+                "cms", "-decrypt", "-inform", "DER", "-binary", "-recip", &recip, "-inkey", &key,
+            ],
             der,
         )
     };
