@@ -23,32 +23,26 @@ fn sequential_messages_share_one_next_hop_connection_and_none_is_lost_or_doubled
     let gateway = GatewayProcess::start(&inbound.address(), &outbound.address(), "", &[])
         .expect("gateway starts");
     // Each message arrives on its own upstream connection; they leave on one.
-    for i in 0..5 {
-        let (code, text) = send_mail(
-            &gateway.smtp,
-            "alice@partner.example",
-            &["user@agency.example"],
-            &message(i),
-        )
-        .expect("SMTP conversation");
-        assert_eq!(code, 250, "{text}");
-    }
+    let send = |range: std::ops::Range<usize>| {
+        for i in range {
+            let (code, text) = send_mail(
+                &gateway.smtp,
+                "alice@partner.example",
+                &["user@agency.example"],
+                &message(i),
+            )
+            .expect("SMTP conversation");
+            assert_eq!(code, 250, "{text}");
+        }
+    };
+    send(0..5);
     inbound.wait_for_messages(5, WAIT).expect("five messages");
     assert_eq!(inbound.connections(), 1);
 
     // The hop drops the idle connection (its timeout): the next messages go on a new one,
     // each exactly once.
     inbound.drop_connections();
-    for i in 5..8 {
-        let (code, text) = send_mail(
-            &gateway.smtp,
-            "alice@partner.example",
-            &["user@agency.example"],
-            &message(i),
-        )
-        .expect("SMTP conversation");
-        assert_eq!(code, 250, "{text}");
-    }
+    send(5..8);
     let got = inbound.wait_for_messages(8, WAIT).expect("eight messages");
     std::thread::sleep(Duration::from_millis(300));
     let got_now = inbound.messages();
