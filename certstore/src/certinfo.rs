@@ -35,8 +35,9 @@ const OID_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15"
 const OID_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 
-/// Largest RSA modulus accepted; bigger keys only cost CPU (a denial-of-service lever).
-pub(crate) const MAX_RSA_BITS: usize = 16384;
+/// Largest RSA modulus accepted: the provider's, so a stored certificate is one the engine
+/// can use (bigger keys only cost CPU, a denial-of-service lever).
+pub(crate) use crypto_provider::MAX_RSA_BITS;
 
 /// One PEM block: label and decoded bytes.
 pub(crate) struct PemBlock {

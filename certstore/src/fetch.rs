@@ -70,6 +70,8 @@ struct OcspEntry {
 pub(crate) struct RevocationFetcher {
     crls: Mutex<HashMap<String, CrlEntry>>,
     ocsp: Mutex<HashMap<Vec<u8>, OcspEntry>>,
+    /// Counts the CRLs fetched: see [`RevocationFetcher::crl_epoch`].
+    crl_epoch: std::sync::atomic::AtomicU64,
 }
 
 /// The http:// CRL distribution point URLs of `certs`, at most [`MAX_URLS_PER_VALIDATION`].
@@ -161,6 +163,7 @@ impl RevocationFetcher {
                 .or_else(|_| X509Crl::from_pem(&body))
                 .map_err(|e| format!("not a CRL: {e}"))
         });
+        let fetched_new = fetched.is_ok();
         let entry = match fetched {
             Ok(crl) => {
                 let fresh_until = crl
@@ -183,12 +186,21 @@ impl RevocationFetcher {
             }
         };
         let crl = entry.crl.clone();
+        if fetched_new {
+            self.crl_epoch
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut cache = lock(&self.crls);
         if cache.len() >= MAX_CACHE_ENTRIES {
             cache.clear();
         }
         cache.insert(url.to_string(), entry);
         crl
+    }
+
+    /// Changes whenever a CRL was fetched (a revocation may have appeared).
+    pub fn crl_epoch(&self) -> u64 {
+        self.crl_epoch.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Fetches again the cached CRLs whose nextUpdate is less than `ahead` away (or past),
@@ -438,6 +450,25 @@ mod tests {
 
     fn read(path: &str) -> Vec<u8> {
         std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+    }
+
+    #[test]
+    fn every_fetched_crl_moves_the_epoch() {
+        // Cached validation results (the current partner certificate) compare epochs.
+        let fetcher = RevocationFetcher::default();
+        assert_eq!(fetcher.crl_epoch(), 0);
+        let (stale, _) = serve(read("../../shared/pkits/crls/OldCRLnextUpdateCACRL.crl"), 2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(
+            fetcher.crls(std::slice::from_ref(&stale), deadline).len(),
+            1
+        );
+        assert_eq!(fetcher.crl_epoch(), 1);
+        assert_eq!(fetcher.refresh_due(Duration::from_secs(600)), 1);
+        assert_eq!(fetcher.crl_epoch(), 2);
+        // A failed fetch changes nothing (the server served its two answers).
+        fetcher.refresh_due(Duration::from_secs(600));
+        assert_eq!(fetcher.crl_epoch(), 2);
     }
 
     #[test]

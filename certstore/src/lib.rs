@@ -8,6 +8,7 @@ mod anchors;
 mod audit;
 mod certinfo;
 mod codec;
+mod current;
 mod domains;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -28,6 +29,7 @@ pub use anchors::TrustAnchors;
 pub use audit::MAX_AUDIT_ENTRIES;
 pub use audit::{AuditEntry, AuditKind};
 pub use codec::SCHEMA_VERSION;
+pub use current::{MAX_ENTRIES as MAX_CACHED_CURRENT, TTL as CURRENT_CACHE_TTL};
 pub use domains::{is_freemail, normalise_domain, ApprovedDomain, DomainPolicy};
 pub use error::{DomainError, StoreError, ValidationError};
 pub use identity::{ProxyAddressSummary, ProxyIdentity, RENEW_BEFORE};

@@ -388,7 +388,7 @@ impl Store {
                     Some(old) => {
                         let mut r: PartnerRecord = decode_record(&old).map_err(abort)?;
                         let status_changed = r.status != fresh.status;
-                        let mut changed = status_changed;
+                        let mut changed = status_changed || r.chain != fresh.chain;
                         if seen >= r.last_seen {
                             r.last_seen = seen;
                             r.last_message_id = fresh.last_message_id.clone();
@@ -437,6 +437,7 @@ impl Store {
         // sled's periodic flush (within half a second), which spares every inbound message an
         // fsync.
         if is_new || changed {
+            self.inner.current.invalidate([address.as_str()]);
             self.audit_appended()?;
             self.flush()?;
         }
@@ -487,17 +488,29 @@ impl Store {
     }
 
     /// The certificate to encrypt to: among certificates not blocked, a pinned one wins,
-    /// else the newest (latest notBefore) one. Candidates are re-validated at this moment
-    /// (validity window, chain, CRLs) against the chain stored at capture.
+    /// else the newest (latest notBefore) one. Candidates are re-validated (validity window,
+    /// chain, CRLs) against the chain stored at capture; the result is cached until something
+    /// that decides it changes (see [`crate::current`]).
     pub fn current_partner_certificate(
         &self,
         address: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError> {
         let address = normalise_address(address)?;
         let now = SystemTime::now();
+        let epoch = self.inner.trust.revocation_epoch();
+        if let Some(cached) = self.inner.current.get(&address, now, epoch) {
+            return Ok(Some(cached));
+        }
+        let generation = self.inner.current.generation();
         let nowu = codec::to_unix(now);
-        let mut candidates: Vec<PartnerRecord> = self
-            .partner_records(&address)?
+        let records = self.partner_records(&address)?;
+        // A certificate that becomes valid later may become the current one then.
+        let next_start = records
+            .iter()
+            .filter(|r| !r.blocked && r.not_before > nowu)
+            .map(|r| r.not_before)
+            .min();
+        let mut candidates: Vec<PartnerRecord> = records
             .into_iter()
             .filter(|r| {
                 !r.blocked
@@ -524,12 +537,22 @@ impl Store {
                 Ok(_) => {
                     let mut c = r.to_public();
                     c.status = ValidationStatus::Valid;
+                    let until =
+                        next_start.map_or(c.not_after, |s| codec::from_unix(s).min(c.not_after));
+                    self.inner
+                        .current
+                        .insert(&address, &c, now, until, generation, epoch);
                     return Ok(Some(c));
                 }
                 Err(e) => tracing::debug!(fingerprint = %r.fingerprint, "no longer usable: {e}"),
             }
         }
         Ok(None)
+    }
+
+    /// How many addresses have their current certificate cached (for diagnostics and tests).
+    pub fn cached_current_certificates(&self) -> usize {
+        self.inner.current.len()
     }
 
     /// Every certificate ever captured for `address`, most recently first seen first.
@@ -652,6 +675,7 @@ impl Store {
         if !updated {
             return Err(StoreError::UnknownCertificate(fp));
         }
+        self.inner.current.invalidate([address.as_str()]);
         self.flush()
     }
 
@@ -746,6 +770,9 @@ impl Store {
                 first.ok_or_else(|| abort(StoreError::UnknownCertificate(fp.to_string())))
             })
             .map_err(StoreError::from)?;
+        self.inner
+            .current
+            .invalidate(addresses.iter().map(String::as_str));
         self.audit_appended()?;
         self.flush()?;
         Ok(updated)

@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) audit_appends: std::sync::atomic::AtomicUsize,
     /// Serialises proxy issuance so two sessions never issue twice for one address.
     pub(crate) issue_lock: Mutex<()>,
+    /// The validated current partner certificate per address (see [`crate::current`]).
+    pub(crate) current: crate::current::CurrentCache,
 }
 
 /// The database holds private keys unencrypted: keep it owner-only.
@@ -191,6 +193,7 @@ impl Store {
             config,
             trust,
             issue_lock: Mutex::new(()),
+            current: crate::current::CurrentCache::default(),
         };
         Ok(Store {
             inner: Arc::new(inner),

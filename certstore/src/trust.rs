@@ -132,6 +132,12 @@ impl TrustStore {
         }
     }
 
+    /// Changes whenever a fetched CRL is replaced: cached validation results older than the
+    /// current value are stale.
+    pub(crate) fn revocation_epoch(&self) -> u64 {
+        self.fetcher.as_ref().map_or(0, |f| f.crl_epoch())
+    }
+
     /// RFC 5280 validation of `cert_der` against the configured anchors, CRLs and policies.
     pub fn validate_path(
         &self,

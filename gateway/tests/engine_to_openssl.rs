@@ -201,3 +201,54 @@ fn engine_reads_its_own_output() {
     assert_eq!(sig.signer_emails, vec!["user@agency.example".to_string()]);
     assert!(sig.advertises(ContentCipher::Aes256Gcm));
 }
+
+/// AES-CBC output is produced in 64 KiB chunks (issue 12, streaming CMS output): contents
+/// at and around the chunk and block boundaries, in one part or several, decrypt with
+/// OpenSSL to exactly what went in.
+#[test]
+fn chunked_cbc_encryption_decrypts_with_openssl_at_every_boundary() {
+    use gateway::smime::encrypt::{encrypt, encrypt_to};
+    let openssl_decrypt_der = |der: &[u8]| {
+        let (recip, key) = (f("partner/alice.pem"), f("partner/alice.key"));
+        openssl_ok(
+            &[
+                "cms", "-decrypt", "-inform", "DER", "-binary", "-recip", &recip, "-inkey", &key,
+            ],
+            der,
+        )
+    };
+    let alice = cert("partner/alice.pem");
+    let chunk = 64 * 1024;
+    for len in [
+        0,
+        15,
+        16,
+        17,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        2 * chunk,
+        3 * chunk + 7,
+    ] {
+        let content: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let der = encrypt(crypto(), &content, &[&alice], EncryptOptions::default()).unwrap();
+        let plain = openssl_decrypt_der(&der);
+        assert_eq!(plain.len(), len, "length {len}");
+        assert!(plain == content, "content of length {len}");
+        // The same content handed over in uneven parts gives the same plaintext.
+        let (a, rest) = content.split_at(len / 3);
+        let (b, c) = rest.split_at(rest.len() / 2);
+        let mut parted = Vec::new();
+        encrypt_to(
+            crypto(),
+            &[a, b, c],
+            &[&alice],
+            EncryptOptions::default(),
+            &mut |piece| parted.extend_from_slice(piece),
+        )
+        .unwrap();
+        assert_eq!(parted.len(), der.len(), "same DER length for {len}");
+        let plain = openssl_decrypt_der(&parted);
+        assert!(plain == content, "parted content of length {len}");
+    }
+}

@@ -172,19 +172,37 @@ impl SmtpSink {
             .insert(rcpt.to_ascii_lowercase(), code);
     }
 
-    /// Advertise DSN (RFC 3461) in EHLO or not, from the next connection on.
+    /// Advertise DSN (RFC 3461) in EHLO or not, from the next connection on (open ones are
+    /// closed, as a reconfigured server restarts: the gateway keeps idle connections).
     pub fn set_offer_dsn(&self, offer: bool) {
         self.shared.offer_dsn.store(offer, Ordering::SeqCst);
+        self.drop_connections();
     }
 
-    /// Advertise SMTPUTF8 (RFC 6531) in EHLO or not, from the next connection on.
+    /// Advertise SMTPUTF8 (RFC 6531) in EHLO or not, from the next connection on (open ones
+    /// are closed).
     pub fn set_offer_smtputf8(&self, offer: bool) {
         self.shared.offer_smtputf8.store(offer, Ordering::SeqCst);
+        self.drop_connections();
     }
 
-    /// The SIZE announced in EHLO from the next connection on.
+    /// The SIZE announced in EHLO from the next connection on (open ones are closed).
     pub fn set_size_limit(&self, bytes: usize) {
         self.shared.size_limit.store(bytes, Ordering::SeqCst);
+        self.drop_connections();
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.next_conn.load(Ordering::SeqCst)
+    }
+
+    /// Closes every open connection without a word (as a server whose idle timeout struck);
+    /// keeps listening.
+    pub fn drop_connections(&self) {
+        for (_, c) in self.shared.conns.lock().unwrap().drain() {
+            let _ = c.shutdown(Shutdown::Both);
+        }
     }
 
     /// Switch counting mode on (messages are counted, not stored; the stored ones are
@@ -247,9 +265,7 @@ impl SmtpSink {
         if let Some(t) = self.accept_thread.take() {
             let _ = t.join();
         }
-        for (_, c) in self.shared.conns.lock().unwrap().drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
+        self.drop_connections();
     }
 
     /// Listens again on the same port (a hop coming back).

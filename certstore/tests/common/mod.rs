@@ -136,6 +136,27 @@ pub mod build {
         spki: SubjectPublicKeyInfoOwned,
         key_encipherment: bool,
     ) -> Vec<u8> {
+        leaf_valid(
+            serial,
+            email,
+            issuer,
+            issuer_key,
+            spki,
+            key_encipherment,
+            default_validity(),
+        )
+    }
+
+    /// As [`leaf_with_usage`], valid for `validity`.
+    pub fn leaf_valid(
+        serial: u64,
+        email: &str,
+        issuer: &Name,
+        issuer_key: &RsaPrivateKey,
+        spki: SubjectPublicKeyInfoOwned,
+        key_encipherment: bool,
+        validity: Validity,
+    ) -> Vec<u8> {
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(issuer_key.clone());
         let mut b = CertificateBuilder::new(
             Profile::Leaf {
@@ -144,7 +165,7 @@ pub mod build {
                 enable_key_encipherment: key_encipherment,
             },
             SerialNumber::from(serial),
-            default_validity(),
+            validity,
             Name::from_str(&format!("CN={email}")).unwrap(),
             spki,
             &signer,

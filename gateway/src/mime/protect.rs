@@ -32,17 +32,23 @@ pub fn sign_message(
     let split = headers::split(message);
     let entity = build::content_entity(message);
     let entity = seven_bit::to_seven_bit(&entity)?;
-    let wrapped = match format {
+    // The wrapper is written straight after the outer header fields: one copy of the
+    // message less alive at the peak.
+    let mut out;
+    match format {
         SignFormat::Detached => {
             let der = sign::sign(crypto, &entity, signer, true, now)?;
-            build::multipart_signed(&entity, &der, "sha-256")
+            let head_len = message.len().saturating_sub(split.body.len());
+            out = Vec::with_capacity(head_len + build::multipart_signed_len(&entity, &der));
+            build::assemble_head(&split.headers, &[], &mut out);
+            build::write_multipart_signed(&entity, &der, "sha-256", &mut out);
         }
         SignFormat::Opaque => {
             let der = sign::sign(crypto, &entity, signer, false, now)?;
-            build::pkcs7_mime("signed-data", &der)
+            out = build::assemble(&split.headers, &[], &build::pkcs7_mime("signed-data", &der));
         }
-    };
-    Ok(build::assemble(&split.headers, &[], &wrapped))
+    }
+    Ok(out)
 }
 
 /// Encrypt a whole RFC 5322 message to `recipients`; the outer header fields stay readable.
@@ -53,16 +59,28 @@ pub fn encrypt_message(
     options: EncryptOptions,
 ) -> Result<Vec<u8>> {
     let split = headers::split(message);
-    let entity = build::content_entity(message);
-    let der = encrypt::encrypt(crypto, &entity, recipients, options)?;
+    let (fields, body) = build::content_entity_parts(message);
     let smime_type = if options.cipher.is_aead() {
         "authEnveloped-data"
     } else {
         "enveloped-data"
     };
-    Ok(build::assemble(
-        &split.headers,
-        &[],
-        &build::pkcs7_mime(smime_type, &der),
-    ))
+    // The CMS object goes through base64 into the output as it is produced: the ciphertext
+    // and the DER never exist whole (see `encrypt::encrypt_to`), and the output is reserved
+    // once so growing it never holds two copies.
+    let der_len = encrypt::encrypted_len_bound(fields.len() + body.len(), recipients.len());
+    let head_len = message.len().saturating_sub(body.len());
+    let mut out = Vec::with_capacity(head_len + build::base64_lines_len(der_len) + 1024);
+    build::assemble_head(&split.headers, &[], &mut out);
+    build::pkcs7_mime_header(smime_type, &mut out);
+    let mut base64 = build::Base64Lines::new(&mut out);
+    encrypt::encrypt_to(
+        crypto,
+        &[fields.as_slice(), &body[..]],
+        recipients,
+        options,
+        &mut |piece| base64.write(piece),
+    )?;
+    base64.finish();
+    Ok(out)
 }

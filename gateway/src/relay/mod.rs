@@ -5,23 +5,26 @@
 //! on the wire is what lenient servers misread as end-of-data: "SMTP smuggling") and lines
 //! starting with a dot are dot-stuffed.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader as StdBufReader;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{
+    EhloResponse, Error as ProtoError, Response, EXT_DSN, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::receive::{MailParams, RcptParams, Reply};
 
+mod pool;
+mod tls;
+
+use pool::Pool;
+use tls::TlsError;
+
 /// How STARTTLS is used towards the next hop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TlsMode {
     /// Never STARTTLS (a local hop that offers broken TLS).
     Disabled,
@@ -84,14 +87,16 @@ impl DeliveryReport {
     }
 }
 
-/// Longest reply line and most lines per reply we read from a next hop.
-const MAX_REPLY_LINE: u64 = 4096;
-const MAX_REPLY_LINES: usize = 100;
+/// Most bytes one reply from a next hop may take, all its lines together.
+const MAX_REPLY_BYTES: usize = 16 * 1024;
 
 /// Why an attempt ended before the transaction completed.
 enum Abort {
     /// Every recipient still pending gets this temporary failure.
     Temp(Reply),
+    /// The connection broke or timed out (also a temporary failure; on a reused connection,
+    /// before the message was sent, the reason to try once more on a fresh one).
+    Lost(Reply),
     /// Every recipient still pending gets this permanent failure (MAIL FROM refused).
     Perm(Reply),
     /// Opportunistic TLS failed: try again in clear.
@@ -163,7 +168,8 @@ pub async fn deliver_content(
     deliver_transfer(hop, &transfer).await
 }
 
-/// [`deliver`] with everything a [`Transfer`] carries.
+/// [`deliver`] with everything a [`Transfer`] carries. An idle connection to the hop is
+/// reused when there is one (see [`pool`]).
 pub async fn deliver_transfer(hop: &NextHop, transfer: &Transfer<'_>) -> DeliveryReport {
     let recipients = transfer.recipients;
     if recipients.is_empty() {
@@ -171,68 +177,137 @@ pub async fn deliver_transfer(hop: &NextHop, transfer: &Transfer<'_>) -> Deliver
             per_recipient: Vec::new(),
         };
     }
+    if let Some(session) = Pool::global().take(hop) {
+        match reuse(hop, session, transfer).await {
+            Reused::Done(result) => return conclude(hop, recipients, result),
+            Reused::Stale(why) => {
+                // Nothing of this message reached the hop: it goes once more, on a new
+                // connection, so it is neither lost nor delivered twice.
+                tracing::debug!(hop = %hop.address, %why, "pooled connection unusable, opening a new one");
+            }
+        }
+    }
     let mut use_tls = hop.tls != TlsMode::Disabled;
     loop {
-        match attempt(hop, use_tls, transfer).await {
-            Ok(report) => return report,
-            Err(Abort::Temp(r)) => {
-                tracing::warn!(hop = %hop.address, reply = %r, "delivery failed temporarily");
-                return DeliveryReport::all(recipients, RecipientOutcome::TempFailed(r));
+        let result = match open(hop, use_tls).await {
+            Ok(mut session) => {
+                let result = session.transaction(transfer).await;
+                keep_unless_lost(hop, session, &result);
+                result
             }
-            Err(Abort::Perm(r)) => {
-                return DeliveryReport::all(recipients, RecipientOutcome::PermFailed(r));
-            }
+            Err(abort) => Err(abort),
+        };
+        match result {
             Err(Abort::RetryPlain(why)) if use_tls => {
                 tracing::info!(hop = %hop.address, %why, "opportunistic TLS failed, retrying in clear");
                 use_tls = false;
             }
-            Err(Abort::RetryPlain(why)) => {
-                return DeliveryReport::all(
-                    recipients,
-                    RecipientOutcome::TempFailed(temp("4.4.2", why)),
-                );
-            }
+            result => return conclude(hop, recipients, result),
         }
     }
 }
 
-struct Client<S> {
-    io: BufReader<S>,
-    hop: String,
-    timeout: Duration,
+enum Reused {
+    Done(Result<DeliveryReport, Abort>),
+    /// The connection failed before any of the message was sent.
+    Stale(Reply),
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+/// One transaction on a pooled connection, after `RSET`.
+async fn reuse(hop: &NextHop, mut session: Session, transfer: &Transfer<'_>) -> Reused {
+    let result = match session.reset().await {
+        Ok(()) => session.transaction(transfer).await,
+        Err(abort) => Err(abort),
+    };
+    let stale = match &result {
+        Err(Abort::Lost(r)) if !session.payload_sent => Some(r.clone()),
+        // 421: the hop closes the connection (an idle timeout on its side).
+        Err(Abort::Temp(r)) if r.code == 421 && !session.payload_sent => Some(r.clone()),
+        _ => None,
+    };
+    if let Some(why) = stale {
+        return Reused::Stale(why);
+    }
+    keep_unless_lost(hop, session, &result);
+    Reused::Done(result)
+}
+
+/// Hands `session` back to the pool after an exchange that left it in a known state.
+fn keep_unless_lost(hop: &NextHop, session: Session, result: &Result<DeliveryReport, Abort>) {
+    if !matches!(result, Err(Abort::Lost(_))) {
+        Pool::global().put(hop, session);
+    }
+}
+
+/// The per-recipient report of an attempt that ended with `result`.
+fn conclude(
+    hop: &NextHop,
+    recipients: &[String],
+    result: Result<DeliveryReport, Abort>,
+) -> DeliveryReport {
+    match result {
+        Ok(report) => report,
+        Err(Abort::Temp(r) | Abort::Lost(r)) => {
+            tracing::warn!(hop = %hop.address, reply = %r, "delivery failed temporarily");
+            DeliveryReport::all(recipients, RecipientOutcome::TempFailed(r))
+        }
+        Err(Abort::Perm(r)) => DeliveryReport::all(recipients, RecipientOutcome::PermFailed(r)),
+        Err(Abort::RetryPlain(why)) => {
+            DeliveryReport::all(recipients, RecipientOutcome::TempFailed(temp("4.4.2", why)))
+        }
+    }
+}
+
+/// Either side of STARTTLS.
+pub(super) trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+pub(super) type Stream = Box<dyn AsyncStream>;
+
+struct Client {
+    io: BufReader<Stream>,
+    hop: String,
+    timeout: Duration,
+    /// The hop answered 421: it is closing the connection.
+    closing: bool,
+}
+
+impl Client {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), Abort> {
-        let hop = self.hop.clone();
         let w = async {
             self.io.get_mut().write_all(bytes).await?;
             self.io.get_mut().flush().await
         };
         match tokio::time::timeout(self.timeout, w).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Abort::Temp(temp(
+            Ok(Err(e)) => Err(Abort::Lost(temp(
                 "4.4.2",
-                format!("connection to next hop {hop} lost: {e}"),
+                format!("connection to next hop {} lost: {e}", self.hop),
             ))),
-            Err(_) => Err(Abort::Temp(temp(
+            Err(_) => Err(Abort::Lost(temp(
                 "4.4.2",
-                format!("timeout sending to next hop {hop}"),
+                format!("timeout sending to next hop {}", self.hop),
             ))),
         }
     }
 
     async fn read_reply(&mut self, after: &str) -> Result<Reply, Abort> {
-        let hop = self.hop.clone();
+        Ok(self.read_reply_raw(after).await?.0)
+    }
+
+    /// The next reply, with its bytes as they came (EHLO keywords are parsed from them).
+    async fn read_reply_raw(&mut self, after: &str) -> Result<(Reply, Vec<u8>), Abort> {
         match tokio::time::timeout(self.timeout, read_reply(&mut self.io)).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(Abort::Temp(temp(
+            Ok(Ok((r, raw))) => {
+                self.closing |= r.code == 421;
+                Ok((r, raw))
+            }
+            Ok(Err(e)) => Err(Abort::Lost(temp(
                 "4.4.2",
-                format!("next hop {hop} failed after {after}: {e}"),
+                format!("next hop {} failed after {after}: {e}", self.hop),
             ))),
-            Err(_) => Err(Abort::Temp(temp(
+            Err(_) => Err(Abort::Lost(temp(
                 "4.4.2",
-                format!("timeout waiting for next hop {hop} after {after}"),
+                format!("timeout waiting for next hop {} after {after}", self.hop),
             ))),
         }
     }
@@ -242,22 +317,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.read_reply(name).await
     }
 
-    /// EHLO, falling back to HELO; returns the upper-cased extension keywords.
-    async fn hello(&mut self, helo_name: &str) -> Result<Vec<String>, Abort> {
-        let r = self.command(&format!("EHLO {helo_name}"), "EHLO").await?;
+    /// EHLO, falling back to HELO (no extensions then).
+    async fn hello(&mut self, helo_name: &str) -> Result<Capabilities, Abort> {
+        self.send(format!("EHLO {helo_name}\r\n").as_bytes())
+            .await?;
+        let (r, raw) = self.read_reply_raw("EHLO").await?;
         if r.code == 250 {
-            return Ok(r
-                .text
-                .lines()
-                .skip(1)
-                .map(|l| l.trim().to_ascii_uppercase())
-                .collect());
+            return Ok(Capabilities::from_ehlo(&self.hop, &raw));
         }
         let r = self.command(&format!("HELO {helo_name}"), "HELO").await?;
         if r.code == 250 {
-            Ok(Vec::new())
+            Ok(Capabilities::default())
         } else {
             Err(Abort::Temp(hop_refused(&self.hop, "HELO", &r)))
+        }
+    }
+}
+
+/// The EHLO extensions the relay acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Capabilities {
+    starttls: bool,
+    dsn: bool,
+    smtputf8: bool,
+    /// The hop's SIZE limit; `None` when it states none (or 0).
+    size: Option<usize>,
+}
+
+impl Capabilities {
+    /// From a `250` EHLO reply. A reply whose keywords cannot be parsed counts as offering
+    /// no extension (so no DSN, SMTPUTF8 or STARTTLS is relied on).
+    fn from_ehlo(hop: &str, raw: &[u8]) -> Self {
+        match EhloResponse::parse(&mut raw.iter()) {
+            Ok(ehlo) => Capabilities {
+                starttls: ehlo.has_capability(EXT_START_TLS),
+                dsn: ehlo.has_capability(EXT_DSN),
+                smtputf8: ehlo.has_capability(EXT_SMTP_UTF8),
+                size: Some(ehlo.size).filter(|n| *n > 0 && ehlo.has_capability(EXT_SIZE)),
+            },
+            Err(e) => {
+                tracing::warn!(%hop, "EHLO reply not understood ({e}): no extensions used");
+                Capabilities::default()
+            }
         }
     }
 }
@@ -266,61 +367,61 @@ fn hop_refused(hop: &str, step: &str, r: &Reply) -> Reply {
     temp("4.4.0", format!("next hop {hop} refused {step}: {r}"))
 }
 
-/// Reads one reply. Errors are described as text for the caller's temporary failure.
-async fn read_reply<R: AsyncRead + Unpin>(io: &mut BufReader<R>) -> Result<Reply, String> {
-    let mut code = 0u16;
-    let mut enhanced = String::new();
-    let mut lines: Vec<String> = Vec::new();
+/// Reads one reply with `smtp-proto`'s parser; returns it and its raw bytes. Errors are
+/// described as text for the caller's temporary failure.
+async fn read_reply<R: AsyncRead + Unpin>(
+    io: &mut BufReader<R>,
+) -> Result<(Reply, Vec<u8>), String> {
+    let mut parser = ResponseReceiver::default();
+    let mut raw = Vec::new();
     loop {
-        if lines.len() >= MAX_REPLY_LINES {
-            return Err("reply has too many lines".into());
-        }
-        let mut raw = Vec::new();
-        (&mut *io)
-            .take(MAX_REPLY_LINE)
-            .read_until(b'\n', &mut raw)
-            .await
-            .map_err(|e| e.to_string())?;
-        if raw.is_empty() {
+        let buf = io.fill_buf().await.map_err(|e| e.to_string())?;
+        if buf.is_empty() {
             return Err("connection closed".into());
         }
-        if raw.last() != Some(&b'\n') {
-            return Err("reply line too long or truncated".into());
-        }
-        let line = String::from_utf8_lossy(&raw);
-        let line = line.trim_end_matches(['\r', '\n']);
-        let bytes = line.as_bytes();
-        if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
-            return Err(format!("malformed reply line {:?}", truncate(line)));
-        }
-        let this_code: u16 = line[..3].parse().map_err(|_| "malformed reply code")?;
-        if !(200..600).contains(&this_code) || (code != 0 && this_code != code) {
-            return Err(format!("malformed reply line {:?}", truncate(line)));
-        }
-        code = this_code;
-        let sep = bytes.get(3).copied().unwrap_or(b' ');
-        let mut text = line.get(4..).unwrap_or("");
-        // Keep the enhanced code once and strip it from every line.
-        if let Some((first, rest)) = text.split_once(' ').or(Some((text, ""))) {
-            if crate::receive::enhanced_matches(code, first) {
-                if enhanced.is_empty() {
-                    enhanced = first.to_string();
-                }
-                text = rest;
+        let mut rest = buf.iter();
+        let parsed = parser.parse(&mut rest);
+        let used = buf.len() - rest.len();
+        raw.extend_from_slice(buf.get(..used).unwrap_or_default());
+        io.consume(used);
+        match parsed {
+            Ok(response) => return reply_from(response, &raw).map(|r| (r, raw)),
+            Err(ProtoError::NeedsMoreData { .. }) if raw.len() <= MAX_REPLY_BYTES => {}
+            Err(ProtoError::NeedsMoreData { .. } | ProtoError::ResponseTooLong) => {
+                return Err("reply too long".into())
             }
-        }
-        lines.push(text.to_string());
-        match sep {
-            b' ' => break,
-            b'-' => continue,
-            _ => return Err(format!("malformed reply line {:?}", truncate(line))),
+            Err(e) => return Err(format!("malformed reply ({e}): {:?}", truncate(&raw))),
         }
     }
-    Ok(Reply::new(code, enhanced, lines.join("\n")))
 }
 
-fn truncate(s: &str) -> String {
-    s.chars().take(80).collect()
+/// Our [`Reply`] from a parsed one: the code must be a reply code and the same on every
+/// line (the parser takes the first line's); an enhanced code of another class than the
+/// reply's is dropped.
+fn reply_from(response: Response<String>, raw: &[u8]) -> Result<Reply, String> {
+    let code = response.code;
+    let digits = code.to_string();
+    let same_code = raw
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .all(|line| line.starts_with(digits.as_bytes()));
+    if !(200..600).contains(&code) || !same_code {
+        return Err(format!("malformed reply {:?}", truncate(raw)));
+    }
+    let [class, subject, detail] = response.esc;
+    let enhanced = format!("{class}.{subject}.{detail}");
+    let enhanced = if crate::receive::enhanced_matches(code, &enhanced) {
+        enhanced
+    } else {
+        String::new()
+    };
+    // The parser keeps the CR of an empty continuation line.
+    let text: String = response.message.chars().filter(|c| *c != '\r').collect();
+    Ok(Reply::new(code, enhanced, text))
+}
+
+fn truncate(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).chars().take(80).collect()
 }
 
 /// Splits `host:port` / `[v6]:port`.
@@ -337,11 +438,49 @@ fn split_address(address: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port))
 }
 
-async fn attempt(
-    hop: &NextHop,
-    use_tls: bool,
-    transfer: &Transfer<'_>,
-) -> Result<DeliveryReport, Abort> {
+/// An open connection to a next hop, greeted and past EHLO (and STARTTLS).
+pub(super) struct Session {
+    client: Client,
+    caps: Capabilities,
+    opened: Instant,
+    transactions: u32,
+    /// Part of the current message may have reached the hop: the transaction is never
+    /// repeated on another connection after this.
+    payload_sent: bool,
+}
+
+impl Session {
+    /// Whether another transaction may run on this connection.
+    pub(super) fn reusable(&self) -> bool {
+        !self.client.closing
+            && self.opened.elapsed() < pool::MAX_AGE
+            && self.transactions < pool::MAX_TRANSACTIONS
+    }
+
+    /// Says QUIT in the background and closes.
+    pub(super) fn close(mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = self.client.command("QUIT", "QUIT").await;
+            });
+        }
+    }
+
+    /// `RSET` before a transaction on a reused connection: a clean state, and a check that
+    /// the hop is still there.
+    async fn reset(&mut self) -> Result<(), Abort> {
+        self.payload_sent = false;
+        let r = self.client.command("RSET", "RSET").await?;
+        if r.code == 250 {
+            Ok(())
+        } else {
+            Err(Abort::Lost(hop_refused(&self.client.hop, "RSET", &r)))
+        }
+    }
+}
+
+/// Connects, reads the greeting, says EHLO and (as `hop.tls` and `use_tls` say) STARTTLS.
+async fn open(hop: &NextHop, use_tls: bool) -> Result<Session, Abort> {
     let Some((host, port)) = split_address(&hop.address) else {
         return Err(Abort::Temp(temp(
             "4.3.5",
@@ -366,9 +505,10 @@ async fn attempt(
         };
     let _ = stream.set_nodelay(true);
     let mut client = Client {
-        io: BufReader::new(stream),
+        io: BufReader::new(Box::new(stream)),
         hop: hop.address.clone(),
         timeout: hop.timeout,
+        closing: false,
     };
     let greeting = client.read_reply("connect").await?;
     if greeting.code != 220 {
@@ -379,12 +519,11 @@ async fn attempt(
             &greeting,
         )));
     }
-    let caps = client.hello(&hop.helo_name).await?;
-    let offers_tls = caps.iter().any(|c| c == "STARTTLS");
+    let mut caps = client.hello(&hop.helo_name).await?;
 
     let wants_tls = use_tls && hop.tls != TlsMode::Disabled;
     if let TlsMode::Required { .. } = hop.tls {
-        if !offers_tls {
+        if !caps.starttls {
             let _ = client.command("QUIT", "QUIT").await;
             return Err(Abort::Temp(temp(
                 "4.7.10",
@@ -395,7 +534,7 @@ async fn attempt(
             )));
         }
     }
-    if wants_tls && offers_tls {
+    if wants_tls && caps.starttls {
         let r = client.command("STARTTLS", "STARTTLS").await?;
         if r.code != 220 {
             return Err(tls_failure(hop, format!("STARTTLS refused: {r}")));
@@ -407,37 +546,26 @@ async fn attempt(
                 format!("next hop {} sent data after STARTTLS", hop.address),
             )));
         }
-        let config = match client_tls_config(hop) {
-            Ok(c) => c,
-            Err(e) => return Err(Abort::Temp(temp("4.7.5", e))),
+        let stream = match tls::handshake(hop, &host, client.io.into_inner()).await {
+            Ok(s) => s,
+            Err(TlsError::Setup(e)) => return Err(Abort::Temp(temp("4.7.5", e))),
+            Err(TlsError::Handshake(e)) => return Err(tls_failure(hop, e)),
         };
-        let server_name = match ServerName::try_from(host.clone()) {
-            Ok(n) => n,
-            Err(_) => {
-                return Err(Abort::Temp(temp(
-                    "4.7.5",
-                    format!("next hop host {host:?} is not a valid TLS server name"),
-                )))
-            }
-        };
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let tcp = client.io.into_inner();
-        let tls = match tokio::time::timeout(hop.timeout, connector.connect(server_name, tcp)).await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(tls_failure(hop, format!("TLS handshake failed: {e}"))),
-            Err(_) => return Err(tls_failure(hop, "TLS handshake timed out".to_string())),
-        };
-        let mut client = Client {
-            io: BufReader::new(tls),
+        client = Client {
+            io: BufReader::new(stream),
             hop: hop.address.clone(),
             timeout: hop.timeout,
+            closing: false,
         };
-        let caps = client.hello(&hop.helo_name).await?;
-        transaction(&mut client, &caps, transfer).await
-    } else {
-        transaction(&mut client, &caps, transfer).await
+        caps = client.hello(&hop.helo_name).await?;
     }
+    Ok(Session {
+        client,
+        caps,
+        opened: Instant::now(),
+        transactions: 0,
+        payload_sent: false,
+    })
 }
 
 fn tls_failure(hop: &NextHop, why: String) -> Abort {
@@ -448,159 +576,148 @@ fn tls_failure(hop: &NextHop, why: String) -> Abort {
     }
 }
 
-async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut Client<S>,
-    caps: &[String],
-    transfer: &Transfer<'_>,
-) -> Result<DeliveryReport, Abort> {
-    let Transfer {
-        content,
-        mail_from,
-        mail: params,
-        recipients,
-        message,
-        ..
-    } = *transfer;
-    let has = |name: &str| {
-        caps.iter()
-            .any(|c| c == name || c.starts_with(&format!("{name} ")))
-    };
-    if let Some(limit) = size_limit(caps).filter(|l| message.len() > *l) {
-        let _ = client.command("QUIT", "QUIT").await;
-        return Err(Abort::Perm(too_large(
-            message.len(),
-            limit,
-            transfer.grown_by,
-        )));
-    }
-    let offers_dsn = has("DSN");
-    let mut mail = format!("MAIL FROM:<{mail_from}>");
-    if let Content::Decrypted { allow_without_dsn } = content {
-        if offers_dsn {
-            mail.push_str(" RET=HDRS");
-        } else if allow_without_dsn {
-            tracing::warn!(
-                hop = %client.hop,
-                "next hop does not offer DSN: decrypted mail relayed anyway \
-                 (allow_next_hop_without_dsn); its bounces may quote the plaintext"
-            );
-        } else {
-            let _ = client.command("QUIT", "QUIT").await;
-            let reason = format!(
-                "next hop {} does not offer DSN, so its bounces could carry decrypted content \
-                 back to the sender in clear; not relayed (enable DSN there, or set [inbound] \
-                 allow_next_hop_without_dsn = true)",
-                client.hop
-            );
-            tracing::error!(%reason, "decrypted mail held back");
-            return Err(Abort::Temp(temp("4.3.5", reason)));
-        }
-    } else if let Some(ret) = params.ret.filter(|_| offers_dsn) {
-        mail.push_str(&format!(" RET={}", ret.as_param()));
-    }
-    if let Some(envid) = params.envid.as_deref().filter(|_| offers_dsn) {
-        mail.push_str(&format!(" ENVID={envid}"));
-    }
-    // A UTF-8 address always needs SMTPUTF8, also in mail we originate (a notice to a UTF-8
-    // sender); UTF-8 headers need it only when the client declared them so (raw 8-bit
-    // headers without SMTPUTF8 are passed on as they came).
-    let utf8_envelope = !mail_from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-    if params.smtputf8 || utf8_envelope {
-        if has("SMTPUTF8") {
-            mail.push_str(" SMTPUTF8");
-        } else if utf8_envelope || !header_block(message).is_ascii() {
-            let _ = client.command("QUIT", "QUIT").await;
-            return Err(Abort::Perm(Reply::new(
-                550,
-                "5.6.7",
-                format!(
-                    "the next hop {} does not offer SMTPUTF8, which this message needs \
-                     (a non-ASCII address or header)",
-                    client.hop
-                ),
+impl Session {
+    /// One mail transaction. The connection is left between transactions (a refusal before
+    /// MAIL, or after it, is cleared by the next `RSET`), never QUIT here.
+    async fn transaction(&mut self, transfer: &Transfer<'_>) -> Result<DeliveryReport, Abort> {
+        let caps = self.caps;
+        let client = &mut self.client;
+        let Transfer {
+            content,
+            mail_from,
+            mail: params,
+            recipients,
+            message,
+            ..
+        } = *transfer;
+        if let Some(limit) = caps.size.filter(|l| message.len() > *l) {
+            return Err(Abort::Perm(too_large(
+                message.len(),
+                limit,
+                transfer.grown_by,
             )));
         }
-    }
-    let r = client.command(&mail, "MAIL FROM").await?;
-    if r.is_temporary() || (!r.is_success() && !r.is_permanent()) {
-        return Err(Abort::Temp(r));
-    }
-    if r.is_permanent() {
-        let _ = client.command("QUIT", "QUIT").await;
-        return Err(Abort::Perm(explain_size_refusal(
-            r,
-            message.len(),
-            transfer.grown_by,
-        )));
-    }
-
-    let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
-    for (i, rcpt) in recipients.iter().enumerate() {
-        let mut command = format!("RCPT TO:<{rcpt}>");
-        if let Some(p) = transfer.rcpt.get(i).filter(|_| offers_dsn) {
-            if let Some(notify) = p.notify {
-                command.push_str(&format!(" NOTIFY={}", notify.as_param()));
+        let offers_dsn = caps.dsn;
+        let mut mail = format!("MAIL FROM:<{mail_from}>");
+        if let Content::Decrypted { allow_without_dsn } = content {
+            if offers_dsn {
+                mail.push_str(" RET=HDRS");
+            } else if allow_without_dsn {
+                tracing::warn!(
+                    hop = %client.hop,
+                    "next hop does not offer DSN: decrypted mail relayed anyway \
+                     (allow_next_hop_without_dsn); its bounces may quote the plaintext"
+                );
+            } else {
+                let reason = format!(
+                    "next hop {} does not offer DSN, so its bounces could carry decrypted content \
+                 back to the sender in clear; not relayed (enable DSN there, or set [inbound] \
+                 allow_next_hop_without_dsn = true)",
+                    client.hop
+                );
+                tracing::error!(%reason, "decrypted mail held back");
+                return Err(Abort::Temp(temp("4.3.5", reason)));
             }
-            if let Some(orcpt) = &p.orcpt {
-                command.push_str(&format!(" ORCPT={orcpt}"));
+        } else if let Some(ret) = params.ret.filter(|_| offers_dsn) {
+            mail.push_str(&format!(" RET={}", ret.as_param()));
+        }
+        if let Some(envid) = params.envid.as_deref().filter(|_| offers_dsn) {
+            mail.push_str(&format!(" ENVID={envid}"));
+        }
+        // A UTF-8 address always needs SMTPUTF8, also in mail we originate (a notice to a UTF-8
+        // sender); UTF-8 headers need it only when the client declared them so (raw 8-bit
+        // headers without SMTPUTF8 are passed on as they came).
+        let utf8_envelope = !mail_from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+        if params.smtputf8 || utf8_envelope {
+            if caps.smtputf8 {
+                mail.push_str(" SMTPUTF8");
+            } else if utf8_envelope || !header_block(message).is_ascii() {
+                return Err(Abort::Perm(Reply::new(
+                    550,
+                    "5.6.7",
+                    format!(
+                        "the next hop {} does not offer SMTPUTF8, which this message needs \
+                     (a non-ASCII address or header)",
+                        client.hop
+                    ),
+                )));
             }
         }
-        let r = client.command(&command, "RCPT TO").await?;
-        let outcome = if r.code == 250 || r.code == 251 {
-            RecipientOutcome::Accepted
-        } else if r.is_permanent() {
-            RecipientOutcome::PermFailed(r)
-        } else {
-            RecipientOutcome::TempFailed(r)
-        };
-        outcomes.push((rcpt.clone(), outcome));
-    }
-    if !outcomes
-        .iter()
-        .any(|(_, o)| *o == RecipientOutcome::Accepted)
-    {
-        let _ = client.command("QUIT", "QUIT").await;
-        return Ok(DeliveryReport {
-            per_recipient: outcomes,
-        });
-    }
+        let r = client.command(&mail, "MAIL FROM").await?;
+        if r.is_temporary() || (!r.is_success() && !r.is_permanent()) {
+            return Err(Abort::Temp(r));
+        }
+        if r.is_permanent() {
+            return Err(Abort::Perm(explain_size_refusal(
+                r,
+                message.len(),
+                transfer.grown_by,
+            )));
+        }
 
-    let r = client.command("DATA", "DATA").await?;
-    if r.code != 354 {
-        let failed = if r.is_permanent() {
-            RecipientOutcome::PermFailed(r)
-        } else {
-            RecipientOutcome::TempFailed(r)
-        };
-        set_accepted(&mut outcomes, &failed);
-        let _ = client.command("QUIT", "QUIT").await;
-        return Ok(DeliveryReport {
-            per_recipient: outcomes,
-        });
-    }
-    client.send(&encode_data(message)).await?;
-    let r = client.read_reply("end of data").await?;
-    if !r.is_success() {
-        let failed = if r.is_permanent() {
-            RecipientOutcome::PermFailed(explain_size_refusal(r, message.len(), transfer.grown_by))
-        } else {
-            RecipientOutcome::TempFailed(r)
-        };
-        set_accepted(&mut outcomes, &failed);
-    }
-    // The transaction is settled; a failing QUIT changes nothing.
-    let _ = client.command("QUIT", "QUIT").await;
-    Ok(DeliveryReport {
-        per_recipient: outcomes,
-    })
-}
+        let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
+        for (i, rcpt) in recipients.iter().enumerate() {
+            let mut command = format!("RCPT TO:<{rcpt}>");
+            if let Some(p) = transfer.rcpt.get(i).filter(|_| offers_dsn) {
+                if let Some(notify) = p.notify {
+                    command.push_str(&format!(" NOTIFY={}", notify.as_param()));
+                }
+                if let Some(orcpt) = &p.orcpt {
+                    command.push_str(&format!(" ORCPT={orcpt}"));
+                }
+            }
+            let r = client.command(&command, "RCPT TO").await?;
+            let outcome = if r.code == 250 || r.code == 251 {
+                RecipientOutcome::Accepted
+            } else if r.is_permanent() {
+                RecipientOutcome::PermFailed(r)
+            } else {
+                RecipientOutcome::TempFailed(r)
+            };
+            outcomes.push((rcpt.clone(), outcome));
+        }
+        if !outcomes
+            .iter()
+            .any(|(_, o)| *o == RecipientOutcome::Accepted)
+        {
+            return Ok(DeliveryReport {
+                per_recipient: outcomes,
+            });
+        }
 
-/// The next hop's `SIZE` limit from its EHLO keywords; `None` when it states none (or 0).
-fn size_limit(caps: &[String]) -> Option<usize> {
-    caps.iter()
-        .find_map(|c| c.strip_prefix("SIZE "))
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
+        let r = client.command("DATA", "DATA").await?;
+        if r.code != 354 {
+            let failed = if r.is_permanent() {
+                RecipientOutcome::PermFailed(r)
+            } else {
+                RecipientOutcome::TempFailed(r)
+            };
+            set_accepted(&mut outcomes, &failed);
+            return Ok(DeliveryReport {
+                per_recipient: outcomes,
+            });
+        }
+        self.payload_sent = true;
+        let client = &mut self.client;
+        client.send(&encode_data(message)).await?;
+        let r = client.read_reply("end of data").await?;
+        if !r.is_success() {
+            let failed = if r.is_permanent() {
+                RecipientOutcome::PermFailed(explain_size_refusal(
+                    r,
+                    message.len(),
+                    transfer.grown_by,
+                ))
+            } else {
+                RecipientOutcome::TempFailed(r)
+            };
+            set_accepted(&mut outcomes, &failed);
+        }
+        self.transactions += 1;
+        Ok(DeliveryReport {
+            per_recipient: outcomes,
+        })
+    }
 }
 
 /// The refusal for a message over the next hop's limit, in words a sender understands.
@@ -699,109 +816,6 @@ pub(crate) fn encode_data(message: &[u8]) -> Vec<u8> {
     out
 }
 
-fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Client configurations are cached per (verify, CA file): building the webpki root store
-/// for every message would be wasted work.
-fn client_tls_config(hop: &NextHop) -> Result<Arc<rustls::ClientConfig>, String> {
-    type Cache = Mutex<HashMap<(bool, Option<PathBuf>), Arc<rustls::ClientConfig>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let verify = matches!(hop.tls, TlsMode::Required { verify: true });
-    let key = (verify, if verify { hop.ca_file.clone() } else { None });
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(map) = cache.lock() {
-        if let Some(c) = map.get(&key) {
-            return Ok(Arc::clone(c));
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(ring())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
-    let config = if verify {
-        let mut roots = rustls::RootCertStore::empty();
-        match &hop.ca_file {
-            Some(path) => {
-                let file = File::open(path)
-                    .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-                for cert in rustls_pemfile::certs(&mut StdBufReader::new(file)) {
-                    let cert =
-                        cert.map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
-                }
-                if roots.is_empty() {
-                    return Err(format!("no certificates in CA file {}", path.display()));
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(ring())))
-            .with_no_client_auth()
-    };
-    let config = Arc::new(config);
-    if let Ok(mut map) = cache.lock() {
-        map.insert(key, Arc::clone(&config));
-    }
-    Ok(config)
-}
-
-/// Encryption without authentication, for opportunistic and `verify: false` hops. The
-/// handshake signature is still checked so the session keys belong to the presented key.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Relay tests against a scripted fake server and against our own receive server (TLS).
@@ -818,41 +832,83 @@ mod tests {
 
     /// Answers each command line with `script(line)`; records the raw DATA payload.
     async fn fake_server(script: fn(&str) -> String) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let fake = fake_server_with(script, AfterData::Reply).await;
+        (fake.addr, fake.data)
+    }
+
+    /// What a fake server does once it has a message's data.
+    #[derive(Clone, Copy, PartialEq)]
+    enum AfterData {
+        /// Answers `script(".")` and goes on.
+        Reply,
+        /// Answers, then closes the connection (an idle timeout that strikes at once).
+        ReplyThenClose,
+        /// Closes without an answer (a connection lost after the data was sent).
+        Close,
+    }
+
+    struct Fake {
+        addr: SocketAddr,
+        data: Arc<Mutex<Vec<Vec<u8>>>>,
+        connections: Arc<std::sync::atomic::AtomicUsize>,
+        commands: Arc<Mutex<Vec<String>>>,
+    }
+
+    /// A scripted server taking any number of connections, counting them.
+    async fn fake_server_with(script: fn(&str) -> String, after_data: AfterData) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let data = Arc::new(Mutex::new(Vec::new()));
-        let store = Arc::clone(&data);
+        let fake = Fake {
+            addr: listener.local_addr().unwrap(),
+            data: Arc::new(Mutex::new(Vec::new())),
+            connections: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            commands: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (store, connections, commands) = (
+            Arc::clone(&fake.data),
+            Arc::clone(&fake.connections),
+            Arc::clone(&fake.commands),
+        );
         tokio::spawn(async move {
-            let Ok((s, _)) = listener.accept().await else {
-                return;
-            };
-            let mut s = BufReader::new(s);
-            s.get_mut().write_all(script("").as_bytes()).await.unwrap();
-            loop {
-                let mut line = String::new();
-                if s.read_line(&mut line).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let reply = script(line.trim_end());
-                s.get_mut().write_all(reply.as_bytes()).await.unwrap();
-                if line.trim_end() == "DATA" && reply.starts_with("354") {
-                    let mut raw = Vec::new();
-                    while !raw.ends_with(b"\r\n.\r\n") {
-                        let mut b = [0u8; 1];
-                        if s.read(&mut b).await.unwrap_or(0) == 0 {
+            while let Ok((s, _)) = listener.accept().await {
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (store, commands) = (Arc::clone(&store), Arc::clone(&commands));
+                tokio::spawn(async move {
+                    let mut s = BufReader::new(s);
+                    s.get_mut().write_all(script("").as_bytes()).await.unwrap();
+                    loop {
+                        let mut line = String::new();
+                        if s.read_line(&mut line).await.unwrap_or(0) == 0 {
                             return;
                         }
-                        raw.push(b[0]);
+                        commands.lock().unwrap().push(line.trim_end().to_string());
+                        let reply = script(line.trim_end());
+                        s.get_mut().write_all(reply.as_bytes()).await.unwrap();
+                        if line.trim_end() == "DATA" && reply.starts_with("354") {
+                            let mut raw = Vec::new();
+                            while !raw.ends_with(b"\r\n.\r\n") {
+                                let mut b = [0u8; 1];
+                                if s.read(&mut b).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                raw.push(b[0]);
+                            }
+                            store.lock().unwrap().push(raw);
+                            if after_data == AfterData::Close {
+                                return;
+                            }
+                            s.get_mut().write_all(script(".").as_bytes()).await.unwrap();
+                            if after_data == AfterData::ReplyThenClose {
+                                return;
+                            }
+                        }
+                        if line.starts_with("QUIT") {
+                            return;
+                        }
                     }
-                    store.lock().unwrap().push(raw);
-                    s.get_mut().write_all(script(".").as_bytes()).await.unwrap();
-                }
-                if line.starts_with("QUIT") {
-                    return;
-                }
+                });
             }
         });
-        (addr, data)
+        fake
     }
 
     fn hop(addr: SocketAddr, tls: TlsMode) -> NextHop {
@@ -880,6 +936,7 @@ mod tests {
             "DATA" => "354 go\r\n".into(),
             "." => "250 2.0.0 queued\r\n".into(),
             "QUIT" => "221 bye\r\n".into(),
+            "RSET" => "250 2.0.0 reset\r\n".into(),
             _ => "500 what\r\n".into(),
         }
     }
@@ -1039,6 +1096,178 @@ mod tests {
             matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.enhanced == "4.7.10")
         );
         assert!(data.lock().unwrap().is_empty());
+    }
+
+    // --- Connection reuse ----------------------------------------------------------------
+
+    /// Delivers `n` one-line messages one after the other; returns their reports.
+    async fn deliver_n(h: &NextHop, n: usize) -> Vec<DeliveryReport> {
+        let mut reports = Vec::new();
+        for i in 0..n {
+            let message = format!("Subject: {i}\r\n\r\nmessage {i}\r\n");
+            reports.push(deliver(h, "s@a.test", &rcpts(&["a@x.test"]), message.as_bytes()).await);
+        }
+        reports
+    }
+
+    #[tokio::test]
+    async fn sequential_messages_share_one_connection() {
+        let fake = fake_server_with(basic_script, AfterData::Reply).await;
+        let h = hop(fake.addr, TlsMode::Opportunistic);
+        for report in deliver_n(&h, 5).await {
+            assert!(report.all_accepted(), "{report:?}");
+        }
+        let connections = fake.connections.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(connections, 1);
+        assert_eq!(fake.data.lock().unwrap().len(), 5);
+        // One EHLO; RSET before each reused transaction; no QUIT while the pool keeps it.
+        let commands = fake.commands.lock().unwrap().clone();
+        let count = |c: &str| commands.iter().filter(|l| l.starts_with(c)).count();
+        assert_eq!((count("EHLO"), count("RSET"), count("QUIT")), (1, 4, 0));
+        assert_eq!(Pool::global().idle_count(&h), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_idle_connection_loses_and_repeats_nothing() {
+        // The hop closes every connection after its transaction: each reuse finds it gone
+        // (RSET fails) and the message goes once, on a new connection.
+        let fake = fake_server_with(basic_script, AfterData::ReplyThenClose).await;
+        let h = hop(fake.addr, TlsMode::Disabled);
+        for report in deliver_n(&h, 4).await {
+            assert!(report.all_accepted(), "{report:?}");
+        }
+        let data = fake.data.lock().unwrap().clone();
+        let expected: Vec<Vec<u8>> = (0..4)
+            .map(|i| format!("Subject: {i}\r\n\r\nmessage {i}\r\n.\r\n").into_bytes())
+            .collect();
+        assert_eq!(data, expected, "every message exactly once, in order");
+        assert_eq!(
+            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_after_the_data_is_not_retried() {
+        // The data reached the hop, its answer did not: the hop may have taken the message,
+        // so it is a temporary failure (the sender retries later), never a second copy now.
+        let fake = fake_server_with(basic_script, AfterData::Close).await;
+        let h = hop(fake.addr, TlsMode::Disabled);
+        let report = deliver(&h, "s@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+        assert!(
+            matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.enhanced == "4.4.2"),
+            "{report:?}"
+        );
+        assert_eq!(fake.data.lock().unwrap().len(), 1);
+        assert_eq!(
+            Pool::global().idle_count(&h),
+            0,
+            "a lost connection is not kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_keep_the_connection_and_their_meaning() {
+        // A refused recipient and a refused MAIL are answers, not broken connections: the
+        // per-recipient outcome is unchanged and the connection serves the next message.
+        fn script(line: &str) -> String {
+            match line {
+                "MAIL FROM:<refused@a.test>" => "550 5.7.1 sender refused\r\n".into(),
+                "MAIL FROM:<later@a.test>" => "451 4.3.0 try later\r\n".into(),
+                l => basic_script(l),
+            }
+        }
+        let fake = fake_server_with(script, AfterData::Reply).await;
+        let h = hop(fake.addr, TlsMode::Disabled);
+        let report = deliver(
+            &h,
+            "s@a.test",
+            &rcpts(&["perm@x.test", "a@x.test"]),
+            b"x\r\n",
+        )
+        .await;
+        assert!(
+            matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
+        );
+        assert_eq!(report.per_recipient[1].1, RecipientOutcome::Accepted);
+        let report = deliver(&h, "refused@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+        assert!(
+            matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
+        );
+        let report = deliver(&h, "later@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+        assert!(
+            matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.code == 451)
+        );
+        assert!(deliver_n(&h, 1).await[0].all_accepted());
+        assert_eq!(
+            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+        assert_eq!(fake.data.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hop_closing_with_421_gets_the_message_on_a_new_connection() {
+        fn script(line: &str) -> String {
+            match line {
+                "RSET" => "421 4.4.2 idle too long, closing\r\n".into(),
+                l => basic_script(l),
+            }
+        }
+        let fake = fake_server_with(script, AfterData::Reply).await;
+        let h = hop(fake.addr, TlsMode::Disabled);
+        for report in deliver_n(&h, 3).await {
+            assert!(report.all_accepted(), "{report:?}");
+        }
+        assert_eq!(fake.data.lock().unwrap().len(), 3);
+        assert_eq!(
+            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+            3
+        );
+    }
+
+    #[test]
+    fn replies_through_smtp_proto() {
+        let read = |raw: &str| {
+            let raw = raw.as_bytes().to_vec();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let mut io = BufReader::new(std::io::Cursor::new(raw));
+                    read_reply(&mut io).await.map(|(r, _)| r)
+                })
+        };
+        let r = read("250-first\r\n250-\r\n250 2.1.0 last\r\n").unwrap();
+        assert_eq!((r.code, r.text.as_str()), (250, "first\n\nlast"));
+        let r = read("451 4.7.10 later\r\n").unwrap();
+        assert_eq!(
+            (r.code, r.enhanced.as_str(), r.text.as_str()),
+            (451, "4.7.10", "later")
+        );
+        // An enhanced code of another class than the reply's is not taken as one.
+        let r = read("250 5.1.1 odd\r\n").unwrap();
+        assert_eq!(r.enhanced, "");
+        // Malformed: codes that differ between lines, no code, out of range, cut short.
+        for bad in ["250-a\r\n550 b\r\n", "hello\r\n", "150 x\r\n", "250-a\r\n"] {
+            assert!(read(bad).is_err(), "{bad:?}");
+        }
+        // A reply is bounded.
+        let long = format!("250-{}\r\n", "x".repeat(200)).repeat(200);
+        assert!(read(&long).unwrap_err().contains("too long"));
+        let caps = Capabilities::from_ehlo(
+            "hop",
+            b"250-hop\r\n250-STARTTLS\r\n250-dsn\r\n250-SMTPUTF8\r\n250 SIZE 100\r\n",
+        );
+        assert_eq!(
+            caps,
+            Capabilities {
+                starttls: true,
+                dsn: true,
+                smtputf8: true,
+                size: Some(100)
+            }
+        );
     }
 
     #[test]
@@ -1455,8 +1684,10 @@ mod tests {
         assert_eq!(megabytes(11_234_567), "11.2 MB");
         assert_eq!(megabytes(10_240_000), "10.2 MB");
         assert_eq!(megabytes(10_000_000), "10 MB");
-        assert_eq!(size_limit(&["SIZE 0".into()]), None);
-        assert_eq!(size_limit(&["SIZE".into()]), None);
-        assert_eq!(size_limit(&["SIZE 2048".into()]), Some(2048));
+        let size = |ehlo: &str| Capabilities::from_ehlo("hop", ehlo.as_bytes()).size;
+        assert_eq!(size("250-hop\r\n250 SIZE 0\r\n"), None);
+        assert_eq!(size("250-hop\r\n250 SIZE\r\n"), None);
+        assert_eq!(size("250-hop\r\n250 SIZE 2048\r\n"), Some(2048));
+        assert_eq!(size("250 hop\r\n"), None);
     }
 }

@@ -785,6 +785,15 @@ fn run() -> anyhow::Result<()> {
         inbound_msg.len(),
         cores,
     );
+    let delivered: usize = results
+        .iter()
+        .chain(soak.iter())
+        .map(|r| r.sink_delta)
+        .sum();
+    let md = format!(
+        "{md}\n**Next-hop connections.** The two sinks accepted {} SMTP connections from the gateway in the whole run ({delivered} messages measured, plus warm-ups and checks): connections to a next hop are reused.\n",
+        internal.connections() + internet.connections()
+    );
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
