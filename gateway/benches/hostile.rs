@@ -32,7 +32,12 @@ fn thread_cpu_time() -> Duration {
 }
 
 fn median(mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..RUNS)
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        RUNS
+    } else {
+        1
+    };
+    let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = thread_cpu_time();
             f();
@@ -40,7 +45,7 @@ fn median(mut f: impl FnMut()) -> Duration {
         })
         .collect();
     times.sort();
-    times[RUNS / 2]
+    times[runs / 2]
 }
 
 struct Case {
@@ -85,6 +90,9 @@ fn main() {
             fakes: 50,
         },
     ];
+    // `cargo test --all-targets` runs this too (without `--bench`): then one unoptimised pass
+    // checks that every case still builds and decrypts, and the measured table is left alone.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let mut table = String::from(
         "| crafted input | size | crafted ms | ordinary ms | ratio |\n|---|---:|---:|---:|---:|\n",
     );
@@ -115,6 +123,9 @@ fn main() {
         ));
     }
     print!("{table}");
+    if !measuring {
+        return;
+    }
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/hostile.md");
     if let Err(e) = std::fs::write(&out, &table) {
         eprintln!("cannot write {}: {e}", out.display());
