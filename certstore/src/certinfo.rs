@@ -103,11 +103,11 @@ impl ParsedCert {
     }
 
     pub fn subject(&self) -> String {
-        self.cert.tbs_certificate.subject.to_string()
+        smime_pki::cert::distinguished_name(&self.cert.tbs_certificate.subject)
     }
 
     pub fn issuer(&self) -> String {
-        self.cert.tbs_certificate.issuer.to_string()
+        smime_pki::cert::distinguished_name(&self.cert.tbs_certificate.issuer)
     }
 
     pub fn serial_bytes(&self) -> &[u8] {

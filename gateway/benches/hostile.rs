@@ -15,7 +15,7 @@ mod crafted;
 use std::time::Duration;
 
 use common::{cert, crypto, key};
-use crafted::{fake_recipients, real_message};
+use crafted::{fake_recipients, real_message, recipients_of_other_issuers};
 use der::Encode;
 use gateway::smime::decrypt::{decrypt, DecryptionKey};
 
@@ -55,6 +55,9 @@ struct Case {
     content: usize,
     /// Bogus RecipientInfos naming our key (they sort before the real one).
     fakes: usize,
+    /// The bogus RecipientInfos name our serial number under other issuers instead, each
+    /// a different name (every one decoded, compared and reported).
+    other_issuers: bool,
 }
 
 fn main() {
@@ -70,24 +73,35 @@ fn main() {
             cipher: "-aes256",
             content: 1_000,
             fakes: 8_000,
+            other_issuers: false,
         },
         Case {
             name: "1,000 RecipientInfos in descending order",
             cipher: "-aes256",
             content: 1_000,
             fakes: 999,
+            other_issuers: false,
+        },
+        Case {
+            name: "1,000 RecipientInfos, each under another issuer",
+            cipher: "-aes256",
+            content: 1_000,
+            fakes: 999,
+            other_issuers: true,
         },
         Case {
             name: "50 RecipientInfos naming our key, AES-CBC, 1 MB",
             cipher: "-aes256",
             content: 1 << 20,
             fakes: 50,
+            other_issuers: false,
         },
         Case {
             name: "50 RecipientInfos naming our key, AES-GCM, 1 MB",
             cipher: "-aes-256-gcm",
             content: 1 << 20,
             fakes: 50,
+            other_issuers: false,
         },
     ];
     // `cargo test --all-targets` runs this too (without `--bench`): then one unoptimised pass
@@ -98,7 +112,11 @@ fn main() {
     );
     for case in cases {
         let real = real_message(case.cipher, &vec![b'x'; case.content]);
-        let mut recipients = fake_recipients(&real.recipient, case.fakes);
+        let mut recipients = if case.other_issuers {
+            recipients_of_other_issuers(&real.recipient, case.fakes)
+        } else {
+            fake_recipients(&real.recipient, case.fakes)
+        };
         recipients.push(real.recipient.to_der().expect("encode"));
         let crafted = real.with_recipients(&recipients);
         // The ordinary message: one recipient, content filling the same size.

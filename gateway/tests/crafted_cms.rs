@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use crafted::{fake_recipients, real_message, tlv};
+use crafted::{fake_recipients, real_message, recipients_of_other_issuers, tlv};
 use der::Encode;
 use gateway::smime::algorithms::KeyTransport;
 use gateway::smime::ber::{self, BerError};
 use gateway::smime::crypto::{KeyError, PrivateKey, PrivateKeyOps, RsaSignature, UnwrappedKey};
-use gateway::smime::decrypt::{decrypt, DecryptionKey, MAX_ATTEMPTS_PER_KEY};
+use gateway::smime::decrypt::{
+    decrypt, key_transport_operations, DecryptionKey, RecipientId, MAX_ATTEMPTS_PER_KEY,
+};
 use gateway::smime::{certs, SmimeError};
 
 #[test]
@@ -42,6 +44,41 @@ fn eight_thousand_recipient_infos_are_refused_in_milliseconds() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn recipients_under_other_issuers_are_each_reported_and_never_tried() {
+    let real = real_message("-aes256", BODY);
+    let mut recipients = recipients_of_other_issuers(&real.recipient, 999);
+    recipients.push(real.recipient.to_der().unwrap());
+    let msg = real.with_recipients(&recipients);
+    let (c, k) = (cert("proxy/user.pem"), key("proxy/user.key"));
+    let before = key_transport_operations();
+    let opened = decrypt(
+        crypto(),
+        &msg,
+        &[DecryptionKey {
+            certificate: &c,
+            key: &k,
+        }],
+    )
+    .unwrap();
+    assert_eq!(opened.content, BODY);
+    // Same serial number, other issuer: not ours, so no private-key operation is spent on it.
+    assert_eq!(key_transport_operations() - before, 1);
+    let issuers: Vec<String> = opened
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| match &r.id {
+            RecipientId::IssuerAndSerial { issuer, .. } => issuer.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(issuers.len(), 1_000);
+    assert_eq!(issuers[0], "CN=Issuer 0,O=Elsewhere");
+    assert_eq!(issuers[998], "CN=Issuer 998,O=Elsewhere");
+    assert_eq!(issuers[999], c.tbs_certificate.issuer.to_string());
 }
 
 #[test]

@@ -1,13 +1,17 @@
 //! Facts read from a certificate that the store and the engine both use, with one rule each:
-//! its e-mail addresses, its subject key identifier extension, its fingerprint.
+//! its e-mail addresses, its subject key identifier extension, its fingerprint, the text of
+//! its names.
 
 use const_oid::db::rfc3280::EMAIL_ADDRESS;
 use const_oid::db::rfc5280::{ID_CE_SUBJECT_ALT_NAME, ID_CE_SUBJECT_KEY_IDENTIFIER};
 use const_oid::ObjectIdentifier;
-use der::Decode;
+use der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+use der::{Decode, Encode, Tag, Tagged};
 use sha2::{Digest, Sha256};
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 use crate::name::normalise;
@@ -16,6 +20,101 @@ use crate::name::normalise;
 /// in `const_oid`'s database).
 pub const ID_ON_SMTP_UTF8_MAILBOX: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.8.9");
+
+/// A distinguished name as RFC 4514 text, exactly as `x509-cert` displays it (last RDN
+/// first, `CN=…,O=…`), but with attribute names from a table made once. `x509-cert` scans
+/// `const_oid`'s whole database for every attribute it prints, so a name of many small
+/// attributes, which any sender can put in a message, cost far more than its size.
+pub fn distinguished_name(name: &Name) -> String {
+    let mut out = String::new();
+    for (i, rdn) in name.0.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.0.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            write_attribute(atv, &mut out);
+        }
+    }
+    out
+}
+
+/// The shortest database name (upper-cased) of the attribute types a name may hold: the X.520
+/// arc (`2.5.4.*`), e-mail address, domain component and user id. Other types print as
+/// dotted OIDs.
+fn attribute_names() -> &'static [(ObjectIdentifier, String)] {
+    static NAMES: std::sync::OnceLock<Vec<(ObjectIdentifier, String)>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let x520 =
+            (0..=100u32).filter_map(|arc| ObjectIdentifier::new(&format!("2.5.4.{arc}")).ok());
+        let others = [
+            EMAIL_ADDRESS,
+            ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
+            ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
+        ];
+        x520.chain(others)
+            .filter_map(|oid| {
+                let shortest = const_oid::db::DB.find_names_for_oid(oid).fold(
+                    None::<&str>,
+                    |best, name| match best {
+                        Some(b) if b.len() <= name.len() => Some(b),
+                        _ => Some(name),
+                    },
+                )?;
+                Some((oid, shortest.to_ascii_uppercase()))
+            })
+            .collect()
+    })
+}
+
+fn write_attribute(atv: &AttributeTypeAndValue, out: &mut String) {
+    use std::fmt::Write;
+    let value = match atv.value.tag() {
+        Tag::PrintableString => PrintableStringRef::try_from(&atv.value)
+            .ok()
+            .map(|s| s.as_str()),
+        Tag::Utf8String => Utf8StringRef::try_from(&atv.value).ok().map(|s| s.as_str()),
+        Tag::Ia5String => Ia5StringRef::try_from(&atv.value).ok().map(|s| s.as_str()),
+        Tag::TeletexString => TeletexStringRef::try_from(&atv.value)
+            .ok()
+            .map(|s| s.as_str()),
+        _ => None,
+    };
+    let key = attribute_names()
+        .iter()
+        .find(|(oid, _)| *oid == atv.oid)
+        .map(|(_, name)| name.as_str());
+    match (key, value) {
+        (Some(key), Some(value)) => {
+            out.push_str(key);
+            out.push('=');
+            // RFC 4514 §2.4 escaping, as x509-cert does it.
+            let mut chars = value.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '#' if i == 0 => out.push_str("\\#"),
+                    ' ' if i == 0 || chars.peek().is_none() => out.push_str("\\ "),
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    '\x00'..='\x1f' | '\x7f' => {
+                        let _ = write!(out, "\\{:02x}", c as u8);
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+        _ => {
+            let _ = write!(out, "{}=#", atv.oid);
+            for b in atv.value.to_der().unwrap_or_default() {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+    }
+}
 
 /// A present extension that does not decode: never to be read as absent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +212,28 @@ mod tests {
     use der::DecodePem;
 
     use super::*;
+
+    #[test]
+    fn distinguished_names_read_as_x509_cert_writes_them() {
+        use std::str::FromStr;
+        let names = [
+            "CN=Alice Example,O=Partner Corp,C=DE",
+            "CN=\\#hash\\, comma\\+plus,OU=a+OU=b,DC=example,DC=org",
+            "UID=jdoe,SERIALNUMBER=1234,L=Berlin,ST=Berlin,STREET=Main St 1",
+            "CN=\\ spaced \\ ,O=x",
+            "2.5.4.3=#0c03616263,O=hex value",
+        ];
+        for text in names {
+            let name = Name::from_str(text).expect(text);
+            assert_eq!(distinguished_name(&name), name.to_string(), "{text}");
+        }
+        let with_email = openssl_certificate("/emailAddress=a@b.example/CN=A/O=B", &[]);
+        let subject = &with_email.tbs_certificate.subject;
+        assert_eq!(distinguished_name(subject), subject.to_string());
+        // A type outside the table is written as its OID, with the value in hex.
+        let unknown = Name::from_str("1.3.6.1.4.1.99999.1=#0c0178").unwrap();
+        assert_eq!(distinguished_name(&unknown), "1.3.6.1.4.1.99999.1=#0c0178");
+    }
 
     /// A self-signed certificate made by openssl with `extensions` (`-addext` values).
     fn openssl_certificate(subject: &str, extensions: &[&str]) -> Certificate {

@@ -353,7 +353,7 @@ impl CertQuery<'_> {
             .map_err(|e| Stop::Temporary(format!("proxy certificate encoding: {e}")))?;
         let ca_subject = chain
             .first()
-            .map(|c| c.tbs_certificate.subject.to_string())
+            .map(|c| smime_pki::cert::distinguished_name(&c.tbs_certificate.subject))
             .unwrap_or_default();
 
         let text = certificate_text(&CertificateText {

@@ -184,8 +184,8 @@ fn cert_view(der: &[u8]) -> Option<CertView> {
     let cert = certs::parse_certificate(der).ok()?;
     let validity = &cert.tbs_certificate.validity;
     Some(CertView {
-        subject: cert.tbs_certificate.subject.to_string(),
-        issuer: cert.tbs_certificate.issuer.to_string(),
+        subject: smime_pki::cert::distinguished_name(&cert.tbs_certificate.subject),
+        issuer: smime_pki::cert::distinguished_name(&cert.tbs_certificate.issuer),
         serial: hex::encode(cert.tbs_certificate.serial_number.as_bytes()),
         fingerprint_sha256: certs::fingerprint_sha256(der),
         not_before: validity.not_before.to_unix_duration().as_secs(),

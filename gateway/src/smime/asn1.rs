@@ -7,12 +7,12 @@ use cms::enveloped_data::{
 };
 use cms::signed_data::EncapsulatedContentInfo;
 use cms::signed_data::{SignedAttributes, SignerIdentifier, SignerInfo, UnsignedAttributes};
-use der::asn1::{ObjectIdentifier, OctetString};
+use der::asn1::{AnyRef, IntRef, ObjectIdentifier, OctetString, OctetStringRef};
 use der::{
-    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
-    Writer,
+    Any, Choice, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader,
+    Sequence, Tag, Writer,
 };
-use spki::AlgorithmIdentifierOwned;
+use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef};
 use x509_cert::attr::Attributes;
 
 /// A CMS `version` as a reader takes it: any INTEGER, not checked. RFC 5652 §1.3 has readers
@@ -160,22 +160,141 @@ impl EncodeValue for RecipientInfoList {
     }
 }
 
-/// RFC 5652 EnvelopedData as the decryptor reads it: recipients as a [`RecipientInfoList`],
-/// and the fields it does not use (originator certificates, unprotected attributes) unparsed,
-/// so that no SET in them is sorted either.
-#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-pub struct EnvelopedDataLenient {
-    pub version: AnyVersion,
-    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    pub originator_info: Option<Any>,
-    pub recip_infos: RecipientInfoList,
-    pub encrypted_content: EncryptedContentInfo,
-    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
-    pub unprotected_attrs: Option<Any>,
+/// RecipientIdentifier as the decryptor reads it, borrowed from the message.
+#[derive(Clone, Copy, Debug, Choice)]
+pub enum RecipientIdentifierRef<'a> {
+    IssuerAndSerialNumber(IssuerAndSerialNumberRef<'a>),
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    SubjectKeyIdentifier(OctetStringRef<'a>),
 }
 
-/// RFC 5083: AuthEnvelopedData, the AEAD sibling of EnvelopedData (recipients and originator
-/// information read leniently, as in [`EnvelopedDataLenient`]).
+/// IssuerAndSerialNumber, borrowed: the issuer is kept as its encoding ([`RecipientInfoRefs`]
+/// decodes it), so that a thousand recipients naming one issuer decode that name once, not a
+/// thousand times.
+#[derive(Clone, Copy, Debug, Sequence)]
+pub struct IssuerAndSerialNumberRef<'a> {
+    pub issuer: AnyRef<'a>,
+    pub serial_number: IntRef<'a>,
+}
+
+/// KeyTransRecipientInfo, borrowed, with any version (see [`AnyVersion`]).
+#[derive(Clone, Copy, Debug, Sequence)]
+pub struct KeyTransRecipientInfoRef<'a> {
+    pub version: IntRef<'a>,
+    pub rid: RecipientIdentifierRef<'a>,
+    pub key_enc_alg: AlgorithmIdentifierRef<'a>,
+    pub enc_key: OctetStringRef<'a>,
+}
+
+/// One RecipientInfo as the decryptor reads it.
+#[derive(Clone, Debug)]
+pub enum RecipientInfoRef<'a> {
+    /// Key transport, the common kind, read without copying; with the index of its issuer's
+    /// decoded name in [`RecipientInfoRefs::issuers`] when it names one by issuer and serial.
+    KeyTransport(KeyTransRecipientInfoRef<'a>, Option<usize>),
+    /// The other kinds, read with the `cms` types.
+    Other(RecipientInfo),
+}
+
+/// RecipientInfos as the decryptor reads them: a plain list in the order given (see
+/// [`RecipientInfoList`] on why not a `SetOfVec`), key transport borrowed. Every element is
+/// checked as the `cms` types check it.
+#[derive(Clone, Debug)]
+pub struct RecipientInfoRefs<'a> {
+    pub list: Vec<RecipientInfoRef<'a>>,
+    /// The issuer names of key transport, decoded once per run of equal encodings.
+    pub issuers: Vec<x509_cert::name::Name>,
+}
+
+impl FixedTag for RecipientInfoRefs<'_> {
+    const TAG: Tag = Tag::Set;
+}
+
+impl<'a> DecodeValue<'a> for RecipientInfoRefs<'a> {
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        reader.read_nested(header.length, |reader| {
+            let mut list = Vec::new();
+            let mut issuers = Vec::new();
+            let mut last_issuer: Option<&'a [u8]> = None;
+            while !reader.is_finished() {
+                // KeyTransRecipientInfo is the one untagged choice.
+                if reader.peek_tag()? != Tag::Sequence {
+                    list.push(RecipientInfoRef::Other(RecipientInfo::decode(reader)?));
+                    continue;
+                }
+                let ktri = KeyTransRecipientInfoRef::decode(reader)?;
+                let mut issuer = None;
+                if let RecipientIdentifierRef::IssuerAndSerialNumber(ias) = ktri.rid {
+                    if ias.serial_number.len() > SERIAL_NUMBER_MAX_LEN {
+                        return Err(Tag::Integer.value_error());
+                    }
+                    if last_issuer != Some(ias.issuer.value()) {
+                        issuers.push(ias.issuer.decode_as()?);
+                        last_issuer = Some(ias.issuer.value());
+                    }
+                    issuer = Some(issuers.len() - 1);
+                }
+                list.push(RecipientInfoRef::KeyTransport(ktri, issuer));
+            }
+            Ok(Self { list, issuers })
+        })
+    }
+}
+
+// Encoding is needed by the `Sequence` derive of the types that hold this one; it writes the
+// elements back as read.
+impl EncodeValue for RecipientInfoRefs<'_> {
+    fn value_len(&self) -> der::Result<Length> {
+        self.list.iter().try_fold(Length::ZERO, |len, ri| {
+            len + match ri {
+                RecipientInfoRef::KeyTransport(k, _) => k.encoded_len()?,
+                RecipientInfoRef::Other(ri) => ri.encoded_len()?,
+            }
+        })
+    }
+
+    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+        self.list.iter().try_for_each(|ri| match ri {
+            RecipientInfoRef::KeyTransport(k, _) => k.encode(writer),
+            RecipientInfoRef::Other(ri) => ri.encode(writer),
+        })
+    }
+}
+
+/// The longest serial number `x509-cert` decodes (RFC 5280's 20 octets, plus a sign octet).
+const SERIAL_NUMBER_MAX_LEN: Length = Length::new(21);
+
+/// RFC 5652 EnvelopedData as the decryptor reads it: recipients as [`RecipientInfoRefs`],
+/// and the fields it does not use (originator certificates, unprotected attributes) unparsed,
+/// so that no SET in them is sorted either.
+#[derive(Clone, Debug, Sequence)]
+pub struct EnvelopedDataRef<'a> {
+    pub version: IntRef<'a>,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub originator_info: Option<AnyRef<'a>>,
+    pub recip_infos: RecipientInfoRefs<'a>,
+    pub encrypted_content: EncryptedContentInfo,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub unprotected_attrs: Option<AnyRef<'a>>,
+}
+
+/// [`AuthEnvelopedData`] as the decryptor reads it (recipients as in [`EnvelopedDataRef`]).
+#[derive(Clone, Debug, Sequence)]
+pub struct AuthEnvelopedDataRef<'a> {
+    pub version: IntRef<'a>,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    pub originator_info: Option<AnyRef<'a>>,
+    pub recip_infos: RecipientInfoRefs<'a>,
+    pub auth_encrypted_content: EncryptedContentInfo,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub auth_attrs: Option<Attributes>,
+    pub mac: OctetStringRef<'a>,
+    #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
+    pub unauth_attrs: Option<Attributes>,
+}
+
+/// RFC 5083: AuthEnvelopedData, the AEAD sibling of EnvelopedData, as we write it (the
+/// decryptor reads [`AuthEnvelopedDataRef`]).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct AuthEnvelopedData {
     pub version: AnyVersion,

@@ -67,18 +67,25 @@ enum NodeKind {
     Primitive {
         content: (usize, usize),
     },
+    /// `children` is a range of [`Parser::child_list`].
     Constructed {
-        children: Vec<usize>,
+        children: (usize, usize),
     },
     /// A constructed string written back as one primitive string (its leaves concatenated).
     Joined {
-        children: Vec<usize>,
+        children: (usize, usize),
     },
 }
 
 struct Parser<'a> {
     input: &'a [u8],
     nodes: Vec<Node>,
+    /// The children of every constructed node, each node's contiguous: one allocation for
+    /// the whole tree instead of one per node (a thousand RecipientInfos are ~20,000 nodes).
+    child_list: Vec<usize>,
+    /// Children of the nodes being parsed, innermost last; moved to `child_list` when a node
+    /// is complete.
+    pending: Vec<usize>,
     changed: bool,
 }
 
@@ -90,6 +97,8 @@ pub fn normalise(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
     let mut parser = Parser {
         input,
         nodes: Vec::new(),
+        child_list: Vec::new(),
+        pending: Vec::new(),
         changed: false,
     };
     let (root, end) = parser.parse(0, 0)?;
@@ -174,9 +183,7 @@ impl Parser<'_> {
             (true, definite) => {
                 self.nodes.push(Node {
                     tag,
-                    kind: NodeKind::Constructed {
-                        children: Vec::new(),
-                    },
+                    kind: NodeKind::Constructed { children: (0, 0) },
                     der_content_len: 0,
                 });
                 let limit = match definite {
@@ -192,7 +199,7 @@ impl Parser<'_> {
                         None
                     }
                 };
-                let mut children: Vec<usize> = Vec::new();
+                let mark = self.pending.len();
                 let is_set = first == SET_TAG;
                 loop {
                     match limit {
@@ -204,7 +211,7 @@ impl Parser<'_> {
                         }
                         _ => {}
                     }
-                    if is_set && children.len() >= MAX_RECIPIENT_INFOS {
+                    if is_set && self.pending.len() - mark >= MAX_RECIPIENT_INFOS {
                         // The largest SET any CMS field may hold; stop before reading more.
                         return Err(BerError::TooManyInSet {
                             what: "elements",
@@ -212,14 +219,18 @@ impl Parser<'_> {
                         });
                     }
                     let (child, next) = self.parse(p, depth + 1)?;
-                    children.push(child);
+                    self.pending.push(child);
                     p = next;
                 }
+                let start = self.child_list.len();
+                self.child_list.extend_from_slice(&self.pending[mark..]);
+                self.pending.truncate(mark);
+                let children = (start, self.child_list.len());
                 // Constructed universal strings (OCTET STRING and the character strings) are
                 // BER-only: DER wants them primitive.
                 let universal_string = first & 0xc0 == 0 && is_string_tag(first & 0x1f);
                 if universal_string {
-                    self.check_string_leaves(&children, first & 0x1f, tag_start)?;
+                    self.check_string_leaves(children, first & 0x1f, tag_start)?;
                     self.changed = true;
                     self.nodes[index].kind = NodeKind::Joined { children };
                 } else {
@@ -236,7 +247,9 @@ impl Parser<'_> {
 
     fn children(&self, i: usize) -> &[usize] {
         match &self.nodes[i].kind {
-            NodeKind::Constructed { children } | NodeKind::Joined { children } => children,
+            NodeKind::Constructed { children } | NodeKind::Joined { children } => {
+                &self.child_list[children.0..children.1]
+            }
             NodeKind::Primitive { .. } => &[],
         }
     }
@@ -309,8 +322,13 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn check_string_leaves(&self, children: &[usize], tag: u8, at: usize) -> Result<(), BerError> {
-        for &c in children {
+    fn check_string_leaves(
+        &self,
+        children: (usize, usize),
+        tag: u8,
+        at: usize,
+    ) -> Result<(), BerError> {
+        for &c in &self.child_list[children.0..children.1] {
             let node = &self.nodes[c];
             // X.690 §8.7.3.2 (and §8.23.6): every segment is a string of the same universal
             // type, primitive or itself constructed; the class bits count (a `[4]` segment
@@ -328,29 +346,26 @@ impl Parser<'_> {
     /// it is recognised by its unique shape, SEQUENCE { OID, SEQUENCE, [0] of OCTET STRINGs }.
     fn join_encrypted_content(&mut self) {
         for i in 0..self.nodes.len() {
-            let NodeKind::Constructed { children } = &self.nodes[i].kind else {
-                continue;
-            };
-            if self.input[self.nodes[i].tag.0] != 0x30 || children.len() != 3 {
+            if !matches!(self.nodes[i].kind, NodeKind::Constructed { .. })
+                || self.input[self.nodes[i].tag.0] != 0x30
+            {
                 continue;
             }
-            let tags: Vec<u8> = children
-                .iter()
-                .map(|&c| self.input[self.nodes[c].tag.0])
-                .collect();
+            let &[oid, algorithm, target] = self.children(i) else {
+                continue;
+            };
+            let tags = [oid, algorithm, target].map(|c| self.input[self.nodes[c].tag.0]);
             if tags != [0x06, 0x30, 0xa0] {
                 continue;
             }
-            let target = children[2];
-            let NodeKind::Constructed { children: chunks } = &self.nodes[target].kind else {
+            let NodeKind::Constructed { children: chunks } = self.nodes[target].kind else {
                 continue;
             };
-            let all_octets = chunks.iter().all(|&c| {
+            let all_octets = self.child_list[chunks.0..chunks.1].iter().all(|&c| {
                 let t = self.input[self.nodes[c].tag.0];
                 t == 0x04 || t == 0x24
             });
             if all_octets {
-                let chunks = chunks.clone();
                 self.nodes[target].kind = NodeKind::Joined { children: chunks };
                 self.changed = true;
             }
@@ -362,10 +377,11 @@ impl Parser<'_> {
         for i in (0..self.nodes.len()).rev() {
             let len = match &self.nodes[i].kind {
                 NodeKind::Primitive { content } => content.1 - content.0,
-                NodeKind::Constructed { children } => {
-                    children.iter().map(|&c| self.encoded_len(c)).sum()
-                }
-                NodeKind::Joined { children } => children
+                NodeKind::Constructed { children } => self.child_list[children.0..children.1]
+                    .iter()
+                    .map(|&c| self.encoded_len(c))
+                    .sum(),
+                NodeKind::Joined { children } => self.child_list[children.0..children.1]
                     .iter()
                     .map(|&c| self.nodes[c].der_content_len)
                     .sum(),
@@ -391,7 +407,7 @@ impl Parser<'_> {
             NodeKind::Constructed { children } => {
                 out.extend_from_slice(tag);
                 write_length(node.der_content_len, out);
-                for &c in children {
+                for &c in &self.child_list[children.0..children.1] {
                     self.write(c, out);
                 }
             }
@@ -399,7 +415,7 @@ impl Parser<'_> {
                 out.push(tag[0] & !0x20);
                 out.extend_from_slice(&tag[1..]);
                 write_length(node.der_content_len, out);
-                for &c in children {
+                for &c in &self.child_list[children.0..children.1] {
                     self.write_leaves(c, out);
                 }
             }
@@ -412,7 +428,7 @@ impl Parser<'_> {
                 out.extend_from_slice(&self.input[content.0..content.1])
             }
             NodeKind::Constructed { children } | NodeKind::Joined { children } => {
-                for &c in children {
+                for &c in &self.child_list[children.0..children.1] {
                     self.write_leaves(c, out);
                 }
             }

@@ -68,7 +68,7 @@ pub use smime_pki::cert::fingerprint_sha256;
 
 /// Human-readable subject (RFC 4514 string).
 pub fn subject_string(cert: &Certificate) -> String {
-    cert.tbs_certificate.subject.to_string()
+    smime_pki::cert::distinguished_name(&cert.tbs_certificate.subject)
 }
 
 /// Distinguished names compared by RFC 5280 §7.1 rules (RFC 4518 string preparation,

@@ -20,18 +20,22 @@
 //! garbage that is the same on every retry); AES-GCM authenticates and never does.
 
 use cms::enveloped_data::{
-    EncryptedContentInfo, KeyAgreeRecipientInfo, KeyTransRecipientInfo, RecipientIdentifier,
-    RecipientInfo,
+    EncryptedContentInfo, KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, RecipientInfo,
 };
-use der::asn1::OctetString;
+use der::asn1::{AnyRef, OctetString};
 use der::{Decode, Encode};
+use spki::AlgorithmIdentifierRef;
+use x509_cert::name::Name;
 use x509_cert::Certificate;
 
 use super::algorithms::{
     ContentCipher, KeyTransport, OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_RSAES_OAEP,
     OID_RSA_ENCRYPTION,
 };
-use super::asn1::{AuthEnvelopedData, EnvelopedDataLenient, GcmParameters, RecipientInfoList};
+use super::asn1::{
+    AuthEnvelopedDataRef, EnvelopedDataRef, GcmParameters, KeyTransRecipientInfoRef,
+    RecipientIdentifierRef, RecipientInfoRef, RecipientInfoRefs,
+};
 use super::certs;
 use super::content_info;
 use super::crypto::{CryptoProvider, PrivateKeyOps, UnwrappedKey};
@@ -98,19 +102,19 @@ pub struct EnvelopeSummary {
     pub recipients: Vec<RecipientSummary>,
 }
 
-struct Parsed {
-    recipients: RecipientInfoList,
+/// An (Auth)EnvelopedData, borrowing from its DER.
+struct Parsed<'a> {
+    recipients: RecipientInfoRefs<'a>,
     content: EncryptedContentInfo,
     /// AuthEnvelopedData only: the tag and the additional authenticated data.
     aead: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-fn parse(input: &[u8]) -> Result<Parsed> {
-    let der = content_info::to_der(input)?;
-    let info = content_info::decode(&der)?;
+fn parse(der: &[u8]) -> Result<Parsed<'_>> {
+    let info = content_info::decode(der)?;
     match info.content_type {
         OID_ENVELOPED_DATA => {
-            let env: EnvelopedDataLenient = info.content.decode_as()?;
+            let env: EnvelopedDataRef = info.content.decode_as()?;
             Ok(Parsed {
                 recipients: env.recip_infos,
                 content: env.encrypted_content,
@@ -118,7 +122,7 @@ fn parse(input: &[u8]) -> Result<Parsed> {
             })
         }
         OID_AUTH_ENVELOPED_DATA => {
-            let env: AuthEnvelopedData = info.content.decode_as()?;
+            let env: AuthEnvelopedDataRef = info.content.decode_as()?;
             // RFC 5083: the AAD is the DER of authAttrs with a SET OF tag.
             let aad = match &env.auth_attrs {
                 Some(attrs) => attrs.to_der()?,
@@ -127,7 +131,7 @@ fn parse(input: &[u8]) -> Result<Parsed> {
             Ok(Parsed {
                 recipients: env.recip_infos,
                 content: env.auth_encrypted_content,
-                aead: Some((env.mac.into_bytes(), aad)),
+                aead: Some((env.mac.as_bytes().to_vec(), aad)),
             })
         }
         other => Err(SmimeError::UnsupportedContentType(other.to_string())),
@@ -136,7 +140,8 @@ fn parse(input: &[u8]) -> Result<Parsed> {
 
 /// Describe an encrypted message: cipher and recipients.
 pub fn describe(input: &[u8]) -> Result<EnvelopeSummary> {
-    Ok(summarise(&parse(input)?))
+    let der = content_info::to_der(input)?;
+    Ok(summarise(&parse(&der)?))
 }
 
 fn summarise(parsed: &Parsed) -> EnvelopeSummary {
@@ -148,15 +153,24 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
     // (a thousand recipients would otherwise cost a thousand name formattings).
     let mut last_issuer = None;
     let mut recipients = Vec::new();
-    for ri in parsed.recipients.0.iter() {
+    for ri in parsed.recipients.list.iter() {
+        let ri = match ri {
+            RecipientInfoRef::KeyTransport(k, issuer) => {
+                recipients.push(RecipientSummary {
+                    id: recipient_id(
+                        &RecipientName::of_transport(k, *issuer, &parsed.recipients),
+                        &mut last_issuer,
+                    ),
+                    key_transport: Some(match key_transport(&k.key_enc_alg) {
+                        Ok(t) => t.name().to_string(),
+                        Err(e) => e.to_string(),
+                    }),
+                });
+                continue;
+            }
+            RecipientInfoRef::Other(ri) => ri,
+        };
         match ri {
-            RecipientInfo::Ktri(k) => recipients.push(RecipientSummary {
-                id: recipient_id(&k.rid, &mut last_issuer),
-                key_transport: Some(match key_transport(k) {
-                    Ok(t) => t.name().to_string(),
-                    Err(e) => e.to_string(),
-                }),
-            }),
             // One entry per recipient the agreement serves, named by its key-agreement KDF.
             RecipientInfo::Kari(k) => {
                 let kdf = match kari::algorithms(k) {
@@ -165,7 +179,7 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
                 };
                 for rek in &k.recipient_enc_keys {
                     recipients.push(RecipientSummary {
-                        id: recipient_id(&kari::recipient_identifier(&rek.rid), &mut None),
+                        id: recipient_id(&RecipientName::of_agreement(&rek.rid), &mut None),
                         key_transport: Some(kdf.clone()),
                     });
                 }
@@ -195,33 +209,79 @@ fn recipient_kind(ri: &RecipientInfo) -> &'static str {
     }
 }
 
+/// Who a RecipientInfo names, borrowed from the message: the same two ways to name a
+/// certificate for key transport and key agreement, so both are matched and reported alike.
+enum RecipientName<'a> {
+    IssuerAndSerial {
+        issuer: Option<&'a Name>,
+        /// The issuer's encoding as received (content octets), where it is at hand.
+        encoded_issuer: Option<&'a [u8]>,
+        serial: &'a [u8],
+    },
+    SubjectKeyIdentifier(&'a [u8]),
+}
+
+impl<'a> RecipientName<'a> {
+    fn of_transport(
+        ktri: &KeyTransRecipientInfoRef<'a>,
+        issuer: Option<usize>,
+        recipients: &'a RecipientInfoRefs<'_>,
+    ) -> Self {
+        match ktri.rid {
+            RecipientIdentifierRef::IssuerAndSerialNumber(ias) => Self::IssuerAndSerial {
+                issuer: issuer.and_then(|i| recipients.issuers.get(i)),
+                encoded_issuer: Some(ias.issuer.value()),
+                serial: ias.serial_number.as_bytes(),
+            },
+            RecipientIdentifierRef::SubjectKeyIdentifier(ski) => {
+                Self::SubjectKeyIdentifier(ski.as_bytes())
+            }
+        }
+    }
+
+    fn of_agreement(rid: &'a KeyAgreeRecipientIdentifier) -> Self {
+        match rid {
+            KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => Self::IssuerAndSerial {
+                issuer: Some(&ias.issuer),
+                encoded_issuer: None,
+                serial: ias.serial_number.as_bytes(),
+            },
+            KeyAgreeRecipientIdentifier::RKeyId(key_id) => {
+                Self::SubjectKeyIdentifier(key_id.subject_key_identifier.0.as_bytes())
+            }
+        }
+    }
+}
+
 fn recipient_id<'a>(
-    rid: &'a RecipientIdentifier,
-    last_issuer: &mut Option<(&'a x509_cert::name::Name, String)>,
+    rid: &RecipientName<'a>,
+    last_issuer: &mut Option<(&'a Name, String)>,
 ) -> RecipientId {
     match rid {
-        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-            let issuer = match last_issuer {
-                Some((name, text)) if *name == &ias.issuer => text.clone(),
-                _ => {
-                    let text = ias.issuer.to_string();
-                    *last_issuer = Some((&ias.issuer, text.clone()));
+        RecipientName::IssuerAndSerial { issuer, serial, .. } => {
+            let issuer = match (issuer, &*last_issuer) {
+                (None, _) => String::new(),
+                (Some(name), Some((last, text))) if std::ptr::eq(*name, *last) || name == last => {
+                    text.clone()
+                }
+                (Some(name), _) => {
+                    let text = smime_pki::cert::distinguished_name(name);
+                    *last_issuer = Some((name, text.clone()));
                     text
                 }
             };
             RecipientId::IssuerAndSerial {
                 issuer,
-                serial: hex::encode(ias.serial_number.as_bytes()),
+                serial: hex::encode(serial),
             }
         }
-        RecipientIdentifier::SubjectKeyIdentifier(ski) => RecipientId::SubjectKeyIdentifier {
-            ski: hex::encode(ski.0.as_bytes()),
+        RecipientName::SubjectKeyIdentifier(ski) => RecipientId::SubjectKeyIdentifier {
+            ski: hex::encode(ski),
         },
     }
 }
 
-fn key_transport(ktri: &KeyTransRecipientInfo) -> Result<KeyTransport> {
-    let alg = &ktri.key_enc_alg;
+fn key_transport(alg: &AlgorithmIdentifierRef<'_>) -> Result<KeyTransport> {
     match alg.oid {
         OID_RSA_ENCRYPTION => Ok(KeyTransport::RsaPkcs1v15),
         OID_RSAES_OAEP => {
@@ -258,14 +318,44 @@ fn key_transport(ktri: &KeyTransRecipientInfo) -> Result<KeyTransport> {
     }
 }
 
-fn matches(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
-    match rid {
-        RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-            ias.serial_number == cert.tbs_certificate.serial_number
-                && certs::names_match(&ias.issuer, &cert.tbs_certificate.issuer)
+/// How one of our certificates is named in a RecipientInfo, worked out once per message.
+struct OurName<'a> {
+    certificate: &'a Certificate,
+    /// The issuer's encoding (its content octets), to compare before comparing names.
+    issuer: Option<Vec<u8>>,
+    subject_key_identifier: Vec<u8>,
+}
+
+impl<'a> OurName<'a> {
+    fn of(certificate: &'a Certificate) -> Self {
+        let issuer = certificate
+            .tbs_certificate
+            .issuer
+            .to_der()
+            .ok()
+            .and_then(|der| Some(AnyRef::from_der(&der).ok()?.value().to_vec()));
+        Self {
+            certificate,
+            issuer,
+            subject_key_identifier: certs::subject_key_identifier(certificate),
         }
-        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
-            ski.0.as_bytes() == certs::subject_key_identifier(cert).as_slice()
+    }
+
+    /// Whether `rid` names this certificate: serial number and issuer (by RFC 5280 name
+    /// comparison; an identical encoding needs no decoding), or subject key identifier.
+    fn is_named_by(&self, rid: &RecipientName<'_>) -> bool {
+        let tbs = &self.certificate.tbs_certificate;
+        match rid {
+            RecipientName::IssuerAndSerial {
+                issuer,
+                encoded_issuer,
+                serial,
+            } => {
+                *serial == tbs.serial_number.as_bytes()
+                    && (encoded_issuer.is_some() && *encoded_issuer == self.issuer.as_deref()
+                        || issuer.is_some_and(|name| certs::names_match(name, &tbs.issuer)))
+            }
+            RecipientName::SubjectKeyIdentifier(ski) => *ski == self.subject_key_identifier,
         }
     }
 }
@@ -287,7 +377,8 @@ pub fn decrypt_or_describe(
     input: &[u8],
     keys: &[DecryptionKey<'_>],
 ) -> std::result::Result<Decrypted, (SmimeError, Option<EnvelopeSummary>)> {
-    let parsed = parse(input).map_err(|e| (e, None))?;
+    let der = content_info::to_der(input).map_err(|e| (e, None))?;
+    let parsed = parse(&der).map_err(|e| (e, None))?;
     let mut envelope = Some(summarise(&parsed));
     decrypt_parsed(crypto, parsed, &mut envelope, keys).map_err(|e| (e, envelope))
 }
@@ -319,51 +410,50 @@ fn decrypt_parsed(
         .ok_or_else(|| SmimeError::UnsupportedCipher("missing IV/nonce parameters".into()))?
         .to_der()?;
 
+    let ours: Vec<OurName<'_>> = keys.iter().map(|k| OurName::of(k.certificate)).collect();
     let mut candidates = Vec::new();
     let mut attempts_per_key = vec![0usize; keys.len()];
     let mut any_supported = false;
     let mut transport_error = None;
-    for ri in parsed.recipients.0.iter() {
-        // (who, how the key travels, the wrapped key) for each recipient this RecipientInfo
-        // serves: one for key transport, one per RecipientEncryptedKey for key agreement.
-        let served: Vec<(RecipientIdentifier, Result<KeyTransport>, Wrapped<'_>)> = match ri {
-            RecipientInfo::Ktri(ktri) => {
-                vec![(
-                    ktri.rid.clone(),
-                    key_transport(ktri),
-                    Wrapped::Transport(ktri),
-                )]
-            }
-            RecipientInfo::Kari(kari) => kari
-                .recipient_enc_keys
-                .iter()
-                .map(|rek| {
-                    (
-                        kari::recipient_identifier(&rek.rid),
-                        kari::algorithms(kari).map(|(transport, _)| transport),
-                        Wrapped::Agreement(kari, rek.enc_key.as_bytes()),
-                    )
-                })
-                .collect(),
-            _ => continue,
-        };
-        any_supported = true;
-        for (rid, transport, wrapped) in served {
-            for (index, key) in keys.iter().enumerate() {
-                if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && matches(&rid, key.certificate)
-                {
-                    match &transport {
-                        Ok(transport) => {
-                            attempts_per_key[index] += 1;
-                            candidates.push((wrapped, *transport, index));
-                        }
-                        Err(e) => {
-                            transport_error =
-                                Some(SmimeError::UnsupportedKeyTransport(e.to_string()))
-                        }
+    // Records a candidate for each of our keys that `rid` names, up to the attempt limit.
+    let mut consider = |rid: RecipientName<'_>, transport: &Result<KeyTransport>, wrapped| {
+        for (index, our) in ours.iter().enumerate() {
+            if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && our.is_named_by(&rid) {
+                match transport {
+                    Ok(transport) => {
+                        attempts_per_key[index] += 1;
+                        candidates.push((wrapped, *transport, index));
+                    }
+                    Err(e) => {
+                        transport_error = Some(SmimeError::UnsupportedKeyTransport(e.to_string()))
                     }
                 }
             }
+        }
+    };
+    for ri in parsed.recipients.list.iter() {
+        match ri {
+            RecipientInfoRef::KeyTransport(ktri, issuer) => {
+                any_supported = true;
+                consider(
+                    RecipientName::of_transport(ktri, *issuer, &parsed.recipients),
+                    &key_transport(&ktri.key_enc_alg),
+                    Wrapped::Transport(ktri.enc_key.as_bytes()),
+                );
+            }
+            // One recipient per RecipientEncryptedKey.
+            RecipientInfoRef::Other(RecipientInfo::Kari(kari)) => {
+                any_supported = true;
+                let transport = kari::algorithms(kari).map(|(transport, _)| transport);
+                for rek in &kari.recipient_enc_keys {
+                    consider(
+                        RecipientName::of_agreement(&rek.rid),
+                        &transport,
+                        Wrapped::Agreement(kari, rek.enc_key.as_bytes()),
+                    );
+                }
+            }
+            RecipientInfoRef::Other(_) => {}
         }
     }
     if candidates.is_empty() {
@@ -387,8 +477,8 @@ fn decrypt_parsed(
             KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
             let key = keys[*index].key;
             match wrapped {
-                Wrapped::Transport(ktri) => {
-                    Some(key.unwrap_key(*transport, ktri.enc_key.as_bytes(), cipher.key_len()))
+                Wrapped::Transport(encrypted_key) => {
+                    Some(key.unwrap_key(*transport, encrypted_key, cipher.key_len()))
                 }
                 // AES key wrap authenticates the key: a failed unwrap is no candidate at all.
                 Wrapped::Agreement(kari, encrypted_key) => {
@@ -431,7 +521,8 @@ fn decrypt_parsed(
 /// agreed with the sender (the RecipientInfo and this recipient's wrapped key).
 #[derive(Clone, Copy)]
 enum Wrapped<'a> {
-    Transport(&'a KeyTransRecipientInfo),
+    /// The RSA-encrypted key.
+    Transport(&'a [u8]),
     Agreement(&'a KeyAgreeRecipientInfo, &'a [u8]),
 }
 

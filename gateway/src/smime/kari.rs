@@ -7,7 +7,7 @@ use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{
     KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, OriginatorIdentifierOrKey,
-    OriginatorPublicKey, RecipientEncryptedKey, RecipientIdentifier,
+    OriginatorPublicKey, RecipientEncryptedKey,
 };
 use der::asn1::{BitString, ObjectIdentifier, OctetString};
 use der::{Any, Decode, Encode, Sequence};
@@ -177,19 +177,6 @@ pub fn algorithms(
             SmimeError::UnsupportedKeyTransport("key agreement without an AES key wrap".into())
         })?;
     Ok((kdf, wrap))
-}
-
-/// A KeyAgreeRecipientIdentifier as the RecipientIdentifier of key transport (the same two
-/// ways to name a certificate), so both kinds are matched and reported alike.
-pub fn recipient_identifier(rid: &KeyAgreeRecipientIdentifier) -> RecipientIdentifier {
-    match rid {
-        KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => {
-            RecipientIdentifier::IssuerAndSerialNumber(ias.clone())
-        }
-        KeyAgreeRecipientIdentifier::RKeyId(key_id) => {
-            RecipientIdentifier::SubjectKeyIdentifier(key_id.subject_key_identifier.clone())
-        }
-    }
 }
 
 /// The content-encryption key of `encrypted_key` (one RecipientEncryptedKey of `kari`) for our

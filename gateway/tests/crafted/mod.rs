@@ -2,11 +2,12 @@
 #![allow(dead_code)]
 
 use cms::content_info::ContentInfo;
+use cms::enveloped_data::EnvelopedData;
 use cms::enveloped_data::{KeyTransRecipientInfo, RecipientInfo};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use gateway::smime::algorithms::OID_ENVELOPED_DATA;
-use gateway::smime::asn1::{AuthEnvelopedData, EnvelopedDataLenient};
+use gateway::smime::asn1::{AuthEnvelopedData, RecipientInfoList};
 
 use crate::common::{f, openssl_ok};
 
@@ -53,20 +54,23 @@ pub fn real_message(cipher: &str, content: &[u8]) -> Real {
     let info = ContentInfo::from_der(&der).unwrap();
     let recipients = if info.content_type == OID_ENVELOPED_DATA {
         info.content
-            .decode_as::<EnvelopedDataLenient>()
+            .decode_as::<EnvelopedData>()
             .unwrap()
             .recip_infos
+            .0
+            .into_vec()
     } else {
         info.content
             .decode_as::<AuthEnvelopedData>()
             .unwrap()
             .recip_infos
+            .0
     };
-    let RecipientInfo::Ktri(recipient) = recipients.0[0].clone() else {
+    let RecipientInfo::Ktri(recipient) = recipients[0].clone() else {
         panic!("openssl wrote a key-transport recipient");
     };
     let fields = info.content.value();
-    let set = recipients.to_der().unwrap();
+    let set = RecipientInfoList(recipients).to_der().unwrap();
     let at = fields.windows(set.len()).position(|w| w == set).unwrap();
     Real {
         recipient,
@@ -96,6 +100,24 @@ pub fn fake_recipients(real: &KeyTransRecipientInfo, count: usize) -> Vec<Vec<u8
             let mut key = vec![0u8; 256];
             key[252..].copy_from_slice(&(i as u32).to_be_bytes());
             fake.enc_key = OctetString::new(key).unwrap();
+            fake.to_der().unwrap()
+        })
+        .collect()
+}
+
+/// The real recipient's serial number under `count` other issuers, each a different name
+/// (`CN=Issuer <i>,O=Elsewhere`): every one must be decoded and compared, none matches.
+pub fn recipients_of_other_issuers(real: &KeyTransRecipientInfo, count: usize) -> Vec<Vec<u8>> {
+    use cms::enveloped_data::RecipientIdentifier;
+    use std::str::FromStr;
+    (0..count)
+        .map(|i| {
+            let mut fake = real.clone();
+            let RecipientIdentifier::IssuerAndSerialNumber(ias) = &mut fake.rid else {
+                panic!("openssl names the recipient by issuer and serial");
+            };
+            ias.issuer =
+                x509_cert::name::Name::from_str(&format!("CN=Issuer {i},O=Elsewhere")).unwrap();
             fake.to_der().unwrap()
         })
         .collect()
