@@ -39,35 +39,9 @@ const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.
 /// can use (bigger keys only cost CPU, a denial-of-service lever).
 pub(crate) use crypto_provider::MAX_RSA_BITS;
 
-/// One PEM block: label and decoded bytes.
-pub(crate) struct PemBlock {
-    pub label: String,
-    pub der: Vec<u8>,
-}
-
-/// Split text into PEM blocks, ignoring explanatory text around them (as `openssl x509 -text`
-/// writes). Errors name the first undecodable block.
-pub(crate) fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let from_begin = rest.get(start..).unwrap_or("");
-        let label_end = from_begin
-            .get(11..)
-            .and_then(|s| s.find("-----"))
-            .ok_or("unterminated PEM header")?;
-        let label = from_begin.get(11..11 + label_end).unwrap_or("").to_string();
-        let end_marker = format!("-----END {label}-----");
-        let end = from_begin
-            .find(&end_marker)
-            .ok_or_else(|| format!("PEM block {label} has no END line"))?;
-        let block = from_begin.get(..end + end_marker.len()).unwrap_or("");
-        let (_, der) = der::pem::decode_vec(block.trim().as_bytes())
-            .map_err(|e| format!("PEM block {label}: {e}"))?;
-        out.push(PemBlock { label, der });
-        rest = from_begin.get(end + end_marker.len()..).unwrap_or("");
-    }
-    Ok(out)
+/// The store's PEM reader is the one every crate uses.
+pub(crate) fn pem_blocks(text: &str) -> Result<Vec<smime_pki::pem::PemBlock>, String> {
+    smime_pki::pem::blocks(text).map_err(|e| e.to_string())
 }
 
 /// A parsed certificate with the pieces validation needs kept at hand.

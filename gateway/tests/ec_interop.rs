@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Elliptic-curve and Ed25519 partners (issue 13) against OpenSSL, both directions: ECDSA and
 //! Ed25519 signatures the engine verifies, ECDH key agreement it encrypts to and decrypts.
+//! Runs on the default (aws-lc-rs) backend: the RustCrypto backend has no curve arithmetic
+//! yet, and `crypto-provider`'s own tests check that it answers `Unsupported`.
 
 mod common;
 
@@ -8,17 +10,6 @@ use common::*;
 use der::{Any, Encode};
 use gateway::smime::verify::{verify, Detached, SignatureOutcome};
 use gateway::smime::{DigestAlg, SignatureScheme};
-
-/// The RustCrypto backend has no curve arithmetic yet (the `p256`/`ed25519-dalek`/... crates
-/// are not among its dependencies; its curve operations answer `Unsupported`): the EC cases run
-/// on aws-lc-rs only. `make test` runs this file on both.
-fn curves_supported() -> bool {
-    if crypto().name == "rust-crypto" {
-        eprintln!("skipped: the rust-crypto backend has no EC/Ed25519 operations");
-        return false;
-    }
-    true
-}
 
 fn openssl_signed(signer: &str, md: &str, detached: bool) -> Vec<u8> {
     let (cert, key, chain) = (
@@ -48,9 +39,6 @@ fn openssl_signed(signer: &str, md: &str, detached: bool) -> Vec<u8> {
 
 #[test]
 fn openssl_ecdsa_signatures_verify_opaque_and_detached() {
-    if !curves_supported() {
-        return;
-    }
     for (signer, md, digest) in [
         ("erin-p256", "sha256", DigestAlg::Sha256),
         ("peggy-p384", "sha384", DigestAlg::Sha384),
@@ -87,9 +75,6 @@ fn openssl_ecdsa_signatures_verify_opaque_and_detached() {
 
 #[test]
 fn a_tampered_ecdsa_signature_fails() {
-    if !curves_supported() {
-        return;
-    }
     let mut der = openssl_signed("erin-p256", "sha256", false);
     // The signature value (a DER Ecdsa-Sig-Value) ends the SignerInfo, the last field.
     let n = der.len();
@@ -187,9 +172,6 @@ fn ed25519_signed(content: &[u8], detached: bool) -> Vec<u8> {
 
 #[test]
 fn openssl_made_ed25519_signatures_verify_opaque_and_detached() {
-    if !curves_supported() {
-        return;
-    }
     for detached in [false, true] {
         let der = ed25519_signed(BODY, detached);
         let content = detached.then_some(Detached::Binary(BODY));
@@ -208,9 +190,6 @@ fn openssl_made_ed25519_signatures_verify_opaque_and_detached() {
 
 #[test]
 fn a_tampered_ed25519_signature_fails() {
-    if !curves_supported() {
-        return;
-    }
     let mut der = ed25519_signed(BODY, false);
     let n = der.len();
     der[n - 3] ^= 0x01;
@@ -245,9 +224,6 @@ fn openssl_decrypt(der: &[u8], partner: &str) -> Output {
 fn openssl_decrypts_what_the_engine_encrypts_to_ec_and_rsa_partners() {
     use gateway::smime::encrypt::{encrypt, EncryptOptions};
     use gateway::smime::ContentCipher;
-    if !curves_supported() {
-        return;
-    }
     let partners = ["erin-p256", "peggy-p384", "victor-p521", "alice"];
     let certs: Vec<_> = partners
         .iter()
@@ -322,9 +298,6 @@ fn decrypt_with_p256(
 #[test]
 fn the_engine_decrypts_what_openssl_encrypts_to_an_ec_key() {
     use gateway::smime::{ContentCipher, KeyTransport};
-    if !curves_supported() {
-        return;
-    }
     for (extra, cipher, transport) in [
         (
             &["-aes256"][..],
@@ -366,9 +339,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
 #[test]
 fn bad_key_agreement_input_is_the_one_decryption_error() {
     use gateway::smime::SmimeError;
-    if !curves_supported() {
-        return;
-    }
     let der = openssl_encrypted_to_p256(&["-aes256", "-keyopt", "ecdh_kdf_md:sha256"]);
     // The originator's ephemeral key: BIT STRING of 66 bytes, an uncompressed P-256 point.
     let point = find(&der, &[0x03, 0x42, 0x00, 0x04]) + 4;
@@ -399,9 +369,6 @@ fn bad_key_agreement_input_is_the_one_decryption_error() {
 #[test]
 fn openssl_verifies_what_the_engine_signs_with_an_ec_key() {
     use gateway::smime::sign::{sign, Signer};
-    if !curves_supported() {
-        return;
-    }
     let (c, k) = (cert("partner/erin-p256.pem"), key("partner/erin-p256.key"));
     let chain = [cert("ca/partner-intermediate.pem")];
     for detached in [false, true] {

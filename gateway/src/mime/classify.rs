@@ -362,6 +362,10 @@ mod tests {
         assert_eq!(decode_base64(b"aGVs\r\nbG8=\r\n").unwrap(), b"hello");
         assert_eq!(decode_base64(b"aGVsbG8").unwrap(), b"hello");
         assert!(decode_base64(b"aGV*").is_err());
+        // OpenSSL takes "-" for the end of the data and decodes "aGVs"; we refuse the body
+        // (found by flipping a CR into "-" in an encrypted message's last line).
+        assert!(decode_base64(b"aGVs\r\nbG8-\n\r\n").is_err());
+        assert!(decode_base64(b"aGVs-\r\nbG8=\r\n").is_err());
         // Odd line widths take the slow path.
         assert_eq!(decode_base64(b"aGVsb\r\nG8=\r\n").unwrap(), b"hello");
     }

@@ -631,7 +631,7 @@ impl Session {
         if params.smtputf8 || utf8_envelope {
             if caps.smtputf8 {
                 mail.push_str(" SMTPUTF8");
-            } else if utf8_envelope || !header_block(message).is_ascii() {
+            } else if utf8_envelope || !smime_pki::header::header_block(message).is_ascii() {
                 return Err(Abort::Perm(Reply::new(
                     550,
                     "5.6.7",
@@ -760,15 +760,6 @@ fn megabytes(bytes: usize) -> String {
     } else {
         format!("{}.{} MB", tenths / 10, tenths % 10)
     }
-}
-
-/// The header block of `message` (up to the first empty line).
-fn header_block(message: &[u8]) -> &[u8] {
-    let header_end = message
-        .windows(2)
-        .position(|w| w == b"\n\n" || w == b"\n\r")
-        .unwrap_or(message.len());
-    &message[..header_end]
 }
 
 fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutcome) {

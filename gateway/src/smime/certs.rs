@@ -6,19 +6,28 @@ use x509_cert::Certificate;
 
 use super::error::{Result, SmimeError};
 
-/// Parse a certificate from PEM (first block) or DER.
+/// Parse a certificate from PEM (the first CERTIFICATE block) or DER.
 pub fn parse_certificate(bytes: &[u8]) -> Result<Certificate> {
-    if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| SmimeError::Certificate("PEM is not valid text".into()))?;
-        let start = text
-            .find("-----BEGIN CERTIFICATE-----")
+    if smime_pki::pem::is_pem(bytes) {
+        let block = certificate_blocks(bytes)?
+            .into_iter()
+            .next()
             .ok_or_else(|| SmimeError::Certificate("no CERTIFICATE PEM block".into()))?;
-        let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
-            .map_err(|e| SmimeError::Certificate(e.to_string()))?;
-        return parse_der_certificate(&der);
+        return parse_der_certificate(&block);
     }
     parse_der_certificate(bytes)
+}
+
+/// The DER of every CERTIFICATE block of PEM text.
+fn certificate_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| SmimeError::Certificate("PEM is not valid text".into()))?;
+    Ok(smime_pki::pem::blocks(text)
+        .map_err(|e| SmimeError::Certificate(e.to_string()))?
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| b.der)
+        .collect())
 }
 
 /// Through the BER walker first: it bounds the SETs that `der` would sort (names, attributes).
@@ -29,13 +38,17 @@ fn parse_der_certificate(bytes: &[u8]) -> Result<Certificate> {
 
 /// Every certificate in a PEM bundle (or a single DER certificate).
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>> {
-    if !bytes
-        .windows(27)
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Ok(vec![parse_certificate(bytes)?]);
+    if !smime_pki::pem::is_pem(bytes) {
+        return Ok(vec![parse_der_certificate(bytes)?]);
     }
-    Certificate::load_pem_chain(bytes).map_err(|e| SmimeError::Certificate(e.to_string()))
+    let blocks = certificate_blocks(bytes)?;
+    if blocks.is_empty() {
+        return Err(SmimeError::Certificate("no CERTIFICATE PEM block".into()));
+    }
+    blocks
+        .iter()
+        .map(|der| parse_der_certificate(der))
+        .collect()
 }
 
 /// The subjectKeyIdentifier extension, or the RFC 5280 method-1 value (SHA-1 of the public key)
