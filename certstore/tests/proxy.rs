@@ -369,11 +369,6 @@ fn configured_validity() {
 
 #[test]
 fn p256_proxy_identities_when_configured() {
-    // The RustCrypto backend has no EC key generation yet (typed `Unsupported`): aws-lc-rs only.
-    if common::config().crypto.name == "rust-crypto" {
-        eprintln!("skipped: the rust-crypto backend has no EC keys");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         dir.path(),

@@ -489,14 +489,10 @@ fn openssl_ecdsa_and_ed25519_signatures_verify_and_fail_when_altered() {
         let signature = openssl_pkeyutl(key, &["-sign"], &hashed);
         let spki = cert_spki(cert);
         for provider in all_providers() {
-            let result = provider
+            provider
                 .public_keys
-                .verify_ecdsa(&spki, digest, &hashed, &signature);
-            if provider.name == "rust-crypto" {
-                assert!(matches!(result, Err(PublicKeyError::Unsupported(_))));
-                continue;
-            }
-            result.unwrap_or_else(|e| panic!("{} {cert}: {e}", provider.name));
+                .verify_ecdsa(&spki, digest, &hashed, &signature)
+                .unwrap_or_else(|e| panic!("{} {cert}: {e}", provider.name));
             let mut other = hashed.clone();
             other[0] ^= 1;
             assert!(matches!(
@@ -509,64 +505,204 @@ fn openssl_ecdsa_and_ed25519_signatures_verify_and_fail_when_altered() {
     }
     let signature = openssl_pkeyutl("partner/walter-ed25519.key", &["-sign", "-rawin"], message);
     let spki = cert_spki("partner/walter-ed25519.pem");
-    let provider = default_provider();
-    provider
-        .public_keys
-        .verify_ed25519(&spki, message, &signature)
-        .unwrap();
-    assert!(matches!(
+    for provider in all_providers() {
         provider
             .public_keys
-            .verify_ed25519(&spki, b"signed attributeS", &signature),
-        Err(PublicKeyError::BadSignature)
-    ));
-    // An Ed25519 signature is not an ECDSA one, and the key types do not mix.
-    assert!(provider
-        .public_keys
-        .verify_ecdsa(&spki, DigestAlg::Sha256, &[0; 32], &signature)
-        .is_err());
+            .verify_ed25519(&spki, message, &signature)
+            .unwrap_or_else(|e| panic!("{}: {e}", provider.name));
+        assert!(matches!(
+            provider
+                .public_keys
+                .verify_ed25519(&spki, b"signed attributeS", &signature),
+            Err(PublicKeyError::BadSignature)
+        ));
+        // An Ed25519 signature is not an ECDSA one, and the key types do not mix.
+        assert!(provider
+            .public_keys
+            .verify_ecdsa(&spki, DigestAlg::Sha256, &[0; 32], &signature)
+            .is_err());
+    }
+}
+
+/// X25519 (RFC 7748) on every backend against `openssl pkeyutl -derive`, with a key openssl
+/// makes; a small-order peer key (all-zero shared secret) is refused.
+#[test]
+fn x25519_agreement_matches_openssl_derive() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&["genpkey", "-algorithm", "X25519", "-out", "x.key"]);
+    run(&[
+        "pkey", "-in", "x.key", "-pubout", "-outform", "DER", "-out", "x.spki",
+    ]);
+    let spki = std::fs::read(dir.join("x.spki")).unwrap();
+    for provider in all_providers() {
+        let agreed = provider.public_keys.agree_ephemeral(&spki).unwrap();
+        // The ephemeral key as an SPKI: the recipient's header, the new 32 bytes.
+        let mut ephemeral = spki.clone();
+        let at = ephemeral.len() - 32;
+        ephemeral[at..].copy_from_slice(&agreed.public_key);
+        std::fs::write(dir.join("peer.spki"), &ephemeral).unwrap();
+        let z = run(&[
+            "pkeyutl",
+            "-derive",
+            "-inkey",
+            "x.key",
+            "-peerform",
+            "DER",
+            "-peerkey",
+            "peer.spki",
+        ]);
+        assert_eq!(z, agreed.shared_secret.as_slice(), "{}", provider.name);
+        let mut small_order = spki.clone();
+        let at = small_order.len() - 32;
+        small_order[at..].fill(0);
+        assert!(
+            provider.public_keys.agree_ephemeral(&small_order).is_err(),
+            "{}",
+            provider.name
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// EC private keys on every backend: what one backend signs or agrees, the other checks
+/// (two independent implementations; the engine's tests check the same against OpenSSL).
+#[test]
+fn ec_private_keys_sign_and_agree_on_every_backend() {
+    let message = b"signed attributes";
+    for (key, cert, curve) in [
+        (
+            "partner/erin-p256.key",
+            "partner/erin-p256.pem",
+            EcCurve::P256,
+        ),
+        (
+            "partner/peggy-p384.key",
+            "partner/peggy-p384.pem",
+            EcCurve::P384,
+        ),
+        (
+            "partner/victor-p521.key",
+            "partner/victor-p521.pem",
+            EcCurve::P521,
+        ),
+    ] {
+        let spki = cert_spki(cert);
+        for signer in all_providers() {
+            let private = signer.load_private_key(&fixture(key)).unwrap();
+            assert_eq!(private.algorithm(), PublicKeyAlg::Ec { curve });
+            let signature = private
+                .sign_with(SignatureAlg::Ecdsa(curve.digest()), message)
+                .unwrap();
+            let hashed = signer.digest(curve.digest(), message);
+            for verifier in all_providers() {
+                verifier
+                    .public_keys
+                    .verify_ecdsa(&spki, curve.digest(), &hashed, &signature)
+                    .unwrap_or_else(|e| panic!("{} -> {} {cert}: {e}", signer.name, verifier.name));
+                // The sender's side of ECDH on one backend, ours on the other.
+                let sent = verifier.public_keys.agree_ephemeral(&spki).unwrap();
+                assert_eq!(
+                    private.agree(&sent.public_key).unwrap().as_slice(),
+                    sent.shared_secret.as_slice(),
+                    "{} / {} {cert}",
+                    signer.name,
+                    verifier.name
+                );
+            }
+            // A point that is not on the curve is no agreement.
+            let mut bad = <spki::SubjectPublicKeyInfoRef as der::Decode>::from_der(&spki)
+                .unwrap()
+                .subject_public_key
+                .raw_bytes()
+                .to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(private.agree(&bad).is_err(), "{} {cert}", signer.name);
+        }
+    }
+    // Keys generated by one backend load and sign on the other.
+    for maker in all_providers() {
+        let pkcs8 = maker.generate_ec_pkcs8(EcCurve::P256).unwrap();
+        for user in all_providers() {
+            let key = user.load_private_key(&pkcs8).unwrap();
+            let signature = key
+                .sign_with(SignatureAlg::Ecdsa(DigestAlg::Sha256), b"tbs")
+                .unwrap();
+            let spki = key.public_key_spki_der().unwrap();
+            let digest = user.digest(DigestAlg::Sha256, b"tbs");
+            for verifier in all_providers() {
+                verifier
+                    .public_keys
+                    .verify_ecdsa(&spki, DigestAlg::Sha256, &digest, &signature)
+                    .unwrap_or_else(|e| {
+                        panic!("{} / {} / {}: {e}", maker.name, user.name, verifier.name)
+                    });
+            }
+        }
+    }
 }
 
 #[test]
 fn ephemeral_agreement_matches_openssl_derive() {
     use der::{Decode as _, Encode as _};
-    let provider = default_provider();
-    for (key, cert) in [
-        ("partner/erin-p256.key", "partner/erin-p256.pem"),
-        ("partner/victor-p521.key", "partner/victor-p521.pem"),
-    ] {
-        let spki = cert_spki(cert);
-        let agreed = provider.public_keys.agree_ephemeral(&spki).unwrap();
-        // The ephemeral key as an SPKI: the recipient's with the point replaced.
-        let info = spki::SubjectPublicKeyInfoRef::from_der(&spki).unwrap();
-        let ephemeral = spki::SubjectPublicKeyInfoRef {
-            algorithm: info.algorithm,
-            subject_public_key: der::asn1::BitStringRef::from_bytes(&agreed.public_key).unwrap(),
+    for provider in all_providers() {
+        for (key, cert) in [
+            ("partner/erin-p256.key", "partner/erin-p256.pem"),
+            ("partner/peggy-p384.key", "partner/peggy-p384.pem"),
+            ("partner/victor-p521.key", "partner/victor-p521.pem"),
+        ] {
+            let spki = cert_spki(cert);
+            let agreed = provider.public_keys.agree_ephemeral(&spki).unwrap();
+            // The ephemeral key as an SPKI: the recipient's with the point replaced.
+            let info = spki::SubjectPublicKeyInfoRef::from_der(&spki).unwrap();
+            let ephemeral = spki::SubjectPublicKeyInfoRef {
+                algorithm: info.algorithm,
+                subject_public_key: der::asn1::BitStringRef::from_bytes(&agreed.public_key)
+                    .unwrap(),
+            }
+            .to_der()
+            .unwrap();
+            let dir = tempdir();
+            std::fs::write(dir.join("peer.der"), &ephemeral).unwrap();
+            let peer = dir.join("peer.der");
+            let z = openssl_pkeyutl(
+                key,
+                &[
+                    "-derive",
+                    "-peerform",
+                    "DER",
+                    "-peerkey",
+                    peer.to_str().unwrap(),
+                ],
+                b"",
+            );
+            std::fs::remove_dir_all(dir).unwrap();
+            assert_eq!(
+                z,
+                agreed.shared_secret.as_slice(),
+                "{} {cert}",
+                provider.name
+            );
         }
-        .to_der()
-        .unwrap();
-        let dir = tempdir();
-        std::fs::write(dir.join("peer.der"), &ephemeral).unwrap();
-        let peer = dir.join("peer.der");
-        let z = openssl_pkeyutl(
-            key,
-            &[
-                "-derive",
-                "-peerform",
-                "DER",
-                "-peerkey",
-                peer.to_str().unwrap(),
-            ],
-            b"",
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-        assert_eq!(z, agreed.shared_secret.as_slice(), "{cert}");
+        // An invalid point (not on the curve) is refused, not agreed with.
+        let mut bad = cert_spki("partner/erin-p256.pem");
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(provider.public_keys.agree_ephemeral(&bad).is_err());
     }
-    // An invalid point (not on the curve) is refused, not agreed with.
-    let mut bad = cert_spki("partner/erin-p256.pem");
-    let last = bad.len() - 1;
-    bad[last] ^= 1;
-    assert!(provider.public_keys.agree_ephemeral(&bad).is_err());
 }
 
 #[test]

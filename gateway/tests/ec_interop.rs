@@ -1,8 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
 //! Elliptic-curve and Ed25519 partners (issue 13) against OpenSSL, both directions: ECDSA and
 //! Ed25519 signatures the engine verifies, ECDH key agreement it encrypts to and decrypts.
-//! Runs on the default (aws-lc-rs) backend: the RustCrypto backend has no curve arithmetic
-//! yet, and `crypto-provider`'s own tests check that it answers `Unsupported`.
+//! `make test` runs it on both backends (aws-lc-rs and RustCrypto).
 
 mod common;
 

@@ -21,18 +21,13 @@ use zeroize::Zeroizing;
 
 use crate::{
     CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
-    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyError,
+    EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
     PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, MAX_RSA_BITS,
 };
 
-const NAME: &str = "rust-crypto";
+mod curves;
 
-/// Elliptic-curve and Edwards-curve operations need the `p256`/`p384`/`p521`,
-/// `ed25519-dalek` and `x25519-dalek` crates, which this backend does not carry yet: the
-/// operations answer with this typed refusal instead (the aws-lc-rs backend has them).
-fn no_curves(what: &str) -> PublicKeyError {
-    PublicKeyError::Unsupported(format!("{what} is not supported by the {NAME} backend"))
-}
+const NAME: &str = "rust-crypto";
 
 pub static PROVIDER: CryptoProvider = CryptoProvider {
     name: NAME,
@@ -66,19 +61,13 @@ impl KeyProvider for Keys {
     fn load_ec_pkcs8(
         &self,
         curve: EcCurve,
-        _pkcs8_der: &[u8],
+        pkcs8_der: &[u8],
     ) -> Result<Box<dyn EcPrivateOps>, KeyError> {
-        Err(KeyError::Unsupported(
-            format!("{} keys", curve.name()),
-            NAME,
-        ))
+        curves::load(curve, pkcs8_der)
     }
 
     fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        Err(KeyError::Unsupported(
-            format!("{} keys", curve.name()),
-            NAME,
-        ))
+        curves::generate(curve)
     }
 }
 
@@ -207,25 +196,46 @@ impl PublicKeyProvider for PublicKeys {
 
     fn verify_ecdsa(
         &self,
-        _spki_der: &[u8],
+        spki_der: &[u8],
         _digest_alg: DigestAlg,
-        _digest: &[u8],
-        _signature: &[u8],
+        digest: &[u8],
+        signature: &[u8],
     ) -> Result<(), PublicKeyError> {
-        Err(no_curves("ECDSA"))
+        let PublicKeyAlg::Ec { curve } = crate::keys::public_key_alg(spki_der)? else {
+            return Err(PublicKeyError::Unsupported("ECDSA needs an EC key".into()));
+        };
+        curves::verify_ecdsa(
+            curve,
+            &crate::keys::public_key_bits(spki_der)?,
+            digest,
+            signature,
+        )
     }
 
     fn verify_ed25519(
         &self,
-        _spki_der: &[u8],
-        _message: &[u8],
-        _signature: &[u8],
+        spki_der: &[u8],
+        message: &[u8],
+        signature: &[u8],
     ) -> Result<(), PublicKeyError> {
-        Err(no_curves("Ed25519"))
+        if crate::keys::public_key_alg(spki_der)? != PublicKeyAlg::Ed25519 {
+            return Err(PublicKeyError::Unsupported(
+                "Ed25519 needs an Ed25519 key".into(),
+            ));
+        }
+        curves::verify_ed25519(&crate::keys::public_key_bits(spki_der)?, message, signature)
     }
 
-    fn agree_ephemeral(&self, _spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError> {
-        Err(no_curves("ECDH/X25519 key agreement"))
+    fn agree_ephemeral(&self, spki_der: &[u8]) -> Result<EphemeralAgreement, PublicKeyError> {
+        let peer = crate::keys::public_key_bits(spki_der)?;
+        match crate::keys::public_key_alg(spki_der)? {
+            PublicKeyAlg::Ec { curve } => curves::agree_ephemeral(curve, &peer),
+            PublicKeyAlg::X25519 => curves::agree_x25519(&peer),
+            other => Err(PublicKeyError::Unsupported(format!(
+                "key agreement with an {} key",
+                other.name()
+            ))),
+        }
     }
 }
 
