@@ -4,8 +4,9 @@
 
 use std::time::SystemTime;
 
+use openssl::nid::Nid;
 use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
+use openssl::pkey::{Id, PKey, Private};
 use openssl::x509::X509;
 use zeroize::Zeroizing;
 
@@ -87,28 +88,44 @@ impl ImportedIdentity {
         Self::checked(key, &cert)
     }
 
-    /// Key matches certificate, RSA within policy, certificate fit for S/MIME.
+    /// Key matches certificate, RSA or EC within policy, certificate fit for S/MIME.
     fn checked(key: PKey<Private>, cert: &X509) -> Result<Self, StoreError> {
-        if key.rsa().is_err() {
-            return Err(StoreError::UnsupportedKey(
-                "only RSA proxy keys are supported".into(),
-            ));
-        }
         let cert_key = cert.public_key().map_err(bad("certificate key"))?;
         if !key.public_eq(&cert_key) {
             return Err(StoreError::KeyMismatch);
         }
-        let bits = usize::try_from(key.bits()).unwrap_or(usize::MAX);
-        if bits < MIN_RSA_BITS {
-            return Err(StoreError::WeakKey {
-                bits,
-                min: MIN_RSA_BITS,
-            });
-        }
-        if bits > MAX_RSA_BITS {
-            return Err(StoreError::UnsupportedKey(format!(
-                "RSA keys above {MAX_RSA_BITS} bits are not accepted ({bits} bits)"
-            )));
+        match key.id() {
+            Id::RSA => {
+                let bits = usize::try_from(key.bits()).unwrap_or(usize::MAX);
+                if bits < MIN_RSA_BITS {
+                    return Err(StoreError::WeakKey {
+                        bits,
+                        min: MIN_RSA_BITS,
+                    });
+                }
+                if bits > MAX_RSA_BITS {
+                    return Err(StoreError::UnsupportedKey(format!(
+                        "RSA keys above {MAX_RSA_BITS} bits are not accepted ({bits} bits)"
+                    )));
+                }
+            }
+            // The curves the engine decrypts and signs with (`[store] proxy_key_type`).
+            Id::EC => {
+                let curve = key.ec_key().ok().and_then(|k| k.group().curve_name());
+                if !matches!(
+                    curve,
+                    Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1 | Nid::SECP521R1)
+                ) {
+                    return Err(StoreError::UnsupportedKey(
+                        "EC proxy keys must be on P-256, P-384 or P-521".into(),
+                    ));
+                }
+            }
+            _ => {
+                return Err(StoreError::UnsupportedKey(
+                    "proxy keys are RSA or EC (P-256, P-384, P-521)".into(),
+                ))
+            }
         }
         let der = cert.to_der().map_err(bad("certificate"))?;
         let parsed = ParsedCert::parse(&der).map_err(StoreError::BadEncoding)?;
@@ -432,6 +449,120 @@ mod tests {
             .current_proxy_identity("user@agency.example")
             .unwrap()
             .is_none());
+    }
+
+    /// An EC (P-256) identity from another gateway, as a PKCS#12 file made by openssl:
+    /// imported as current, and its key loads as the EC key of its certificate.
+    #[test]
+    fn an_ec_identity_imports_from_pkcs12() {
+        let (_dir, store) = store_with_fixture_ca();
+        let work = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/proxy")
+                .join(name)
+        };
+        std::fs::write(
+            work.path().join("ext"),
+            "keyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=emailProtection\nsubjectAltName=email:ec@agency.example\n",
+        )
+        .unwrap();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(work.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ec.key",
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            "ec.key",
+            "-subj",
+            "/CN=EC User",
+            "-out",
+            "ec.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "ec.csr",
+            "-days",
+            "30",
+            "-set_serial",
+            "77",
+            "-CA",
+            ca("proxy-ca.pem").to_str().unwrap(),
+            "-CAkey",
+            ca("proxy-ca.key").to_str().unwrap(),
+            "-extfile",
+            "ext",
+            "-out",
+            "ec.pem",
+        ]);
+        openssl(&[
+            "pkcs12", "-export", "-inkey", "ec.key", "-in", "ec.pem", "-passout", "pass:pw",
+            "-out", "ec.p12",
+        ]);
+        let p12 = std::fs::read(work.path().join("ec.p12")).unwrap();
+        let imported = ImportedIdentity::from_pkcs12(&p12, "pw").unwrap();
+        let address = imported.address(None).unwrap();
+        assert_eq!(address, "ec@agency.example");
+        store
+            .import_proxy_identity(&address, &imported, false)
+            .unwrap();
+        let identities = store.proxy_identities(&address).unwrap();
+        let [identity] = identities.as_slice() else {
+            panic!("one identity: {identities:?}");
+        };
+        let key = crypto_provider::default_provider()
+            .load_private_key(&identity.private_key_pkcs8_der)
+            .unwrap();
+        use crypto_provider::PrivateKeyOps;
+        assert_eq!(
+            key.algorithm(),
+            crypto_provider::PublicKeyAlg::Ec {
+                curve: crypto_provider::EcCurve::P256
+            }
+        );
+        // A curve the engine does not use is refused by name.
+        openssl(&[
+            "ecparam",
+            "-name",
+            "secp256k1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "k1.key",
+        ]);
+        openssl(&[
+            "req", "-new", "-x509", "-key", "k1.key", "-subj", "/CN=k1", "-out", "k1.pem",
+        ]);
+        let refused = ImportedIdentity::from_pem(
+            &std::fs::read(work.path().join("k1.key")).unwrap(),
+            &std::fs::read(work.path().join("k1.pem")).unwrap(),
+            None,
+        );
+        assert!(
+            matches!(&refused, Err(StoreError::UnsupportedKey(why)) if why.contains("P-256")),
+            "{refused:?}"
+        );
     }
 
     #[test]
