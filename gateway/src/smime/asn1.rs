@@ -215,7 +215,8 @@ impl<'a> DecodeValue<'a> for RecipientInfoRefs<'a> {
         reader.read_nested(header.length, |reader| {
             let mut list = Vec::new();
             let mut issuers = Vec::new();
-            let mut last_issuer: Option<&'a [u8]> = None;
+            // Compared with its tag: equal content under another tag is not the same name.
+            let mut last_issuer: Option<AnyRef<'a>> = None;
             while !reader.is_finished() {
                 // KeyTransRecipientInfo is the one untagged choice.
                 if reader.peek_tag()? != Tag::Sequence {
@@ -228,9 +229,9 @@ impl<'a> DecodeValue<'a> for RecipientInfoRefs<'a> {
                     if ias.serial_number.len() > SERIAL_NUMBER_MAX_LEN {
                         return Err(Tag::Integer.value_error());
                     }
-                    if last_issuer != Some(ias.issuer.value()) {
+                    if last_issuer != Some(ias.issuer) {
                         issuers.push(ias.issuer.decode_as()?);
-                        last_issuer = Some(ias.issuer.value());
+                        last_issuer = Some(ias.issuer);
                     }
                     issuer = Some(issuers.len() - 1);
                 }
