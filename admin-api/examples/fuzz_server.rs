@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Serves the admin API on 127.0.0.1:<port> over a temporary store with some data in it, for
 //! the schema-driven fuzz run (`admin-api/fuzz/run.sh`).
 //!

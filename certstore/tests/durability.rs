@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Crash durability: a child process writes in a loop and prints each acknowledged write;
 //! the parent SIGKILLs it, reopens the store and checks every acknowledged write is there
 //! and the store is consistent. The child is this test binary re-executed with an env var.

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Name constraints as S/MIME needs them (the CA/B Forum S/MIME requirements allow
 //! name-constrained organisation CAs): a CA constrained to partner.example must not vouch for
 //! other domains, whether the address is in subjectAltName or in the subject's emailAddress

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! NIST PKITS (224 signed S/MIME messages, `../shared/pkits/`) through the certstore's path
 //! validation: the same `TrustStore::validate_path` that partner-certificate validation
 //! (capture, re-validation before encryption, `smime-gateway verify`) runs after the S/MIME

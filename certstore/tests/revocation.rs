@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Revocation as partners' CAs publish it, against servers on loopback: an HTTP server serving
 //! the CA's CRL (distribution point), `openssl ocsp -port` as the OCSP responder, and ports
 //! nobody listens on (unreachable). The PKI is made with the openssl CLI in a temporary

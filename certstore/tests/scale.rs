@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Thousands of certificates: look-ups must stay fast. Prints the measured figures.
 //! Size with CERTSTORE_SCALE_CERTS (default 3000 certificates over 1000 addresses).
 

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Engine benchmark: decrypt+verify and sign+encrypt of a 10 KB and a 10 MB message, against
 //! `openssl cms` doing the same work on the same files in the same run.
 //!

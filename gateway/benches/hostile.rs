@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Hostile-input table (issue 11): the time the engine spends on each crafted input, divided by
 //! the time for an ordinary message of the same size. Target: every ratio ≤ 5.
 //!

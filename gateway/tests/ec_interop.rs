@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Elliptic-curve and Ed25519 partners (issue 13) against OpenSSL, both directions: ECDSA and
 //! Ed25519 signatures the engine verifies, ECDH key agreement it encrypts to and decrypts.
 //! `make test` runs it on both backends (aws-lc-rs and RustCrypto).

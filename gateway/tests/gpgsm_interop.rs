@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! GnuPG's `gpgsm` as a third independent party. `make test` installs it (Debian `gpgsm`);
 //! outside CI the tests skip without it. gpgsm here holds certificates only (importing a
 //! PKCS#12 key needs an interactive agent set-up), so it checks our signatures and produces

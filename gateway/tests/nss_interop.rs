@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! NSS (Thunderbird's S/MIME engine) as a second independent party, through `cmsutil`.
 //! `make test` installs it (Debian `libnss3-tools`); outside CI the tests skip without it.
 

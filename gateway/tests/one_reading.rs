@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! One reading of every message: messages mutated the way the differential run found them,
 //! each read by the engine and, where OpenSSL decides the question, by `openssl cms` too.
 //! Where a verdict depends on which parser reads a message, the attacker chooses the parser;

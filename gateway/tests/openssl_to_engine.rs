@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! OpenSSL produces, the engine reads: every cipher, key transport, digest and signature form.
 
 mod common;

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! NIST PKITS (`../shared/pkits/`) as the mail flow sees it: each signed message is opened by
 //! the gateway's MIME/CMS engine (`mime::open_message`, signature verified), and its signer is
 //! validated by the certstore with the S/MIME profile and hard-fail revocation, as

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test harness: a failure here fails the test that uses it
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test harness: a failure here fails the test that uses it
 //! Helpers for end-to-end tests: an SMTP sink standing in for a next hop, and a small
 //! blocking SMTP client for talking to the gateway.
 //!

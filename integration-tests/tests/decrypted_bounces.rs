@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Decrypted mail never goes back out in clear (issue 15 §1): it is re-injected with
 //! `RET=HDRS` so later bounces quote headers only, held back (4xx) from a next hop without
 //! DSN unless the operator allows it, and the gateway's own DSNs quote no decrypted content.

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! DSN (RFC 3461), SMTPUTF8 (RFC 6531) and the next hop's SIZE through the real binary: what
 //! the upstream MTA asked for reaches the next hop unchanged, and what the next hop cannot
 //! take is refused with a defined answer a person understands.

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! The operator's command line next to a running gateway: the same commands work whether
 //! `serve` holds the store (they go through its admin API) or not (they open it), and print
 //! the same; proxy identities migrated from another gateway decrypt mail sent by openssl.

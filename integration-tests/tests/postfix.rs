@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! The gateway behind a real Postfix, set up exactly as `docs/postfix.md` says (the harness
 //! reads the doc's `main.cf` and `master.cf` blocks and adds only ports and paths).
 //!

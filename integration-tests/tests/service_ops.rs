@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Running as a service: the queue id of the `250` reply in the message's log line (text and
 //! JSON), SIGHUP reloading the configuration without dropping sessions, the systemd unit.
 

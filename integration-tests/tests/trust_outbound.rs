@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Outbound trust through the real binary over SMTP: only trusted clients submit, only the
 //! submitter signs (or whom `send_as` allows), clear text only as the policy documents, proxy
 //! identities only for internal addresses, and a failing store is a temporary answer.

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed step fails the test
+#![allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code: a failed step fails the test
 //! Trustworthy verdicts, end to end: the real binary over SMTP, messages made by OpenSSL and
 //! altered by hand the way an attacker would. `smime=pass` only for content that was signed,
 //! by the sender shown; nobody outside can add or alter a verdict header.

@@ -3,6 +3,8 @@
 //!
 //! Runs `target/release/smime-gateway` (beside this binary; `SMIME_GATEWAY_BIN` overrides).
 
+#![allow(clippy::indexing_slicing)] // a test tool over our own fixtures: a bad index is a failed run, not a stalled gateway
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

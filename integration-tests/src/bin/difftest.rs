@@ -12,6 +12,8 @@
 //! `DIFF_EXHAUSTIVE=<seed>` instead tries every single-bit flip of that seed's CMS text
 //! (`detached`, `opaque`, `aes256-cbc`, `aes256-gcm`).
 
+#![allow(clippy::indexing_slicing)] // a test tool over our own fixtures: a bad index is a failed run, not a stalled gateway
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

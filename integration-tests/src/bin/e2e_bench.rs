@@ -9,6 +9,8 @@
 //! second. Optionally a soak phase (`--soak-seconds 600`) runs both directions at full load to
 //! show that memory stays flat. Results: `bench/e2e.md` (Markdown) and standard output.
 
+#![allow(clippy::indexing_slicing)] // a test tool over our own fixtures: a bad index is a failed run, not a stalled gateway
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
