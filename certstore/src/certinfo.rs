@@ -10,7 +10,8 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsag
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 
-use smime_pki::cert::fingerprint_sha256;
+use smime_pki::cert::{fingerprint_sha256, ExtensionError};
+use smime_pki::pem::PemError;
 
 pub(crate) const RSA_ENCRYPTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -39,9 +40,20 @@ const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.
 /// can use (bigger keys only cost CPU, a denial-of-service lever).
 pub(crate) use crypto_provider::MAX_RSA_BITS;
 
+/// Why a certificate (or the PEM text around it) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CertError {
+    #[error("not a DER certificate: {0}")]
+    Der(#[from] der::Error),
+    #[error(transparent)]
+    Extension(#[from] ExtensionError),
+    #[error(transparent)]
+    Pem(#[from] PemError),
+}
+
 /// The store's PEM reader is the one every crate uses.
-pub(crate) fn pem_blocks(text: &str) -> Result<Vec<smime_pki::pem::PemBlock>, String> {
-    smime_pki::pem::blocks(text).map_err(|e| e.to_string())
+pub(crate) fn pem_blocks(text: &str) -> Result<Vec<smime_pki::pem::PemBlock>, PemError> {
+    smime_pki::pem::blocks(text)
 }
 
 /// A parsed certificate with the pieces validation needs kept at hand.
@@ -55,18 +67,10 @@ pub(crate) struct ParsedCert {
 }
 
 impl ParsedCert {
-    pub fn parse(der: &[u8]) -> Result<ParsedCert, String> {
-        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
-        let subject_der = cert
-            .tbs_certificate
-            .subject
-            .to_der()
-            .map_err(|e| e.to_string())?;
-        let issuer_der = cert
-            .tbs_certificate
-            .issuer
-            .to_der()
-            .map_err(|e| e.to_string())?;
+    pub fn parse(der: &[u8]) -> Result<ParsedCert, CertError> {
+        let cert = Certificate::from_der(der)?;
+        let subject_der = cert.tbs_certificate.subject.to_der()?;
+        let issuer_der = cert.tbs_certificate.issuer.to_der()?;
         Ok(ParsedCert {
             der: der.to_vec(),
             fingerprint: fingerprint_sha256(der),
@@ -117,32 +121,24 @@ impl ParsedCert {
     pub fn extension<'a, T: Decode<'a>>(
         &'a self,
         oid: ObjectIdentifier,
-    ) -> Result<Option<T>, String> {
-        let Some(exts) = &self.cert.tbs_certificate.extensions else {
-            return Ok(None);
-        };
-        match exts.iter().find(|e| e.extn_id == oid) {
-            Some(e) => T::from_der(e.extn_value.as_bytes())
-                .map(Some)
-                .map_err(|err| format!("extension {oid}: {err}")),
-            None => Ok(None),
-        }
+    ) -> Result<Option<T>, ExtensionError> {
+        smime_pki::cert::extension(&self.cert, oid)
     }
 
-    pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, String> {
+    pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, ExtensionError> {
         self.extension(OID_BASIC_CONSTRAINTS)
     }
 
-    pub fn key_usage(&self) -> Result<Option<KeyUsage>, String> {
+    pub fn key_usage(&self) -> Result<Option<KeyUsage>, ExtensionError> {
         self.extension(OID_KEY_USAGE)
     }
 
-    pub fn extended_key_usage(&self) -> Result<Option<ExtendedKeyUsage>, String> {
+    pub fn extended_key_usage(&self) -> Result<Option<ExtendedKeyUsage>, ExtensionError> {
         self.extension(OID_EKU)
     }
 
-    pub fn subject_key_identifier(&self) -> Result<Option<Vec<u8>>, String> {
-        smime_pki::cert::subject_key_identifier(&self.cert).map_err(|e| e.to_string())
+    pub fn subject_key_identifier(&self) -> Result<Option<Vec<u8>>, ExtensionError> {
+        smime_pki::cert::subject_key_identifier(&self.cert)
     }
 
     /// Whether keyUsage/extendedKeyUsage allow S/MIME for `purpose`. Absent extensions mean
@@ -150,7 +146,7 @@ impl ParsedCert {
     pub fn permits_email_protection(
         &self,
         purpose: crate::validate::KeyPurpose,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ExtensionError> {
         use crate::validate::KeyPurpose;
         if let Some(ku) = self.key_usage()? {
             let signing = KeyUsages::DigitalSignature | KeyUsages::NonRepudiation;
@@ -178,7 +174,7 @@ impl ParsedCert {
 
     /// Whether the certificate may issue certificates. Version 1 certificates have no
     /// extensions at all; they are accepted only where `allow_v1` (legacy trust anchors).
-    pub fn is_ca(&self, allow_v1: bool) -> Result<bool, String> {
+    pub fn is_ca(&self, allow_v1: bool) -> Result<bool, ExtensionError> {
         if self.cert.tbs_certificate.extensions.is_none() {
             return Ok(allow_v1);
         }
@@ -195,8 +191,8 @@ impl ParsedCert {
 
     /// E-mail addresses named by the certificate, by the one rule of
     /// [`smime_pki::cert::email_addresses`].
-    pub fn email_addresses(&self) -> Result<Vec<String>, String> {
-        smime_pki::cert::email_addresses(&self.cert).map_err(|e| e.to_string())
+    pub fn email_addresses(&self) -> Result<Vec<String>, ExtensionError> {
+        smime_pki::cert::email_addresses(&self.cert)
     }
 
     pub fn signature_algorithm(&self) -> &AlgorithmIdentifierOwned {

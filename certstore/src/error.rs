@@ -53,6 +53,22 @@ pub enum StoreError {
     Time(String),
 }
 
+impl StoreError {
+    /// Input (PEM, DER, a certificate's extensions) that could not be read.
+    pub(crate) fn bad_encoding(e: impl std::fmt::Display) -> Self {
+        StoreError::BadEncoding(e.to_string())
+    }
+
+    /// A record this store wrote that no longer reads back.
+    pub(crate) fn corrupt_record(e: impl std::fmt::Display) -> Self {
+        StoreError::CorruptRecord(e.to_string())
+    }
+
+    pub(crate) fn build(e: impl std::fmt::Display) -> Self {
+        StoreError::Build(e.to_string())
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Database(e.to_string())

@@ -161,7 +161,7 @@ impl RevocationFetcher {
         let fetched = http(url, None, deadline).and_then(|body| {
             X509Crl::from_der(&body)
                 .or_else(|_| X509Crl::from_pem(&body))
-                .map_err(|e| format!("not a CRL: {e}"))
+                .map_err(FetchError::NotACrl)
         });
         let fetched_new = fetched.is_ok();
         let entry = match fetched {
@@ -280,51 +280,86 @@ impl RevocationFetcher {
     }
 }
 
+/// Why a CRL or OCSP answer could not be had; it ends up as a logged reason or an
+/// `OcspAnswer::Unknown`, never as a verdict.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("not an http:// URL")]
+    NotHttp,
+    #[error("bad host")]
+    BadHost,
+    #[error("bad port")]
+    BadPort,
+    #[error("host has no address")]
+    NoAddress,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    TimedOut,
+    #[error("response larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("no HTTP header")]
+    NoHeader,
+    #[error("HTTP status {0:?}")]
+    HttpStatus(String),
+    #[error("not a CRL: {0}")]
+    NotACrl(openssl::error::ErrorStack),
+    #[error(transparent)]
+    Ocsp(#[from] openssl::error::ErrorStack),
+    #[error("could not add a nonce")]
+    Nonce,
+    #[error("responder status {0}")]
+    ResponderStatus(i32),
+    #[error("nonce mismatch")]
+    NonceMismatch,
+    #[error("response signature: {0}")]
+    ResponseSignature(openssl::error::ErrorStack),
+    #[error("no status for the certificate")]
+    NoStatus,
+    #[error("stale response: {0}")]
+    Stale(openssl::error::ErrorStack),
+}
+
 fn query_ocsp(
     cert: &X509Ref,
     issuer: &X509Ref,
     url: &str,
     deadline: Instant,
-) -> Result<(OcspAnswer, Option<SystemTime>), String> {
-    let err = |e: openssl::error::ErrorStack| e.to_string();
-    let id = || OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer).map_err(err);
-    let mut request = OcspRequest::new().map_err(err)?;
-    request.add_id(id()?).map_err(err)?;
+) -> Result<(OcspAnswer, Option<SystemTime>), FetchError> {
+    let id = || OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer);
+    let mut request = OcspRequest::new()?;
+    request.add_id(id()?)?;
     // SAFETY: valid request; NULL value = a random nonce of the default length.
     if unsafe { OCSP_request_add1_nonce(request.as_ptr(), std::ptr::null_mut(), -1) } != 1 {
-        return Err("could not add a nonce".into());
+        return Err(FetchError::Nonce);
     }
-    let body = http(url, Some(&request.to_der().map_err(err)?), deadline)?;
-    let response = OcspResponse::from_der(&body).map_err(err)?;
+    let body = http(url, Some(&request.to_der()?), deadline)?;
+    let response = OcspResponse::from_der(&body)?;
     if response.status() != OcspResponseStatus::SUCCESSFUL {
-        return Err(format!("responder status {}", response.status().as_raw()));
+        return Err(FetchError::ResponderStatus(response.status().as_raw()));
     }
-    let basic = response.basic().map_err(err)?;
+    let basic = response.basic()?;
     // SAFETY: both valid. 1 = nonces match, 2 = neither has one, -1 = the responder does not
     // echo nonces (allowed: "where the responder supports it"); 0 or 3 = mismatch/injected.
     let nonce = unsafe { OCSP_check_nonce(request.as_ptr(), basic.as_ptr()) };
     if !matches!(nonce, 1 | 2 | -1) {
-        return Err("nonce mismatch".into());
+        return Err(FetchError::NonceMismatch);
     }
     // The responder is the issuing CA or a responder it delegated (checked by OpenSSL).
-    let mut store = X509StoreBuilder::new().map_err(err)?;
-    store.add_cert(issuer.to_owned()).map_err(err)?;
-    store
-        .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
-        .map_err(err)?;
+    let mut store = X509StoreBuilder::new()?;
+    store.add_cert(issuer.to_owned())?;
+    store.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
     let store = store.build();
-    let mut certs: Stack<X509> = Stack::new().map_err(err)?;
-    certs.push(issuer.to_owned()).map_err(err)?;
+    let mut certs: Stack<X509> = Stack::new()?;
+    certs.push(issuer.to_owned())?;
     basic
         .verify(&certs, &store, OcspFlag::empty())
-        .map_err(|e| format!("response signature: {e}"))?;
+        .map_err(FetchError::ResponseSignature)?;
     let id = id()?;
-    let status = basic
-        .find_status(&id)
-        .ok_or("no status for the certificate")?;
+    let status = basic.find_status(&id).ok_or(FetchError::NoStatus)?;
     status
         .check_validity(OCSP_LEEWAY_SECS, None)
-        .map_err(|e| format!("stale response: {e}"))?;
+        .map_err(FetchError::Stale)?;
     // SAFETY: ASN1_GENERALIZEDTIME and ASN1_TIME are the same OpenSSL type (asn1_string_st).
     let next_update = status
         .next_update()
@@ -338,36 +373,35 @@ fn query_ocsp(
 }
 
 /// GET `url`, or POST `body` as an OCSP request, over HTTP/1.0; the 200 response's body.
-fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, String> {
+fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, FetchError> {
     let deadline = deadline.min(Instant::now() + FETCH_TIMEOUT);
-    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+    let rest = url.strip_prefix("http://").ok_or(FetchError::NotHttp)?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),
     };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or("bad host")?;
+        let (h, after) = v6.split_once(']').ok_or(FetchError::BadHost)?;
         match after.strip_prefix(':') {
-            Some(p) => (h, p.parse::<u16>().map_err(|_| "bad port")?),
+            Some(p) => (h, p.parse::<u16>().map_err(|_| FetchError::BadPort)?),
             None if after.is_empty() => (h, 80),
-            None => return Err("bad host".into()),
+            None => return Err(FetchError::BadHost),
         }
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "bad port")?),
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| FetchError::BadPort)?),
             None => (authority, 80),
         }
     };
     if host.is_empty() || authority.contains('@') {
-        return Err("bad host".into());
+        return Err(FetchError::BadHost);
     }
     let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
+        .to_socket_addrs()?
         .next()
-        .ok_or("host has no address")?;
+        .ok_or(FetchError::NoAddress)?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let mut stream = TcpStream::connect_timeout(&addr, remaining()).map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, remaining())?;
     let mut request = match post {
         None => format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
             .into_bytes(),
@@ -379,40 +413,36 @@ fn http(url: &str, post: Option<&[u8]>, deadline: Instant) -> Result<Vec<u8>, St
         .into_bytes(),
     };
     request.extend_from_slice(post.unwrap_or_default());
-    stream
-        .set_write_timeout(Some(remaining().max(Duration::from_millis(1))))
-        .map_err(|e| e.to_string())?;
-    stream.write_all(&request).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(remaining().max(Duration::from_millis(1))))?;
+    stream.write_all(&request)?;
     const MAX_HEADER: usize = 16 << 10;
     let mut received = Vec::new();
     let mut buf = [0u8; 16 << 10];
     loop {
         let left = remaining();
         if left.is_zero() {
-            return Err("timed out".into());
+            return Err(FetchError::TimedOut);
         }
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(left))?;
+        let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
         }
         received.extend_from_slice(buf.get(..n).unwrap_or_default());
         if received.len() > MAX_RESPONSE_BYTES + MAX_HEADER {
-            return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+            return Err(FetchError::TooLarge);
         }
     }
-    let end = smime_pki::header_end(&received).ok_or("no HTTP header")?;
+    let end = smime_pki::header_end(&received).ok_or(FetchError::NoHeader)?;
     let header =
         String::from_utf8_lossy(received.get(..end.fields).unwrap_or_default()).to_string();
     let status = header.split_whitespace().nth(1).unwrap_or_default();
     if status != "200" {
-        return Err(format!("HTTP status {status:?}"));
+        return Err(FetchError::HttpStatus(status.chars().take(16).collect()));
     }
     let body = received.get(end.body..).unwrap_or_default();
     if body.len() > MAX_RESPONSE_BYTES {
-        return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
+        return Err(FetchError::TooLarge);
     }
     Ok(body.to_vec())
 }
@@ -498,8 +528,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (url, _) = serve(vec![0u8; super::MAX_RESPONSE_BYTES + 1], 1);
         let e = super::http(&url, None, deadline).unwrap_err();
-        assert!(e.contains("larger"), "{e}");
-        assert!(super::http("https://127.0.0.1/x", None, deadline).is_err());
-        assert!(super::http("http://user@127.0.0.1/x", None, deadline).is_err());
+        assert!(matches!(e, super::FetchError::TooLarge), "{e}");
+        assert!(matches!(
+            super::http("https://127.0.0.1/x", None, deadline),
+            Err(super::FetchError::NotHttp)
+        ));
+        assert!(matches!(
+            super::http("http://user@127.0.0.1/x", None, deadline),
+            Err(super::FetchError::BadHost)
+        ));
     }
 }

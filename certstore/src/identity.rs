@@ -400,8 +400,8 @@ impl Store {
         kind: AuditKind,
         decrypt_only: bool,
     ) -> Result<ProxyIdentity, StoreError> {
-        let parsed = ParsedCert::parse(&p.cert).map_err(StoreError::Build)?;
-        let ski = parsed.subject_key_identifier().map_err(StoreError::Build)?;
+        let parsed = ParsedCert::parse(&p.cert).map_err(StoreError::build)?;
+        let ski = parsed.subject_key_identifier().map_err(StoreError::build)?;
         // Ours always carry one; an imported certificate without it is found by issuer and
         // serial only (which is then what senders use).
         if ski.is_none() && kind != AuditKind::ProxyImported {
@@ -470,17 +470,17 @@ impl Store {
 /// Whether `cert_der` names `ca` as its issuer (subject name, and key identifier when both
 /// carry one: a rotated CA may reuse the name).
 fn issued_by(cert_der: &[u8], ca: &ParsedCert) -> Result<bool, StoreError> {
-    let cert = ParsedCert::parse(cert_der).map_err(StoreError::CorruptRecord)?;
+    let cert = ParsedCert::parse(cert_der).map_err(StoreError::corrupt_record)?;
     if cert.issuer_der != ca.subject_der {
         return Ok(false);
     }
     let aki = cert
         .extension::<AuthorityKeyIdentifier>(ID_CE_AUTHORITY_KEY_IDENTIFIER)
-        .map_err(StoreError::CorruptRecord)?
+        .map_err(StoreError::corrupt_record)?
         .and_then(|aki| aki.key_identifier);
     let ski = ca
         .subject_key_identifier()
-        .map_err(StoreError::CorruptRecord)?;
+        .map_err(StoreError::corrupt_record)?;
     Ok(match (aki, ski) {
         (Some(aki), Some(ski)) => aki.as_bytes() == ski.as_slice(),
         _ => true,

@@ -10,7 +10,7 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::x509::X509;
 use zeroize::Zeroizing;
 
-use crate::certinfo::{ParsedCert, MAX_RSA_BITS};
+use crate::certinfo::{CertError, ParsedCert, MAX_RSA_BITS};
 use crate::domains::normalise_address;
 use crate::error::{StoreError, ValidationError};
 use crate::validate::{KeyPurpose, MIN_RSA_BITS};
@@ -128,9 +128,9 @@ impl ImportedIdentity {
             }
         }
         let der = cert.to_der().map_err(bad("certificate"))?;
-        let parsed = ParsedCert::parse(&der).map_err(StoreError::BadEncoding)?;
+        let parsed = ParsedCert::parse(&der).map_err(StoreError::bad_encoding)?;
         let unusable = |why: &str| StoreError::UnusableCertificate(why.to_string());
-        if parsed.is_ca(false).map_err(StoreError::BadEncoding)? {
+        if parsed.is_ca(false).map_err(StoreError::bad_encoding)? {
             return Err(unusable(
                 "it is a CA certificate, not an e-mail certificate",
             ));
@@ -139,7 +139,7 @@ impl ImportedIdentity {
         for purpose in [KeyPurpose::Encrypt, KeyPurpose::Sign] {
             if !parsed
                 .permits_email_protection(purpose)
-                .map_err(StoreError::BadEncoding)?
+                .map_err(StoreError::bad_encoding)?
             {
                 return Err(unusable(
                     "its keyUsage/extendedKeyUsage do not permit S/MIME signing and encryption",
@@ -148,7 +148,7 @@ impl ImportedIdentity {
         }
         if parsed
             .email_addresses()
-            .map_err(StoreError::BadEncoding)?
+            .map_err(StoreError::bad_encoding)?
             .is_empty()
         {
             return Err(unusable("it names no e-mail address"));
@@ -170,7 +170,7 @@ impl ImportedIdentity {
         let named = self
             .cert
             .email_addresses()
-            .map_err(StoreError::BadEncoding)?;
+            .map_err(StoreError::bad_encoding)?;
         match requested {
             Some(r) => {
                 let r = normalise_address(r)?;
@@ -265,7 +265,7 @@ impl crate::store::Store {
         certs: &[Vec<u8>],
     ) -> Result<Vec<PartnerImport>, StoreError> {
         use crate::partner::{CaptureOutcome, PartnerCapture, ValidationStatus, MAX_CHAIN_OFFERED};
-        let parsed: Vec<(Vec<u8>, Result<ParsedCert, String>)> = certs
+        let parsed: Vec<(Vec<u8>, Result<ParsedCert, CertError>)> = certs
             .iter()
             .map(|der| (der.clone(), ParsedCert::parse(der)))
             .collect();

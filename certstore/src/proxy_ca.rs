@@ -47,7 +47,7 @@ fn parse_private_key(
     crypto: &'static CryptoProvider,
     key_pem: &str,
 ) -> Result<issue::KeyPair, StoreError> {
-    let blocks = pem_blocks(key_pem).map_err(StoreError::BadEncoding)?;
+    let blocks = pem_blocks(key_pem).map_err(StoreError::bad_encoding)?;
     let block = blocks
         .iter()
         .find(|b| b.label.ends_with("PRIVATE KEY"))
@@ -163,12 +163,12 @@ impl Store {
         if self.is_initialised() {
             return Err(StoreError::AlreadyInitialised);
         }
-        let blocks = pem_blocks(cert_pem).map_err(StoreError::BadEncoding)?;
+        let blocks = pem_blocks(cert_pem).map_err(StoreError::bad_encoding)?;
         let cert_block = blocks
             .iter()
             .find(|b| b.label == "CERTIFICATE")
             .ok_or_else(|| StoreError::BadEncoding("no CERTIFICATE block found".into()))?;
-        let cert = ParsedCert::parse(&cert_block.der).map_err(StoreError::BadEncoding)?;
+        let cert = ParsedCert::parse(&cert_block.der).map_err(StoreError::bad_encoding)?;
         let key = parse_private_key(self.crypto(), key_pem)?;
         let cert_key = rsa_public_key(cert.spki())
             .map_err(|_| StoreError::UnsupportedKey("the certificate's key is not RSA".into()))?;
@@ -191,7 +191,7 @@ impl Store {
                 min: MIN_IMPORT_BITS,
             });
         }
-        if !cert.is_ca(false).map_err(StoreError::BadEncoding)? {
+        if !cert.is_ca(false).map_err(StoreError::bad_encoding)? {
             return Err(StoreError::NotACa(
                 "basicConstraints CA and keyUsage keyCertSign are required".into(),
             ));
@@ -247,7 +247,7 @@ impl Store {
 
     /// The current proxy CA certificate, parsed (no key).
     pub(crate) fn ca_certificate(&self) -> Result<ParsedCert, StoreError> {
-        ParsedCert::parse(&self.ca_record()?.cert).map_err(StoreError::CorruptRecord)
+        ParsedCert::parse(&self.ca_record()?.cert).map_err(StoreError::corrupt_record)
     }
 
     pub(crate) fn ca_material(&self) -> Result<CaMaterial, StoreError> {
@@ -256,7 +256,7 @@ impl Store {
             .crypto()
             .load_private_key(&Zeroizing::new(record.key_pkcs8))
             .map_err(|e| StoreError::CorruptRecord(format!("proxy CA key: {e}")))?;
-        let cert = ParsedCert::parse(&record.cert).map_err(StoreError::CorruptRecord)?;
+        let cert = ParsedCert::parse(&record.cert).map_err(StoreError::corrupt_record)?;
         Ok(CaMaterial { cert, key })
     }
 
@@ -313,12 +313,12 @@ pub struct ProxyCaInfo {
 }
 
 fn ca_info(der: &[u8], current: bool) -> Result<ProxyCaInfo, StoreError> {
-    let cert = ParsedCert::parse(der).map_err(StoreError::CorruptRecord)?;
+    let cert = ParsedCert::parse(der).map_err(StoreError::corrupt_record)?;
     let name_constrained = cert
         .extension::<x509_cert::ext::pkix::NameConstraints>(
             const_oid::db::rfc5280::ID_CE_NAME_CONSTRAINTS,
         )
-        .map_err(StoreError::CorruptRecord)?
+        .map_err(StoreError::corrupt_record)?
         .is_some();
     Ok(ProxyCaInfo {
         subject: cert.subject(),
@@ -360,6 +360,6 @@ pub(crate) fn to_pem(label: &str, der: &[u8]) -> Result<String, StoreError> {
 
 /// Certificates in PEM or DER input, for callers handing in certificate bytes.
 pub fn parse_certificate_input(bytes: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-    let certs = crate::trust::parse_certificates(bytes).map_err(StoreError::BadEncoding)?;
+    let certs = crate::trust::parse_certificates(bytes).map_err(StoreError::bad_encoding)?;
     Ok(certs.into_iter().map(|c| c.der).collect())
 }

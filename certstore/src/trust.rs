@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use openssl::x509::{X509Crl, X509};
 
-use crate::certinfo::{pem_blocks, ParsedCert};
+use crate::certinfo::{pem_blocks, CertError, ParsedCert};
 use crate::error::{StoreError, ValidationError};
 use crate::fetch::RevocationFetcher;
 use crate::path::{self, ParsedCache, PathSettings, RevocationMode, ValidatedPath};
@@ -165,7 +165,7 @@ pub(crate) fn read_certificates(path: &Path) -> Result<Vec<ParsedCert>, StoreErr
     parse_certificates(&bytes).map_err(|e| io_err(path, e))
 }
 
-pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<ParsedCert>, String> {
+pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<ParsedCert>, CertError> {
     match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN ") => pem_blocks(text)?
             .into_iter()

@@ -125,7 +125,7 @@ pub struct ExtensionError {
 }
 
 /// The decoded extension with `oid`, if the certificate has it.
-fn extension<'a, T: Decode<'a>>(
+pub fn extension<'a, T: Decode<'a>>(
     cert: &'a Certificate,
     oid: ObjectIdentifier,
 ) -> Result<Option<T>, ExtensionError> {

@@ -35,7 +35,7 @@ use crate::address::{domain_of, header_address, message_id, normalise};
 use crate::keys::{self, KeyCache};
 use crate::mime::{open_message, sign_message, SignFormat};
 
-pub use rate_limit::{Allowance, RateLimiter};
+pub use rate_limit::{Allowance, RateLimited, RateLimiter};
 use reply_text::{certificate_text, fingerprint, not_after, shorten, wrap, CertificateText};
 use request::{
     address_in_subject, auto_generated, is_daemon, plain_address, plain_message_id, subject,
@@ -153,7 +153,7 @@ impl CertQuery<'_> {
         }
         let allowance = match self.limiter.allow(&limited, now) {
             Ok(allowance) => allowance,
-            Err(why) => return no_reply(why),
+            Err(why) => return no_reply(why.to_string()),
         };
         let request = Request {
             envelope: envelope.clone(),
@@ -179,14 +179,12 @@ impl CertQuery<'_> {
     /// Refusals go to the envelope sender, which anyone can forge: only partners in approved
     /// domains get one, so the gateway cannot be made to send mail to arbitrary addresses
     /// (backscatter). Everyone else gets nothing; the reason is logged.
-    fn refusal_allowed(&self, envelope: &str) -> Result<(), String> {
+    fn refusal_allowed(&self, envelope: &str) -> Result<(), NoRefusal> {
         let domain = domain_of(envelope).unwrap_or_default();
         match self.store.domain(&domain) {
             Ok(Some(_)) => Ok(()),
-            Ok(None) | Err(StoreError::Domain(_)) => Err(format!(
-                "no refusal sent: {domain} is not an approved partner domain"
-            )),
-            Err(e) => Err(format!("no refusal sent: store: domain lookup: {e}")),
+            Ok(None) | Err(StoreError::Domain(_)) => Err(NoRefusal::NotApproved(domain)),
+            Err(e) => Err(NoRefusal::Store(e)),
         }
     }
 
@@ -550,6 +548,15 @@ impl CertQuery<'_> {
 const SIGN_ADVICE: &str = "Send the request again signed with your S/MIME certificate, not \
      encrypted (Outlook: Options > Sign; Thunderbird: Security > Digitally sign this message; \
      Apple Mail: the signing button beside the Subject).";
+
+/// Why a refused request gets no refusal mail.
+#[derive(Debug, thiserror::Error)]
+enum NoRefusal {
+    #[error("no refusal sent: {0} is not an approved partner domain")]
+    NotApproved(String),
+    #[error("no refusal sent: store: domain lookup: {0}")]
+    Store(StoreError),
+}
 
 fn no_reply(reason: impl Into<String>) -> CertQueryOutcome {
     CertQueryOutcome::NoReply {

@@ -38,6 +38,15 @@ pub struct Allowance {
     at: SystemTime,
 }
 
+/// Why no reply may go out now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimited {
+    #[error("global rate limit of {per_hour} replies per hour reached")]
+    Global { per_hour: u32 },
+    #[error("rate limit of {per_hour} replies per hour reached for {sender}")]
+    Sender { per_hour: u32, sender: String },
+}
+
 impl RateLimiter {
     /// `per_hour` replies per sender and `global_per_hour` replies in all, per rolling hour
     /// (0 allows none).
@@ -62,17 +71,16 @@ impl RateLimiter {
 
     /// Whether one more reply may go to every one of `senders` (any case, brackets allowed)
     /// at `now`; takes the slots when it may, none at all when it may not.
-    pub fn allow(&self, senders: &[&str], now: SystemTime) -> Result<Allowance, String> {
+    pub fn allow(&self, senders: &[&str], now: SystemTime) -> Result<Allowance, RateLimited> {
         let mut keys: Vec<String> = senders.iter().map(|s| limit_key(s)).collect();
         keys.sort();
         keys.dedup();
         let mut state = self.lock();
         prune(&mut state.all, now);
         if state.all.len() >= self.global_per_hour as usize {
-            return Err(format!(
-                "global rate limit of {} replies per hour reached",
-                self.global_per_hour
-            ));
+            return Err(RateLimited::Global {
+                per_hour: self.global_per_hour,
+            });
         }
         for key in &keys {
             if !state.seen.contains_key(key) && state.seen.len() >= self.max_entries {
@@ -81,10 +89,10 @@ impl RateLimiter {
             let times = state.seen.entry(key.clone()).or_default();
             prune(times, now);
             if times.len() >= self.per_hour as usize {
-                return Err(format!(
-                    "rate limit of {} replies per hour reached for {key}",
-                    self.per_hour
-                ));
+                return Err(RateLimited::Sender {
+                    per_hour: self.per_hour,
+                    sender: key.clone(),
+                });
             }
         }
         for key in &keys {
@@ -238,7 +246,7 @@ mod tests {
             assert!(limiter.allow(&[who], t0).is_ok());
         }
         let err = limiter.allow(&["4@d.example"], t0).unwrap_err();
-        assert!(err.contains("global"), "{err}");
+        assert_eq!(err, RateLimited::Global { per_hour: 3 });
         assert!(limiter.allow(&["4@d.example"], t0 + HOUR).is_ok());
         let limiter = RateLimiter::new(1, 5);
         assert!(limiter.allow(&["1@a.example"], t0).is_ok());
