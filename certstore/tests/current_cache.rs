@@ -126,6 +126,6 @@ fn a_trust_change_is_a_new_store_with_nothing_cached() {
     drop(store);
     // Trust anchors and CRL files are read at open: without the partner root, nothing
     // validates, and no earlier answer is served.
-    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let store = common::reopen(dir.path(), StoreConfig::default());
     assert_eq!(current(&store), None);
 }

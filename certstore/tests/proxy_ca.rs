@@ -307,7 +307,7 @@ fn rotation_keeps_old_keys_and_issues_under_the_new_ca() {
     assert!(kinds.contains(&AuditKind::ProxyCaRotated), "{kinds:?}");
     // The rotation survives a reopen.
     drop(store);
-    let store = Store::open(d, common::config()).unwrap();
+    let store = common::reopen(d, common::config());
     assert_eq!(store.proxy_cas().unwrap().len(), 2);
     assert!(store
         .proxy_cas()

@@ -8,10 +8,10 @@
 
 pub mod pki;
 
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
-use certstore::{PartnerCapture, Store, StoreConfig};
+use certstore::{PartnerCapture, Store, StoreConfig, StoreError};
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -39,6 +39,21 @@ pub fn config() -> StoreConfig {
         use_system_trust: false,
         crl_files: vec![fixtures().join("ca/partner-intermediate.crl")],
         ..StoreConfig::default()
+    }
+}
+
+/// Opens the store in `dir` again after this process dropped its handle. sled lets go of its
+/// file lock only when its background I/O threads do, which on a loaded machine can be a
+/// moment after the drop (a real reopen is a new process, whose exit releases the lock).
+pub fn reopen(dir: &Path, config: StoreConfig) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Store::open(dir, config.clone()) {
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
     }
 }
 
