@@ -26,7 +26,7 @@ pub(super) async fn handshake(
     host: &str,
     stream: Stream,
 ) -> Result<Stream, TlsError> {
-    let config = client_tls_config(hop).map_err(TlsError::Setup)?;
+    let config = client_tls_config(hop)?;
     let server_name = ServerName::try_from(host.to_string()).map_err(|_| {
         TlsError::Setup(format!(
             "next hop host {host:?} is not a valid TLS server name"
@@ -46,7 +46,8 @@ fn ring() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Client configurations are cached per (verify, CA file): building the webpki root store
 /// for every message would be wasted work.
-fn client_tls_config(hop: &NextHop) -> Result<Arc<rustls::ClientConfig>, String> {
+fn client_tls_config(hop: &NextHop) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let setup = TlsError::Setup;
     type Cache = Mutex<HashMap<(bool, Option<PathBuf>), Arc<rustls::ClientConfig>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let verify = matches!(hop.tls, TlsMode::Required { verify: true });
@@ -59,22 +60,26 @@ fn client_tls_config(hop: &NextHop) -> Result<Arc<rustls::ClientConfig>, String>
     }
     let builder = rustls::ClientConfig::builder_with_provider(ring())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+        .map_err(|e| setup(format!("TLS setup failed: {e}")))?;
     let config = if verify {
         let mut roots = rustls::RootCertStore::empty();
         match &hop.ca_file {
             Some(path) => {
                 let file = File::open(path)
-                    .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+                    .map_err(|e| setup(format!("cannot read CA file {}: {e}", path.display())))?;
                 for cert in rustls_pemfile::certs(&mut StdBufReader::new(file)) {
-                    let cert =
-                        cert.map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+                    let cert = cert.map_err(|e| {
+                        setup(format!("cannot read CA file {}: {e}", path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        setup(format!("bad CA certificate in {}: {e}", path.display()))
+                    })?;
                 }
                 if roots.is_empty() {
-                    return Err(format!("no certificates in CA file {}", path.display()));
+                    return Err(setup(format!(
+                        "no certificates in CA file {}",
+                        path.display()
+                    )));
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
