@@ -37,16 +37,14 @@ impl Cidr {
 }
 
 fn prefix_matches(net: &[u8], addr: &[u8], prefix: u8) -> bool {
-    let full = usize::from(prefix / 8);
-    let rest = prefix % 8;
-    if net[..full] != addr[..full] {
-        return false;
-    }
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (net[full] & mask) == (addr[full] & mask)
+    let mut remaining = u32::from(prefix); // prefix bits not yet compared
+    net.iter().zip(addr).all(|(n, a)| {
+        let bits = remaining.min(8);
+        remaining -= bits;
+        // The byte's top `bits` bits; none once past the prefix.
+        let mask = u8::MAX.checked_shl(8 - bits).unwrap_or(0);
+        (n & mask) == (a & mask)
+    })
 }
 
 impl FromStr for Cidr {

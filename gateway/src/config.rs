@@ -480,14 +480,14 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let hostname = domain("hostname", &hostname)?;
 
-    if raw.internal_domains.is_empty() {
-        return Err(invalid("internal_domains", "must list at least one domain"));
-    }
     let internal_domains = raw
         .internal_domains
         .iter()
         .map(|d| domain("internal_domains", d))
         .collect::<Result<Vec<_>, _>>()?;
+    let [first_domain, ..] = internal_domains.as_slice() else {
+        return Err(invalid("internal_domains", "must list at least one domain"));
+    };
     let in_internal = |key: &str, addr: &str| -> Result<String, ConfigError> {
         let a = address(key, addr)?;
         let d = a.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -510,7 +510,7 @@ fn resolve(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
     };
     let cert_query_address = match raw.cert_query_address {
         Some(a) => in_internal("cert_query_address", &a)?,
-        None => format!("cert-query@{}", internal_domains[0]),
+        None => format!("cert-query@{first_domain}"),
     };
     let authserv_id = raw.authserv_id.unwrap_or_else(|| hostname.clone());
     if authserv_id.is_empty()

@@ -720,8 +720,8 @@ impl Shared {
 
 /// Every recipient refused: one answer that names each reason.
 fn refusal_reply(refused: &[Refusal], permanent: &[(String, Reply)]) -> Reply {
-    if refused.is_empty() && permanent.len() == 1 {
-        return permanent[0].1.clone();
+    if let ([], [(_, reply)]) = (refused, permanent) {
+        return reply.clone();
     }
     if let ([only], []) = (refused, permanent) {
         return Reply::perm_fail(only.error.enhanced(), only.error.to_string());

@@ -71,11 +71,12 @@ impl Inbound<'_> {
                     continue;
                 }
             };
-            loaded.push(index);
+            loaded.push((index, recipient));
             for identity in found {
                 // The same address twice (other case): its keys are tried once.
-                match identities.iter().position(|i| Arc::ptr_eq(i, &identity)) {
-                    Some(at) => holders[at].push(index),
+                let mut known = identities.iter().zip(holders.iter_mut());
+                match known.find(|(i, _)| Arc::ptr_eq(i, &identity)) {
+                    Some((_, holding)) => holding.push(index),
                     None => {
                         identities.push(identity);
                         holders.push(vec![index]);
@@ -86,14 +87,15 @@ impl Inbound<'_> {
         let decryption_keys = keys::decryption_keys(&identities);
         let opened = mime::open_message(self.keys.crypto(), message, &decryption_keys);
 
-        let (addressed, not_addressed): (Vec<usize>, Vec<usize>) = loaded
-            .into_iter()
-            .partition(|&r| opened.addressed_to(|k| holders[k].contains(&r)));
+        let (addressed, not_addressed): (Vec<_>, Vec<_>) =
+            loaded.into_iter().partition(|&(r, _)| {
+                opened.addressed_to(|k| holders.get(k).is_some_and(|h| h.contains(&r)))
+            });
         let mut groups = Vec::new();
         if !addressed.is_empty() {
             match self.result_of(&opened, message, now) {
                 Ok(result) => groups.push(InboundGroup {
-                    recipients: addressed.iter().map(|&r| recipients[r].clone()).collect(),
+                    recipients: addressed.iter().map(|&(_, r)| r.clone()).collect(),
                     result,
                 }),
                 Err(t) => temporary.push(t),
@@ -102,10 +104,7 @@ impl Inbound<'_> {
         if !not_addressed.is_empty() {
             let reason = SmimeError::NoMatchingRecipient;
             groups.push(InboundGroup {
-                recipients: not_addressed
-                    .iter()
-                    .map(|&r| recipients[r].clone())
-                    .collect(),
+                recipients: not_addressed.iter().map(|&(_, r)| r.clone()).collect(),
                 result: self.undecryptable(message, &reason),
             });
         }

@@ -44,35 +44,38 @@ pub enum Netstring<'a> {
 
 /// Parses one netstring of at most `max` payload bytes from the start of `buf`.
 pub fn parse_netstring(buf: &[u8], max: usize) -> Netstring<'_> {
-    let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == buf.len() {
+    let digits_end = buf.iter().position(|b| !b.is_ascii_digit());
+    let Some((digits, rest)) = digits_end.and_then(|end| buf.split_at_checked(end)) else {
         // Only digits so far: a length that already exceeds the limit is invalid now.
-        let too_long = digits > 0
-            && std::str::from_utf8(&buf[..digits])
+        let too_long = !buf.is_empty()
+            && std::str::from_utf8(buf)
                 .ok()
                 .and_then(|d| d.parse::<usize>().ok())
                 .is_none_or(|n| n > max);
-        return if too_long || digits > 10 {
+        return if too_long || buf.len() > 10 {
             Netstring::Invalid
         } else {
             Netstring::Incomplete
         };
-    }
-    if digits == 0 || buf[digits] != b':' || (digits > 1 && buf[0] == b'0') {
+    };
+    let [b':', payload_on @ ..] = rest else {
+        return Netstring::Invalid;
+    };
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with(b"0")) {
         return Netstring::Invalid;
     }
-    let Some(len) = std::str::from_utf8(&buf[..digits])
+    let Some(len) = std::str::from_utf8(digits)
         .ok()
         .and_then(|d| d.parse::<usize>().ok())
         .filter(|n| *n <= max)
     else {
         return Netstring::Invalid;
     };
-    let start = digits + 1;
-    let end = start + len;
-    match buf.get(end) {
-        None => Netstring::Incomplete,
-        Some(b',') => Netstring::Complete(&buf[start..end], end + 1),
+    match payload_on.split_at_checked(len) {
+        None | Some((_, [])) => Netstring::Incomplete,
+        Some((payload, [b',', after @ ..])) => {
+            Netstring::Complete(payload, buf.len() - after.len())
+        }
         Some(_) => Netstring::Invalid,
     }
 }
@@ -175,9 +178,14 @@ async fn connection(mut stream: TcpStream, client: SocketAddr, store: &Store) {
                 }
             }
         }
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        let read = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) => chunk.get(..n),
+            Ok(Err(_)) | Err(_) => None,
+        };
+        match read {
+            // End of stream (nothing read), or an error.
+            None | Some([]) => return,
+            Some(bytes) => buf.extend_from_slice(bytes),
         }
     }
 }

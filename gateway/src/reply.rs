@@ -154,8 +154,7 @@ pub fn enhanced_matches(code: u16, enhanced: &str) -> bool {
     let digits = |s: &str, max: usize| {
         !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
     };
-    class.len() == 1
-        && class.as_bytes()[0] == b'0' + (code / 100) as u8
+    matches!(class.as_bytes(), [c] if *c == b'0' + (code / 100) as u8)
         && digits(subject, 3)
         && digits(detail, 3)
 }

@@ -52,11 +52,15 @@ impl<'a> Base64Lines<'a> {
 
     pub fn write(&mut self, mut data: &[u8]) {
         if self.pending_len > 0 {
-            let take = (BASE64_LINE_INPUT - self.pending_len).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(head);
-            self.pending_len += take;
-            data = rest;
+            // Top up the pending line from the front of `data` (zip stops at the line's end
+            // before taking a byte it has no room for).
+            let mut bytes = data.iter();
+            let free = self.pending.iter_mut().skip(self.pending_len);
+            for (slot, &b) in free.zip(&mut bytes) {
+                *slot = b;
+                self.pending_len += 1;
+            }
+            data = bytes.as_slice();
             if self.pending_len < BASE64_LINE_INPUT {
                 return;
             }
@@ -68,15 +72,18 @@ impl<'a> Base64Lines<'a> {
         for line in &mut lines {
             self.line(line);
         }
+        // Shorter than a line: it fits.
         let rest = lines.remainder();
-        self.pending[..rest.len()].copy_from_slice(rest);
+        for (slot, &b) in self.pending.iter_mut().zip(rest) {
+            *slot = b;
+        }
         self.pending_len = rest.len();
     }
 
     pub fn finish(mut self) {
-        if self.pending_len > 0 {
-            let line = self.pending;
-            self.line(&line[..self.pending_len]);
+        let pending = self.pending;
+        if let Some(line @ [_, ..]) = pending.get(..self.pending_len) {
+            self.line(line);
         }
     }
 
@@ -84,8 +91,10 @@ impl<'a> Base64Lines<'a> {
         let engine = &base64::engine::general_purpose::STANDARD;
         let start = self.out.len();
         self.out.resize(start + 76, 0);
-        let written = engine
-            .encode_slice(chunk, &mut self.out[start..])
+        let written = self
+            .out
+            .get_mut(start..)
+            .and_then(|line| engine.encode_slice(chunk, line).ok())
             .unwrap_or(0);
         self.out.truncate(start + written);
         self.out.extend_from_slice(b"\r\n");

@@ -296,13 +296,8 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
     let mut parts = Vec::new();
     let mut part_start: Option<usize> = None;
     let mut line_start = 0;
-    while line_start <= body.len() {
-        let line_end = body[line_start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|i| line_start + i + 1)
-            .unwrap_or(body.len());
-        let line = &body[line_start..line_end];
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let line_end = line_start + line.len();
         // A delimiter line is the delimiter, optionally "--", then only transport padding
         // (RFC 2046 §5.1.1): a line that merely starts with it is content.
         let delimiter_rest = line
@@ -313,24 +308,18 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
             })
             .filter(|(padding, _)| padding.iter().all(|b| b" \t\r\n".contains(b)));
         if let Some((_, closing)) = delimiter_rest {
-            if let Some(start) = part_start {
+            if let Some(part) = part_start.and_then(|start| body.get(start..line_start)) {
                 // The CRLF (or LF) before the delimiter belongs to the delimiter.
-                let mut end = line_start;
-                if end > start && body[end - 1] == b'\n' {
-                    end -= 1;
-                    if end > start && body[end - 1] == b'\r' {
-                        end -= 1;
-                    }
-                }
-                parts.push(&body[start..end.max(start)]);
+                let part = match part.strip_suffix(b"\n") {
+                    Some(part) => part.strip_suffix(b"\r").unwrap_or(part),
+                    None => part,
+                };
+                parts.push(part);
             }
             if closing {
                 return parts;
             }
             part_start = Some(line_end);
-        }
-        if line_end == body.len() {
-            break;
         }
         line_start = line_end;
     }

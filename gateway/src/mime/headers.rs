@@ -14,7 +14,11 @@ impl HeaderField<'_> {
 
     /// Content-* fields describe the body and move with it into a signed/encrypted entity.
     pub fn is_content(&self) -> bool {
-        self.name.len() > 8 && self.name[..8].eq_ignore_ascii_case("content-")
+        self.name.len() > 8
+            && self
+                .name
+                .get(..8)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("content-"))
     }
 
     /// The unfolded value, trimmed.
@@ -51,61 +55,87 @@ impl<'a> Split<'a> {
 /// input is never lost and the fields after it are still read.
 pub fn split(message: &[u8]) -> Split<'_> {
     let mut headers: Vec<HeaderField<'_>> = Vec::new();
-    let mut pos = 0;
-    let mut current: Option<(usize, usize)> = None; // (field start, name end)
+    let valid_name =
+        |name: &&[u8]| !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    let mut rest = message;
     loop {
-        let line_end = match message[pos..].iter().position(|b| *b == b'\n') {
-            Some(i) => pos + i + 1,
-            None => message.len(),
-        };
-        let line = &message[pos..line_end];
+        let (line, after) = split_line(rest);
         if line.is_empty() {
-            flush(message, &mut current, pos, &mut headers);
             return Split {
                 headers,
-                body: &message[pos..],
+                body: rest,
             };
         }
         if line == b"\r\n" || line == b"\n" {
-            flush(message, &mut current, pos, &mut headers);
             return Split {
                 headers,
-                body: &message[line_end..],
+                body: after,
             };
         }
-        if (line[0] == b' ' || line[0] == b'\t') && current.is_some() {
-            pos = line_end;
-            continue;
-        }
-        let colon = line.iter().position(|b| *b == b':');
-        let valid_name = colon
-            .is_some_and(|c| c > 0 && line[..c].iter().all(|b| b.is_ascii_graphic() || *b == b' '));
-        flush(message, &mut current, pos, &mut headers);
-        match colon {
-            Some(c) if valid_name => current = Some((pos, pos + c)),
+        match field_name(line).filter(valid_name) {
+            Some(name) => {
+                // A field takes its folded continuation lines with it.
+                let (raw, after) = split_field(rest);
+                if let Ok(name) = std::str::from_utf8(name) {
+                    headers.push(HeaderField {
+                        name: name.trim_end(),
+                        raw,
+                    });
+                }
+                rest = after;
+                continue;
+            }
             // A stray line among fields is skipped, as OpenSSL and NSS do: it must not end
             // the header block and hide the fields after it. It is kept, nameless, so the
             // message is passed on unchanged.
-            _ if !headers.is_empty() => headers.push(HeaderField {
+            None if !headers.is_empty() => headers.push(HeaderField {
                 name: "",
-                raw: &message[pos..line_end],
+                raw: line,
             }),
             // A stray line before the first field, when fields follow before the blank
             // line (OpenSSL reads on there too).
-            _ if fields_follow(&message[line_end..]) => headers.push(HeaderField {
+            None if fields_follow(after) => headers.push(HeaderField {
                 name: "",
-                raw: &message[pos..line_end],
+                raw: line,
             }),
             // No field at all: the entity has no header block.
-            _ => {
+            None => {
                 return Split {
                     headers,
-                    body: &message[pos..],
+                    body: rest,
                 }
             }
         }
-        pos = line_end;
+        rest = after;
     }
+}
+
+/// The first line of `rest` (its `\n` included) and what follows it; all of `rest` when it
+/// has no line end.
+fn split_line(rest: &[u8]) -> (&[u8], &[u8]) {
+    split_after(rest, rest.iter().position(|b| *b == b'\n'))
+}
+
+/// The field that starts `rest`, with its folded lines (those starting with SP or HT), and
+/// what follows it.
+fn split_field(rest: &[u8]) -> (&[u8], &[u8]) {
+    let end = rest
+        .windows(2)
+        .position(|w| matches!(w, [b'\n', next] if *next != b' ' && *next != b'\t'));
+    split_after(rest, end)
+}
+
+/// `rest` split just after `end`, or all of `rest` when there is no such index.
+fn split_after(rest: &[u8], end: Option<usize>) -> (&[u8], &[u8]) {
+    end.and_then(|i| rest.split_at_checked(i + 1))
+        .unwrap_or((rest, &[]))
+}
+
+/// What stands before the first `:` of `line`, if it has one.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
+    line.iter()
+        .position(|b| *b == b':')
+        .and_then(|colon| line.get(..colon))
 }
 
 /// Whether a well-formed field line comes before the first empty line of `rest`.
@@ -114,29 +144,12 @@ fn fields_follow(rest: &[u8]) -> bool {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .take_while(|l| !l.is_empty())
         .any(|l| {
-            l.iter().position(|b| *b == b':').is_some_and(|c| {
-                c > 0
-                    && !l.starts_with(b" ")
-                    && !l.starts_with(b"\t")
-                    && l[..c].iter().all(|b| b.is_ascii_graphic())
-            })
+            !l.starts_with(b" ")
+                && !l.starts_with(b"\t")
+                && field_name(l).is_some_and(|name| {
+                    !name.is_empty() && name.iter().all(|b| b.is_ascii_graphic())
+                })
         })
-}
-
-fn flush<'a>(
-    message: &'a [u8],
-    current: &mut Option<(usize, usize)>,
-    end: usize,
-    headers: &mut Vec<HeaderField<'a>>,
-) {
-    if let Some((start, name_end)) = current.take() {
-        if let Ok(name) = std::str::from_utf8(&message[start..name_end]) {
-            headers.push(HeaderField {
-                name: name.trim_end(),
-                raw: &message[start..end],
-            });
-        }
-    }
 }
 
 /// Write fields, making sure each ends with CRLF.

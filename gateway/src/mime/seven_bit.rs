@@ -105,14 +105,11 @@ fn convert(entity: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
 
 /// RFC 2045 §6.7 quoted-printable; line breaks (LF or CRLF) stay hard CRLF line breaks.
 pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = Vec::with_capacity(data.len() + data.len() / 8);
     let mut lines = data.split(|b| *b == b'\n').peekable();
-    while let Some(mut line) = lines.next() {
+    while let Some(line) = lines.next() {
         let last = lines.peek().is_none();
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
-        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut column = 0;
         for (i, &b) in line.iter().enumerate() {
             let at_end = i + 1 == line.len();
@@ -126,7 +123,7 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
             if literal {
                 out.push(b);
             } else {
-                out.extend_from_slice(&[b'=', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                out.extend_from_slice(&[b'=', hex_digit(b >> 4), hex_digit(b)]);
             }
             column += width;
         }
@@ -135,6 +132,14 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The uppercase hex digit of the low four bits of `n`.
+fn hex_digit(n: u8) -> u8 {
+    match n & 15 {
+        d @ 0..=9 => b'0' + d,
+        d => b'A' - 10 + d,
+    }
 }
 
 #[cfg(test)]

@@ -78,7 +78,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     pub(crate) fn buffered(&self) -> &[u8] {
-        &self.rbuf[self.start..self.end]
+        // start <= end <= rbuf.len() always holds.
+        self.rbuf.get(self.start..self.end).unwrap_or_default()
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
@@ -133,12 +134,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.rbuf.len() {
+        let Some(free @ [_, ..]) = self.rbuf.get_mut(self.end..) else {
             // Callers consume before refilling; a full buffer here is a logic error, not
             // something to wait on.
             return Err(ConnError::Io(std::io::Error::other("read buffer full")));
-        }
-        let read = tokio::time::timeout(timeout, self.io.read(&mut self.rbuf[self.end..]));
+        };
+        let read = tokio::time::timeout(timeout, self.io.read(free));
         let result = match stop {
             Some(stop) => {
                 if *stop.borrow() {
@@ -173,10 +174,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let max = max.min(BUF_SIZE);
         let mut discarding = false;
         loop {
-            let avail = &self.rbuf[self.start..self.end];
-            if let Some(i) = avail.iter().position(|&b| b == b'\n') {
-                let line = avail[..=i].to_vec();
-                self.consume(i + 1);
+            let avail = self.buffered();
+            let newline = avail.iter().position(|&b| b == b'\n');
+            if let Some(line) = newline.and_then(|i| avail.get(..=i)) {
+                let line = line.to_vec();
+                self.consume(line.len());
                 return Ok(if discarding || line.len() > max {
                     Line::TooLong
                 } else {

@@ -58,27 +58,26 @@ impl DataReader {
     /// consumed and whether the terminating `.` line was seen (bytes after it are left for
     /// the command loop: the client may pipeline the next command).
     pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
-        let mut i = 0;
-        while i < input.len() {
+        let mut rest = input;
+        while let Some((&b, after)) = rest.split_first() {
             match self.state {
                 State::Middle => {
                     // Fast path: copy up to the next CR in one go.
-                    let rest = &input[i..];
-                    match rest.iter().position(|&b| b == b'\r') {
-                        Some(p) => {
-                            self.emit(out, &rest[..p]);
+                    let cr = rest.iter().position(|&b| b == b'\r');
+                    match cr.and_then(|p| rest.split_at_checked(p)) {
+                        Some((text, [_cr, after_cr @ ..])) => {
+                            self.emit(out, text);
                             self.state = State::Cr;
-                            i += p + 1;
+                            rest = after_cr;
                         }
-                        None => {
+                        _ => {
                             self.emit(out, rest);
-                            i = input.len();
+                            rest = &[];
                         }
                     }
                 }
                 State::LineStart => {
-                    let b = input[i];
-                    i += 1;
+                    rest = after;
                     match b {
                         b'.' => self.state = State::Dot,
                         b'\r' => self.state = State::Cr,
@@ -89,8 +88,7 @@ impl DataReader {
                     }
                 }
                 State::Cr => {
-                    let b = input[i];
-                    i += 1;
+                    rest = after;
                     match b {
                         b'\n' => {
                             self.emit(out, b"\r\n");
@@ -104,8 +102,7 @@ impl DataReader {
                     }
                 }
                 State::Dot => {
-                    let b = input[i];
-                    i += 1;
+                    rest = after;
                     // The leading dot is dropped (RFC 5321 4.5.2); the rest is ordinary.
                     match b {
                         b'\r' => self.state = State::DotCr,
@@ -116,12 +113,11 @@ impl DataReader {
                     }
                 }
                 State::DotCr => {
-                    let b = input[i];
-                    i += 1;
+                    rest = after;
                     match b {
                         b'\n' => {
                             self.state = State::LineStart;
-                            return (i, true);
+                            return (input.len() - rest.len(), true);
                         }
                         b'\r' => {
                             self.emit(out, b"\r");
@@ -135,7 +131,7 @@ impl DataReader {
                 }
             }
         }
-        (i, false)
+        (input.len() - rest.len(), false)
     }
 }
 

@@ -305,19 +305,19 @@ fn valid_orcpt(value: &str) -> bool {
 /// Decodes xtext (RFC 3461 §4): printable ASCII except `+` and `=`, and `+XX` hex escapes.
 /// `None` when it is not xtext.
 pub fn decode_xtext(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        match b {
             b'+' => {
-                let hex = s.get(i + 1..i + 3)?;
+                let (hex, after) = after.split_first_chunk::<2>()?;
+                let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
+                rest = after;
             }
-            b'!'..=b'~' if bytes[i] != b'=' => {
-                out.push(bytes[i]);
-                i += 1;
+            b'!'..=b'~' if b != b'=' => {
+                out.push(b);
+                rest = after;
             }
             _ => return None,
         }
@@ -335,7 +335,8 @@ fn split_path(text: &str) -> Option<(&str, &str)> {
     };
     let mut in_quote = false;
     let mut escaped = false;
-    for (i, c) in inner.char_indices() {
+    let mut chars = inner.char_indices();
+    while let Some((i, c)) = chars.next() {
         if i > MAX_PATH {
             return None;
         }
@@ -344,11 +345,11 @@ fn split_path(text: &str) -> Option<(&str, &str)> {
             '\\' if in_quote => escaped = true,
             '"' => in_quote = !in_quote,
             '>' if !in_quote => {
-                let params = &inner[i + 1..];
+                let params = chars.as_str(); // what follows the '>'
                 if !params.is_empty() && !params.starts_with(' ') {
                     return None;
                 }
-                return Some((&inner[..i], params));
+                return Some((inner.get(..i)?, params));
             }
             _ => {}
         }
@@ -364,18 +365,16 @@ fn strip_source_route(path: &str) -> &str {
     }
 }
 
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let mut end = line.len();
-    while end > 0 && matches!(line[end - 1], b'\r' | b'\n') {
-        end -= 1;
+fn trim_line_end(mut line: &[u8]) -> &[u8] {
+    while let [text @ .., b'\r' | b'\n'] = line {
+        line = text;
     }
-    &line[..end]
+    line
 }
 
 fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    let head = line.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &line[prefix.len()..])
+    let (head, rest) = line.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
 #[cfg(test)]

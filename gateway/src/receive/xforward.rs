@@ -29,11 +29,10 @@ pub struct Forwarded {
 /// (smtp-proto does not know XFORWARD, so it is recognised before parsing).
 pub(crate) fn arguments(line: &[u8]) -> Option<&[u8]> {
     const VERB: &[u8] = b"XFORWARD";
-    let head = line.get(..VERB.len())?;
+    let (head, rest) = line.split_at_checked(VERB.len())?;
     if !head.eq_ignore_ascii_case(VERB) {
         return None;
     }
-    let rest = &line[VERB.len()..];
     match rest.first() {
         Some(b' ' | b'\t' | b'\r' | b'\n') | None => Some(rest),
         Some(_) => None,
@@ -52,8 +51,8 @@ pub(crate) fn apply(args: &[u8], forwarded: &mut Forwarded) -> Result<(), Reply>
         let name = name.to_ascii_uppercase();
         if name == "ADDR" {
             // Postfix writes IPv6 client addresses as `IPV6:2001:db8::1`.
-            value = value.map(|v| match v.get(..5) {
-                Some(p) if p.eq_ignore_ascii_case("IPV6:") => v[5..].to_string(),
+            value = value.map(|v| match v.split_at_checked(5) {
+                Some((p, addr)) if p.eq_ignore_ascii_case("IPV6:") => addr.to_string(),
                 _ => v,
             });
         }
@@ -90,17 +89,17 @@ fn decode(value: &str) -> Option<Option<String>> {
     if value.eq_ignore_ascii_case("[UNAVAILABLE]") || value.eq_ignore_ascii_case("[TEMPUNAVAIL]") {
         return Some(None);
     }
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'+' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        if b == b'+' {
+            let (hex, after) = after.split_first_chunk::<2>()?;
+            let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
+            rest = after;
         } else {
-            out.push(bytes[i]);
-            i += 1;
+            out.push(b);
+            rest = after;
         }
     }
     if out.len() > MAX_VALUE {

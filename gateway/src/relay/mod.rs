@@ -774,9 +774,8 @@ fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutco
 pub(crate) fn encode_data(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
     let mut line_start = true;
-    let mut i = 0;
-    while i < message.len() {
-        let b = message[i];
+    let mut bytes = message.iter().peekable();
+    while let Some(&b) = bytes.next() {
         if line_start && b == b'.' {
             out.push(b'.');
         }
@@ -784,9 +783,7 @@ pub(crate) fn encode_data(message: &[u8]) -> Vec<u8> {
             b'\r' => {
                 out.extend_from_slice(b"\r\n");
                 // CRLF counts once; a bare CR becomes a line end of its own.
-                if message.get(i + 1) == Some(&b'\n') {
-                    i += 1;
-                }
+                bytes.next_if_eq(&&b'\n');
                 line_start = true;
             }
             b'\n' => {
@@ -798,7 +795,6 @@ pub(crate) fn encode_data(message: &[u8]) -> Vec<u8> {
                 line_start = false;
             }
         }
-        i += 1;
     }
     if !line_start {
         out.extend_from_slice(b"\r\n");
