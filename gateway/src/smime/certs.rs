@@ -103,9 +103,43 @@ pub fn names_match(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool
 }
 
 fn attribute_values_match(a: &der::Any, b: &der::Any) -> bool {
+    if let (Some(x), Some(y)) = (ascii_string(a), ascii_string(b)) {
+        return ascii_prepared_eq(x, y);
+    }
     match (prepared_string(a), prepared_string(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
+    }
+}
+
+/// The value of a directory string that is all ASCII (as nearly every name in real
+/// certificates is): compared without allocating, since a message can name a thousand issuers.
+fn ascii_string(value: &der::Any) -> Option<&[u8]> {
+    use der::{Tag, Tagged};
+    match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString
+            if value.value().is_ascii() =>
+        {
+            Some(value.value())
+        }
+        _ => None,
+    }
+}
+
+/// [`prepared_string`] equality for ASCII text: the same words (split at Unicode white space,
+/// which in ASCII is TAB to CR and SPACE), compared without regard to case.
+fn ascii_prepared_eq(a: &[u8], b: &[u8]) -> bool {
+    fn words(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+        text.split(|c| matches!(c, b'\t'..=b'\r' | b' '))
+            .filter(|word| !word.is_empty())
+    }
+    let (mut x, mut y) = (words(a), words(b));
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) if p.eq_ignore_ascii_case(q) => {}
+            _ => return false,
+        }
     }
 }
 
@@ -133,4 +167,50 @@ fn prepared_string(value: &der::Any) -> Option<String> {
             .join(" ")
             .to_lowercase(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utf8(text: &str) -> der::Any {
+        der::Any::new(der::Tag::Utf8String, text.as_bytes()).unwrap()
+    }
+
+    /// The allocation-free comparison gives the same answer as comparing prepared strings,
+    /// for every ASCII control, space and case combination tried.
+    #[test]
+    fn ascii_comparison_agrees_with_string_preparation() {
+        let alphabet = [
+            b'a', b'A', b'b', b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r', 0x1c, 0x1f, 0x00, b'z',
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut samples: Vec<String> = ["Agency CA", " agency  ca ", "AGENCY\tCA", "", "   "]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for _ in 0..400 {
+            let len = (next() % 7) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            samples.push(String::from_utf8(text).unwrap());
+        }
+        for a in &samples {
+            for b in &samples {
+                let expected = prepared_string(&utf8(a)) == prepared_string(&utf8(b));
+                assert_eq!(
+                    attribute_values_match(&utf8(a), &utf8(b)),
+                    expected,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
 }
