@@ -367,17 +367,31 @@ fn hop_refused(hop: &str, step: &str, r: &Reply) -> Reply {
     temp("4.4.0", format!("next hop {hop} refused {step}: {r}"))
 }
 
-/// Reads one reply with `smtp-proto`'s parser; returns it and its raw bytes. Errors are
-/// described as text for the caller's temporary failure.
+/// Why no usable reply came from the next hop (the caller's temporary failure says it).
+#[derive(Debug, thiserror::Error)]
+enum ReplyError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("connection closed")]
+    Closed,
+    #[error("reply too long")]
+    TooLong,
+    #[error("malformed reply ({reason}): {raw:?}")]
+    Unparsable { reason: String, raw: String },
+    #[error("malformed reply {0:?}")]
+    Malformed(String),
+}
+
+/// Reads one reply with `smtp-proto`'s parser; returns it and its raw bytes.
 async fn read_reply<R: AsyncRead + Unpin>(
     io: &mut BufReader<R>,
-) -> Result<(Reply, Vec<u8>), String> {
+) -> Result<(Reply, Vec<u8>), ReplyError> {
     let mut parser = ResponseReceiver::default();
     let mut raw = Vec::new();
     loop {
-        let buf = io.fill_buf().await.map_err(|e| e.to_string())?;
+        let buf = io.fill_buf().await?;
         if buf.is_empty() {
-            return Err("connection closed".into());
+            return Err(ReplyError::Closed);
         }
         let mut rest = buf.iter();
         let parsed = parser.parse(&mut rest);
@@ -388,9 +402,14 @@ async fn read_reply<R: AsyncRead + Unpin>(
             Ok(response) => return reply_from(response, &raw).map(|r| (r, raw)),
             Err(ProtoError::NeedsMoreData { .. }) if raw.len() <= MAX_REPLY_BYTES => {}
             Err(ProtoError::NeedsMoreData { .. } | ProtoError::ResponseTooLong) => {
-                return Err("reply too long".into())
+                return Err(ReplyError::TooLong)
             }
-            Err(e) => return Err(format!("malformed reply ({e}): {:?}", truncate(&raw))),
+            Err(e) => {
+                return Err(ReplyError::Unparsable {
+                    reason: e.to_string(),
+                    raw: truncate(&raw),
+                })
+            }
         }
     }
 }
@@ -398,7 +417,7 @@ async fn read_reply<R: AsyncRead + Unpin>(
 /// Our [`Reply`] from a parsed one: the code must be a reply code and the same on every
 /// line (the parser takes the first line's); an enhanced code of another class than the
 /// reply's is dropped.
-fn reply_from(response: Response<String>, raw: &[u8]) -> Result<Reply, String> {
+fn reply_from(response: Response<String>, raw: &[u8]) -> Result<Reply, ReplyError> {
     let code = response.code;
     let digits = code.to_string();
     let same_code = raw
@@ -406,7 +425,7 @@ fn reply_from(response: Response<String>, raw: &[u8]) -> Result<Reply, String> {
         .filter(|line| !line.is_empty())
         .all(|line| line.starts_with(digits.as_bytes()));
     if !(200..600).contains(&code) || !same_code {
-        return Err(format!("malformed reply {:?}", truncate(raw)));
+        return Err(ReplyError::Malformed(truncate(raw)));
     }
     let [class, subject, detail] = response.esc;
     let enhanced = format!("{class}.{subject}.{detail}");
@@ -1241,7 +1260,7 @@ mod tests {
         }
         // A reply is bounded.
         let long = format!("250-{}\r\n", "x".repeat(200)).repeat(200);
-        assert!(read(&long).unwrap_err().contains("too long"));
+        assert!(matches!(read(&long), Err(ReplyError::TooLong)));
         let caps = Capabilities::from_ehlo(
             "hop",
             b"250-hop\r\n250-STARTTLS\r\n250-dsn\r\n250-SMTPUTF8\r\n250 SIZE 100\r\n",
