@@ -76,7 +76,7 @@ fn recipients_under_other_issuers_are_each_reported_and_never_tried() {
         .recipients
         .iter()
         .map(|r| match &r.id {
-            RecipientId::IssuerAndSerial { issuer, .. } => issuer.clone(),
+            RecipientId::IssuerAndSerial { issuer, .. } => issuer.to_string(),
             other => panic!("{other:?}"),
         })
         .collect();

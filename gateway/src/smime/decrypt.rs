@@ -75,7 +75,7 @@ pub struct Decrypted {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum RecipientId {
     IssuerAndSerial {
-        issuer: String,
+        issuer: IssuerName,
         serial: String,
     },
     SubjectKeyIdentifier {
@@ -85,6 +85,61 @@ pub enum RecipientId {
     Unsupported {
         kind: String,
     },
+}
+
+/// An issuer as a RecipientInfo names it. Kept as its encoding and written as RFC 4514 text
+/// only when read: a message can name a thousand issuers that nobody looks at, and writing
+/// each would cost more than everything else done with that message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuerName {
+    /// The content octets of the Name's SEQUENCE (already decoded once, so known to be one).
+    content: Vec<u8>,
+}
+
+impl IssuerName {
+    fn from_content(content: &[u8]) -> Self {
+        Self {
+            content: content.to_vec(),
+        }
+    }
+
+    fn from_name(name: &Name) -> Self {
+        let content = name
+            .to_der()
+            .ok()
+            .and_then(|der| Some(AnyRef::from_der(&der).ok()?.value().to_vec()))
+            .unwrap_or_default();
+        Self { content }
+    }
+
+    fn name(&self) -> der::Result<Name> {
+        AnyRef::new(der::Tag::Sequence, &self.content)?.decode_as()
+    }
+}
+
+impl std::fmt::Display for IssuerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Ok(name) => f.write_str(&smime_pki::cert::distinguished_name(&name)),
+            // Not reached: the name was decoded when the message was read.
+            Err(_) => write!(f, "(undecodable name {})", hex::encode(&self.content)),
+        }
+    }
+}
+
+impl std::fmt::Debug for IssuerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl serde::Serialize for IssuerName {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// One recipient of an encrypted message, as the message states it.
@@ -149,18 +204,12 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
         Ok(c) => c.name().to_string(),
         Err(e) => e.to_string(),
     };
-    // Recipients usually share an issuer: its text form is made once, not per RecipientInfo
-    // (a thousand recipients would otherwise cost a thousand name formattings).
-    let mut last_issuer = None;
     let mut recipients = Vec::new();
     for ri in parsed.recipients.list.iter() {
         let ri = match ri {
             RecipientInfoRef::KeyTransport(k, issuer) => {
                 recipients.push(RecipientSummary {
-                    id: recipient_id(
-                        &RecipientName::of_transport(k, *issuer, &parsed.recipients),
-                        &mut last_issuer,
-                    ),
+                    id: recipient_id(&RecipientName::of_transport(k, *issuer, &parsed.recipients)),
                     key_transport: Some(match key_transport(&k.key_enc_alg) {
                         Ok(t) => t.name().to_string(),
                         Err(e) => e.to_string(),
@@ -179,7 +228,7 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
                 };
                 for rek in &k.recipient_enc_keys {
                     recipients.push(RecipientSummary {
-                        id: recipient_id(&RecipientName::of_agreement(&rek.rid), &mut None),
+                        id: recipient_id(&RecipientName::of_agreement(&rek.rid)),
                         key_transport: Some(kdf.clone()),
                     });
                 }
@@ -253,28 +302,20 @@ impl<'a> RecipientName<'a> {
     }
 }
 
-fn recipient_id<'a>(
-    rid: &RecipientName<'a>,
-    last_issuer: &mut Option<(&'a Name, String)>,
-) -> RecipientId {
+fn recipient_id(rid: &RecipientName<'_>) -> RecipientId {
     match rid {
-        RecipientName::IssuerAndSerial { issuer, serial, .. } => {
-            let issuer = match (issuer, &*last_issuer) {
-                (None, _) => String::new(),
-                (Some(name), Some((last, text))) if std::ptr::eq(*name, *last) || name == last => {
-                    text.clone()
-                }
-                (Some(name), _) => {
-                    let text = smime_pki::cert::distinguished_name(name);
-                    *last_issuer = Some((name, text.clone()));
-                    text
-                }
-            };
-            RecipientId::IssuerAndSerial {
-                issuer,
-                serial: hex::encode(serial),
-            }
-        }
+        RecipientName::IssuerAndSerial {
+            issuer,
+            encoded_issuer,
+            serial,
+        } => RecipientId::IssuerAndSerial {
+            issuer: match (encoded_issuer, issuer) {
+                (Some(content), _) => IssuerName::from_content(content),
+                (None, Some(name)) => IssuerName::from_name(name),
+                (None, None) => IssuerName::from_content(&[]),
+            },
+            serial: hex::encode(serial),
+        },
         RecipientName::SubjectKeyIdentifier(ski) => RecipientId::SubjectKeyIdentifier {
             ski: hex::encode(ski),
         },
