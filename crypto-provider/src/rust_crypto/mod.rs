@@ -108,7 +108,9 @@ impl RsaPrivateOps for RustKey {
         let start = k
             .checked_sub(bytes.len())
             .ok_or(KeyError::OperationFailed)?;
-        out[start..].copy_from_slice(&bytes);
+        out.get_mut(start..)
+            .ok_or(KeyError::OperationFailed)?
+            .copy_from_slice(&bytes);
         Ok(out)
     }
 
@@ -257,14 +259,18 @@ fn key_wrap<Aes: aes::cipher::BlockEncrypt + KeyInit + BlockSizeUser<BlockSize =
     let mut block = aes::Block::default();
     for j in 0..6u64 {
         for (i, chunk) in r.chunks_exact_mut(8).enumerate() {
-            block[..8].copy_from_slice(&a);
-            block[8..].copy_from_slice(chunk);
+            {
+                let (high, low) = block.split_at_mut(8);
+                high.copy_from_slice(&a);
+                low.copy_from_slice(chunk);
+            }
             cipher.encrypt_block(&mut block);
             let t = (n as u64) * j + i as u64 + 1;
-            for (x, (b, tb)) in a.iter_mut().zip(block[..8].iter().zip(t.to_be_bytes())) {
+            let (high, low) = block.split_at(8);
+            for (x, (b, tb)) in a.iter_mut().zip(high.iter().zip(t.to_be_bytes())) {
                 *x = b ^ tb;
             }
-            chunk.copy_from_slice(&block[8..]);
+            chunk.copy_from_slice(low);
         }
     }
     let mut out = a.to_vec();
@@ -282,20 +288,25 @@ fn key_unwrap<Aes: aes::cipher::BlockDecrypt + KeyInit + BlockSizeUser<BlockSize
     }
     let cipher = Aes::new_from_slice(kek).map_err(|_| CipherError::BadParameters)?;
     let n = wrapped.len() / 8 - 1;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&wrapped[..8]);
-    let mut r = Zeroizing::new(wrapped[8..].to_vec());
+    let Some((&(mut a), rest)) = wrapped.split_first_chunk::<8>() else {
+        return Err(CipherError::DecryptionFailed);
+    };
+    let mut r = Zeroizing::new(rest.to_vec());
     let mut block = aes::Block::default();
     for j in (0..6u64).rev() {
         for (i, chunk) in r.chunks_exact_mut(8).enumerate().rev() {
             let t = (n as u64) * j + i as u64 + 1;
-            for (b, (x, tb)) in block[..8].iter_mut().zip(a.iter().zip(t.to_be_bytes())) {
-                *b = x ^ tb;
+            {
+                let (high, low) = block.split_at_mut(8);
+                for (b, (x, tb)) in high.iter_mut().zip(a.iter().zip(t.to_be_bytes())) {
+                    *b = x ^ tb;
+                }
+                low.copy_from_slice(chunk);
             }
-            block[8..].copy_from_slice(chunk);
             cipher.decrypt_block(&mut block);
-            a.copy_from_slice(&block[..8]);
-            chunk.copy_from_slice(&block[8..]);
+            let (high, low) = block.split_at(8);
+            a.copy_from_slice(high);
+            chunk.copy_from_slice(low);
         }
     }
     zeroize::Zeroize::zeroize(block.as_mut_slice());
