@@ -19,7 +19,8 @@ test: deps lint
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test -p crypto-provider --all-features
 	$(CARGO) test -p gateway $(RUST_CRYPTO) --test crafted_cms --test openssl_to_engine \
-	  --test engine_to_openssl --test one_reading --test hostile_input --test ec_interop
+	  --test engine_to_openssl --test one_reading --test hostile_input --test ec_interop \
+	  --test x25519_interop
 	$(CARGO) test -p certstore $(RUST_CRYPTO) --test proxy
 
 deps:

@@ -97,7 +97,7 @@ impl DigestAlg {
 }
 
 /// How the content-encryption key travels to a recipient: RSA key transport, or key
-/// agreement for EC keys. Serialised as its [`KeyTransport::name`].
+/// agreement for EC and X25519 keys. Serialised as its [`KeyTransport::name`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyTransport {
     /// RSA PKCS#1 v1.5: what Outlook expects, our default.
@@ -107,8 +107,12 @@ pub enum KeyTransport {
     /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
     RsaOaepSha256,
     /// ECDH ephemeral-static with the ANSI X9.63 KDF over this digest and AES key wrap
-    /// (RFC 5753 `dhSinglePass-stdDH-sha*kdf-scheme`): key agreement, for EC recipients.
+    /// (RFC 5753 `dhSinglePass-stdDH-sha*kdf-scheme`): key agreement, for EC recipients
+    /// (and X25519 ones, RFC 8418 §2.1).
     EcdhX963(DigestAlg),
+    /// ECDH ephemeral-static with HKDF-SHA256 and AES key wrap (RFC 8418
+    /// `dhSinglePass-stdDH-hkdf-sha256-scheme`): key agreement, for X25519 recipients.
+    EcdhHkdfSha256,
 }
 
 impl serde::Serialize for KeyTransport {
@@ -128,6 +132,7 @@ impl KeyTransport {
             Self::EcdhX963(DigestAlg::Sha256) => "ecdh-x963-sha256",
             Self::EcdhX963(DigestAlg::Sha384) => "ecdh-x963-sha384",
             Self::EcdhX963(DigestAlg::Sha512) => "ecdh-x963-sha512",
+            Self::EcdhHkdfSha256 => "ecdh-hkdf-sha256",
         }
     }
 }

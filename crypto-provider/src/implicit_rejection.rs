@@ -105,7 +105,7 @@ pub fn unwrap(
         }
         // Key agreement is no RSA operation: a message that claims it for an RSA key fails
         // like any other forgery.
-        KeyTransport::EcdhX963(_) => UnwrappedKey {
+        KeyTransport::EcdhX963(_) | KeyTransport::EcdhHkdfSha256 => UnwrappedKey {
             key: synthetic,
             genuine: false,
         },

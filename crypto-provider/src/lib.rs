@@ -20,6 +20,7 @@ mod algorithms;
 pub mod implicit_rejection;
 pub mod kdf;
 pub mod keys;
+pub mod x25519;
 
 #[cfg(feature = "aws-lc-rs")]
 pub mod aws_lc_rs;
@@ -40,7 +41,7 @@ pub const MAX_RSA_BITS: usize = 8192;
 pub enum KeyError {
     #[error("cannot read the private key: {0}")]
     Parse(String),
-    #[error("unsupported key type (RSA and EC P-256/P-384/P-521 keys are supported)")]
+    #[error("unsupported key type (RSA, EC P-256/P-384/P-521 and X25519 keys are supported)")]
     UnsupportedKeyType,
     #[error("unsupported RSA key size {0} bits")]
     UnsupportedKeySize(usize),
@@ -206,6 +207,16 @@ pub trait EcPrivateOps: Send + Sync {
     fn agree(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }
 
+/// A backend's X25519 private key (RFC 7748): key agreement only.
+pub trait X25519PrivateOps: Send + Sync {
+    /// The public key, 32 bytes.
+    fn public_key(&self) -> Vec<u8>;
+    /// X25519 with a peer's public key (from outside): the shared secret. A key of the wrong
+    /// length, or one of small order (an all-zero shared secret, RFC 7748 §6.1), is
+    /// [`KeyError::OperationFailed`].
+    fn agree(&self, peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+}
+
 /// Loading and generating private keys.
 pub trait KeyProvider: Send + Sync {
     /// A key from its PKCS#8 DER (already checked to be RSA by [`keys::parse`]).
@@ -220,6 +231,8 @@ pub trait KeyProvider: Send + Sync {
     ) -> Result<Box<dyn EcPrivateOps>, KeyError>;
     /// A new EC key as PKCS#8 DER.
     fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+    /// An X25519 key from its raw 32 bytes (already taken out of PKCS#8 by [`x25519::parse`]).
+    fn load_x25519(&self, private_key: &[u8]) -> Result<Box<dyn X25519PrivateOps>, KeyError>;
 }
 
 /// Every primitive, from one backend.
@@ -267,7 +280,7 @@ pub fn all_providers() -> Vec<&'static CryptoProvider> {
 
 impl CryptoProvider {
     /// A private key from PEM (`PRIVATE KEY` or `RSA PRIVATE KEY`) or DER (PKCS#8 or PKCS#1).
-    /// EC keys (P-256/P-384/P-521) come as PKCS#8 (`PRIVATE KEY`).
+    /// EC keys (P-256/P-384/P-521) and X25519 keys come as PKCS#8 (`PRIVATE KEY`).
     pub fn load_private_key(&'static self, bytes: &[u8]) -> Result<PrivateKey, KeyError> {
         let parsed = match keys::parse(bytes) {
             Err(KeyError::UnsupportedKeyType) => return self.load_ec_private_key(bytes),
@@ -289,12 +302,28 @@ impl CryptoProvider {
     }
 
     fn load_ec_private_key(&'static self, bytes: &[u8]) -> Result<PrivateKey, KeyError> {
-        let (curve, pkcs8) = keys::parse_ec(bytes)?;
+        let (curve, pkcs8) = match keys::parse_ec(bytes) {
+            Err(KeyError::UnsupportedKeyType) => return self.load_x25519_private_key(bytes),
+            other => other?,
+        };
         let ops = self.keys.load_ec_pkcs8(curve, &pkcs8)?;
         Ok(PrivateKey {
             spki_der: keys::ec_spki_der(curve, &ops.public_point())?,
             inner: KeyInner::Ec { curve, ops },
             bits: curve.bits(),
+            provider: self,
+        })
+    }
+
+    /// An X25519 key (RFC 8410 PKCS#8): it only agrees keys, so it decrypts mail sent to it
+    /// by key agreement (RFC 8418) and signs nothing.
+    fn load_x25519_private_key(&'static self, bytes: &[u8]) -> Result<PrivateKey, KeyError> {
+        let raw = x25519::parse(bytes)?;
+        let ops = self.keys.load_x25519(raw.as_slice())?;
+        Ok(PrivateKey {
+            spki_der: x25519::spki_der(&ops.public_key())?,
+            inner: KeyInner::X25519 { ops },
+            bits: PublicKeyAlg::X25519.bits(),
             provider: self,
         })
     }
@@ -347,8 +376,9 @@ pub trait PrivateKeyOps: Send + Sync {
             _ => Err(KeyError::UnsupportedKeyType),
         }
     }
-    /// Key agreement (EC keys): the shared secret with a sender's ephemeral public key, an
-    /// uncompressed point from outside. Fails for an invalid point and for RSA keys.
+    /// Key agreement (EC and X25519 keys): the shared secret with a sender's ephemeral public
+    /// key from outside (an uncompressed point, or 32 X25519 bytes). Fails for an invalid key
+    /// and for RSA keys.
     fn agree(&self, _peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         Err(KeyError::UnsupportedKeyType)
     }
@@ -370,6 +400,9 @@ enum KeyInner {
         curve: EcCurve,
         ops: Box<dyn EcPrivateOps>,
     },
+    X25519 {
+        ops: Box<dyn X25519PrivateOps>,
+    },
 }
 
 impl PrivateKey {
@@ -380,7 +413,7 @@ impl PrivateKey {
         }
         match &self.inner {
             KeyInner::Rsa { ops, .. } => ops.sign_digest(scheme, digest),
-            KeyInner::Ec { .. } => Err(KeyError::UnsupportedKeyType),
+            KeyInner::Ec { .. } | KeyInner::X25519 { .. } => Err(KeyError::UnsupportedKeyType),
         }
     }
 
@@ -413,9 +446,9 @@ impl PrivateKeyOps for PrivateKey {
                 encrypted_key,
                 key_len,
             ),
-            // No RSA transport to an EC key: the message is forged or misaddressed, and fails
-            // at its content like a wrong key (the key is no secret: none was sent).
-            KeyInner::Ec { .. } => UnwrappedKey {
+            // No RSA transport to an EC or X25519 key: the message is forged or misaddressed,
+            // and fails at its content like a wrong key (the key is no secret: none was sent).
+            KeyInner::Ec { .. } | KeyInner::X25519 { .. } => UnwrappedKey {
                 key: Zeroizing::new(vec![0u8; key_len]),
                 genuine: false,
             },
@@ -431,6 +464,7 @@ impl PrivateKeyOps for PrivateKey {
         match &self.inner {
             KeyInner::Rsa { .. } => PublicKeyAlg::Rsa { bits: self.bits },
             KeyInner::Ec { curve, .. } => PublicKeyAlg::Ec { curve: *curve },
+            KeyInner::X25519 { .. } => PublicKeyAlg::X25519,
         }
     }
 
@@ -449,6 +483,7 @@ impl PrivateKeyOps for PrivateKey {
     fn agree(&self, peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         match &self.inner {
             KeyInner::Ec { ops, .. } => ops.agree(peer_public_key),
+            KeyInner::X25519 { ops } => ops.agree(peer_public_key),
             KeyInner::Rsa { .. } => Err(KeyError::UnsupportedKeyType),
         }
     }

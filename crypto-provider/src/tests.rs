@@ -814,3 +814,164 @@ fn hex_decode(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// X25519 private keys (RFC 8410 PKCS#8, made by `openssl genpkey`) on every backend: the
+/// public key is openssl's, the agreement with a sender's ephemeral key (made by either
+/// backend) is the sender's and `openssl pkeyutl -derive`'s, and a small-order or
+/// wrong-length peer key is refused. The key agrees only: no signature, no RSA transport.
+#[test]
+fn x25519_private_keys_load_and_agree_on_every_backend() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&["genpkey", "-algorithm", "X25519", "-out", "x.key"]);
+    run(&[
+        "pkey", "-in", "x.key", "-pubout", "-outform", "DER", "-out", "x.spki",
+    ]);
+    run(&["pkey", "-in", "x.key", "-outform", "DER", "-out", "x.der"]);
+    let pem = std::fs::read(dir.join("x.key")).unwrap();
+    let pkcs8_der = std::fs::read(dir.join("x.der")).unwrap();
+    let spki = std::fs::read(dir.join("x.spki")).unwrap();
+    for user in all_providers() {
+        for form in [&pem, &pkcs8_der] {
+            let key = user.load_private_key(form).unwrap();
+            assert_eq!(key.algorithm(), PublicKeyAlg::X25519);
+            assert_eq!(key.bits(), 256);
+            assert_eq!(key.public_key_spki_der().unwrap(), spki, "{}", user.name);
+        }
+        let key = user.load_private_key(&pem).unwrap();
+        for sender in all_providers() {
+            let sent = sender.public_keys.agree_ephemeral(&spki).unwrap();
+            let z = key.agree(&sent.public_key).unwrap();
+            assert_eq!(
+                z.as_slice(),
+                sent.shared_secret.as_slice(),
+                "{} -> {}",
+                sender.name,
+                user.name
+            );
+            // openssl's reading of the same pair.
+            let mut peer = spki.clone();
+            let at = peer.len() - 32;
+            peer[at..].copy_from_slice(&sent.public_key);
+            std::fs::write(dir.join("peer.spki"), &peer).unwrap();
+            let derived = run(&[
+                "pkeyutl",
+                "-derive",
+                "-inkey",
+                "x.key",
+                "-peerform",
+                "DER",
+                "-peerkey",
+                "peer.spki",
+            ]);
+            assert_eq!(derived, z.as_slice());
+        }
+        // Small order (0 and 1 both give an all-zero shared secret), wrong lengths.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        for bad in [
+            &[0u8; 32][..],
+            &one[..],
+            &[9u8; 31][..],
+            &[9u8; 33][..],
+            &[],
+        ] {
+            assert!(
+                matches!(key.agree(bad), Err(KeyError::OperationFailed)),
+                "{} {bad:?}",
+                user.name
+            );
+        }
+        assert!(matches!(
+            key.sign_with(SignatureAlg::Ed25519, b"m"),
+            Err(KeyError::UnsupportedKeyType)
+        ));
+        assert!(matches!(
+            key.sign_digest(RsaSignature::Pkcs1v15(DigestAlg::Sha256), &[0; 32]),
+            Err(KeyError::UnsupportedKeyType)
+        ));
+        assert!(
+            !key.unwrap_key(KeyTransport::RsaPkcs1v15, &[1; 256], 32)
+                .genuine
+        );
+    }
+    // An Ed25519 key is no X25519 key.
+    run(&["genpkey", "-algorithm", "Ed25519", "-out", "ed.key"]);
+    let ed = std::fs::read(dir.join("ed.key")).unwrap();
+    assert!(matches!(
+        default_provider().load_private_key(&ed),
+        Err(KeyError::UnsupportedKeyType)
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// HKDF-SHA256 (RFC 8418's KDF) on every backend's HMAC: RFC 5869's test cases 1 (with a
+/// salt) and 3 (no salt, no info), and `openssl kdf HKDF` with no salt and a DER info, as
+/// RFC 8418 uses it.
+#[test]
+fn hkdf_matches_rfc5869_and_openssl_on_every_backend() {
+    // RFC 8418's ECC-CMS-SharedInfo for AES-256 key wrap.
+    let info = hex_decode("3015300b060960864801650304012da206040400000100");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "kdf",
+            "-keylen",
+            "32",
+            "-kdfopt",
+            "digest:SHA256",
+            "-kdfopt",
+            "hexkey:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            "-kdfopt",
+        ])
+        .arg(format!("hexinfo:{}", hex(&info)))
+        .arg("HKDF")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let expected = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_lowercase();
+    for provider in all_providers() {
+        let tc1 = kdf::hkdf_sha256(
+            provider.digests,
+            &hex_decode("000102030405060708090a0b0c"),
+            &[0x0b; 22],
+            &hex_decode("f0f1f2f3f4f5f6f7f8f9"),
+            42,
+        )
+        .unwrap();
+        assert_eq!(
+            hex(&tc1),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+        );
+        let tc3 = kdf::hkdf_sha256(provider.digests, b"", &[0x0b; 22], b"", 42).unwrap();
+        assert_eq!(
+            hex(&tc3),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+        );
+        let ours = kdf::hkdf_sha256(
+            provider.digests,
+            b"",
+            &hex_decode("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+            &info,
+            32,
+        )
+        .unwrap();
+        assert_eq!(hex(&ours), expected, "{}", provider.name);
+        assert!(kdf::hkdf_sha256(provider.digests, b"", b"z", b"", 65).is_none());
+    }
+}

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::{
     CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
     EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
-    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, X25519PrivateOps,
 };
 
 const NAME: &str = "aws-lc-rs";
@@ -96,6 +96,41 @@ impl KeyProvider for Keys {
             .map_err(|_| KeyError::OperationFailed)?;
         let der = key.to_pkcs8v1().map_err(|_| KeyError::OperationFailed)?;
         Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
+
+    fn load_x25519(&self, private_key: &[u8]) -> Result<Box<dyn X25519PrivateOps>, KeyError> {
+        let key = agreement::PrivateKey::from_private_key(&agreement::X25519, private_key)
+            .map_err(|e| KeyError::Parse(e.to_string()))?;
+        let public_key = key
+            .compute_public_key()
+            .map_err(|_| KeyError::OperationFailed)?
+            .as_ref()
+            .to_vec();
+        Ok(Box::new(AwsX25519Key { key, public_key }))
+    }
+}
+
+struct AwsX25519Key {
+    key: agreement::PrivateKey,
+    public_key: Vec<u8>,
+}
+
+impl X25519PrivateOps for AwsX25519Key {
+    fn public_key(&self) -> Vec<u8> {
+        self.public_key.clone()
+    }
+
+    fn agree(&self, peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        // AWS-LC refuses a small-order peer key (an all-zero shared secret) itself.
+        if peer_public_key.len() != crate::x25519::KEY_LEN {
+            return Err(KeyError::OperationFailed);
+        }
+        agreement::agree(
+            &self.key,
+            agreement::UnparsedPublicKey::new(&agreement::X25519, peer_public_key),
+            KeyError::OperationFailed,
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )
     }
 }
 
@@ -242,7 +277,9 @@ impl PublicKeyProvider for PublicKeys {
                 .encrypt(plaintext, &mut out)
                 .map_err(failed)?
                 .len(),
-            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
+            KeyTransport::EcdhX963(_) | KeyTransport::EcdhHkdfSha256 => {
+                return Err(crate::not_rsa_transport())
+            }
             KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => {
                 let algorithm = if transport == KeyTransport::RsaOaepSha1 {
                     &OAEP_SHA1_MGF1SHA1

@@ -6,7 +6,9 @@
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
-use crate::{EcCurve, EcPrivateOps, EphemeralAgreement, KeyError, PublicKeyError};
+use crate::{
+    EcCurve, EcPrivateOps, EphemeralAgreement, KeyError, PublicKeyError, X25519PrivateOps,
+};
 
 /// One NIST curve's operations; the three crates share their shapes.
 macro_rules! nist_curve {
@@ -176,4 +178,35 @@ pub fn agree_x25519(peer: &[u8]) -> Result<EphemeralAgreement, PublicKeyError> {
         public_key,
         shared_secret: Zeroizing::new(shared.as_bytes().to_vec()),
     })
+}
+
+/// An X25519 private key from its raw 32 bytes (RFC 7748).
+pub fn load_x25519(private_key: &[u8]) -> Result<Box<dyn X25519PrivateOps>, KeyError> {
+    let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
+        private_key
+            .try_into()
+            .map_err(|_| KeyError::Parse("X25519 private key is not 32 bytes".into()))?,
+    );
+    Ok(Box::new(X25519Key(x25519_dalek::StaticSecret::from(*raw))))
+}
+
+/// Zeroised on drop by `x25519-dalek`.
+struct X25519Key(x25519_dalek::StaticSecret);
+
+impl X25519PrivateOps for X25519Key {
+    fn public_key(&self) -> Vec<u8> {
+        x25519_dalek::PublicKey::from(&self.0).as_bytes().to_vec()
+    }
+
+    /// A small-order peer key (all-zero shared secret) is refused, as AWS-LC refuses it.
+    fn agree(&self, peer_public_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let peer: [u8; 32] = peer_public_key
+            .try_into()
+            .map_err(|_| KeyError::OperationFailed)?;
+        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+        if !shared.was_contributory() {
+            return Err(KeyError::OperationFailed);
+        }
+        Ok(Zeroizing::new(shared.as_bytes().to_vec()))
+    }
 }

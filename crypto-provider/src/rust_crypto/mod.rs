@@ -22,7 +22,8 @@ use zeroize::Zeroizing;
 use crate::{
     CipherError, CipherProvider, CryptoProvider, DigestAlg, DigestProvider, EcCurve, EcPrivateOps,
     EphemeralAgreement, Hasher, KeyError, KeyProvider, KeyTransport, PublicKeyAlg, PublicKeyError,
-    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, MAX_RSA_BITS,
+    PublicKeyProvider, RandomError, RsaPrivateOps, RsaSignature, SecureRandom, X25519PrivateOps,
+    MAX_RSA_BITS,
 };
 
 mod curves;
@@ -68,6 +69,10 @@ impl KeyProvider for Keys {
 
     fn generate_ec(&self, curve: EcCurve) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         curves::generate(curve)
+    }
+
+    fn load_x25519(&self, private_key: &[u8]) -> Result<Box<dyn X25519PrivateOps>, KeyError> {
+        curves::load_x25519(private_key)
     }
 }
 
@@ -191,7 +196,9 @@ impl PublicKeyProvider for PublicKeys {
             KeyTransport::RsaOaepSha256 => {
                 key.encrypt(&mut OsRng, Oaep::new::<sha2::Sha256>(), plaintext)
             }
-            KeyTransport::EcdhX963(_) => return Err(crate::not_rsa_transport()),
+            KeyTransport::EcdhX963(_) | KeyTransport::EcdhHkdfSha256 => {
+                return Err(crate::not_rsa_transport())
+            }
         };
         encrypted.map_err(|_| PublicKeyError::EncryptionFailed)
     }

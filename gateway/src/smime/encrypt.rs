@@ -1,5 +1,5 @@
 //! Create EnvelopedData (AES-CBC) or AuthEnvelopedData (AES-GCM) for RSA recipients (key
-//! transport) and EC recipients (key agreement, [`super::kari`]).
+//! transport) and EC or X25519 recipients (key agreement, [`super::kari`]).
 //! 3DES and the other legacy ciphers cannot be produced: they have no [`ContentCipher`].
 
 use cms::cert::IssuerAndSerialNumber;
@@ -228,7 +228,7 @@ fn cbc_encrypt_chunks(
 }
 
 /// The RecipientInfo the certificate's key calls for: key transport to RSA, key agreement
-/// (ECDH, RFC 5753) to an EC key.
+/// to an EC key (ECDH, RFC 5753) or an X25519 key (RFC 8418).
 fn recipient_info(
     crypto: &CryptoProvider,
     cert: &Certificate,
@@ -245,6 +245,9 @@ fn recipient_info(
         PublicKeyAlg::Ec { curve } => Ok(RecipientInfo::Kari(kari::recipient(
             crypto, cert, curve, cek,
         )?)),
+        PublicKeyAlg::X25519 => Ok(RecipientInfo::Kari(kari::recipient_x25519(
+            crypto, cert, cek,
+        )?)),
         other => Err(SmimeError::Certificate(format!(
             "cannot encrypt to an {} key",
             other.name()
@@ -260,7 +263,7 @@ fn key_trans_recipient(
 ) -> Result<KeyTransRecipientInfo> {
     let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
     let algorithm = match transport {
-        KeyTransport::EcdhX963(_) => {
+        KeyTransport::EcdhX963(_) | KeyTransport::EcdhHkdfSha256 => {
             return Err(SmimeError::UnsupportedKeyTransport(format!(
                 "{} for an RSA recipient",
                 transport.name()

@@ -25,7 +25,7 @@ pub enum SmimeError {
     #[error("unsupported key-transport algorithm {0}")]
     UnsupportedKeyTransport(String),
     #[error(
-        "unsupported recipient type (only RSA key transport and EC key agreement are supported)"
+        "unsupported recipient type (only RSA key transport and EC/X25519 key agreement are supported)"
     )]
     UnsupportedRecipientType,
     #[error("none of the message's recipients is a key we hold")]

@@ -1,7 +1,8 @@
 //! Key-agreement recipients (RFC 5652 §6.2.2): ECDH ephemeral-static on the NIST curves with
-//! the X9.63 KDF and AES key wrap (RFC 5753, profiled by RFC 8551). The sender makes a fresh
-//! key pair per message and recipient; the recipient derives the same key-encryption key from
-//! its static key and the sender's ephemeral public key.
+//! the X9.63 KDF and AES key wrap (RFC 5753, profiled by RFC 8551), and on X25519 with
+//! HKDF-SHA256 (RFC 8418). The sender makes a fresh key pair per message and recipient; the
+//! recipient derives the same key-encryption key from its static key and the sender's
+//! ephemeral public key.
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
@@ -31,13 +32,20 @@ const OID_COFACTOR_DH_SHA224KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap
 const OID_COFACTOR_DH_SHA256KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.1");
 const OID_COFACTOR_DH_SHA384KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.2");
 const OID_COFACTOR_DH_SHA512KDF: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.1.14.3");
+// RFC 8418 §2.2. Its HKDF-SHA-384/512 siblings (…3.20, …3.21) are not read: the providers'
+// HMAC is SHA-256 only, and X448, which RFC 8418 pairs with SHA-512, is not supported.
+const OID_STD_DH_HKDF_SHA256: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.3.19");
 
 const OID_AES128_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.5");
 const OID_AES192_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.25");
 const OID_AES256_WRAP: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.45");
 
-/// The scheme a `keyEncryptionAlgorithm` OID names (RFC 5753 §7.1.4).
+/// The scheme a `keyEncryptionAlgorithm` OID names (RFC 5753 §7.1.4, RFC 8418 §2).
 pub fn kdf_from_oid(oid: &ObjectIdentifier) -> Option<KeyTransport> {
+    if *oid == OID_STD_DH_HKDF_SHA256 {
+        return Some(KeyTransport::EcdhHkdfSha256);
+    }
     Some(KeyTransport::EcdhX963(match *oid {
         OID_STD_DH_SHA1KDF | OID_COFACTOR_DH_SHA1KDF => DigestAlg::Sha1,
         OID_STD_DH_SHA224KDF | OID_COFACTOR_DH_SHA224KDF => DigestAlg::Sha224,
@@ -79,10 +87,11 @@ struct EccCmsSharedInfo {
     supp_pub_info: OctetString,
 }
 
-/// The key-encryption key: X9.63 over Z with the SharedInfo that names the wrap algorithm.
+/// The key-encryption key: the scheme's KDF over Z with the SharedInfo that names the wrap
+/// algorithm. `None` for a scheme that is no key agreement.
 fn derive_kek(
     crypto: &CryptoProvider,
-    digest: DigestAlg,
+    scheme: KeyTransport,
     shared_secret: &[u8],
     wrap: &AlgorithmIdentifierOwned,
     ukm: Option<&OctetString>,
@@ -98,8 +107,32 @@ fn derive_kek(
         supp_pub_info: OctetString::new(bits.to_be_bytes().to_vec())?,
     }
     .to_der()?;
-    kdf::x963(crypto.digests, digest, shared_secret, &shared_info, kek_len)
-        .ok_or(SmimeError::DecryptionFailed)
+    match scheme {
+        KeyTransport::EcdhX963(digest) => {
+            kdf::x963(crypto.digests, digest, shared_secret, &shared_info, kek_len)
+        }
+        // RFC 8418 §2.2: the ukm, when present, is also the salt; without one HKDF uses its
+        // zero salt. The SharedInfo is the info.
+        KeyTransport::EcdhHkdfSha256 => kdf::hkdf_sha256(
+            crypto.digests,
+            ukm.map_or(&[][..], |u| u.as_bytes()),
+            shared_secret,
+            &shared_info,
+            kek_len,
+        ),
+        KeyTransport::RsaPkcs1v15 | KeyTransport::RsaOaepSha1 | KeyTransport::RsaOaepSha256 => None,
+    }
+    .ok_or(SmimeError::DecryptionFailed)
+}
+
+/// How we agree a key with one kind of recipient key: the scheme (KDF), its OID, and the
+/// algorithm that names the ephemeral key.
+struct Agreement {
+    /// The certificate's key type this agreement is for.
+    key: PublicKeyAlg,
+    scheme: KeyTransport,
+    scheme_oid: ObjectIdentifier,
+    originator_alg: ObjectIdentifier,
 }
 
 /// A KeyAgreeRecipientInfo for an EC certificate: a fresh ephemeral key on its curve, the
@@ -111,7 +144,62 @@ pub fn recipient(
     curve: EcCurve,
     cek: &[u8],
 ) -> Result<KeyAgreeRecipientInfo> {
+    let digest = curve.digest();
+    agreement_recipient(
+        crypto,
+        cert,
+        &Agreement {
+            key: PublicKeyAlg::Ec { curve },
+            scheme: KeyTransport::EcdhX963(digest),
+            scheme_oid: x963_oid(digest),
+            // RFC 5753 §3.1.1: id-ecPublicKey, parameters absent (the curve is the
+            // recipient's).
+            originator_alg: PublicKeyAlg::EC_PUBLIC_KEY_OID,
+        },
+        cek,
+    )
+}
+
+/// A KeyAgreeRecipientInfo for an X25519 certificate (RFC 8418): a fresh ephemeral X25519
+/// key, `dhSinglePass-stdDH-hkdf-sha256-scheme` (no ukm, so HKDF's zero salt) and AES-256
+/// key wrap of the content-encryption key, as for EC recipients.
+pub fn recipient_x25519(
+    crypto: &CryptoProvider,
+    cert: &Certificate,
+    cek: &[u8],
+) -> Result<KeyAgreeRecipientInfo> {
+    agreement_recipient(
+        crypto,
+        cert,
+        &Agreement {
+            key: PublicKeyAlg::X25519,
+            scheme: KeyTransport::EcdhHkdfSha256,
+            scheme_oid: OID_STD_DH_HKDF_SHA256,
+            // RFC 8418 §3: id-X25519, parameters absent, the 32 key bytes.
+            originator_alg: PublicKeyAlg::X25519_OID,
+        },
+        cek,
+    )
+}
+
+fn agreement_recipient(
+    crypto: &CryptoProvider,
+    cert: &Certificate,
+    agreement: &Agreement,
+    cek: &[u8],
+) -> Result<KeyAgreeRecipientInfo> {
     let spki = cert.tbs_certificate.subject_public_key_info.to_der()?;
+    // The ephemeral key is made for the certificate's key type: it must be the one the
+    // scheme and the originator's algorithm name.
+    let key = crypto_provider::keys::public_key_alg(&spki)
+        .map_err(|e| SmimeError::Certificate(e.to_string()))?;
+    if key != agreement.key {
+        return Err(SmimeError::Certificate(format!(
+            "key agreement for an {} key with an {} certificate",
+            agreement.key.name(),
+            key.name()
+        )));
+    }
     let agreed = crypto
         .public_keys
         .agree_ephemeral(&spki)
@@ -122,7 +210,7 @@ pub fn recipient(
     };
     let kek = derive_kek(
         crypto,
-        curve.digest(),
+        agreement.scheme,
         &agreed.shared_secret,
         &wrap,
         None,
@@ -135,16 +223,15 @@ pub fn recipient(
     Ok(KeyAgreeRecipientInfo {
         version: CmsVersion::V3,
         originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
-            // RFC 5753 §3.1.1: id-ecPublicKey, parameters absent (the curve is the recipient's).
             algorithm: AlgorithmIdentifierOwned {
-                oid: PublicKeyAlg::EC_PUBLIC_KEY_OID,
+                oid: agreement.originator_alg,
                 parameters: None,
             },
             public_key: BitString::from_bytes(&agreed.public_key)?,
         }),
         ukm: None,
         key_enc_alg: AlgorithmIdentifierOwned {
-            oid: x963_oid(curve.digest()),
+            oid: agreement.scheme_oid,
             parameters: Some(Any::encode_from(&wrap)?),
         },
         recipient_enc_keys: vec![RecipientEncryptedKey {
@@ -180,10 +267,11 @@ pub fn algorithms(
 }
 
 /// The content-encryption key of `encrypted_key` (one RecipientEncryptedKey of `kari`) for our
-/// EC key: ECDH with the originator's ephemeral key, the KDF, AES key unwrap. `None` for every
-/// failure — an originator that is no point on our curve, a wrong KDF or wrap, an unwrap
-/// whose integrity check fails, a key of the wrong length — so they all end in the caller's
-/// one decryption error. AES key wrap authenticates: a `Some` is the sender's key.
+/// EC or X25519 key: ECDH with the originator's ephemeral key, the KDF, AES key unwrap. `None`
+/// for every failure — an originator that is no key of our type or no point on our curve, a
+/// small-order X25519 key, a wrong KDF or wrap, an unwrap whose integrity check fails, a key of
+/// the wrong length — so they all end in the caller's one decryption error. AES key wrap
+/// authenticates: a `Some` is the sender's key.
 pub fn unwrap(
     crypto: &CryptoProvider,
     kari: &KeyAgreeRecipientInfo,
@@ -191,21 +279,30 @@ pub fn unwrap(
     key: &dyn PrivateKeyOps,
     key_len: usize,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    let (KeyTransport::EcdhX963(digest), wrap) = algorithms(kari).ok()? else {
-        return None;
-    };
+    let (scheme, wrap) = algorithms(kari).ok()?;
     let OriginatorIdentifierOrKey::OriginatorKey(originator) = &kari.originator else {
         return None;
     };
-    // The ephemeral key must be an EC key; its curve is ours (RFC 5753 §3.1.1).
-    if originator.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {
+    // The ephemeral key is of our key's type: an EC key, its curve ours (RFC 5753 §3.1.1), or
+    // an X25519 key with parameters absent (RFC 8418 §3). Either KDF may go with either
+    // (RFC 8418 §2 allows the X9.63 schemes with X25519 too). The type is read from the
+    // public key, which every `PrivateKeyOps` (a wrapper, an HSM) states.
+    let spki = key.public_key_spki_der().ok()?;
+    let ours = match crypto_provider::keys::public_key_alg(&spki).ok()? {
+        PublicKeyAlg::Ec { .. } => PublicKeyAlg::EC_PUBLIC_KEY_OID,
+        PublicKeyAlg::X25519 if originator.algorithm.parameters.is_none() => {
+            PublicKeyAlg::X25519_OID
+        }
+        _ => return None,
+    };
+    if originator.algorithm.oid != ours {
         return None;
     }
     let point = originator.public_key.as_bytes()?;
     let shared_secret = key.agree(point).ok()?;
     let kek_len = wrap_key_len(&wrap.oid)?;
     let ukm = kari.ukm.as_ref();
-    let kek = derive_kek(crypto, digest, &shared_secret, &wrap, ukm, kek_len).ok()?;
+    let kek = derive_kek(crypto, scheme, &shared_secret, &wrap, ukm, kek_len).ok()?;
     let cek = crypto.ciphers.aes_key_unwrap(&kek, encrypted_key).ok()?;
     (cek.len() == key_len).then_some(cek)
 }
