@@ -624,3 +624,137 @@ fn a_p256_partner_is_usable_end_to_end() {
         String::from_utf8_lossy(&structure)
     );
 }
+
+/// Issue 13: a partner whose encryption certificate holds an X25519 key. Such a key cannot
+/// sign, so its certificate reaches the store by the operator's `partners import`, not by a
+/// signed message; mail then sent to the partner is encrypted by X25519 key agreement
+/// (RFC 8418). No CLI here decrypts that (OpenSSL 3.0's `cms` cannot): the engine opens it
+/// with the partner's private key, and `openssl cms -cmsout -print` shows the structure.
+#[test]
+fn an_x25519_partner_is_usable_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    openssl_ok(
+        &["genpkey", "-algorithm", "X25519", "-out", &p("x.key")],
+        b"",
+    );
+    openssl_ok(
+        &["pkey", "-in", &p("x.key"), "-pubout", "-out", &p("x.pub")],
+        b"",
+    );
+    // The request is signed by a throwaway key; the partner intermediate certifies the
+    // X25519 key in its place (-force_pubkey).
+    openssl_ok(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("csr.key"),
+            "-out",
+            &p("x.csr"),
+            "-subj",
+            "/O=Partner Example/CN=Xavier Partner/emailAddress=xavier@partner.example",
+        ],
+        b"",
+    );
+    std::fs::write(
+        p("x.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,keyAgreement\n\
+         extendedKeyUsage=emailProtection\nsubjectKeyIdentifier=hash\n\
+         authorityKeyIdentifier=keyid:always\nsubjectAltName=email:xavier@partner.example\n",
+    )
+    .unwrap();
+    openssl_ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("x.csr"),
+            "-CA",
+            &fixture("ca/partner-intermediate.pem"),
+            "-CAkey",
+            &fixture("ca/partner-intermediate.key"),
+            "-set_serial",
+            "0x2F25519",
+            "-days",
+            "30",
+            "-sha256",
+            "-force_pubkey",
+            &p("x.pub"),
+            "-extfile",
+            &p("x.ext"),
+            "-out",
+            &p("x.pem"),
+        ],
+        b"",
+    );
+    let mut bundle = std::fs::read_to_string(p("x.pem")).unwrap();
+    bundle.push_str(&std::fs::read_to_string(fixture("ca/partner-chain.pem")).unwrap());
+    std::fs::write(p("bundle.pem"), bundle).unwrap();
+
+    let inbound = SmtpSink::start();
+    let outbound = SmtpSink::start();
+    let gateway = GatewayProcess::start(
+        &inbound.address(),
+        &outbound.address(),
+        "",
+        &[
+            &["domains", "add", "partner.example", "--policy", "smime"],
+            &["partners", "import", &p("bundle.pem")],
+        ],
+    )
+    .expect("gateway starts");
+    let msg = b"From: user@agency.example\r\nTo: xavier@partner.example\r\nSubject: reply\r\n\r\nsealed for an X25519 key\r\n";
+    let (code, text) = send_mail(
+        &gateway.smtp,
+        "user@agency.example",
+        &["xavier@partner.example"],
+        msg,
+    )
+    .expect("SMTP conversation");
+    assert_eq!(code, 250, "{text}");
+    let out = outbound.wait_for_messages(1, WAIT).unwrap();
+    let sealed = &out[0];
+    assert_eq!(sealed.rcpt_to, vec!["xavier@partner.example".to_string()]);
+    assert!(sealed.text().contains("application/pkcs7-mime"));
+
+    use gateway::smime::decrypt::{decrypt, DecryptionKey};
+    let der = openssl_ok(&["cms", "-cmsout", "-outform", "DER"], &sealed.data);
+    let provider = gateway::smime::crypto::default_provider();
+    let key = provider
+        .load_private_key(&std::fs::read(p("x.key")).unwrap())
+        .unwrap();
+    let cert =
+        gateway::smime::certs::parse_certificate(&std::fs::read(p("x.pem")).unwrap()).unwrap();
+    let decrypted = decrypt(
+        provider,
+        &der,
+        &[DecryptionKey {
+            certificate: &cert,
+            key: &key,
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        decrypted.key_transport,
+        gateway::smime::KeyTransport::EcdhHkdfSha256
+    );
+    // An imported certificate advertises nothing: AES-256-CBC.
+    assert_eq!(decrypted.cipher, gateway::smime::ContentCipher::Aes256Cbc);
+    assert!(String::from_utf8_lossy(&decrypted.content).contains("sealed for an X25519 key"));
+    // The envelope as OpenSSL parses it: an X25519 originator key and the RFC 8418 scheme.
+    let structure =
+        String::from_utf8_lossy(&openssl_ok(&["cms", "-cmsout", "-print"], &sealed.data))
+            .into_owned();
+    assert!(structure.contains("X25519"), "{structure}");
+    assert!(
+        structure.contains("1.2.840.113549.1.9.16.3.19")
+            || structure.contains("dhSinglePass-stdDH-hkdf-sha256-scheme"),
+        "{structure}"
+    );
+}
