@@ -293,6 +293,25 @@ impl Store {
         &self,
         capture: &PartnerCapture,
     ) -> Result<CaptureOutcome, StoreError> {
+        self.capture_for(capture, KeyPurpose::Any)
+    }
+
+    /// As [`Self::capture_partner_certificate`], for a certificate the signer named as its
+    /// encryption certificate (RFC 8551 SMIMEEncryptionKeyPreference): validated for
+    /// [`KeyPurpose::Encrypt`], and recorded only when valid (the signer did not sign with it,
+    /// so a refusal is no part of that signature's history).
+    pub fn capture_partner_encryption_certificate(
+        &self,
+        capture: &PartnerCapture,
+    ) -> Result<CaptureOutcome, StoreError> {
+        self.capture_for(capture, KeyPurpose::Encrypt)
+    }
+
+    fn capture_for(
+        &self,
+        capture: &PartnerCapture,
+        purpose: KeyPurpose,
+    ) -> Result<CaptureOutcome, StoreError> {
         let address = normalise_address(&capture.address)?;
         if capture.certificate_der.len() > MAX_CERTIFICATE_BYTES {
             return Err(StoreError::BadEncoding(format!(
@@ -308,10 +327,11 @@ impl Store {
             .take(MAX_CHAIN_OFFERED)
             .cloned()
             .collect();
-        let validation = self.validate_partner_certificate(
+        let validation = self.validate_partner_certificate_for(
             &capture.certificate_der,
             &offered,
             Some(&address),
+            purpose,
             capture.seen_at,
         );
         let (status, chain) = match validation {
@@ -338,7 +358,8 @@ impl Store {
                 offered.into_iter().take(MAX_CHAIN_KEPT).collect::<Vec<_>>(),
             ),
         };
-        if !self.records_partner(&address, &fp, &status)? {
+        let refused_encryption = purpose == KeyPurpose::Encrypt && !status.is_valid();
+        if refused_encryption || !self.records_partner(&address, &fp, &status)? {
             return Ok(CaptureOutcome::Stored {
                 fingerprint: fp,
                 new: false,
