@@ -9,8 +9,8 @@ use cms::signed_data::EncapsulatedContentInfo;
 use cms::signed_data::{SignedAttributes, SignerIdentifier, SignerInfo, UnsignedAttributes};
 use der::asn1::{AnyRef, IntRef, ObjectIdentifier, OctetString, OctetStringRef};
 use der::{
-    Any, Choice, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader,
-    Sequence, Tag, Writer,
+    Any, Choice, Decode, DecodeValue, Encode, EncodeValue, ErrorKind, FixedTag, Header, Length,
+    Reader, Sequence, SliceReader, Tag, Tagged, Writer,
 };
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef};
 use x509_cert::attr::Attributes;
@@ -169,8 +169,7 @@ pub enum RecipientIdentifierRef<'a> {
 }
 
 /// IssuerAndSerialNumber, borrowed: the issuer is kept as its encoding ([`RecipientInfoRefs`]
-/// decodes it), so that a thousand recipients naming one issuer decode that name once, not a
-/// thousand times.
+/// checks it with [`validate_name`]) and compared in place.
 #[derive(Clone, Copy, Debug, Sequence)]
 pub struct IssuerAndSerialNumberRef<'a> {
     pub issuer: AnyRef<'a>,
@@ -189,9 +188,9 @@ pub struct KeyTransRecipientInfoRef<'a> {
 /// One RecipientInfo as the decryptor reads it.
 #[derive(Clone, Debug)]
 pub enum RecipientInfoRef<'a> {
-    /// Key transport, the common kind, read without copying; with the index of its issuer's
-    /// decoded name in [`RecipientInfoRefs::issuers`] when it names one by issuer and serial.
-    KeyTransport(KeyTransRecipientInfoRef<'a>, Option<usize>),
+    /// Key transport, the common kind, read without copying (its issuer name, if it names
+    /// one, checked by [`validate_name`]).
+    KeyTransport(KeyTransRecipientInfoRef<'a>),
     /// The other kinds, read with the `cms` types.
     Other(RecipientInfo),
 }
@@ -202,8 +201,6 @@ pub enum RecipientInfoRef<'a> {
 #[derive(Clone, Debug)]
 pub struct RecipientInfoRefs<'a> {
     pub list: Vec<RecipientInfoRef<'a>>,
-    /// The issuer names of key transport, decoded once per run of equal encodings.
-    pub issuers: Vec<x509_cert::name::Name>,
 }
 
 impl FixedTag for RecipientInfoRefs<'_> {
@@ -214,7 +211,7 @@ impl<'a> DecodeValue<'a> for RecipientInfoRefs<'a> {
     fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
         reader.read_nested(header.length, |reader| {
             let mut list = Vec::new();
-            let mut issuers = Vec::new();
+            // Recipients usually share an issuer: a run of equal names is checked once.
             // Compared with its tag: equal content under another tag is not the same name.
             let mut last_issuer: Option<AnyRef<'a>> = None;
             while !reader.is_finished() {
@@ -224,22 +221,79 @@ impl<'a> DecodeValue<'a> for RecipientInfoRefs<'a> {
                     continue;
                 }
                 let ktri = KeyTransRecipientInfoRef::decode(reader)?;
-                let mut issuer = None;
                 if let RecipientIdentifierRef::IssuerAndSerialNumber(ias) = ktri.rid {
                     if ias.serial_number.len() > SERIAL_NUMBER_MAX_LEN {
                         return Err(Tag::Integer.value_error());
                     }
                     if last_issuer != Some(ias.issuer) {
-                        issuers.push(ias.issuer.decode_as()?);
+                        validate_name(ias.issuer)?;
                         last_issuer = Some(ias.issuer);
                     }
-                    issuer = Some(issuers.len() - 1);
                 }
-                list.push(RecipientInfoRef::KeyTransport(ktri, issuer));
+                list.push(RecipientInfoRef::KeyTransport(ktri));
             }
-            Ok(Self { list, issuers })
+            Ok(Self { list })
         })
     }
+}
+
+/// The elements of a constructed value's content, borrowed, in order; stops at the first
+/// element that does not decode.
+pub struct Elements<'a> {
+    reader: Option<SliceReader<'a>>,
+}
+
+impl<'a> Elements<'a> {
+    pub fn of(content: &'a [u8]) -> der::Result<Self> {
+        Ok(Self {
+            reader: Some(SliceReader::new(content)?),
+        })
+    }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = der::Result<AnyRef<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let reader = self.reader.as_mut()?;
+        if reader.is_finished() {
+            return None;
+        }
+        let element = AnyRef::decode(reader);
+        if element.is_err() {
+            self.reader = None;
+        }
+        Some(element)
+    }
+}
+
+/// RFC 5280 AttributeTypeAndValue, borrowed.
+#[derive(Clone, Copy, Debug, Sequence)]
+pub struct AttributeTypeAndValueRef<'a> {
+    pub oid: ObjectIdentifier,
+    pub value: AnyRef<'a>,
+}
+
+/// Accepts exactly what `x509_cert::name::Name` decodes — a SEQUENCE of SETs of
+/// AttributeTypeAndValue, no two alike in one SET (`der` refuses duplicates when it sorts a
+/// SET OF) — without building one: a thousand RecipientInfos may each name another issuer,
+/// and allocating each name cost more than the rest of reading them.
+pub fn validate_name(name: AnyRef<'_>) -> der::Result<()> {
+    name.tag().assert_eq(Tag::Sequence)?;
+    for rdn in Elements::of(name.value())? {
+        let rdn = rdn?;
+        rdn.tag().assert_eq(Tag::Set)?;
+        for (index, atv) in Elements::of(rdn.value())?.enumerate() {
+            let atv = atv?;
+            atv.decode_as::<AttributeTypeAndValueRef<'_>>()?;
+            // Quadratic in the SET's size, as `der`'s own sort is; the BER walker bounds it.
+            let mut earlier = Elements::of(rdn.value())?.take(index);
+            if earlier.any(|e| e.ok() == Some(atv)) {
+                return Err(ErrorKind::SetDuplicate.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 // Encoding is needed by the `Sequence` derive of the types that hold this one; it writes the
@@ -248,7 +302,7 @@ impl EncodeValue for RecipientInfoRefs<'_> {
     fn value_len(&self) -> der::Result<Length> {
         self.list.iter().try_fold(Length::ZERO, |len, ri| {
             len + match ri {
-                RecipientInfoRef::KeyTransport(k, _) => k.encoded_len()?,
+                RecipientInfoRef::KeyTransport(k) => k.encoded_len()?,
                 RecipientInfoRef::Other(ri) => ri.encoded_len()?,
             }
         })
@@ -256,7 +310,7 @@ impl EncodeValue for RecipientInfoRefs<'_> {
 
     fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
         self.list.iter().try_for_each(|ri| match ri {
-            RecipientInfoRef::KeyTransport(k, _) => k.encode(writer),
+            RecipientInfoRef::KeyTransport(k) => k.encode(writer),
             RecipientInfoRef::Other(ri) => ri.encode(writer),
         })
     }

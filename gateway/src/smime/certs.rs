@@ -1,9 +1,11 @@
 //! What the engine needs to know about certificates: identity matching and e-mail addresses.
 
+use der::asn1::AnyRef;
 use der::{Decode, Encode};
 use sha1::Digest;
 use x509_cert::Certificate;
 
+use super::asn1::{AttributeTypeAndValueRef, Elements};
 use super::error::{Result, SmimeError};
 
 /// Parse a certificate from PEM (the first CERTIFICATE block) or DER.
@@ -96,13 +98,50 @@ pub fn names_match(a: &x509_cert::name::Name, b: &x509_cert::name::Name) -> bool
         && a.0.iter().zip(b.0.iter()).all(|(ra, rb)| {
             ra.0.len() == rb.0.len()
                 && ra.0.iter().all(|x| {
-                    rb.0.iter()
-                        .any(|y| x.oid == y.oid && attribute_values_match(&x.value, &y.value))
+                    rb.0.iter().any(|y| {
+                        x.oid == y.oid
+                            && attribute_values_match((&x.value).into(), (&y.value).into())
+                    })
                 })
         })
 }
 
-fn attribute_values_match(a: &der::Any, b: &der::Any) -> bool {
+/// [`names_match`] for a name as received — the content octets of a Name that
+/// [`super::asn1::validate_name`] accepted — against one of ours, read in place.
+pub fn encoded_name_matches(theirs: &[u8], ours: &x509_cert::name::Name) -> bool {
+    let Ok(mut rdns) = Elements::of(theirs) else {
+        return false;
+    };
+    ours.0
+        .iter()
+        .all(|our_rdn| matches!(rdns.next(), Some(Ok(rdn)) if rdn_matches(rdn, our_rdn)))
+        && rdns.next().is_none()
+}
+
+/// Whether their RDN (a SET as received) holds as many attributes as ours, each matching
+/// one of ours.
+fn rdn_matches(theirs: AnyRef<'_>, ours: &x509_cert::name::RelativeDistinguishedName) -> bool {
+    let Ok(attributes) = Elements::of(theirs.value()) else {
+        return false;
+    };
+    let mut count = 0;
+    for attribute in attributes {
+        let Ok(x) = attribute.and_then(|a| a.decode_as::<AttributeTypeAndValueRef<'_>>()) else {
+            return false;
+        };
+        count += 1;
+        if !ours
+            .0
+            .iter()
+            .any(|y| x.oid == y.oid && attribute_values_match(x.value, (&y.value).into()))
+        {
+            return false;
+        }
+    }
+    count == ours.0.len()
+}
+
+fn attribute_values_match(a: AnyRef<'_>, b: AnyRef<'_>) -> bool {
     if let (Some(x), Some(y)) = (ascii_string(a), ascii_string(b)) {
         return ascii_prepared_eq(x, y);
     }
@@ -114,7 +153,7 @@ fn attribute_values_match(a: &der::Any, b: &der::Any) -> bool {
 
 /// The value of a directory string that is all ASCII (as nearly every name in real
 /// certificates is): compared without allocating, since a message can name a thousand issuers.
-fn ascii_string(value: &der::Any) -> Option<&[u8]> {
+fn ascii_string(value: AnyRef<'_>) -> Option<&[u8]> {
     use der::{Tag, Tagged};
     match value.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString
@@ -145,7 +184,7 @@ fn ascii_prepared_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The RFC 4518 comparison form of a directory string: case folded, inner whitespace runs
 /// collapsed to one space, leading and trailing whitespace removed.
-fn prepared_string(value: &der::Any) -> Option<String> {
+fn prepared_string(value: AnyRef<'_>) -> Option<String> {
     use der::{Tag, Tagged};
     let text = match value.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
@@ -204,13 +243,87 @@ mod tests {
         }
         for a in &samples {
             for b in &samples {
-                let expected = prepared_string(&utf8(a)) == prepared_string(&utf8(b));
+                let (x, y) = (utf8(a), utf8(b));
+                let expected = prepared_string((&x).into()) == prepared_string((&y).into());
                 assert_eq!(
-                    attribute_values_match(&utf8(a), &utf8(b)),
+                    attribute_values_match((&x).into(), (&y).into()),
                     expected,
                     "{a:?} {b:?}"
                 );
             }
         }
+    }
+
+    /// A name as received is accepted in place exactly when `x509-cert` decodes it, and
+    /// matched in place exactly as the decoded name is: every single-bit flip and every
+    /// truncation of names with several RDNs, multi-valued RDNs and each string type.
+    #[test]
+    fn names_read_in_place_as_x509_cert_reads_them() {
+        use std::str::FromStr;
+        use x509_cert::name::Name;
+        let ours = Name::from_str("CN=Agency Proxy CA,O=Agency,C=DE").unwrap();
+        let mut names: Vec<Vec<u8>> = [
+            "CN=Agency Proxy CA,O=Agency,C=DE",
+            "CN=agency  proxy ca,O=AGENCY,C=de",
+            "CN=Agency Proxy CA+OU=Unit,O=Agency,C=DE",
+            "CN=Other,O=Agency,C=DE",
+            "O=Agency,C=DE",
+        ]
+        .iter()
+        .map(|n| Name::from_str(n).unwrap().to_der().unwrap())
+        .collect();
+        // The same name with a PrintableString and a BMPString value, and an RDN whose SET
+        // holds one attribute twice (which `der` refuses).
+        let printable = ours.to_der().unwrap();
+        let mut retagged = printable.clone();
+        if let Some(p) = retagged.iter().position(|b| *b == 0x0c) {
+            retagged[p] = 0x13;
+        }
+        names.push(retagged);
+        let bmp = [
+            0x30, 0x0f, 0x31, 0x0d, 0x30, 0x0b, 0x06, 0x03, 0x55, 0x04, 0x03, 0x1e, 0x04, 0x00,
+            0x41, 0x00, 0x42,
+        ];
+        names.push(bmp.to_vec());
+        let atv = [0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, 0x41];
+        let mut duplicate = vec![0x30, 0x16, 0x31, 0x14];
+        duplicate.extend_from_slice(&atv);
+        duplicate.extend_from_slice(&atv);
+        names.push(duplicate);
+
+        let mut variants = Vec::new();
+        for name in &names {
+            variants.push(name.clone());
+            for bit in 0..name.len() * 8 {
+                let mut flipped = name.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                variants.push(flipped);
+            }
+            for len in 0..name.len() {
+                variants.push(name[..len].to_vec());
+            }
+        }
+        let (mut accepted, mut matched) = (0, 0);
+        for der in &variants {
+            let Ok(any) = AnyRef::from_der(der) else {
+                continue;
+            };
+            let decoded = any.decode_as::<Name>();
+            let in_place = super::super::asn1::validate_name(any);
+            assert_eq!(in_place.is_ok(), decoded.is_ok(), "{}", hex::encode(der));
+            if let Ok(decoded) = decoded {
+                accepted += 1;
+                let expected = names_match(&decoded, &ours);
+                assert_eq!(
+                    encoded_name_matches(any.value(), &ours),
+                    expected,
+                    "{}",
+                    hex::encode(der)
+                );
+                matched += usize::from(expected);
+            }
+        }
+        // The comparison saw both answers on names both readers accept.
+        assert!(accepted > 100 && matched > 2, "{accepted} {matched}");
     }
 }

@@ -207,9 +207,9 @@ fn summarise(parsed: &Parsed) -> EnvelopeSummary {
     let mut recipients = Vec::new();
     for ri in parsed.recipients.list.iter() {
         let ri = match ri {
-            RecipientInfoRef::KeyTransport(k, issuer) => {
+            RecipientInfoRef::KeyTransport(k) => {
                 recipients.push(RecipientSummary {
-                    id: recipient_id(&RecipientName::of_transport(k, *issuer, &parsed.recipients)),
+                    id: recipient_id(&RecipientName::of_transport(k)),
                     key_transport: Some(match key_transport(&k.key_enc_alg) {
                         Ok(t) => t.name().to_string(),
                         Err(e) => e.to_string(),
@@ -262,24 +262,27 @@ fn recipient_kind(ri: &RecipientInfo) -> &'static str {
 /// certificate for key transport and key agreement, so both are matched and reported alike.
 enum RecipientName<'a> {
     IssuerAndSerial {
-        issuer: Option<&'a Name>,
-        /// The issuer's encoding as received (content octets), where it is at hand.
-        encoded_issuer: Option<&'a [u8]>,
+        issuer: IssuerRef<'a>,
         serial: &'a [u8],
     },
     SubjectKeyIdentifier(&'a [u8]),
 }
 
+/// An issuer as a RecipientInfo gives it.
+#[derive(Clone, Copy)]
+enum IssuerRef<'a> {
+    /// Key transport: the content octets of a Name as received, checked by
+    /// [`super::asn1::validate_name`] and never decoded.
+    Encoded(&'a [u8]),
+    /// Key agreement, read with the `cms` types.
+    Decoded(&'a Name),
+}
+
 impl<'a> RecipientName<'a> {
-    fn of_transport(
-        ktri: &KeyTransRecipientInfoRef<'a>,
-        issuer: Option<usize>,
-        recipients: &'a RecipientInfoRefs<'_>,
-    ) -> Self {
+    fn of_transport(ktri: &KeyTransRecipientInfoRef<'a>) -> Self {
         match ktri.rid {
             RecipientIdentifierRef::IssuerAndSerialNumber(ias) => Self::IssuerAndSerial {
-                issuer: issuer.and_then(|i| recipients.issuers.get(i)),
-                encoded_issuer: Some(ias.issuer.value()),
+                issuer: IssuerRef::Encoded(ias.issuer.value()),
                 serial: ias.serial_number.as_bytes(),
             },
             RecipientIdentifierRef::SubjectKeyIdentifier(ski) => {
@@ -291,8 +294,7 @@ impl<'a> RecipientName<'a> {
     fn of_agreement(rid: &'a KeyAgreeRecipientIdentifier) -> Self {
         match rid {
             KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => Self::IssuerAndSerial {
-                issuer: Some(&ias.issuer),
-                encoded_issuer: None,
+                issuer: IssuerRef::Decoded(&ias.issuer),
                 serial: ias.serial_number.as_bytes(),
             },
             KeyAgreeRecipientIdentifier::RKeyId(key_id) => {
@@ -304,15 +306,10 @@ impl<'a> RecipientName<'a> {
 
 fn recipient_id(rid: &RecipientName<'_>) -> RecipientId {
     match rid {
-        RecipientName::IssuerAndSerial {
-            issuer,
-            encoded_issuer,
-            serial,
-        } => RecipientId::IssuerAndSerial {
-            issuer: match (encoded_issuer, issuer) {
-                (Some(content), _) => IssuerName::from_content(content),
-                (None, Some(name)) => IssuerName::from_name(name),
-                (None, None) => IssuerName::from_content(&[]),
+        RecipientName::IssuerAndSerial { issuer, serial } => RecipientId::IssuerAndSerial {
+            issuer: match issuer {
+                IssuerRef::Encoded(content) => IssuerName::from_content(content),
+                IssuerRef::Decoded(name) => IssuerName::from_name(name),
             },
             serial: hex::encode(serial),
         },
@@ -387,14 +384,15 @@ impl<'a> OurName<'a> {
     fn is_named_by(&self, rid: &RecipientName<'_>) -> bool {
         let tbs = &self.certificate.tbs_certificate;
         match rid {
-            RecipientName::IssuerAndSerial {
-                issuer,
-                encoded_issuer,
-                serial,
-            } => {
+            RecipientName::IssuerAndSerial { issuer, serial } => {
                 *serial == tbs.serial_number.as_bytes()
-                    && (encoded_issuer.is_some() && *encoded_issuer == self.issuer.as_deref()
-                        || issuer.is_some_and(|name| certs::names_match(name, &tbs.issuer)))
+                    && match issuer {
+                        IssuerRef::Encoded(content) => {
+                            Some(*content) == self.issuer.as_deref()
+                                || certs::encoded_name_matches(content, &tbs.issuer)
+                        }
+                        IssuerRef::Decoded(name) => certs::names_match(name, &tbs.issuer),
+                    }
             }
             RecipientName::SubjectKeyIdentifier(ski) => *ski == self.subject_key_identifier,
         }
@@ -474,10 +472,10 @@ fn decrypt_parsed(
     };
     for ri in parsed.recipients.list.iter() {
         match ri {
-            RecipientInfoRef::KeyTransport(ktri, issuer) => {
+            RecipientInfoRef::KeyTransport(ktri) => {
                 any_supported = true;
                 consider(
-                    RecipientName::of_transport(ktri, *issuer, &parsed.recipients),
+                    RecipientName::of_transport(ktri),
                     &key_transport(&ktri.key_enc_alg),
                     Wrapped::Transport(ktri.enc_key.as_bytes()),
                 );
