@@ -12,6 +12,7 @@ use crate::address;
 use crate::keys::{self, KeyCache, LoadedIdentity};
 use crate::mime::{self, headers, Layer, Opened};
 use crate::pipeline::PipelineError;
+use crate::smime::key_preference::KeyPreference;
 use crate::smime::verify::SignatureReport;
 use crate::smime::SmimeError;
 use crate::telemetry::Outcome;
@@ -271,14 +272,17 @@ impl Inbound<'_> {
             .signers
             .iter()
             .find(|s| s.emails.iter().any(|e| address::normalise(e) == from));
-        let certificate = match vouching {
-            Some(s) => s.certificate.clone(),
+        let (certificate, preference) = match vouching {
+            Some(s) => (s.certificate.clone(), s.encryption_key_preference.as_ref()),
             None if author
                 .signer_emails
                 .iter()
                 .any(|e| address::normalise(e) == from) =>
             {
-                author.signer_certificate.clone()
+                (
+                    author.signer_certificate.clone(),
+                    author.encryption_key_preference.as_ref(),
+                )
             }
             None => {
                 let reason = format!("signed by {signer}, but From says {from}");
@@ -287,7 +291,7 @@ impl Inbound<'_> {
             }
         };
         let message_id = address::message_id(delivered);
-        let result = self.capture(&from, certificate, author, message_id, now)?;
+        let result = self.capture(&from, certificate.clone(), author, message_id.clone(), now)?;
         let result = match result {
             SmimeResult::Pass { identifier } if author.weak_digest => SmimeResult::Neutral {
                 reason: format!(
@@ -297,6 +301,13 @@ impl Inbound<'_> {
             },
             other => other,
         };
+        // The signer's word on its encryption certificate counts only once the signature
+        // passed on every count, with the signing certificate accepted.
+        if let (SmimeResult::Pass { .. }, Some(signer)) = (&result, &certificate) {
+            capture_encryption_preference(
+                self.store, &from, preference, signer, author, message_id, now,
+            );
+        }
         status.push(match &result {
             SmimeResult::Pass { identifier } => format!("signature valid, signer {identifier}"),
             SmimeResult::Fail { reason } => {
@@ -360,6 +371,98 @@ impl Inbound<'_> {
                 ));
             }
         })
+    }
+}
+
+/// Record the encryption certificate a signer named (SMIMEEncryptionKeyPreference, RFC 8551
+/// §2.5.3) for `address`, with the signature's capabilities. Call only when the signing
+/// certificate `signer` was accepted. The certificate is one the message carries, validated by
+/// the store as the signer's is, for encryption, and recorded only when valid; what cannot be
+/// used is logged and changes nothing else, the verdict included.
+pub fn capture_encryption_preference(
+    store: &Store,
+    address: &str,
+    preference: Option<&KeyPreference>,
+    signer: &[u8],
+    sig: &SignatureReport,
+    message_id: Option<String>,
+    now: SystemTime,
+) {
+    let (certificate, identifier) = match preference {
+        None => return,
+        Some(KeyPreference::Named {
+            certificate,
+            identifier,
+        }) => (certificate, identifier),
+        Some(KeyPreference::NotInMessage { identifier }) => {
+            tracing::info!(
+                address,
+                named = %identifier,
+                "encryption key preference not captured: the message does not carry the named certificate"
+            );
+            return;
+        }
+        Some(KeyPreference::Unreadable(reason)) => {
+            tracing::info!(
+                address,
+                %reason,
+                "encryption key preference not captured: the attribute could not be read"
+            );
+            return;
+        }
+    };
+    // The signing certificate itself: captured already.
+    if certificate.as_slice() == signer {
+        return;
+    }
+    let capture = PartnerCapture {
+        address: address.to_string(),
+        certificate_der: certificate.clone(),
+        chain_der: sig
+            .certificates
+            .iter()
+            .filter(|c| *c != certificate)
+            .cloned()
+            .collect(),
+        message_id,
+        seen_at: now,
+        capabilities: capability_oids(sig),
+    };
+    match store.capture_partner_encryption_certificate(&capture) {
+        Ok(CaptureOutcome::Stored {
+            status: ValidationStatus::Valid,
+            recorded: true,
+            fingerprint,
+            new,
+        }) => tracing::info!(
+            address,
+            %fingerprint,
+            new,
+            "encryption certificate named by the signer captured"
+        ),
+        Ok(CaptureOutcome::Stored {
+            status: ValidationStatus::Valid,
+            ..
+        }) => tracing::debug!(address, "encryption certificate valid, domain not approved"),
+        Ok(CaptureOutcome::Stored {
+            status: ValidationStatus::Refused(reason),
+            ..
+        }) => tracing::info!(
+            address,
+            named = %identifier,
+            %reason,
+            "encryption key preference not captured: the named certificate was refused"
+        ),
+        Ok(CaptureOutcome::Blocked { fingerprint }) => tracing::info!(
+            address,
+            %fingerprint,
+            "encryption certificate named by the signer is blocked by the operator"
+        ),
+        Err(e) => tracing::warn!(
+            address,
+            error = %e,
+            "encryption key preference not captured"
+        ),
     }
 }
 

@@ -287,7 +287,7 @@ impl CertQuery<'_> {
             .collect();
         let capture = PartnerCapture {
             address: from.clone(),
-            certificate_der: signer_der,
+            certificate_der: signer_der.clone(),
             chain_der,
             message_id: request.message_id.clone(),
             seen_at: now,
@@ -299,7 +299,15 @@ impl CertQuery<'_> {
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Valid,
                 ..
-            }) => {}
+            }) => crate::inbound::capture_encryption_preference(
+                self.store,
+                &from,
+                report.encryption_key_preference.as_ref(),
+                &signer_der,
+                report,
+                request.message_id.clone(),
+                now,
+            ),
             Ok(CaptureOutcome::Stored {
                 status: ValidationStatus::Refused(e),
                 ..

@@ -15,6 +15,7 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod error;
 pub mod kari;
+pub mod key_preference;
 pub mod sign;
 pub mod verify;
 

@@ -21,6 +21,7 @@ use super::certs;
 use super::content_info;
 use super::crypto::{CryptoProvider, PublicKeyAlg, RsaSignature, SignatureAlg};
 use super::error::{Result, SmimeError};
+use super::key_preference::{self, KeyPreference, OID_ATTR_ENCRYPTION_KEY_PREFERENCE};
 
 /// Why a signature does or does not hold.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -98,6 +99,10 @@ pub struct SignatureReport {
     /// Every SignerInfo of the message in the order received, this one included. The message
     /// verifies only when every one of them does.
     pub signers: Vec<SignerSummary>,
+    /// The certificate this signer wants encrypted mail sent to, when it says (RFC 8551
+    /// §2.5.3).
+    #[serde(skip)]
+    pub encryption_key_preference: Option<KeyPreference>,
 }
 
 /// One signer of a message and its own result, for reports.
@@ -109,6 +114,9 @@ pub struct SignerSummary {
     pub subject: Option<String>,
     pub emails: Vec<String>,
     pub outcome: SignatureOutcome,
+    /// This signer's encryption-key preference ([`SignatureReport::encryption_key_preference`]).
+    #[serde(skip)]
+    pub encryption_key_preference: Option<KeyPreference>,
 }
 
 /// More SignerInfos than this is refused before any is checked: real mail has one or two.
@@ -234,6 +242,7 @@ pub fn verify(
             subject: r.signer_subject.clone(),
             emails: r.signer_emails.clone(),
             outcome: r.outcome.clone(),
+            encryption_key_preference: r.encryption_key_preference.clone(),
         })
         .collect();
     // Policy: every signer must verify (as `openssl cms -verify` requires). A forged twin or
@@ -345,6 +354,7 @@ fn verify_signer(
         signing_time: None,
         capabilities: Vec::new(),
         signers: Vec::new(),
+        encryption_key_preference: None,
     };
     let si = &raw.info;
     let signer = find_signer(&si.sid, certificates);
@@ -374,6 +384,14 @@ fn verify_signer(
                         .and_then(|d| SmimeCapabilities::from_der(&d).ok())
                         .map(|caps| caps.iter().map(|c| capability(&c.capability_id)).collect())
                         .unwrap_or_default();
+                }
+                // The RFC attribute wins over Microsoft's when both are present.
+                oid if key_preference::is_preference_attribute(&oid)
+                    && (oid == OID_ATTR_ENCRYPTION_KEY_PREFERENCE
+                        || report.encryption_key_preference.is_none()) =>
+                {
+                    report.encryption_key_preference =
+                        Some(key_preference::named_certificate(attr, certificates));
                 }
                 _ => {}
             }
