@@ -626,8 +626,9 @@ fn a_p256_partner_is_usable_end_to_end() {
 }
 
 /// Issue 13: a partner whose encryption certificate holds an X25519 key. Such a key cannot
-/// sign, so its certificate reaches the store by the operator's `partners import`, not by a
-/// signed message; mail then sent to the partner is encrypted by X25519 key agreement
+/// sign, so here its certificate reaches the store by the operator's `partners import` (when
+/// the partner's signed mail names it, it is captured from that mail instead:
+/// `encryption_key_preference.rs`); mail then sent to the partner is encrypted by X25519 key agreement
 /// (RFC 8418). No CLI here decrypts that (OpenSSL 3.0's `cms` cannot): the engine opens it
 /// with the partner's private key, and `openssl cms -cmsout -print` shows the structure.
 #[test]
