@@ -117,22 +117,26 @@ pub fn unwrap(
 /// looked at and the result selected without a branch on secret data; because the message
 /// length is fixed, M sits at a public offset.
 pub fn select_pkcs1v15(encoded: &[u8], synthetic: &[u8]) -> UnwrappedKey {
-    let k = encoded.len();
     let m_len = synthetic.len();
-    if k < m_len + 11 {
+    // 00 02, PS (at least 8 bytes), 00, then M: where it splits depends on public lengths only.
+    let Some(([first, second, padding @ .., separator], message)) = encoded
+        .len()
+        .checked_sub(m_len)
+        .and_then(|at| encoded.split_at_checked(at))
+        .filter(|(head, _)| head.len() >= 11)
+    else {
         return UnwrappedKey {
             key: Zeroizing::new(synthetic.to_vec()),
             genuine: false,
         };
-    }
-    let separator = k - m_len - 1;
-    let mut good = encoded[0].ct_eq(&0) & encoded[1].ct_eq(&2) & encoded[separator].ct_eq(&0);
-    for byte in &encoded[2..separator] {
+    };
+    let mut good = first.ct_eq(&0) & second.ct_eq(&2) & separator.ct_eq(&0);
+    for byte in padding {
         good &= !byte.ct_eq(&0);
     }
     let mut key = Zeroizing::new(vec![0u8; m_len]);
-    for (i, out) in key.iter_mut().enumerate() {
-        *out = u8::conditional_select(&synthetic[i], &encoded[separator + 1 + i], good);
+    for ((out, s), m) in key.iter_mut().zip(synthetic).zip(message) {
+        *out = u8::conditional_select(s, m, good);
     }
     UnwrappedKey {
         key,

@@ -24,9 +24,12 @@ pub struct ParsedKey {
 pub fn parse(bytes: &[u8]) -> Result<ParsedKey, KeyError> {
     let (label, der) = match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
-            let start = text.find("-----BEGIN").unwrap_or(0);
-            let (label, der) = der::pem::decode_vec(&text.as_bytes()[start..])
-                .map_err(|e| KeyError::Parse(e.to_string()))?;
+            let pem = text
+                .find("-----BEGIN")
+                .and_then(|start| text.get(start..))
+                .unwrap_or(text);
+            let (label, der) =
+                der::pem::decode_vec(pem.as_bytes()).map_err(|e| KeyError::Parse(e.to_string()))?;
             (Some(label.to_string()), Zeroizing::new(der))
         }
         _ => (None, Zeroizing::new(bytes.to_vec())),
@@ -105,10 +108,10 @@ fn spki_der(pkcs1_public: &[u8]) -> der::Result<Vec<u8>> {
 }
 
 fn uint_bits(big_endian: &[u8]) -> usize {
-    let trimmed: &[u8] = match big_endian.iter().position(|b| *b != 0) {
-        Some(first) => &big_endian[first..],
-        None => &[],
-    };
+    let mut trimmed = big_endian;
+    while let [0, rest @ ..] = trimmed {
+        trimmed = rest;
+    }
     match trimmed.first() {
         Some(top) => trimmed.len() * 8 - top.leading_zeros() as usize,
         None => 0,
@@ -217,9 +220,12 @@ pub fn public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
 pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError> {
     let der = match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
-            let start = text.find("-----BEGIN").unwrap_or(0);
-            let (_, der) = der::pem::decode_vec(&text.as_bytes()[start..])
-                .map_err(|e| KeyError::Parse(e.to_string()))?;
+            let pem = text
+                .find("-----BEGIN")
+                .and_then(|start| text.get(start..))
+                .unwrap_or(text);
+            let (_, der) =
+                der::pem::decode_vec(pem.as_bytes()).map_err(|e| KeyError::Parse(e.to_string()))?;
             Zeroizing::new(der)
         }
         _ => Zeroizing::new(bytes.to_vec()),

@@ -14,6 +14,7 @@
 //! without sorting: see `asn1::RecipientInfoList`.)
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::algorithms::{OID_AUTH_ENVELOPED_DATA, OID_ENVELOPED_DATA, OID_SIGNED_DATA};
 
@@ -55,17 +56,18 @@ pub enum BerError {
     TooManyInSet { what: &'static str, limit: usize },
 }
 
-struct Node {
-    /// Tag bytes in the input.
-    tag: (usize, usize),
-    kind: NodeKind,
-    /// Length of this node's content in the DER output, filled in bottom-up.
-    der_content_len: usize,
+struct Node<'a> {
+    /// Tag bytes in the input (never empty).
+    tag: &'a [u8],
+    kind: NodeKind<'a>,
+    /// Length of this node's content in the DER output, filled in bottom-up (a `Cell`, so that
+    /// [`Parser::compute_lengths`] can set it while it reads the children's).
+    der_content_len: Cell<usize>,
 }
 
-enum NodeKind {
+enum NodeKind<'a> {
     Primitive {
-        content: (usize, usize),
+        content: &'a [u8],
     },
     /// `children` is a range of [`Parser::child_list`].
     Constructed {
@@ -79,7 +81,7 @@ enum NodeKind {
 
 struct Parser<'a> {
     input: &'a [u8],
-    nodes: Vec<Node>,
+    nodes: Vec<Node<'a>>,
     /// The children of every constructed node, each node's contiguous: one allocation for
     /// the whole tree instead of one per node (a thousand RecipientInfos are ~20,000 nodes).
     child_list: Vec<usize>,
@@ -103,20 +105,25 @@ pub fn normalise(input: &[u8]) -> Result<Cow<'_, [u8]>, BerError> {
     };
     let (root, end) = parser.parse(0, 0)?;
     // Bytes after the object are ignored, as OpenSSL, NSS and gpgsm do (some writers pad):
-    // they are neither decrypted, verified nor shown.
-    let object = &input[..end];
+    // they are neither decrypted, verified nor shown. (`parse` checked `end`: never an error.)
+    let object = input.get(..end).ok_or(BerError::Truncated(input.len()))?;
     parser.check_cms_sets(root)?;
     parser.join_encrypted_content();
     if !parser.changed {
         return Ok(Cow::Borrowed(object));
     }
     parser.compute_lengths();
+    // The node `parse` returned: never an error.
+    let root = parser
+        .nodes
+        .get(root)
+        .ok_or(BerError::Truncated(input.len()))?;
     let mut out = Vec::with_capacity(input.len());
     parser.write(root, &mut out);
     Ok(Cow::Owned(out))
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     /// Parse the element at `pos`; returns its node index and the offset just past it.
     fn parse(&mut self, pos: usize, depth: usize) -> Result<(usize, usize), BerError> {
         if depth > MAX_DEPTH {
@@ -145,8 +152,11 @@ impl Parser<'_> {
                 }
             }
         }
-        let tag = (tag_start, p);
-        let len_byte = *input.get(p).ok_or(BerError::Truncated(p))?;
+        // The tag bytes just read, and the length's first byte.
+        let Some([tag @ .., len_byte]) = input.get(tag_start..=p) else {
+            return Err(BerError::Truncated(p));
+        };
+        let len_byte = *len_byte;
         p += 1;
         let definite_len = if len_byte == 0x80 {
             None
@@ -170,13 +180,11 @@ impl Parser<'_> {
             (false, None) => Err(BerError::IndefinitePrimitive(tag_start)),
             (false, Some(len)) => {
                 let end = p.checked_add(len).ok_or(BerError::BadLength(p))?;
-                if end > input.len() {
-                    return Err(BerError::Truncated(input.len()));
-                }
+                let content = input.get(p..end).ok_or(BerError::Truncated(input.len()))?;
                 self.nodes.push(Node {
                     tag,
-                    kind: NodeKind::Primitive { content: (p, end) },
-                    der_content_len: len,
+                    kind: NodeKind::Primitive { content },
+                    der_content_len: Cell::new(len),
                 });
                 Ok((index, end))
             }
@@ -184,7 +192,7 @@ impl Parser<'_> {
                 self.nodes.push(Node {
                     tag,
                     kind: NodeKind::Constructed { children: (0, 0) },
-                    der_content_len: 0,
+                    der_content_len: Cell::new(0),
                 });
                 let limit = match definite {
                     Some(len) => {
@@ -223,40 +231,61 @@ impl Parser<'_> {
                     p = next;
                 }
                 let start = self.child_list.len();
-                self.child_list.extend_from_slice(&self.pending[mark..]);
+                // This node's children: those pushed since `mark` (nested calls leave
+                // `pending` as long as they found it, so the range is always there).
+                self.child_list
+                    .extend_from_slice(self.pending.get(mark..).unwrap_or_default());
                 self.pending.truncate(mark);
                 let children = (start, self.child_list.len());
                 // Constructed universal strings (OCTET STRING and the character strings) are
                 // BER-only: DER wants them primitive.
                 let universal_string = first & 0xc0 == 0 && is_string_tag(first & 0x1f);
-                if universal_string {
+                let kind = if universal_string {
                     self.check_string_leaves(children, first & 0x1f, tag_start)?;
                     self.changed = true;
-                    self.nodes[index].kind = NodeKind::Joined { children };
+                    NodeKind::Joined { children }
                 } else {
-                    self.nodes[index].kind = NodeKind::Constructed { children };
-                }
+                    NodeKind::Constructed { children }
+                };
+                // The node pushed above: never an error.
+                let node = self.nodes.get_mut(index).ok_or(BerError::Truncated(p))?;
+                node.kind = kind;
                 Ok((index, p))
             }
         }
     }
 
-    fn tag_byte(&self, i: usize) -> u8 {
-        self.input[self.nodes[i].tag.0]
+    // Every node index and child range comes from `parse`, so the look-ups below always find
+    // what they look for: their fallbacks (`None`, empty) are never taken.
+
+    /// The first tag byte of node `i`.
+    fn tag_byte(&self, i: usize) -> Option<u8> {
+        self.nodes.get(i)?.tag.first().copied()
     }
 
+    /// The indices of node `i`'s children.
     fn children(&self, i: usize) -> &[usize] {
-        match &self.nodes[i].kind {
-            NodeKind::Constructed { children } | NodeKind::Joined { children } => {
-                &self.child_list[children.0..children.1]
+        match self.nodes.get(i).map(|node| &node.kind) {
+            Some(NodeKind::Constructed { children } | NodeKind::Joined { children }) => {
+                self.child_indices(*children)
             }
-            NodeKind::Primitive { .. } => &[],
+            Some(NodeKind::Primitive { .. }) | None => &[],
         }
     }
 
-    fn primitive_content(&self, i: usize) -> Option<&[u8]> {
-        match self.nodes[i].kind {
-            NodeKind::Primitive { content } => Some(&self.input[content.0..content.1]),
+    fn child_indices(&self, (start, end): (usize, usize)) -> &[usize] {
+        self.child_list.get(start..end).unwrap_or_default()
+    }
+
+    fn child_nodes(&self, children: (usize, usize)) -> impl Iterator<Item = &Node<'a>> + '_ {
+        self.child_indices(children)
+            .iter()
+            .filter_map(|&c| self.nodes.get(c))
+    }
+
+    fn primitive_content(&self, i: usize) -> Option<&'a [u8]> {
+        match self.nodes.get(i)?.kind {
+            NodeKind::Primitive { content } => Some(content),
             _ => None,
         }
     }
@@ -279,17 +308,17 @@ impl Parser<'_> {
                 {
                     for &field in fields {
                         match self.tag_byte(field) {
-                            SET_TAG => {
+                            Some(SET_TAG) => {
                                 limit(field, "RecipientInfos", MAX_RECIPIENT_INFOS)?;
                                 recipient_infos = Some(field);
                             }
                             // originatorInfo: certificates [0], crls [1]
-                            0xa0 => {
+                            Some(0xa0) => {
                                 for &set in self.children(field) {
                                     limit(set, "certificates or CRLs", MAX_CERTIFICATES)?;
                                 }
                             }
-                            0xa1 | 0xa2 => limit(field, "attributes", MAX_SET_ELEMENTS)?,
+                            Some(0xa1 | 0xa2) => limit(field, "attributes", MAX_SET_ELEMENTS)?,
                             _ => {}
                         }
                     }
@@ -297,25 +326,27 @@ impl Parser<'_> {
                     for &field in fields {
                         match self.tag_byte(field) {
                             // digestAlgorithms and signerInfos
-                            SET_TAG => {
+                            Some(SET_TAG) => {
                                 limit(field, "SignerInfos or digest algorithms", MAX_SIGNER_INFOS)?;
                                 for &signer in self.children(field) {
                                     for &attrs in self.children(signer) {
-                                        if matches!(self.tag_byte(attrs), 0xa0 | 0xa1) {
+                                        if matches!(self.tag_byte(attrs), Some(0xa0 | 0xa1)) {
                                             limit(attrs, "signer attributes", MAX_SET_ELEMENTS)?;
                                         }
                                     }
                                 }
                             }
-                            0xa0 | 0xa1 => limit(field, "certificates or CRLs", MAX_CERTIFICATES)?,
+                            Some(0xa0 | 0xa1) => {
+                                limit(field, "certificates or CRLs", MAX_CERTIFICATES)?
+                            }
                             _ => {}
                         }
                     }
                 }
             }
         }
-        for i in 0..self.nodes.len() {
-            if self.tag_byte(i) == SET_TAG && Some(i) != recipient_infos {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.tag.first() == Some(&SET_TAG) && Some(i) != recipient_infos {
                 limit(i, "elements", MAX_SET_ELEMENTS)?;
             }
         }
@@ -328,13 +359,11 @@ impl Parser<'_> {
         tag: u8,
         at: usize,
     ) -> Result<(), BerError> {
-        for &c in &self.child_list[children.0..children.1] {
-            let node = &self.nodes[c];
+        for node in self.child_nodes(children) {
             // X.690 §8.7.3.2 (and §8.23.6): every segment is a string of the same universal
             // type, primitive or itself constructed; the class bits count (a `[4]` segment
             // is not an OCTET STRING), as NSS reads it.
-            let child_tag = self.input[node.tag.0] & !0x20;
-            if child_tag != tag || node.tag.1 - node.tag.0 != 1 {
+            if !matches!(node.tag, [child_tag] if child_tag & !0x20 == tag) {
                 return Err(BerError::BadConstructedString(at));
             }
         }
@@ -346,93 +375,101 @@ impl Parser<'_> {
     /// it is recognised by its unique shape, SEQUENCE { OID, SEQUENCE, [0] of OCTET STRINGs }.
     fn join_encrypted_content(&mut self) {
         for i in 0..self.nodes.len() {
-            if !matches!(self.nodes[i].kind, NodeKind::Constructed { .. })
-                || self.input[self.nodes[i].tag.0] != 0x30
-            {
-                continue;
-            }
-            let &[oid, algorithm, target] = self.children(i) else {
+            let Some((target, chunks)) = self.encrypted_content_chunks(i) else {
                 continue;
             };
-            let tags = [oid, algorithm, target].map(|c| self.input[self.nodes[c].tag.0]);
-            if tags != [0x06, 0x30, 0xa0] {
-                continue;
-            }
-            let NodeKind::Constructed { children: chunks } = self.nodes[target].kind else {
-                continue;
-            };
-            let all_octets = self.child_list[chunks.0..chunks.1].iter().all(|&c| {
-                let t = self.input[self.nodes[c].tag.0];
-                t == 0x04 || t == 0x24
-            });
-            if all_octets {
-                self.nodes[target].kind = NodeKind::Joined { children: chunks };
+            if let Some(target) = self.nodes.get_mut(target) {
+                target.kind = NodeKind::Joined { children: chunks };
                 self.changed = true;
             }
         }
     }
 
+    /// When node `i` has the shape of an EncryptedContentInfo whose content is constructed:
+    /// the index of that `[0]` and its children (the chunks).
+    fn encrypted_content_chunks(&self, i: usize) -> Option<(usize, (usize, usize))> {
+        let node = self.nodes.get(i)?;
+        if !matches!(node.kind, NodeKind::Constructed { .. }) || node.tag.first() != Some(&0x30) {
+            return None;
+        }
+        let &[oid, algorithm, target] = self.children(i) else {
+            return None;
+        };
+        let tags = [oid, algorithm, target].map(|c| self.tag_byte(c));
+        if tags != [Some(0x06), Some(0x30), Some(0xa0)] {
+            return None;
+        }
+        let NodeKind::Constructed { children: chunks } = self.nodes.get(target)?.kind else {
+            return None;
+        };
+        let all_octets = self
+            .child_nodes(chunks)
+            .all(|c| matches!(c.tag.first(), Some(0x04 | 0x24)));
+        all_octets.then_some((target, chunks))
+    }
+
     /// Nodes are stored in pre-order, so walking backwards visits children before parents.
-    fn compute_lengths(&mut self) {
-        for i in (0..self.nodes.len()).rev() {
-            let len = match &self.nodes[i].kind {
-                NodeKind::Primitive { content } => content.1 - content.0,
-                NodeKind::Constructed { children } => self.child_list[children.0..children.1]
-                    .iter()
-                    .map(|&c| self.encoded_len(c))
-                    .sum(),
-                NodeKind::Joined { children } => self.child_list[children.0..children.1]
-                    .iter()
-                    .map(|&c| self.nodes[c].der_content_len)
+    fn compute_lengths(&self) {
+        for node in self.nodes.iter().rev() {
+            let len = match &node.kind {
+                NodeKind::Primitive { content } => content.len(),
+                NodeKind::Constructed { children } => {
+                    self.child_nodes(*children).map(Node::encoded_len).sum()
+                }
+                NodeKind::Joined { children } => self
+                    .child_nodes(*children)
+                    .map(|c| c.der_content_len.get())
                     .sum(),
             };
-            self.nodes[i].der_content_len = len;
+            node.der_content_len.set(len);
         }
     }
 
-    fn encoded_len(&self, i: usize) -> usize {
-        let node = &self.nodes[i];
-        (node.tag.1 - node.tag.0) + length_of_length(node.der_content_len) + node.der_content_len
-    }
-
-    fn write(&self, i: usize, out: &mut Vec<u8>) {
-        let node = &self.nodes[i];
-        let tag = &self.input[node.tag.0..node.tag.1];
+    fn write(&self, node: &Node<'_>, out: &mut Vec<u8>) {
+        let len = node.der_content_len.get();
         match &node.kind {
             NodeKind::Primitive { content } => {
-                out.extend_from_slice(tag);
-                write_length(node.der_content_len, out);
-                out.extend_from_slice(&self.input[content.0..content.1]);
+                out.extend_from_slice(node.tag);
+                write_length(len, out);
+                out.extend_from_slice(content);
             }
             NodeKind::Constructed { children } => {
-                out.extend_from_slice(tag);
-                write_length(node.der_content_len, out);
-                for &c in &self.child_list[children.0..children.1] {
-                    self.write(c, out);
+                out.extend_from_slice(node.tag);
+                write_length(len, out);
+                for child in self.child_nodes(*children) {
+                    self.write(child, out);
                 }
             }
             NodeKind::Joined { children } => {
-                out.push(tag[0] & !0x20);
-                out.extend_from_slice(&tag[1..]);
-                write_length(node.der_content_len, out);
-                for &c in &self.child_list[children.0..children.1] {
-                    self.write_leaves(c, out);
+                // The same tag, primitive.
+                if let [first, rest @ ..] = node.tag {
+                    out.push(first & !0x20);
+                    out.extend_from_slice(rest);
+                }
+                write_length(len, out);
+                for child in self.child_nodes(*children) {
+                    self.write_leaves(child, out);
                 }
             }
         }
     }
 
-    fn write_leaves(&self, i: usize, out: &mut Vec<u8>) {
-        match &self.nodes[i].kind {
-            NodeKind::Primitive { content } => {
-                out.extend_from_slice(&self.input[content.0..content.1])
-            }
+    fn write_leaves(&self, node: &Node<'_>, out: &mut Vec<u8>) {
+        match &node.kind {
+            NodeKind::Primitive { content } => out.extend_from_slice(content),
             NodeKind::Constructed { children } | NodeKind::Joined { children } => {
-                for &c in &self.child_list[children.0..children.1] {
-                    self.write_leaves(c, out);
+                for child in self.child_nodes(*children) {
+                    self.write_leaves(child, out);
                 }
             }
         }
+    }
+}
+
+impl Node<'_> {
+    fn encoded_len(&self) -> usize {
+        let len = self.der_content_len.get();
+        self.tag.len() + length_of_length(len) + len
     }
 }
 

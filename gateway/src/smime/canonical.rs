@@ -4,27 +4,22 @@ use std::borrow::Cow;
 
 /// Feed `bytes` to `sink` with every bare LF turned into CRLF, without copying the input.
 pub fn for_each_crlf_chunk(bytes: &[u8], mut sink: impl FnMut(&[u8])) {
-    let mut start = 0;
-    let mut search = 0;
-    while let Some(offset) = memchr_lf(&bytes[search..]) {
-        let lf = search + offset;
-        if lf == 0 || bytes[lf - 1] != b'\r' {
-            sink(&bytes[start..lf]);
-            sink(b"\r\n");
-            start = lf + 1;
-        }
-        search = lf + 1;
+    // `rest` starts the input or follows a bare LF, never a CR: the LFs `bare_lf` finds in it
+    // are bare in `bytes` too.
+    let mut rest = bytes;
+    while let Some((line, [_lf, after @ ..])) =
+        bare_lf(rest).and_then(|lf| rest.split_at_checked(lf))
+    {
+        sink(line);
+        sink(b"\r\n");
+        rest = after;
     }
-    sink(&bytes[start..]);
+    sink(rest);
 }
 
 /// `bytes` with bare LF turned into CRLF; borrowed when nothing needs changing.
 pub fn to_crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
-    let bare = bytes
-        .iter()
-        .enumerate()
-        .any(|(i, b)| *b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'));
-    if !bare {
+    if bare_lf(bytes).is_none() {
         return Cow::Borrowed(bytes);
     }
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
@@ -32,8 +27,18 @@ pub fn to_crlf(bytes: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-fn memchr_lf(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+/// Offset of the first LF in `bytes` that no CR precedes.
+fn bare_lf(bytes: &[u8]) -> Option<usize> {
+    let mut offset = 0;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        offset += line.len();
+        match line {
+            [.., b'\r', b'\n'] => {}
+            [.., b'\n'] => return Some(offset - 1),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -456,11 +456,11 @@ fn decrypt_parsed(
     let mut transport_error = None;
     // Records a candidate for each of our keys that `rid` names, up to the attempt limit.
     let mut consider = |rid: RecipientName<'_>, transport: &Result<KeyTransport>, wrapped| {
-        for (index, our) in ours.iter().enumerate() {
-            if attempts_per_key[index] < MAX_ATTEMPTS_PER_KEY && our.is_named_by(&rid) {
+        for (index, (our, attempts)) in ours.iter().zip(&mut attempts_per_key).enumerate() {
+            if *attempts < MAX_ATTEMPTS_PER_KEY && our.is_named_by(&rid) {
                 match transport {
                     Ok(transport) => {
-                        attempts_per_key[index] += 1;
+                        *attempts += 1;
                         candidates.push((wrapped, *transport, index));
                     }
                     Err(e) => {
@@ -514,7 +514,7 @@ fn decrypt_parsed(
         .iter()
         .map(|(wrapped, transport, index)| {
             KEY_TRANSPORT_OPERATIONS.with(|c| c.set(c.get() + 1));
-            let key = keys[*index].key;
+            let key = keys.get(*index)?.key;
             match wrapped {
                 Wrapped::Transport(encrypted_key) => {
                     Some(key.unwrap_key(*transport, encrypted_key, cipher.key_len()))
@@ -529,13 +529,15 @@ fn decrypt_parsed(
         .collect();
     let mut genuine_for_key = vec![false; keys.len()];
     for ((_, _, index), cek) in candidates.iter().zip(&unwrapped) {
-        genuine_for_key[*index] |= cek.as_ref().is_some_and(|c| c.genuine);
+        if let Some(genuine) = genuine_for_key.get_mut(*index) {
+            *genuine |= cek.as_ref().is_some_and(|c| c.genuine);
+        }
     }
     let eligible: Vec<_> = candidates
         .iter()
         .zip(&unwrapped)
         .filter_map(|(candidate, cek)| Some((candidate, cek.as_ref()?)))
-        .filter(|((_, _, index), cek)| cek.genuine || !genuine_for_key[*index])
+        .filter(|((_, _, index), cek)| cek.genuine || genuine_for_key.get(*index) == Some(&false))
         .collect();
     let last = eligible.len().saturating_sub(1);
     for (position, ((_, transport, index), cek)) in eligible.into_iter().enumerate() {
@@ -545,8 +547,11 @@ fn decrypt_parsed(
                 cipher,
                 key_transport: *transport,
                 key_index: *index,
-                addressed_keys: (0..keys.len())
-                    .filter(|&k| attempts_per_key[k] > 0)
+                addressed_keys: attempts_per_key
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, attempts)| **attempts > 0)
+                    .map(|(k, _)| k)
                     .collect(),
                 authenticated: parsed.aead.is_some(),
                 envelope: envelope.take().unwrap_or_default(),
@@ -626,16 +631,18 @@ impl<'a> ContentKey<'a> {
         match self {
             ContentKey::Cbc { iv } => {
                 const BLOCK: usize = 16;
-                if content.len() < BLOCK || !content.len().is_multiple_of(BLOCK) {
+                if !content.len().is_multiple_of(BLOCK) {
                     return Err(SmimeError::DecryptionFailed);
                 }
-                let last_at = content.len() - BLOCK;
-                let chain = if last_at == 0 {
-                    iv.as_slice()
-                } else {
-                    &content[last_at - BLOCK..last_at]
+                // Whole blocks, at least one: the last is chained from the one before it, or
+                // from the IV when it is the only one.
+                let Some((earlier, last)) = content.split_last_chunk::<BLOCK>() else {
+                    return Err(SmimeError::DecryptionFailed);
                 };
-                let mut last_block = content[last_at..].to_vec();
+                let chain = earlier
+                    .last_chunk::<BLOCK>()
+                    .map_or(iv.as_slice(), |block| block.as_slice());
+                let mut last_block = last.to_vec();
                 if crypto
                     .ciphers
                     .cbc_decrypt(key, chain, &mut last_block)

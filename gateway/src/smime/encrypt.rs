@@ -210,10 +210,13 @@ fn cbc_encrypt_chunks(
                     .ciphers
                     .cbc_encrypt(key, &iv, &staged)
                     .map_err(cipher_error)?;
-                let blocks = sealed.get(..CBC_CHUNK).ok_or_else(|| {
-                    SmimeError::Encoding("AES-CBC returned too little ciphertext".into())
-                })?;
-                iv.copy_from_slice(&blocks[CBC_CHUNK - 16..]);
+                let (blocks, last_block) = sealed
+                    .get(..CBC_CHUNK)
+                    .and_then(|blocks| Some((blocks, blocks.last_chunk::<16>()?)))
+                    .ok_or_else(|| {
+                        SmimeError::Encoding("AES-CBC returned too little ciphertext".into())
+                    })?;
+                iv = *last_block;
                 out(blocks);
                 staged.clear();
             }

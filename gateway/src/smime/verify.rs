@@ -314,11 +314,13 @@ fn signed_attrs_bytes(signer_info: &[u8]) -> Result<Option<Vec<u8>>> {
     }
     let attrs = fields.tlv_bytes()?;
     // [0] IMPLICIT, constructed: the only tag signedAttrs can have at this position.
-    if attrs.first() != Some(&0xA0) {
+    let Some((&0xA0, after_tag)) = attrs.split_first() else {
         return Ok(None);
-    }
-    let mut set = attrs.to_vec();
-    set[0] = 0x31;
+    };
+    // The same bytes under the SET OF tag.
+    let mut set = Vec::with_capacity(attrs.len());
+    set.push(0x31);
+    set.extend_from_slice(after_tag);
     Ok(Some(set))
 }
 
