@@ -81,13 +81,16 @@ pub fn named_certificate(attr: &Attribute, certificates: &[Certificate]) -> KeyP
         value
             .decode_as::<IssuerAndSerialNumber>()
             .map(Identifier::IssuerAndSerial)
-            .map_err(|e| e.to_string())
+            .map_err(|source| IdentifierError::Der {
+                part: "issuerAndSerialNumber",
+                source,
+            })
     } else {
         rfc8551_identifier(value)
     };
     let identifier = match identifier {
         Ok(i) => i,
-        Err(e) => return KeyPreference::Unreadable(e),
+        Err(e) => return KeyPreference::Unreadable(e.to_string()),
     };
     match certificates.iter().find(|c| identifier.matches(c)) {
         Some(cert) => match cert.to_der() {
@@ -103,34 +106,48 @@ pub fn named_certificate(attr: &Attribute, certificates: &[Certificate]) -> KeyP
     }
 }
 
+/// Why the attribute's value names no certificate.
+#[derive(Debug, thiserror::Error)]
+enum IdentifierError {
+    #[error("{part}: {source}")]
+    Der {
+        part: &'static str,
+        source: der::Error,
+    },
+    #[error("unknown choice {0}")]
+    UnknownChoice(Tag),
+}
+
 /// `SMIMEEncryptionKeyPreference ::= CHOICE { issuerAndSerialNumber [0], receipentKeyId [1],
 /// subjectAltKeyIdentifier [2] }`, IMPLICIT (the RFC's module). A [0] holding a whole
 /// IssuerAndSerialNumber SEQUENCE (EXPLICIT, as some clients write it) is read too.
-fn rfc8551_identifier(value: &Any) -> Result<Identifier, String> {
+fn rfc8551_identifier(value: &Any) -> Result<Identifier, IdentifierError> {
     let context = |number: u8, constructed: bool| Tag::ContextSpecific {
         constructed,
         number: TagNumber::new(number),
     };
-    let sequence = |bytes: &[u8]| Any::new(Tag::Sequence, bytes).map_err(|e| e.to_string());
+    let unreadable = |part: &'static str| move |source| IdentifierError::Der { part, source };
     let tag = der::Tagged::tag(value);
     if tag == context(0, true) {
-        let implicit = sequence(value.value())?.decode_as::<IssuerAndSerialNumber>();
+        let implicit = Any::new(Tag::Sequence, value.value())
+            .and_then(|sequence| sequence.decode_as::<IssuerAndSerialNumber>());
         return implicit
             .or_else(|_| IssuerAndSerialNumber::from_der(value.value()))
             .map(Identifier::IssuerAndSerial)
-            .map_err(|e| format!("issuerAndSerialNumber: {e}"));
+            .map_err(unreadable("issuerAndSerialNumber"));
     }
     if tag == context(1, true) {
         // RecipientKeyIdentifier: the subject key identifier first; date and other are
         // not needed to find a certificate.
-        let mut reader = der::SliceReader::new(value.value()).map_err(|e| e.to_string())?;
-        let ski = OctetString::decode(&mut reader).map_err(|e| format!("receipentKeyId: {e}"))?;
+        let ski = der::SliceReader::new(value.value())
+            .and_then(|mut reader| OctetString::decode(&mut reader))
+            .map_err(unreadable("receipentKeyId"))?;
         return Ok(Identifier::KeyId(ski.into_bytes()));
     }
     if tag == context(2, false) {
         return Ok(Identifier::KeyId(value.value().to_vec()));
     }
-    Err(format!("unknown choice {tag}"))
+    Err(IdentifierError::UnknownChoice(tag))
 }
 
 #[cfg(test)]
