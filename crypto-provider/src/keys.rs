@@ -215,10 +215,9 @@ pub fn public_key_bits(spki_der: &[u8]) -> Result<Vec<u8>, PublicKeyError> {
     Ok(info.subject_public_key.raw_bytes().to_vec())
 }
 
-/// An EC private key: PEM `PRIVATE KEY` or DER, PKCS#8 with a named curve (P-256/384/521).
-/// Returns the curve and the PKCS#8 DER.
-pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError> {
-    let der = match std::str::from_utf8(bytes) {
+/// The PKCS#8 DER of a PEM `PRIVATE KEY` block, or `bytes` as they are (DER).
+pub(crate) fn pkcs8_der(bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    match std::str::from_utf8(bytes) {
         Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
             let pem = text
                 .find("-----BEGIN")
@@ -226,10 +225,16 @@ pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError>
                 .unwrap_or(text);
             let (_, der) =
                 der::pem::decode_vec(pem.as_bytes()).map_err(|e| KeyError::Parse(e.to_string()))?;
-            Zeroizing::new(der)
+            Ok(Zeroizing::new(der))
         }
-        _ => Zeroizing::new(bytes.to_vec()),
-    };
+        _ => Ok(Zeroizing::new(bytes.to_vec())),
+    }
+}
+
+/// An EC private key: PEM `PRIVATE KEY` or DER, PKCS#8 with a named curve (P-256/384/521).
+/// Returns the curve and the PKCS#8 DER.
+pub fn parse_ec(bytes: &[u8]) -> Result<(EcCurve, Zeroizing<Vec<u8>>), KeyError> {
+    let der = pkcs8_der(bytes)?;
     let info =
         PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| KeyError::Parse(e.to_string()))?;
     if info.algorithm.oid != PublicKeyAlg::EC_PUBLIC_KEY_OID {

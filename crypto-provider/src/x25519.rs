@@ -15,15 +15,7 @@ pub const KEY_LEN: usize = 32;
 /// An X25519 private key from PEM `PRIVATE KEY` or PKCS#8 DER: the raw 32 bytes.
 /// [`KeyError::UnsupportedKeyType`] when the PKCS#8 holds another algorithm.
 pub fn parse(bytes: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, KeyError> {
-    let der = match std::str::from_utf8(bytes) {
-        Ok(text) if text.contains("-----BEGIN PRIVATE KEY-----") => {
-            let start = text.find("-----BEGIN").unwrap_or(0);
-            let pem = text.as_bytes().get(start..).unwrap_or_default();
-            let (_, der) = der::pem::decode_vec(pem).map_err(|e| KeyError::Parse(e.to_string()))?;
-            Zeroizing::new(der)
-        }
-        _ => Zeroizing::new(bytes.to_vec()),
-    };
+    let der = crate::keys::pkcs8_der(bytes)?;
     let info =
         PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| KeyError::Parse(e.to_string()))?;
     if info.algorithm.oid != PublicKeyAlg::X25519_OID {
