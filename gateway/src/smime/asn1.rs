@@ -283,14 +283,28 @@ pub fn validate_name(name: AnyRef<'_>) -> der::Result<()> {
     for rdn in Elements::of(name.value())? {
         let rdn = rdn?;
         rdn.tag().assert_eq(Tag::Set)?;
-        for (index, atv) in Elements::of(rdn.value())?.enumerate() {
-            let atv = atv?;
-            atv.decode_as::<AttributeTypeAndValueRef<'_>>()?;
-            // Quadratic in the SET's size, as `der`'s own sort is; the BER walker bounds it.
-            let mut earlier = Elements::of(rdn.value())?.take(index);
-            if earlier.any(|e| e.ok() == Some(atv)) {
-                return Err(ErrorKind::SetDuplicate.into());
-            }
+        let mut attributes = Elements::of(rdn.value())?;
+        let check = |a: AnyRef<'_>| a.decode_as::<AttributeTypeAndValueRef<'_>>().map(|_| ());
+        let Some(first) = attributes.next().transpose()? else {
+            continue;
+        };
+        check(first)?;
+        // Nearly every RDN holds one attribute: nothing to compare, nothing allocated.
+        let Some(second) = attributes.next().transpose()? else {
+            continue;
+        };
+        let mut all = vec![first, second];
+        for attribute in attributes {
+            all.push(attribute?);
+        }
+        for attribute in all.iter().skip(1) {
+            check(*attribute)?;
+        }
+        // All SEQUENCEs now, so equal content is an equal attribute. Sorted, not compared
+        // pairwise: the SET's size is the sender's choice.
+        all.sort_unstable_by(|a, b| a.value().cmp(b.value()));
+        if all.windows(2).any(|pair| matches!(pair, [a, b] if a == b)) {
+            return Err(ErrorKind::SetDuplicate.into());
         }
     }
     Ok(())
