@@ -273,14 +273,17 @@ impl Inbound<'_> {
             .iter()
             .find(|s| s.emails.iter().any(|e| address::normalise(e) == from));
         let (certificate, preference) = match vouching {
-            Some(s) => (s.certificate.clone(), s.encryption_key_preference.as_ref()),
+            Some(s) => (
+                s.certificate.as_deref(),
+                s.encryption_key_preference.as_ref(),
+            ),
             None if author
                 .signer_emails
                 .iter()
                 .any(|e| address::normalise(e) == from) =>
             {
                 (
-                    author.signer_certificate.clone(),
+                    author.signer_certificate.as_deref(),
                     author.encryption_key_preference.as_ref(),
                 )
             }
@@ -291,7 +294,7 @@ impl Inbound<'_> {
             }
         };
         let message_id = address::message_id(delivered);
-        let result = self.capture(&from, certificate.clone(), author, message_id.clone(), now)?;
+        let result = self.capture(&from, certificate, author, message_id.clone(), now)?;
         let result = match result {
             SmimeResult::Pass { identifier } if author.weak_digest => SmimeResult::Neutral {
                 reason: format!(
@@ -303,7 +306,7 @@ impl Inbound<'_> {
         };
         // The signer's word on its encryption certificate counts only once the signature
         // passed on every count, with the signing certificate accepted.
-        if let (SmimeResult::Pass { .. }, Some(signer)) = (&result, &certificate) {
+        if let (SmimeResult::Pass { .. }, Some(signer)) = (&result, certificate) {
             capture_encryption_preference(
                 self.store, &from, preference, signer, author, message_id, now,
             );
@@ -327,7 +330,7 @@ impl Inbound<'_> {
     fn capture(
         &self,
         identifier: &str,
-        certificate: Option<Vec<u8>>,
+        certificate: Option<&[u8]>,
         sig: &SignatureReport,
         message_id: Option<String>,
         now: SystemTime,
@@ -339,7 +342,7 @@ impl Inbound<'_> {
         };
         let capture = PartnerCapture {
             address: identifier.to_string(),
-            certificate_der: cert,
+            certificate_der: cert.to_vec(),
             chain_der: sig.certificates.clone(),
             message_id,
             seen_at: now,
