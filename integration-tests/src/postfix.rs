@@ -44,19 +44,25 @@ impl Ports {
             .replace("10027", &self.outbound_reinject.to_string())
     }
 
+    /// Five distinct free ports: every listener is held until all are picked, so one pick
+    /// never hands out the same port twice. Another process may still take one before Postfix
+    /// or the gateway binds it; callers retry with a fresh pick ([`Postfix::start`] says so).
     pub fn pick() -> anyhow::Result<Self> {
+        let listeners = (0..5)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ports = listeners
+            .iter()
+            .map(|l| Ok(l.local_addr()?.port()))
+            .collect::<anyhow::Result<Vec<u16>>>()?;
         Ok(Self {
-            front: free_port()?,
-            lmtp: free_port()?,
-            gateway: free_port()?,
-            inbound_reinject: free_port()?,
-            outbound_reinject: free_port()?,
+            front: ports[0],
+            lmtp: ports[1],
+            gateway: ports[2],
+            inbound_reinject: ports[3],
+            outbound_reinject: ports[4],
         })
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Whether Postfix is installed (`make deps` installs it).
@@ -181,16 +187,22 @@ smtpd_banner = $myhostname ESMTP
         std::fs::write(root.join("master.cf"), master_cf)?;
         allow_config_directory(root)?;
         let config = root.to_string_lossy().into_owned();
-        postfix(&["-c", &config, "check"])?;
-        postfix(&["-c", &config, "start"])?;
         let front = format!("127.0.0.1:{}", ports.front);
-        wait_for_port(&front, Duration::from_secs(20))?;
-        Ok(Self {
+        let postfix_instance = Self {
             dir,
             front,
             inbound_reinject: ports.inbound_reinject,
             outbound_reinject: ports.outbound_reinject,
-        })
+        };
+        // On failure the instance is dropped (stopped, directory forgotten) and the error
+        // carries Postfix's own log: a port taken between pick and bind shows up there.
+        let started = postfix(&["-c", &config, "check"])
+            .and_then(|()| postfix(&["-c", &config, "start"]))
+            .and_then(|()| wait_for_port(&postfix_instance.front, Duration::from_secs(20)));
+        match started {
+            Ok(()) => Ok(postfix_instance),
+            Err(e) => bail!("{e:#}\n--- Postfix log ---\n{}", postfix_instance.log()),
+        }
     }
 
     fn config(&self) -> String {

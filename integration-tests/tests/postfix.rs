@@ -40,8 +40,34 @@ fn flow_with_outbound_hop(outbound_hop: Option<&SmtpSink>) -> Option<Flow> {
     }
     let mailboxes = SmtpSink::start();
     let internet = SmtpSink::start();
-    let ports = Ports::pick().unwrap();
-    let doc_settings = postfix::gateway_settings(&ports).unwrap();
+    // The ports are free when picked, but a busy machine may hand one to another socket before
+    // Postfix or the gateway binds it: start again on a fresh pick, a bounded number of times.
+    let mut attempt = 1;
+    let (gateway, postfix) = loop {
+        match start_gateway_and_postfix(&mailboxes, &internet, outbound_hop) {
+            Ok(started) => break started,
+            Err(e) if attempt < 3 => {
+                eprintln!("setup attempt {attempt} failed, retrying on new ports: {e:#}");
+                attempt += 1;
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    };
+    Some(Flow {
+        mailboxes,
+        internet,
+        gateway,
+        postfix,
+    })
+}
+
+fn start_gateway_and_postfix(
+    mailboxes: &SmtpSink,
+    internet: &SmtpSink,
+    outbound_hop: Option<&SmtpSink>,
+) -> anyhow::Result<(GatewayProcess, Postfix)> {
+    let ports = Ports::pick()?;
+    let doc_settings = postfix::gateway_settings(&ports)?;
     let gateway = GatewayProcess::start_with(
         &format!("127.0.0.1:{}", ports.inbound_reinject),
         &outbound_hop.map_or_else(
@@ -54,21 +80,14 @@ fn flow_with_outbound_hop(outbound_hop: Option<&SmtpSink>) -> Option<Flow> {
             sections: &doc_settings,
             ..Options::default()
         },
-    )
-    .unwrap();
+    )?;
     let postfix = Postfix::start(
         &ports,
         "agency.example",
         &mailboxes.address(),
         &internet.address(),
-    )
-    .unwrap();
-    Some(Flow {
-        mailboxes,
-        internet,
-        gateway,
-        postfix,
-    })
+    )?;
+    Ok((gateway, postfix))
 }
 
 impl Flow {
