@@ -255,6 +255,7 @@ impl Store {
             Ok(record.to_public())
         });
         let approved = result.map_err(StoreError::from)?;
+        self.inner.recent.clear();
         self.flush()?;
         Ok(approved)
     }
@@ -281,6 +282,7 @@ impl Store {
             })
             .map_err(StoreError::from)?;
         if removed {
+            self.inner.recent.clear();
             self.flush()?;
         }
         Ok(removed)

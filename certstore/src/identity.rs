@@ -258,6 +258,33 @@ impl Store {
             .collect())
     }
 
+    /// The SHA-256 fingerprints of every identity ever issued for `address`, newest first,
+    /// read from the index alone: a caller that keeps parsed identities by fingerprint
+    /// decodes a record (and its key) only for one it has not seen.
+    pub fn proxy_fingerprints(&self, address: &str) -> Result<Vec<String>, StoreError> {
+        let address = normalise_address(address)?;
+        self.inner
+            .proxy_by_addr
+            .scan_prefix(addr_prefix(&address))
+            .rev()
+            .map(|item| {
+                let (_, fp) = item?;
+                String::from_utf8(fp.to_vec()).map_err(StoreError::corrupt_record)
+            })
+            .collect()
+    }
+
+    /// The identity whose certificate has this SHA-256 fingerprint (as
+    /// [`ProxyIdentity::fingerprint_sha256`] writes it).
+    pub fn proxy_identity_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<ProxyIdentity>, StoreError> {
+        Ok(self
+            .proxy_record_by_fp(fingerprint.as_bytes())?
+            .map(ProxyRecord::into_identity))
+    }
+
     /// The identity whose certificate has this issuer (Name DER) and serial (INTEGER
     /// content bytes; leading zeros ignored), as named by CMS IssuerAndSerialNumber.
     pub fn proxy_identity_by_issuer_serial(

@@ -21,6 +21,7 @@ mod issue;
 mod partner;
 mod path;
 mod proxy_ca;
+mod recent;
 pub mod store;
 pub mod trust;
 pub mod validate;
@@ -41,6 +42,7 @@ pub use partner::{
 };
 pub use path::{RevocationMode, ValidatedPath, MAX_OFFERED_CERTIFICATES};
 pub use proxy_ca::{parse_certificate_input, ProxyCaInfo};
+pub use recent::TTL as CAPTURE_CACHE_TTL;
 pub use smime_pki::cert::san_email_addresses;
 pub use store::{ProxyKeyType, Store, StoreConfig};
 pub use validate::{KeyPurpose, ValidatedCertificate, MAX_CHAIN, MIN_RSA_BITS};

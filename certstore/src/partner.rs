@@ -21,6 +21,7 @@ use crate::certinfo::{public_key_alg, ParsedCert};
 use crate::codec::{self, decode_record, encode_record, hexbytes};
 use crate::domains::normalise_address;
 use crate::error::{StoreError, ValidationError};
+use crate::recent::{CaptureKey, Validated};
 use crate::store::Store;
 use crate::validate::{self, KeyPurpose, ValidatedCertificate};
 use smime_pki::cert::fingerprint_sha256;
@@ -224,6 +225,18 @@ struct Described {
     signature_algorithm: String,
 }
 
+/// The earliest notAfter of a validated path (the certificate and its chain, DER).
+fn earliest_not_after(chain: &[Vec<u8>]) -> Option<SystemTime> {
+    chain
+        .iter()
+        .map(|c| ParsedCert::parse(c).map(|c| c.not_after()).ok())
+        .try_fold(None, |earliest: Option<SystemTime>, not_after| {
+            let not_after = not_after?;
+            Some(Some(earliest.map_or(not_after, |e| e.min(not_after))))
+        })
+        .flatten()
+}
+
 fn describe(der: &[u8]) -> Described {
     match ParsedCert::parse(der) {
         Ok(c) => Described {
@@ -320,13 +333,33 @@ impl Store {
             )));
         }
         let fp = fingerprint_sha256(&capture.certificate_der);
-        let offered: Vec<Vec<u8>> = capture
+        let offered: Vec<&Vec<u8>> = capture
             .chain_der
             .iter()
             .filter(|c| c.len() <= MAX_CERTIFICATE_BYTES)
             .take(MAX_CHAIN_OFFERED)
-            .cloned()
             .collect();
+        let capabilities = bounded_capabilities(&capture.capabilities);
+        let key = CaptureKey::new(&address, &fp, purpose, offered.iter().map(|c| c.as_slice()));
+        let epoch = self.inner.trust.revocation_epoch();
+        if let Some(hit) = self
+            .inner
+            .recent
+            .get(&key, capture.seen_at, epoch, &capabilities)
+        {
+            return Ok(if hit.blocked {
+                CaptureOutcome::Blocked { fingerprint: fp }
+            } else {
+                CaptureOutcome::Stored {
+                    fingerprint: fp,
+                    new: false,
+                    status: ValidationStatus::Valid,
+                    recorded: true,
+                }
+            });
+        }
+        let generation = self.inner.recent.generation();
+        let offered: Vec<Vec<u8>> = offered.into_iter().cloned().collect();
         let validation = self.validate_partner_certificate_for(
             &capture.certificate_der,
             &offered,
@@ -334,6 +367,7 @@ impl Store {
             purpose,
             capture.seen_at,
         );
+        let mut path_expires = None;
         let (status, chain) = match validation {
             Ok(v) => {
                 // Soft-fail: accepted; the operator learns what could not be checked.
@@ -344,6 +378,7 @@ impl Store {
                         "partner certificate accepted with revocation status unknown"
                     );
                 }
+                path_expires = earliest_not_after(&v.chain_der);
                 (
                     ValidationStatus::Valid,
                     v.chain_der
@@ -390,14 +425,14 @@ impl Store {
             status: status.clone(),
             pinned: false,
             blocked: false,
-            capabilities: bounded_capabilities(&capture.capabilities),
+            capabilities,
         };
         let pkey = partner_key(&address, &fp);
         let fkey = fp_key(&fp, &address);
         let dkey = domain_key(&address);
         let audit_id = self.inner.db.generate_id()?;
         let inner = &self.inner;
-        let (is_new, blocked, changed) = (
+        let (is_new, blocked, changed, recorded_capabilities) = (
             &inner.partner,
             &inner.partner_by_fp,
             &inner.partner_addrs,
@@ -450,7 +485,7 @@ impl Store {
                 if let Some(d) = draft {
                     crate::audit::append_in_tx(audit, audit_id, &d).map_err(abort)?;
                 }
-                Ok((is_new, record.blocked, changed))
+                Ok((is_new, record.blocked, changed, record.capabilities))
             })
             .map_err(StoreError::from)?;
         // A new certificate, a changed status or new capabilities are flushed before we answer.
@@ -458,9 +493,22 @@ impl Store {
         // sled's periodic flush (within half a second), which spares every inbound message an
         // fsync.
         if is_new || changed {
-            self.inner.current.invalidate([address.as_str()]);
+            self.forget_cached([address.as_str()]);
             self.audit_appended()?;
             self.flush()?;
+        }
+        if let (ValidationStatus::Valid, Some(path_expires)) = (&status, path_expires) {
+            self.inner.recent.insert(
+                key,
+                &Validated {
+                    seen_at: capture.seen_at,
+                    path_expires,
+                    revocation_epoch: epoch,
+                    blocked,
+                    capabilities: &recorded_capabilities,
+                },
+                generation,
+            );
         }
         if blocked {
             return Ok(CaptureOutcome::Blocked { fingerprint: fp });
@@ -471,6 +519,12 @@ impl Store {
             status,
             recorded: true,
         })
+    }
+
+    /// Forgets what the caches hold for these addresses: their records changed.
+    fn forget_cached<'a>(&self, addresses: impl IntoIterator<Item = &'a str> + Clone) {
+        self.inner.current.invalidate(addresses.clone());
+        self.inner.recent.invalidate(addresses);
     }
 
     /// Whether a capture of `fp` for `address` is written to the store: only for approved
@@ -696,7 +750,7 @@ impl Store {
         if !updated {
             return Err(StoreError::UnknownCertificate(fp));
         }
-        self.inner.current.invalidate([address.as_str()]);
+        self.forget_cached([address.as_str()]);
         self.flush()
     }
 
@@ -791,9 +845,7 @@ impl Store {
                 first.ok_or_else(|| abort(StoreError::UnknownCertificate(fp.to_string())))
             })
             .map_err(StoreError::from)?;
-        self.inner
-            .current
-            .invalidate(addresses.iter().map(String::as_str));
+        self.forget_cached(addresses.iter().map(String::as_str));
         self.audit_appended()?;
         self.flush()?;
         Ok(updated)

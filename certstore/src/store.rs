@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub(crate) issue_lock: Mutex<()>,
     /// The validated current partner certificate per address (see [`crate::current`]).
     pub(crate) current: crate::current::CurrentCache,
+    /// Captures just validated and recorded (see [`crate::recent`]).
+    pub(crate) recent: crate::recent::RecentCaptures,
 }
 
 /// The database holds private keys unencrypted: keep it owner-only.
@@ -194,6 +196,7 @@ impl Store {
             trust,
             issue_lock: Mutex::new(()),
             current: crate::current::CurrentCache::default(),
+            recent: crate::recent::RecentCaptures::default(),
         };
         Ok(Store {
             inner: Arc::new(inner),

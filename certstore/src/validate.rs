@@ -67,7 +67,7 @@ pub struct ValidatedCertificate {
 }
 
 /// What the certificate is to be used for; keyUsage must allow it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyPurpose {
     /// Verifying the partner's signatures: digitalSignature or nonRepudiation.
     Sign,

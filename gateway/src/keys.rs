@@ -56,10 +56,8 @@ impl KeyCache {
     }
 
     pub fn load(&self, identity: &ProxyIdentity) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
-        if let Ok(cache) = self.parsed.lock() {
-            if let Some(hit) = cache.get(&identity.fingerprint_sha256) {
-                return Ok(hit.clone());
-            }
+        if let Some(hit) = self.cached(&identity.fingerprint_sha256) {
+            return Ok(hit);
         }
         let certificate = certs::parse_certificate(&identity.certificate_der)
             .map_err(|e| KeyLoadError::Unusable(e.to_string()))?;
@@ -81,16 +79,30 @@ impl KeyCache {
         Ok(loaded)
     }
 
-    /// Every key ever issued to `address` (newest first): old mail must stay readable.
+    fn cached(&self, fingerprint: &str) -> Option<Arc<LoadedIdentity>> {
+        self.parsed.lock().ok()?.get(fingerprint).cloned()
+    }
+
+    /// Every key ever issued to `address` (newest first): old mail must stay readable. Only
+    /// the store's index is read for identities already parsed (an identity record never
+    /// changes once written).
     pub fn decryption_identities(
         &self,
         store: &Store,
         address: &str,
     ) -> Result<Vec<Arc<LoadedIdentity>>, KeyLoadError> {
         store
-            .proxy_identities(address)?
+            .proxy_fingerprints(address)?
             .iter()
-            .map(|identity| self.load(identity))
+            .filter_map(|fingerprint| match self.cached(fingerprint) {
+                Some(hit) => Some(Ok(hit)),
+                // Listed by the index but gone: skipped, as a full read would skip it.
+                None => store
+                    .proxy_identity_by_fingerprint(fingerprint)
+                    .map_err(KeyLoadError::from)
+                    .and_then(|identity| identity.map(|i| self.load(&i)).transpose())
+                    .transpose(),
+            })
             .collect()
     }
 
