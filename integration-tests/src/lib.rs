@@ -302,9 +302,13 @@ impl Drop for SmtpSink {
 
 fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.set_nodelay(true)?;
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
     w.write_all(b"220 sink.test ESMTP test sink\r\n")?;
+    // Replies to pipelined commands (RFC 2920) go out together once the batch is read, as a
+    // real server sends them: one write per reply would leave the client waiting on each.
+    let mut replies: Vec<u8> = Vec::new();
     let mut mail_from: Option<String> = None;
     let mut mail_parameters: Vec<String> = Vec::new();
     let mut rcpts: Vec<String> = Vec::new();
@@ -359,7 +363,9 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             if mail_from.is_none() || rcpts.is_empty() {
                 "503 5.5.1 need MAIL and RCPT\r\n".into()
             } else {
-                w.write_all(b"354 go ahead\r\n")?;
+                replies.extend_from_slice(b"354 go ahead\r\n");
+                w.write_all(&replies)?;
+                replies.clear();
                 let counting = shared.counting.load(Ordering::SeqCst);
                 let data = if counting {
                     skip_data(&mut r)?;
@@ -403,12 +409,17 @@ fn serve_conn(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         } else if upper.starts_with("NOOP") {
             "250 2.0.0 OK\r\n".into()
         } else if upper == "QUIT" {
-            w.write_all(b"221 2.0.0 bye\r\n")?;
+            replies.extend_from_slice(b"221 2.0.0 bye\r\n");
+            w.write_all(&replies)?;
             return Ok(());
         } else {
             "502 5.5.1 not implemented\r\n".into()
         };
-        w.write_all(reply.as_bytes())?;
+        replies.extend_from_slice(reply.as_bytes());
+        if r.buffer().is_empty() {
+            w.write_all(&replies)?;
+            replies.clear();
+        }
     }
 }
 

@@ -246,28 +246,39 @@ const BASE64_NO_PAD: base64::engine::GeneralPurpose = base64::engine::GeneralPur
         .with_decode_allow_trailing_bits(true),
 );
 
-/// Base64 spread over lines (RFC 2045). Fast path: lines whose length is a multiple of four
-/// (every common writer) are decoded one by one straight into the output; anything else falls
-/// back to collecting the characters first. Invalid characters are an error.
+/// Base64 spread over lines (RFC 2045). Fast path: when every line's length is a multiple of
+/// four (every common writer) and only the last line may end in padding, lines are joined into
+/// chunks of up to [`BASE64_CHUNK`] characters and each chunk is decoded in one call: every
+/// 4-character group is then the same as line by line, and one call costs far less than one
+/// per 76-character line. Anything else falls back to collecting the characters first.
+/// Invalid characters are an error.
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>> {
-    let engine = &BASE64;
+    let invalid = |_| SmimeError::Mime("invalid base64 body".into());
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
-    let mut lines = text.split(|b| *b == b'\n').map(|l| l.trim_ascii());
+    let mut chunk = Vec::with_capacity(text.len().min(BASE64_CHUNK));
     let mut finished = false;
-    for line in lines.by_ref() {
+    for line in text.split(|b| *b == b'\n').map(<[u8]>::trim_ascii) {
         if line.is_empty() {
             continue;
         }
         if finished || line.len() % 4 != 0 {
+            // The lines before this one decoded (or failed) first, as line by line.
+            BASE64.decode_vec(&chunk, &mut out).map_err(invalid)?;
             return decode_base64_slow(text);
         }
-        engine
-            .decode_vec(line, &mut out)
-            .map_err(|_| SmimeError::Mime("invalid base64 body".into()))?;
+        if chunk.len() + line.len() > BASE64_CHUNK {
+            BASE64.decode_vec(&chunk, &mut out).map_err(invalid)?;
+            chunk.clear();
+        }
+        chunk.extend_from_slice(line);
         finished = line.ends_with(b"=");
     }
+    BASE64.decode_vec(&chunk, &mut out).map_err(invalid)?;
     Ok(out)
 }
+
+/// Characters decoded per call by [`decode_base64`] (a multiple of four).
+const BASE64_CHUNK: usize = 64 * 1024;
 
 fn decode_base64_slow(text: &[u8]) -> Result<Vec<u8>> {
     let mut compact = Vec::with_capacity(text.len());
@@ -329,6 +340,64 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line-by-line decoder `decode_base64` replaced, as the reference it must agree with.
+    fn decode_base64_by_line(text: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut finished = false;
+        for line in text.split(|b| *b == b'\n').map(<[u8]>::trim_ascii) {
+            if line.is_empty() {
+                continue;
+            }
+            if finished || line.len() % 4 != 0 {
+                return decode_base64_slow(text);
+            }
+            BASE64
+                .decode_vec(line, &mut out)
+                .map_err(|_| SmimeError::Mime("invalid base64 body".into()))?;
+            finished = line.ends_with(b"=");
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn chunked_base64_decoding_agrees_with_line_by_line() {
+        use base64::Engine as _;
+        // A fixed xorshift: reproducible inputs without a dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut cases = 0;
+        for round in 0..3000 {
+            let len = if round % 100 == 0 { 200_000 } else { next(400) };
+            let data: Vec<u8> = (0..len).map(|_| next(256) as u8).collect();
+            let encoded = BASE64.encode(&data);
+            let line_len = [4, 64, 76, 77, 1000][next(5)];
+            let mut text: Vec<u8> = encoded
+                .as_bytes()
+                .chunks(line_len)
+                .flat_map(|l| l.iter().copied().chain(*b"\r\n"))
+                .collect();
+            // Damage some: a flipped character, padding inside, a space, a short line.
+            for _ in 0..next(3) {
+                if let Some(at) = (!text.is_empty()).then(|| next(text.len())) {
+                    text[at] = *b"A=\n !*/+\r".get(next(9)).unwrap();
+                }
+            }
+            let expected = decode_base64_by_line(&text).map_err(|e| e.to_string());
+            let got = decode_base64(&text).map_err(|e| e.to_string());
+            assert_eq!(got, expected, "round {round}");
+            if expected.as_deref() == Ok(&data[..]) {
+                cases += 1;
+            }
+        }
+        // Most cases are undamaged and decode to their data.
+        assert!(cases > 1000, "{cases}");
+    }
 
     #[test]
     fn parts_are_exact_and_exclude_the_line_break_before_delimiters() {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{
-    EhloResponse, Error as ProtoError, Response, EXT_DSN, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse, Error as ProtoError, Response, EXT_DSN, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
+    EXT_START_TLS,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -191,7 +192,7 @@ pub async fn deliver_transfer(hop: &NextHop, transfer: &Transfer<'_>) -> Deliver
     loop {
         let result = match open(hop, use_tls).await {
             Ok(mut session) => {
-                let result = session.transaction(transfer).await;
+                let result = session.transaction(transfer, Reset::No).await;
                 keep_unless_lost(hop, session, &result);
                 result
             }
@@ -215,10 +216,7 @@ enum Reused {
 
 /// One transaction on a pooled connection, after `RSET`.
 async fn reuse(hop: &NextHop, mut session: Session, transfer: &Transfer<'_>) -> Reused {
-    let result = match session.reset().await {
-        Ok(()) => session.transaction(transfer).await,
-        Err(abort) => Err(abort),
-    };
+    let result = session.transaction(transfer, Reset::First).await;
     let stale = match &result {
         Err(Abort::Lost(r)) if !session.payload_sent => Some(r.clone()),
         // 421: the hop closes the connection (an idle timeout on its side).
@@ -340,6 +338,8 @@ struct Capabilities {
     starttls: bool,
     dsn: bool,
     smtputf8: bool,
+    /// RFC 2920: the envelope commands go in one write, their replies are read after.
+    pipelining: bool,
     /// The hop's SIZE limit; `None` when it states none (or 0).
     size: Option<usize>,
 }
@@ -353,6 +353,7 @@ impl Capabilities {
                 starttls: ehlo.has_capability(EXT_START_TLS),
                 dsn: ehlo.has_capability(EXT_DSN),
                 smtputf8: ehlo.has_capability(EXT_SMTP_UTF8),
+                pipelining: ehlo.has_capability(EXT_PIPELINING),
                 size: Some(ehlo.size).filter(|n| *n > 0 && ehlo.has_capability(EXT_SIZE)),
             },
             Err(e) => {
@@ -484,18 +485,22 @@ impl Session {
             });
         }
     }
+}
 
-    /// `RSET` before a transaction on a reused connection: a clean state, and a check that
-    /// the hop is still there.
-    async fn reset(&mut self) -> Result<(), Abort> {
-        self.payload_sent = false;
-        let r = self.client.command("RSET", "RSET").await?;
-        if r.code == 250 {
-            Ok(())
-        } else {
-            Err(Abort::Lost(hop_refused(&self.client.hop, "RSET", &r)))
-        }
-    }
+/// Whether a transaction starts with `RSET`: on a reused connection, for a clean state and a
+/// check that the hop is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reset {
+    First,
+    No,
+}
+
+/// The replies to the envelope commands. `data` is `None` when DATA was not sent yet (without
+/// PIPELINING it is sent only once MAIL and a recipient were accepted).
+struct EnvelopeReplies {
+    mail: Reply,
+    rcpt: Vec<Reply>,
+    data: Option<Reply>,
 }
 
 /// Connects, reads the greeting, says EHLO and (as `hop.tls` and `use_tls` say) STARTTLS.
@@ -598,7 +603,12 @@ fn tls_failure(hop: &NextHop, why: String) -> Abort {
 impl Session {
     /// One mail transaction. The connection is left between transactions (a refusal before
     /// MAIL, or after it, is cleared by the next `RSET`), never QUIT here.
-    async fn transaction(&mut self, transfer: &Transfer<'_>) -> Result<DeliveryReport, Abort> {
+    async fn transaction(
+        &mut self,
+        transfer: &Transfer<'_>,
+        reset: Reset,
+    ) -> Result<DeliveryReport, Abort> {
+        self.payload_sent = false;
         let caps = self.caps;
         let client = &mut self.client;
         let Transfer {
@@ -662,11 +672,36 @@ impl Session {
                 )));
             }
         }
-        let r = client.command(&mail, "MAIL FROM").await?;
+        let rcpt_commands: Vec<String> = recipients
+            .iter()
+            .enumerate()
+            .map(|(i, rcpt)| {
+                let mut command = format!("RCPT TO:<{rcpt}>");
+                if let Some(p) = transfer.rcpt.get(i).filter(|_| offers_dsn) {
+                    if let Some(notify) = p.notify {
+                        command.push_str(&format!(" NOTIFY={}", notify.as_param()));
+                    }
+                    if let Some(orcpt) = &p.orcpt {
+                        command.push_str(&format!(" ORCPT={orcpt}"));
+                    }
+                }
+                command
+            })
+            .collect();
+        let replies = if caps.pipelining {
+            self.envelope_pipelined(reset, &mail, &rcpt_commands)
+                .await?
+        } else {
+            self.envelope_in_turn(reset, &mail, &rcpt_commands).await?
+        };
+        let EnvelopeReplies { mail, rcpt, data } = replies;
+        let r = mail;
         if r.is_temporary() || (!r.is_success() && !r.is_permanent()) {
+            self.end_unwanted_data(data.as_ref()).await;
             return Err(Abort::Temp(r));
         }
         if r.is_permanent() {
+            self.end_unwanted_data(data.as_ref()).await;
             return Err(Abort::Perm(explain_size_refusal(
                 r,
                 message.len(),
@@ -674,37 +709,33 @@ impl Session {
             )));
         }
 
-        let mut outcomes: Vec<(String, RecipientOutcome)> = Vec::with_capacity(recipients.len());
-        for (i, rcpt) in recipients.iter().enumerate() {
-            let mut command = format!("RCPT TO:<{rcpt}>");
-            if let Some(p) = transfer.rcpt.get(i).filter(|_| offers_dsn) {
-                if let Some(notify) = p.notify {
-                    command.push_str(&format!(" NOTIFY={}", notify.as_param()));
+        let mut outcomes: Vec<(String, RecipientOutcome)> = recipients
+            .iter()
+            .cloned()
+            .zip(rcpt.into_iter().map(|r| {
+                if r.code == 250 || r.code == 251 {
+                    RecipientOutcome::Accepted
+                } else if r.is_permanent() {
+                    RecipientOutcome::PermFailed(r)
+                } else {
+                    RecipientOutcome::TempFailed(r)
                 }
-                if let Some(orcpt) = &p.orcpt {
-                    command.push_str(&format!(" ORCPT={orcpt}"));
-                }
-            }
-            let r = client.command(&command, "RCPT TO").await?;
-            let outcome = if r.code == 250 || r.code == 251 {
-                RecipientOutcome::Accepted
-            } else if r.is_permanent() {
-                RecipientOutcome::PermFailed(r)
-            } else {
-                RecipientOutcome::TempFailed(r)
-            };
-            outcomes.push((rcpt.clone(), outcome));
-        }
+            }))
+            .collect();
         if !outcomes
             .iter()
             .any(|(_, o)| *o == RecipientOutcome::Accepted)
         {
+            self.end_unwanted_data(data.as_ref()).await;
             return Ok(DeliveryReport {
                 per_recipient: outcomes,
             });
         }
 
-        let r = client.command("DATA", "DATA").await?;
+        let r = match data {
+            Some(r) => r,
+            None => self.client.command("DATA", "DATA").await?,
+        };
         if r.code != 354 {
             let failed = if r.is_permanent() {
                 RecipientOutcome::PermFailed(r)
@@ -736,6 +767,95 @@ impl Session {
         Ok(DeliveryReport {
             per_recipient: outcomes,
         })
+    }
+}
+
+impl Session {
+    /// RSET (when asked), MAIL and RCPT one at a time, each answered before the next; DATA is
+    /// left to the caller.
+    async fn envelope_in_turn(
+        &mut self,
+        reset: Reset,
+        mail: &str,
+        rcpt_commands: &[String],
+    ) -> Result<EnvelopeReplies, Abort> {
+        let client = &mut self.client;
+        if reset == Reset::First {
+            let r = client.command("RSET", "RSET").await?;
+            if r.code != 250 {
+                return Err(Abort::Lost(hop_refused(&client.hop, "RSET", &r)));
+            }
+        }
+        let mail = client.command(mail, "MAIL FROM").await?;
+        let mut rcpt = Vec::with_capacity(rcpt_commands.len());
+        if mail.is_success() {
+            for command in rcpt_commands {
+                rcpt.push(client.command(command, "RCPT TO").await?);
+            }
+        }
+        Ok(EnvelopeReplies {
+            mail,
+            rcpt,
+            data: None,
+        })
+    }
+
+    /// RFC 2920: RSET (when asked), MAIL, every RCPT and DATA in one write, then their
+    /// replies in order. Every reply is read, whatever came before, so the connection stays
+    /// in step; a DATA the hop accepted although nothing else was is ended by the caller.
+    async fn envelope_pipelined(
+        &mut self,
+        reset: Reset,
+        mail: &str,
+        rcpt_commands: &[String],
+    ) -> Result<EnvelopeReplies, Abort> {
+        let client = &mut self.client;
+        let mut batch = String::with_capacity(
+            mail.len() + rcpt_commands.iter().map(|c| c.len() + 2).sum::<usize>() + 16,
+        );
+        if reset == Reset::First {
+            batch.push_str("RSET\r\n");
+        }
+        for command in std::iter::once(mail).chain(rcpt_commands.iter().map(String::as_str)) {
+            batch.push_str(command);
+            batch.push_str("\r\n");
+        }
+        batch.push_str("DATA\r\n");
+        client.send(batch.as_bytes()).await?;
+        if reset == Reset::First {
+            let r = client.read_reply("RSET").await?;
+            if r.code != 250 {
+                // The commands after it may have been taken: this connection is not used again.
+                client.closing = true;
+                return Err(Abort::Lost(hop_refused(&client.hop, "RSET", &r)));
+            }
+        }
+        let mail = client.read_reply("MAIL FROM").await?;
+        let mut rcpt = Vec::with_capacity(rcpt_commands.len());
+        for _ in rcpt_commands {
+            rcpt.push(client.read_reply("RCPT TO").await?);
+        }
+        let data = client.read_reply("DATA").await?;
+        Ok(EnvelopeReplies {
+            mail,
+            rcpt,
+            data: Some(data),
+        })
+    }
+
+    /// A DATA accepted (354) for a transaction that is not going ahead (MAIL or every
+    /// recipient refused) is ended with an empty message, as RFC 2920 §3.1 says; with no
+    /// recipient the hop delivers nothing. Should that fail, the connection is not reused.
+    async fn end_unwanted_data(&mut self, data: Option<&Reply>) {
+        if data.is_some_and(|r| r.code == 354) {
+            let ended = match self.client.send(b".\r\n").await {
+                Ok(()) => self.client.read_reply("end of data").await.ok(),
+                Err(_) => None,
+            };
+            if ended.is_none() {
+                self.client.closing = true;
+            }
+        }
     }
 }
 
@@ -789,33 +909,25 @@ fn set_accepted(outcomes: &mut [(String, RecipientOutcome)], to: &RecipientOutco
     }
 }
 
-/// The DATA payload: CRLF line ends, dot-stuffed, ending with `CRLF . CRLF`.
+/// The DATA payload: CRLF line ends, dot-stuffed, ending with `CRLF . CRLF`. A bare LF and a
+/// bare CR each end a line too. Lines are found with `memchr` and copied whole.
 pub(crate) fn encode_data(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 8);
-    let mut line_start = true;
-    let mut bytes = message.iter().peekable();
-    while let Some(&b) = bytes.next() {
-        if line_start && b == b'.' {
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (content, end) = match memchr::memchr2(b'\r', b'\n', rest) {
+            Some(at) => rest.split_at(at),
+            None => (rest, &[][..]),
+        };
+        if content.first() == Some(&b'.') {
             out.push(b'.');
         }
-        match b {
-            b'\r' => {
-                out.extend_from_slice(b"\r\n");
-                // CRLF counts once; a bare CR becomes a line end of its own.
-                bytes.next_if_eq(&&b'\n');
-                line_start = true;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                out.push(b);
-                line_start = false;
-            }
-        }
-    }
-    if !line_start {
+        out.extend_from_slice(content);
+        // The line end (CRLF counts once), or none at the end of an unterminated message.
+        rest = match end {
+            [b'\r', b'\n', after @ ..] | [_, after @ ..] => after,
+            [] => &[],
+        };
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
@@ -838,8 +950,29 @@ mod tests {
 
     /// Answers each command line with `script(line)`; records the raw DATA payload.
     async fn fake_server(script: fn(&str) -> String) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
-        let fake = fake_server_with(script, AfterData::Reply).await;
+        fake_server_in(false, script).await
+    }
+
+    /// [`fake_server`], advertising PIPELINING when `pipelining` (RFC 2920).
+    async fn fake_server_in(
+        pipelining: bool,
+        script: fn(&str) -> String,
+    ) -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let fake = fake_server_with_in(pipelining, script, AfterData::Reply).await;
         (fake.addr, fake.data)
+    }
+
+    /// The EHLO reply `reply` with PIPELINING added after its greeting line.
+    fn with_pipelining(reply: String) -> String {
+        match reply.split_once("\r\n") {
+            Some((first, rest)) if first.starts_with("250-") => {
+                format!("{first}\r\n250-PIPELINING\r\n{rest}")
+            }
+            Some((first, rest)) if first.starts_with("250 ") => {
+                format!("250-{}\r\n250 PIPELINING\r\n{rest}", &first[4..])
+            }
+            _ => reply,
+        }
     }
 
     /// What a fake server does once it has a message's data.
@@ -860,8 +993,14 @@ mod tests {
         commands: Arc<Mutex<Vec<String>>>,
     }
 
-    /// A scripted server taking any number of connections, counting them.
-    async fn fake_server_with(script: fn(&str) -> String, after_data: AfterData) -> Fake {
+    /// A scripted server taking any number of connections, counting them; it advertises
+    /// PIPELINING when `pipelining`. It reads commands one line at a time either way, so a
+    /// pipelined batch is answered in order.
+    async fn fake_server_with_in(
+        pipelining: bool,
+        script: fn(&str) -> String,
+        after_data: AfterData,
+    ) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake = Fake {
             addr: listener.local_addr().unwrap(),
@@ -881,17 +1020,38 @@ mod tests {
                 tokio::spawn(async move {
                     let mut s = BufReader::new(s);
                     s.get_mut().write_all(script("").as_bytes()).await.unwrap();
+                    let (mut mail_ok, mut recipients) = (false, 0);
                     loop {
                         let mut line = String::new();
                         if s.read_line(&mut line).await.unwrap_or(0) == 0 {
                             return;
                         }
                         commands.lock().unwrap().push(line.trim_end().to_string());
-                        let reply = script(line.trim_end());
+                        let mut reply = script(line.trim_end());
+                        if pipelining && line.starts_with("EHLO") {
+                            reply = with_pipelining(reply);
+                        }
+                        // As a real server: no RCPT without MAIL, no DATA without recipients.
+                        match line.trim_end() {
+                            l if l.starts_with("MAIL") => {
+                                (mail_ok, recipients) = (reply.starts_with('2'), 0);
+                            }
+                            l if l.starts_with("RCPT") && !mail_ok => {
+                                reply = "503 5.5.1 need MAIL\r\n".into();
+                            }
+                            l if l.starts_with("RCPT") && reply.starts_with('2') => {
+                                recipients += 1;
+                            }
+                            "DATA" if !mail_ok || recipients == 0 => {
+                                reply = "503 5.5.1 no valid recipients\r\n".into();
+                            }
+                            "RSET" => (mail_ok, recipients) = (false, 0),
+                            _ => {}
+                        }
                         s.get_mut().write_all(reply.as_bytes()).await.unwrap();
                         if line.trim_end() == "DATA" && reply.starts_with("354") {
                             let mut raw = Vec::new();
-                            while !raw.ends_with(b"\r\n.\r\n") {
+                            while !raw.ends_with(b"\r\n.\r\n") && raw != b".\r\n" {
                                 let mut b = [0u8; 1];
                                 if s.read(&mut b).await.unwrap_or(0) == 0 {
                                     return;
@@ -899,6 +1059,7 @@ mod tests {
                                 raw.push(b[0]);
                             }
                             store.lock().unwrap().push(raw);
+                            (mail_ok, recipients) = (false, 0);
                             if after_data == AfterData::Close {
                                 return;
                             }
@@ -949,36 +1110,38 @@ mod tests {
 
     #[tokio::test]
     async fn per_recipient_outcomes_and_dot_stuffing() {
-        let (addr, data) = fake_server(basic_script).await;
-        let report = deliver(
-            &hop(addr, TlsMode::Opportunistic),
-            "s@a.test",
-            &rcpts(&["ok@x.test", "temp@x.test", "perm@x.test"]),
-            b"Subject: t\r\n\r\n.hidden\nbare lf\r\n..two\r\nno final newline",
-        )
-        .await;
-        let p = &report.per_recipient;
-        assert_eq!(p[0], ("ok@x.test".into(), RecipientOutcome::Accepted));
-        match &p[1].1 {
-            RecipientOutcome::TempFailed(r) => {
-                assert_eq!((r.code, r.enhanced.as_str()), (450, "4.2.1"));
-                assert_eq!(r.text, "mailbox busy");
+        for pipelining in [false, true] {
+            let (addr, data) = fake_server_in(pipelining, basic_script).await;
+            let report = deliver(
+                &hop(addr, TlsMode::Opportunistic),
+                "s@a.test",
+                &rcpts(&["ok@x.test", "temp@x.test", "perm@x.test"]),
+                b"Subject: t\r\n\r\n.hidden\nbare lf\r\n..two\r\nno final newline",
+            )
+            .await;
+            let p = &report.per_recipient;
+            assert_eq!(p[0], ("ok@x.test".into(), RecipientOutcome::Accepted));
+            match &p[1].1 {
+                RecipientOutcome::TempFailed(r) => {
+                    assert_eq!((r.code, r.enhanced.as_str()), (450, "4.2.1"));
+                    assert_eq!(r.text, "mailbox busy");
+                }
+                o => panic!("{o:?}"),
             }
-            o => panic!("{o:?}"),
-        }
-        match &p[2].1 {
-            RecipientOutcome::PermFailed(r) => {
-                assert_eq!((r.code, r.enhanced.as_str()), (550, "5.1.1"));
-                assert_eq!(r.text, "no such\nuser");
+            match &p[2].1 {
+                RecipientOutcome::PermFailed(r) => {
+                    assert_eq!((r.code, r.enhanced.as_str()), (550, "5.1.1"));
+                    assert_eq!(r.text, "no such\nuser");
+                }
+                o => panic!("{o:?}"),
             }
-            o => panic!("{o:?}"),
+            assert!(!report.all_accepted());
+            let raw = data.lock().unwrap()[0].clone();
+            assert_eq!(
+                raw,
+                b"Subject: t\r\n\r\n..hidden\r\nbare lf\r\n...two\r\nno final newline\r\n.\r\n"
+            );
         }
-        assert!(!report.all_accepted());
-        let raw = data.lock().unwrap()[0].clone();
-        assert_eq!(
-            raw,
-            b"Subject: t\r\n\r\n..hidden\r\nbare lf\r\n...two\r\nno final newline\r\n.\r\n"
-        );
     }
 
     #[tokio::test]
@@ -989,20 +1152,22 @@ mod tests {
                 l => basic_script(l),
             }
         }
-        let (addr, _) = fake_server(script).await;
-        let report = deliver(
-            &hop(addr, TlsMode::Opportunistic),
-            "",
-            &rcpts(&["a@x.test", "perm@x.test"]),
-            b"x\r\n",
-        )
-        .await;
-        assert!(
-            matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.code == 451)
-        );
-        assert!(
-            matches!(&report.per_recipient[1].1, RecipientOutcome::PermFailed(r) if r.code == 550)
-        );
+        for pipelining in [false, true] {
+            let (addr, _) = fake_server_in(pipelining, script).await;
+            let report = deliver(
+                &hop(addr, TlsMode::Opportunistic),
+                "",
+                &rcpts(&["a@x.test", "perm@x.test"]),
+                b"x\r\n",
+            )
+            .await;
+            assert!(
+                matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.code == 451)
+            );
+            assert!(
+                matches!(&report.per_recipient[1].1, RecipientOutcome::PermFailed(r) if r.code == 550)
+            );
+        }
     }
 
     #[tokio::test]
@@ -1014,18 +1179,20 @@ mod tests {
                 basic_script(line)
             }
         }
-        let (addr, _) = fake_server(script).await;
-        let report = deliver(
-            &hop(addr, TlsMode::Disabled),
-            "s@a.test",
-            &rcpts(&["a@x.test", "b@x.test"]),
-            b"x\r\n",
-        )
-        .await;
-        assert!(report
-            .per_recipient
-            .iter()
-            .all(|(_, o)| matches!(o, RecipientOutcome::PermFailed(r) if r.code == 553)));
+        for pipelining in [false, true] {
+            let (addr, _) = fake_server_in(pipelining, script).await;
+            let report = deliver(
+                &hop(addr, TlsMode::Disabled),
+                "s@a.test",
+                &rcpts(&["a@x.test", "b@x.test"]),
+                b"x\r\n",
+            )
+            .await;
+            assert!(report
+                .per_recipient
+                .iter()
+                .all(|(_, o)| matches!(o, RecipientOutcome::PermFailed(r) if r.code == 553)));
+        }
     }
 
     #[tokio::test]
@@ -1116,100 +1283,212 @@ mod tests {
         reports
     }
 
+    /// A hop that advertises PIPELINING and answers nothing until it has read `expect`
+    /// command lines; then it sends `replies` and, after a 354, reads the data. Returns the
+    /// lines and data it read, in order.
+    async fn batch_only_hop(
+        expect: usize,
+        replies: &'static str,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut s = BufReader::new(s);
+            let mut seen = Vec::new();
+            s.get_mut().write_all(b"220 hop\r\n").await.unwrap();
+            let mut line = String::new();
+            s.read_line(&mut line).await.unwrap();
+            s.get_mut()
+                .write_all(b"250-hop\r\n250 PIPELINING\r\n")
+                .await
+                .unwrap();
+            for _ in 0..expect {
+                let mut line = String::new();
+                // A client waiting for a reply before its next command never gets here.
+                let read = tokio::time::timeout(Duration::from_secs(3), s.read_line(&mut line));
+                match read.await {
+                    Ok(Ok(n)) if n > 0 => seen.push(line.trim_end().to_string()),
+                    _ => return seen,
+                }
+            }
+            s.get_mut().write_all(replies.as_bytes()).await.unwrap();
+            if replies.contains("354") {
+                let mut line = String::new();
+                while line != ".\r\n" && s.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    seen.push(line.trim_end().to_string());
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                s.get_mut().write_all(b"250 2.0.0 done\r\n").await.unwrap();
+            }
+            // Wait for the client to go (QUIT or close).
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut rest)).await;
+            seen
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn with_pipelining_the_envelope_goes_in_one_write() {
+        let (addr, hop_task) = batch_only_hop(
+            4,
+            "250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n354 go\r\n",
+        )
+        .await;
+        let h = hop(addr, TlsMode::Disabled);
+        let report = deliver(
+            &h,
+            "s@a.test",
+            &rcpts(&["a@x.test", "perm@x.test"]),
+            b"Subject: t\r\n\r\nbody\r\n",
+        )
+        .await;
+        assert_eq!(report.per_recipient[0].1, RecipientOutcome::Accepted);
+        assert!(
+            matches!(&report.per_recipient[1].1, RecipientOutcome::PermFailed(r) if r.code == 550),
+            "{report:?}"
+        );
+        drop(Pool::global().take(&h));
+        let seen = hop_task.await.unwrap();
+        assert_eq!(
+            seen[..4],
+            [
+                "MAIL FROM:<s@a.test>",
+                "RCPT TO:<a@x.test>",
+                "RCPT TO:<perm@x.test>",
+                "DATA"
+            ]
+        );
+        assert_eq!(seen[4..], ["Subject: t", "", "body", "."]);
+    }
+
+    #[tokio::test]
+    async fn a_data_accepted_for_no_recipient_is_ended_empty() {
+        // RFC 2920 servers refuse DATA when no recipient was accepted; one that says 354
+        // anyway gets an empty message (a lone dot), never the content.
+        let (addr, hop_task) =
+            batch_only_hop(3, "250 2.1.0 ok\r\n550 5.1.1 no such user\r\n354 go\r\n").await;
+        let h = hop(addr, TlsMode::Disabled);
+        let report = deliver(&h, "s@a.test", &rcpts(&["perm@x.test"]), b"secret\r\n").await;
+        assert!(
+            matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550),
+            "{report:?}"
+        );
+        drop(Pool::global().take(&h));
+        let seen = hop_task.await.unwrap();
+        assert_eq!(
+            seen,
+            ["MAIL FROM:<s@a.test>", "RCPT TO:<perm@x.test>", "DATA", "."]
+        );
+    }
+
     #[tokio::test]
     async fn sequential_messages_share_one_connection() {
-        let fake = fake_server_with(basic_script, AfterData::Reply).await;
-        let h = hop(fake.addr, TlsMode::Opportunistic);
-        for report in deliver_n(&h, 5).await {
-            assert!(report.all_accepted(), "{report:?}");
+        for pipelining in [false, true] {
+            let fake = fake_server_with_in(pipelining, basic_script, AfterData::Reply).await;
+            let h = hop(fake.addr, TlsMode::Opportunistic);
+            for report in deliver_n(&h, 5).await {
+                assert!(report.all_accepted(), "{report:?}");
+            }
+            let connections = fake.connections.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(connections, 1);
+            assert_eq!(fake.data.lock().unwrap().len(), 5);
+            // One EHLO; RSET before each reused transaction; no QUIT while the pool keeps it.
+            let commands = fake.commands.lock().unwrap().clone();
+            let count = |c: &str| commands.iter().filter(|l| l.starts_with(c)).count();
+            assert_eq!((count("EHLO"), count("RSET"), count("QUIT")), (1, 4, 0));
+            assert_eq!(Pool::global().idle_count(&h), 1);
         }
-        let connections = fake.connections.load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(connections, 1);
-        assert_eq!(fake.data.lock().unwrap().len(), 5);
-        // One EHLO; RSET before each reused transaction; no QUIT while the pool keeps it.
-        let commands = fake.commands.lock().unwrap().clone();
-        let count = |c: &str| commands.iter().filter(|l| l.starts_with(c)).count();
-        assert_eq!((count("EHLO"), count("RSET"), count("QUIT")), (1, 4, 0));
-        assert_eq!(Pool::global().idle_count(&h), 1);
     }
 
     #[tokio::test]
     async fn a_dropped_idle_connection_loses_and_repeats_nothing() {
-        // The hop closes every connection after its transaction: each reuse finds it gone
-        // (RSET fails) and the message goes once, on a new connection.
-        let fake = fake_server_with(basic_script, AfterData::ReplyThenClose).await;
-        let h = hop(fake.addr, TlsMode::Disabled);
-        for report in deliver_n(&h, 4).await {
-            assert!(report.all_accepted(), "{report:?}");
+        for pipelining in [false, true] {
+            // The hop closes every connection after its transaction: each reuse finds it gone
+            // (RSET fails) and the message goes once, on a new connection.
+            let fake =
+                fake_server_with_in(pipelining, basic_script, AfterData::ReplyThenClose).await;
+            let h = hop(fake.addr, TlsMode::Disabled);
+            for report in deliver_n(&h, 4).await {
+                assert!(report.all_accepted(), "{report:?}");
+            }
+            let data = fake.data.lock().unwrap().clone();
+            let expected: Vec<Vec<u8>> = (0..4)
+                .map(|i| format!("Subject: {i}\r\n\r\nmessage {i}\r\n.\r\n").into_bytes())
+                .collect();
+            assert_eq!(data, expected, "every message exactly once, in order");
+            assert_eq!(
+                fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+                4
+            );
         }
-        let data = fake.data.lock().unwrap().clone();
-        let expected: Vec<Vec<u8>> = (0..4)
-            .map(|i| format!("Subject: {i}\r\n\r\nmessage {i}\r\n.\r\n").into_bytes())
-            .collect();
-        assert_eq!(data, expected, "every message exactly once, in order");
-        assert_eq!(
-            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
-            4
-        );
     }
 
     #[tokio::test]
     async fn a_connection_lost_after_the_data_is_not_retried() {
-        // The data reached the hop, its answer did not: the hop may have taken the message,
-        // so it is a temporary failure (the sender retries later), never a second copy now.
-        let fake = fake_server_with(basic_script, AfterData::Close).await;
-        let h = hop(fake.addr, TlsMode::Disabled);
-        let report = deliver(&h, "s@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
-        assert!(
-            matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.enhanced == "4.4.2"),
-            "{report:?}"
-        );
-        assert_eq!(fake.data.lock().unwrap().len(), 1);
-        assert_eq!(
-            Pool::global().idle_count(&h),
-            0,
-            "a lost connection is not kept"
-        );
+        for pipelining in [false, true] {
+            // The data reached the hop, its answer did not: the hop may have taken the message,
+            // so it is a temporary failure (the sender retries later), never a second copy now.
+            let fake = fake_server_with_in(pipelining, basic_script, AfterData::Close).await;
+            let h = hop(fake.addr, TlsMode::Disabled);
+            let report = deliver(&h, "s@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+            assert!(
+                matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.enhanced == "4.4.2"),
+                "{report:?}"
+            );
+            assert_eq!(fake.data.lock().unwrap().len(), 1);
+            assert_eq!(
+                Pool::global().idle_count(&h),
+                0,
+                "a lost connection is not kept"
+            );
+        }
     }
 
     #[tokio::test]
     async fn refusals_keep_the_connection_and_their_meaning() {
-        // A refused recipient and a refused MAIL are answers, not broken connections: the
-        // per-recipient outcome is unchanged and the connection serves the next message.
-        fn script(line: &str) -> String {
-            match line {
-                "MAIL FROM:<refused@a.test>" => "550 5.7.1 sender refused\r\n".into(),
-                "MAIL FROM:<later@a.test>" => "451 4.3.0 try later\r\n".into(),
-                l => basic_script(l),
+        for pipelining in [false, true] {
+            // A refused recipient and a refused MAIL are answers, not broken connections: the
+            // per-recipient outcome is unchanged and the connection serves the next message.
+            fn script(line: &str) -> String {
+                match line {
+                    "MAIL FROM:<refused@a.test>" => "550 5.7.1 sender refused\r\n".into(),
+                    "MAIL FROM:<later@a.test>" => "451 4.3.0 try later\r\n".into(),
+                    l => basic_script(l),
+                }
             }
+            let fake = fake_server_with_in(pipelining, script, AfterData::Reply).await;
+            let h = hop(fake.addr, TlsMode::Disabled);
+            let report = deliver(
+                &h,
+                "s@a.test",
+                &rcpts(&["perm@x.test", "a@x.test"]),
+                b"x\r\n",
+            )
+            .await;
+            assert!(
+                matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
+            );
+            assert_eq!(report.per_recipient[1].1, RecipientOutcome::Accepted);
+            let report = deliver(&h, "refused@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+            assert!(
+                matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
+            );
+            let report = deliver(&h, "later@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
+            assert!(
+                matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.code == 451)
+            );
+            assert!(deliver_n(&h, 1).await[0].all_accepted());
+            assert_eq!(
+                fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+                1
+            );
+            assert_eq!(fake.data.lock().unwrap().len(), 2);
         }
-        let fake = fake_server_with(script, AfterData::Reply).await;
-        let h = hop(fake.addr, TlsMode::Disabled);
-        let report = deliver(
-            &h,
-            "s@a.test",
-            &rcpts(&["perm@x.test", "a@x.test"]),
-            b"x\r\n",
-        )
-        .await;
-        assert!(
-            matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
-        );
-        assert_eq!(report.per_recipient[1].1, RecipientOutcome::Accepted);
-        let report = deliver(&h, "refused@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
-        assert!(
-            matches!(&report.per_recipient[0].1, RecipientOutcome::PermFailed(r) if r.code == 550)
-        );
-        let report = deliver(&h, "later@a.test", &rcpts(&["a@x.test"]), b"x\r\n").await;
-        assert!(
-            matches!(&report.per_recipient[0].1, RecipientOutcome::TempFailed(r) if r.code == 451)
-        );
-        assert!(deliver_n(&h, 1).await[0].all_accepted());
-        assert_eq!(
-            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
-            1
-        );
-        assert_eq!(fake.data.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -1220,16 +1499,18 @@ mod tests {
                 l => basic_script(l),
             }
         }
-        let fake = fake_server_with(script, AfterData::Reply).await;
-        let h = hop(fake.addr, TlsMode::Disabled);
-        for report in deliver_n(&h, 3).await {
-            assert!(report.all_accepted(), "{report:?}");
+        for pipelining in [false, true] {
+            let fake = fake_server_with_in(pipelining, script, AfterData::Reply).await;
+            let h = hop(fake.addr, TlsMode::Disabled);
+            for report in deliver_n(&h, 3).await {
+                assert!(report.all_accepted(), "{report:?}");
+            }
+            assert_eq!(fake.data.lock().unwrap().len(), 3);
+            assert_eq!(
+                fake.connections.load(std::sync::atomic::Ordering::SeqCst),
+                3
+            );
         }
-        assert_eq!(fake.data.lock().unwrap().len(), 3);
-        assert_eq!(
-            fake.connections.load(std::sync::atomic::Ordering::SeqCst),
-            3
-        );
     }
 
     #[test]
@@ -1263,7 +1544,7 @@ mod tests {
         assert!(matches!(read(&long), Err(ReplyError::TooLong)));
         let caps = Capabilities::from_ehlo(
             "hop",
-            b"250-hop\r\n250-STARTTLS\r\n250-dsn\r\n250-SMTPUTF8\r\n250 SIZE 100\r\n",
+            b"250-hop\r\n250-STARTTLS\r\n250-dsn\r\n250-SMTPUTF8\r\n250-PIPELINING\r\n250 SIZE 100\r\n",
         );
         assert_eq!(
             caps,
@@ -1271,6 +1552,7 @@ mod tests {
                 starttls: true,
                 dsn: true,
                 smtputf8: true,
+                pipelining: true,
                 size: Some(100)
             }
         );
@@ -1279,9 +1561,56 @@ mod tests {
     #[test]
     fn data_encoding() {
         assert_eq!(encode_data(b""), b".\r\n");
+        assert_eq!(encode_data(b"a"), b"a\r\n.\r\n");
+        assert_eq!(encode_data(b"\r"), b"\r\n.\r\n");
+        assert_eq!(encode_data(b"."), b"..\r\n.\r\n");
         assert_eq!(encode_data(b"a\r\n"), b"a\r\n.\r\n");
         assert_eq!(encode_data(b".\r\n"), b"..\r\n.\r\n");
         assert_eq!(encode_data(b"a\r\r\nb\n.c"), b"a\r\n\r\nb\r\n..c\r\n.\r\n");
+    }
+
+    /// The byte-at-a-time encoder `encode_data` replaced: the reference it must agree with.
+    fn encode_data_bytewise(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line_start = true;
+        let mut bytes = message.iter().peekable();
+        while let Some(&b) = bytes.next() {
+            if line_start && b == b'.' {
+                out.push(b'.');
+            }
+            match b {
+                b'\r' => {
+                    out.extend_from_slice(b"\r\n");
+                    bytes.next_if_eq(&&b'\n');
+                    line_start = true;
+                }
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    line_start = true;
+                }
+                _ => {
+                    out.push(b);
+                    line_start = false;
+                }
+            }
+        }
+        if !line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn data_encoding_agrees_with_the_bytewise_reference(
+            message in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a', b' ']),
+                0..200,
+            )
+        ) {
+            proptest::prop_assert_eq!(encode_data(&message), encode_data_bytewise(&message));
+        }
     }
 
     #[test]
