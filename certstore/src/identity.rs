@@ -165,6 +165,29 @@ impl Store {
         self.store_identity(fresh, AuditKind::ProxyIssued, false)
     }
 
+    /// The SHA-256 fingerprint of [`Store::ensure_proxy_identity`]'s identity, remembered
+    /// per address (see [`crate::current_proxy`]): a caller that keeps parsed keys by
+    /// fingerprint then reads no record at all for an address it signed for recently.
+    pub fn ensure_proxy_fingerprint(&self, address: &str) -> Result<String, StoreError> {
+        let address = normalise_address(address)?;
+        let now = SystemTime::now();
+        if let Some(fingerprint) = self.inner.current_proxies.get(&address, now) {
+            return Ok(fingerprint);
+        }
+        let generation = self.inner.current_proxies.generation();
+        let identity = self.ensure_proxy_identity(&address)?;
+        // Due for renewal RENEW_BEFORE its end: ensure_proxy_identity issues anew then.
+        let renew_at = identity.not_after.checked_sub(RENEW_BEFORE).unwrap_or(now);
+        self.inner.current_proxies.insert(
+            &address,
+            &identity.fingerprint_sha256,
+            now,
+            renew_at,
+            generation,
+        );
+        Ok(identity.fingerprint_sha256)
+    }
+
     /// Issue a new key and certificate for `address`; earlier keys are kept.
     pub fn renew_proxy_identity(&self, address: &str) -> Result<ProxyIdentity, StoreError> {
         let address = normalise_address(address)?;
@@ -489,6 +512,7 @@ impl Store {
                 Ok(())
             })
             .map_err(StoreError::from)?;
+        self.inner.current_proxies.clear();
         self.flush()?;
         Ok(record.into_identity())
     }

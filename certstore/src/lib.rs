@@ -9,6 +9,7 @@ mod audit;
 mod certinfo;
 mod codec;
 mod current;
+mod current_proxy;
 mod domains;
 mod error;
 #[cfg(feature = "fault-injection")]

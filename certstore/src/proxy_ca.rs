@@ -142,6 +142,7 @@ impl Store {
                 Ok(())
             })
             .map_err(StoreError::from)?;
+        self.inner.current_proxies.clear();
         self.flush()?;
         ca_info(&cert, true)
     }
@@ -233,6 +234,7 @@ impl Store {
                 Ok(())
             })
             .map_err(StoreError::from)?;
+        self.inner.current_proxies.clear();
         self.flush()
     }
 

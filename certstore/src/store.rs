@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub(crate) issue_lock: Mutex<()>,
     /// The validated current partner certificate per address (see [`crate::current`]).
     pub(crate) current: crate::current::CurrentCache,
+    /// The current proxy identity per address (see [`crate::current_proxy`]).
+    pub(crate) current_proxies: crate::current_proxy::CurrentProxies,
     /// Captures just validated and recorded (see [`crate::recent`]).
     pub(crate) recent: crate::recent::RecentCaptures,
 }
@@ -197,6 +199,7 @@ impl Store {
             issue_lock: Mutex::new(()),
             current: crate::current::CurrentCache::default(),
             recent: crate::recent::RecentCaptures::default(),
+            current_proxies: crate::current_proxy::CurrentProxies::default(),
         };
         Ok(Store {
             inner: Arc::new(inner),

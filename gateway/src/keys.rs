@@ -115,7 +115,15 @@ impl KeyCache {
         address: &str,
     ) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
         allowed.check(address)?;
-        self.load(&store.ensure_proxy_identity(address)?)
+        let fingerprint = store.ensure_proxy_fingerprint(address)?;
+        if let Some(hit) = self.cached(&fingerprint) {
+            return Ok(hit);
+        }
+        match store.proxy_identity_by_fingerprint(&fingerprint)? {
+            Some(identity) => self.load(&identity),
+            // Gone between the two reads (only a store fault does this): the long way.
+            None => self.load(&store.ensure_proxy_identity(address)?),
+        }
     }
 }
 
