@@ -12,10 +12,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: the crate version and the crypto backend this build runs on (as
+/// `crypto_provider::default_provider` picks it), so a benchmark or an operator can tell.
+const VERSION: &str = if cfg!(feature = "aws-lc-rs") {
+    concat!(env!("CARGO_PKG_VERSION"), " (crypto: aws-lc-rs)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (crypto: rust-crypto)")
+};
+
 #[derive(Parser)]
 #[command(
     name = "smime-gateway",
-    version,
+    version = VERSION,
     about = "S/MIME proxy gateway: sign, encrypt, decrypt and verify mail at the organisation's boundary"
 )]
 pub struct Cli {

@@ -565,9 +565,20 @@ fn openssl_speed(seconds: u64) -> anyhow::Result<(String, f64)> {
     Ok((format!("{}\n{}", header.trim(), line.trim()), sign_per_s))
 }
 
-/// The crypto backend of the gateway binary (the build's default, as for this program).
-fn backend() -> &'static str {
-    gateway::smime::crypto::default_provider().name
+/// The crypto backend of the gateway binary under test, as its `--version` states it (a
+/// binary built with `--no-default-features --features rust-crypto` and given in
+/// `SMIME_GATEWAY_BIN` is measured as such); this program's own default if it does not say.
+fn backend() -> String {
+    let stated = integration_tests::gateway::binary().ok().and_then(|binary| {
+        let out = std::process::Command::new(binary)
+            .arg("--version")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (_, after) = text.split_once("(crypto: ")?;
+        Some(after.split_once(')')?.0.to_string())
+    });
+    stated.unwrap_or_else(|| gateway::smime::crypto::default_provider().name.to_string())
 }
 
 /// The engine bench's figure for one RSA private operation of the gateway's backend, in ms
