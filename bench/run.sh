@@ -10,6 +10,12 @@ cargo bench -p gateway --bench hostile
 if [ -f integration-tests/src/bin/e2e_bench.rs ]; then
   cargo build --release -p gateway --bin smime-gateway
   cargo run --release -p integration-tests --bin e2e_bench
+  # The same on the pure-Rust backend: a build of its own (target/rust-crypto), which the
+  # benchmark runs and labels from its `--version`.
+  CARGO_TARGET_DIR=target/rust-crypto cargo build --release -p gateway --bin smime-gateway \
+    --no-default-features --features rust-crypto
+  SMIME_GATEWAY_BIN="$PWD/target/rust-crypto/release/smime-gateway" \
+    cargo run --release -p integration-tests --bin e2e_bench -- --out bench/e2e-rust-crypto.md
 fi
 {
   echo "# Benchmark results"
@@ -34,7 +40,15 @@ fi
   if [ -f bench/e2e.md ]; then
     echo "## End to end over SMTP"
     echo
+    echo "### Backend aws-lc-rs (the default)"
+    echo
     cat bench/e2e.md
+    echo
+  fi
+  if [ -f bench/e2e-rust-crypto.md ]; then
+    echo "### Backend rust-crypto"
+    echo
+    cat bench/e2e-rust-crypto.md
     echo
   fi
   cat bench/ANALYSIS.md

@@ -161,3 +161,77 @@ pub fn open_as_partner(
         .with_context(|| format!("reading {}", signer_pem.display()))?;
     Ok((content, pem))
 }
+
+/// `dir/name.key` of `algorithm` (`Ed25519`, `X25519`, `RSA`) and `dir/name.pem` certifying it
+/// for `email` with `key_usage` (e.g. `keyAgreement`), issued for 30 days by the fixture
+/// partner intermediate. A key that cannot sign a request (X25519) is certified through a
+/// throwaway Ed25519 request key (`x509 -force_pubkey`). Returns the certificate's path.
+pub fn issue_partner_certificate(
+    dir: &std::path::Path,
+    name: &str,
+    algorithm: &str,
+    email: &str,
+    key_usage: &str,
+    serial: u32,
+) -> anyhow::Result<std::path::PathBuf> {
+    let p = |file: String| dir.join(file).to_string_lossy().into_owned();
+    let key = p(format!("{name}.key"));
+    let mut gen = vec!["genpkey", "-algorithm", algorithm, "-out", &key];
+    if algorithm == "RSA" {
+        gen.extend(["-pkeyopt", "rsa_keygen_bits:2048"]);
+    }
+    ok(&gen, b"")?;
+    let public = p(format!("{name}.pub"));
+    ok(&["pkey", "-in", &key, "-pubout", "-out", &public], b"")?;
+    let csr_key = if algorithm == "X25519" {
+        let k = p(format!("{name}-csr.key"));
+        ok(&["genpkey", "-algorithm", "Ed25519", "-out", &k], b"")?;
+        k
+    } else {
+        key.clone()
+    };
+    let csr = p(format!("{name}.csr"));
+    let subject = format!("/O=Partner Example/CN={name}/emailAddress={email}");
+    ok(
+        &[
+            "req", "-new", "-key", &csr_key, "-out", &csr, "-subj", &subject,
+        ],
+        b"",
+    )?;
+    let ext = p(format!("{name}.ext"));
+    std::fs::write(
+        &ext,
+        format!(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,{key_usage}\n\
+             extendedKeyUsage=emailProtection\nsubjectKeyIdentifier=hash\n\
+             authorityKeyIdentifier=keyid:always\nsubjectAltName=email:{email}\n"
+        ),
+    )?;
+    let serial = format!("0x{serial:X}");
+    let certificate = dir.join(format!("{name}.pem"));
+    ok(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &fixture("ca/partner-intermediate.pem"),
+            "-CAkey",
+            &fixture("ca/partner-intermediate.key"),
+            "-set_serial",
+            &serial,
+            "-days",
+            "30",
+            "-sha256",
+            "-force_pubkey",
+            &public,
+            "-extfile",
+            &ext,
+            "-out",
+            &certificate.to_string_lossy(),
+        ],
+        b"",
+    )?;
+    Ok(certificate)
+}

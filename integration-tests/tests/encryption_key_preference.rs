@@ -60,62 +60,17 @@ impl Pki {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 
-    /// `name.key` of `algorithm` (`Ed25519`, `X25519`, `RSA`) and `name.pem` certifying it for
-    /// `email` with `key_usage`. Keys that cannot sign a request are certified through a
-    /// throwaway request key (`-force_pubkey`).
+    /// `name.key` and `name.pem` (see [`integration_tests::openssl::issue_partner_certificate`]).
     fn issue(&self, name: &str, algorithm: &str, email: &str, key_usage: &str, serial: u32) {
-        let key = self.p(&format!("{name}.key"));
-        let mut gen = vec!["genpkey", "-algorithm", algorithm, "-out", &key];
-        if algorithm == "RSA" {
-            gen.extend(["-pkeyopt", "rsa_keygen_bits:2048"]);
-        }
-        openssl_ok(&gen);
-        let public = self.p(&format!("{name}.pub"));
-        openssl_ok(&["pkey", "-in", &key, "-pubout", "-out", &public]);
-        let csr_key = if algorithm == "X25519" {
-            let k = self.p(&format!("{name}-csr.key"));
-            openssl_ok(&["genpkey", "-algorithm", "Ed25519", "-out", &k]);
-            k
-        } else {
-            key.clone()
-        };
-        let csr = self.p(&format!("{name}.csr"));
-        let subject = format!("/O=Partner Example/CN={name}/emailAddress={email}");
-        openssl_ok(&[
-            "req", "-new", "-key", &csr_key, "-out", &csr, "-subj", &subject,
-        ]);
-        let ext = self.p(&format!("{name}.ext"));
-        std::fs::write(
-            &ext,
-            format!(
-                "basicConstraints=CA:FALSE\nkeyUsage=critical,{key_usage}\n\
-                 extendedKeyUsage=emailProtection\nsubjectKeyIdentifier=hash\n\
-                 authorityKeyIdentifier=keyid:always\nsubjectAltName=email:{email}\n"
-            ),
+        integration_tests::openssl::issue_partner_certificate(
+            self.dir.path(),
+            name,
+            algorithm,
+            email,
+            key_usage,
+            serial,
         )
         .unwrap();
-        let serial = format!("0x{serial:X}");
-        openssl_ok(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &fixture("ca/partner-intermediate.pem"),
-            "-CAkey",
-            &fixture("ca/partner-intermediate.key"),
-            "-set_serial",
-            &serial,
-            "-days",
-            "30",
-            "-sha256",
-            "-force_pubkey",
-            &public,
-            "-extfile",
-            &ext,
-            "-out",
-            &self.p(&format!("{name}.pem")),
-        ]);
     }
 
     fn cert(&self, name: &str) -> Certificate {

@@ -635,65 +635,15 @@ fn a_p256_partner_is_usable_end_to_end() {
 fn an_x25519_partner_is_usable_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
-    openssl_ok(
-        &["genpkey", "-algorithm", "X25519", "-out", &p("x.key")],
-        b"",
-    );
-    openssl_ok(
-        &["pkey", "-in", &p("x.key"), "-pubout", "-out", &p("x.pub")],
-        b"",
-    );
-    // The request is signed by a throwaway key; the partner intermediate certifies the
-    // X25519 key in its place (-force_pubkey).
-    openssl_ok(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("csr.key"),
-            "-out",
-            &p("x.csr"),
-            "-subj",
-            "/O=Partner Example/CN=Xavier Partner/emailAddress=xavier@partner.example",
-        ],
-        b"",
-    );
-    std::fs::write(
-        p("x.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,keyAgreement\n\
-         extendedKeyUsage=emailProtection\nsubjectKeyIdentifier=hash\n\
-         authorityKeyIdentifier=keyid:always\nsubjectAltName=email:xavier@partner.example\n",
+    integration_tests::openssl::issue_partner_certificate(
+        dir.path(),
+        "x",
+        "X25519",
+        "xavier@partner.example",
+        "keyAgreement",
+        0x2F25519,
     )
     .unwrap();
-    openssl_ok(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &p("x.csr"),
-            "-CA",
-            &fixture("ca/partner-intermediate.pem"),
-            "-CAkey",
-            &fixture("ca/partner-intermediate.key"),
-            "-set_serial",
-            "0x2F25519",
-            "-days",
-            "30",
-            "-sha256",
-            "-force_pubkey",
-            &p("x.pub"),
-            "-extfile",
-            &p("x.ext"),
-            "-out",
-            &p("x.pem"),
-        ],
-        b"",
-    );
     let mut bundle = std::fs::read_to_string(p("x.pem")).unwrap();
     bundle.push_str(&std::fs::read_to_string(fixture("ca/partner-chain.pem")).unwrap());
     std::fs::write(p("bundle.pem"), bundle).unwrap();

@@ -569,15 +569,17 @@ fn openssl_speed(seconds: u64) -> anyhow::Result<(String, f64)> {
 /// binary built with `--no-default-features --features rust-crypto` and given in
 /// `SMIME_GATEWAY_BIN` is measured as such); this program's own default if it does not say.
 fn backend() -> String {
-    let stated = integration_tests::gateway::binary().ok().and_then(|binary| {
-        let out = std::process::Command::new(binary)
-            .arg("--version")
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (_, after) = text.split_once("(crypto: ")?;
-        Some(after.split_once(')')?.0.to_string())
-    });
+    let stated = integration_tests::gateway::binary()
+        .ok()
+        .and_then(|binary| {
+            let out = std::process::Command::new(binary)
+                .arg("--version")
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (_, after) = text.split_once("(crypto: ")?;
+            Some(after.split_once(')')?.0.to_string())
+        });
     stated.unwrap_or_else(|| gateway::smime::crypto::default_provider().name.to_string())
 }
 
@@ -834,10 +836,17 @@ fn report(
 ) -> String {
     use std::fmt::Write;
     let mut md = String::new();
+    let root = workspace().canonicalize().unwrap_or_else(|_| workspace());
+    let binary = gw
+        .binary()
+        .strip_prefix(&root)
+        .unwrap_or(gw.binary())
+        .display();
     let _ = writeln!(
         md,
-        "Through `{}` over SMTP on 127.0.0.1: {} B message bodies (inbound: signed by the partner and encrypted to the proxy certificate with `openssl cms`, {} B on the wire; outbound: plain text, signed and encrypted by the gateway), {} concurrent senders each on its own SMTP connection (one MAIL transaction after another), {} s per phase after a warm-up. The {cores} cores are shared by the gateway, the load generator and the sinks (`bench CPU`: the load generator and sinks; `other CPU`: everything else on the machine, which makes a run noisy when it is not near 0). Half load is paced (open loop) at half the full-load throughput; its latencies count from the scheduled send time.",
-        gw.binary().file_name().map_or("smime-gateway".into(), |n| format!("target/release/{}", n.to_string_lossy())),
+        "Through `{}` (crypto backend `{}`) over SMTP on 127.0.0.1: {} B message bodies (inbound: signed by the partner and encrypted to the proxy certificate with `openssl cms`, {} B on the wire; outbound: plain text, signed and encrypted by the gateway), {} concurrent senders each on its own SMTP connection (one MAIL transaction after another), {} s per phase after a warm-up. The {cores} cores are shared by the gateway, the load generator and the sinks (`bench CPU`: the load generator and sinks; `other CPU`: everything else on the machine, which makes a run noisy when it is not near 0). Half load is paced (open loop) at half the full-load throughput; its latencies count from the scheduled send time.",
+        binary,
+        backend(),
         args.size,
         inbound_wire,
         args.concurrency,
