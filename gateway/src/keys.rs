@@ -38,6 +38,9 @@ pub struct KeyCache {
     parsed: Mutex<HashMap<String, Arc<LoadedIdentity>>>,
     /// The proxy CA certificate, parsed once: it does not change while the gateway runs.
     ca_chain: Mutex<Option<Arc<Vec<Certificate>>>>,
+    /// Partners' certificates by fingerprint: outbound mail would parse the recipient's
+    /// current certificate for every message otherwise.
+    partners: Mutex<HashMap<String, Arc<Certificate>>>,
 }
 
 const CACHE_LIMIT: usize = 4096;
@@ -48,6 +51,7 @@ impl KeyCache {
             crypto,
             parsed: Mutex::default(),
             ca_chain: Mutex::default(),
+            partners: Mutex::default(),
         }
     }
 
@@ -148,6 +152,31 @@ pub fn signer<'a>(identity: &'a LoadedIdentity, chain: &'a [Certificate]) -> Sig
 }
 
 impl KeyCache {
+    /// A partner certificate (as the store holds it: DER and its SHA-256 fingerprint),
+    /// parsed once. A certificate never changes under its fingerprint.
+    pub fn partner_certificate(
+        &self,
+        fingerprint: &str,
+        der: &[u8],
+    ) -> Result<Arc<Certificate>, crate::smime::SmimeError> {
+        if let Some(hit) = self
+            .partners
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(fingerprint).cloned())
+        {
+            return Ok(hit);
+        }
+        let certificate = Arc::new(certs::parse_certificate(der)?);
+        if let Ok(mut cache) = self.partners.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(fingerprint.to_string(), certificate.clone());
+        }
+        Ok(certificate)
+    }
+
     /// The proxy CA certificate as a signing chain (signatures carry it: clients do not fetch
     /// it), read from the store on first use.
     pub fn proxy_ca_chain(&self, store: &Store) -> Result<Arc<Vec<Certificate>>, KeyLoadError> {
@@ -164,5 +193,35 @@ impl KeyCache {
             *cached = Some(chain.clone());
         }
         Ok(chain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice_der() -> Vec<u8> {
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/partner/alice.pem"
+        ))
+        .unwrap();
+        certs::to_der(&certs::parse_certificate(&pem).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_partner_certificate_is_parsed_once_per_fingerprint() {
+        let keys = KeyCache::new(crate::smime::crypto::default_provider());
+        let der = alice_der();
+        let fp = certs::fingerprint_sha256(&der);
+        let first = keys.partner_certificate(&fp, &der).unwrap();
+        let again = keys.partner_certificate(&fp, &der).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(*first, certs::parse_certificate(&der).unwrap());
+        // What does not parse is an error, and is not remembered.
+        assert!(keys
+            .partner_certificate("other", b"not a certificate")
+            .is_err());
+        assert!(keys.partner_certificate("other", &der).is_ok());
     }
 }

@@ -15,7 +15,6 @@ use crate::keys::{self, KeyCache, KeyLoadError, LoadedIdentity};
 use crate::mime::{self, SignFormat};
 use crate::pipeline::PipelineError;
 use crate::receive::Envelope;
-use crate::smime::certs;
 use crate::smime::crypto::CryptoProvider;
 use crate::smime::encrypt::EncryptOptions;
 use crate::smime::ContentCipher;
@@ -26,7 +25,7 @@ use crate::telemetry::Outcome;
 pub enum Decision {
     /// Sign, then encrypt to this certificate with this cipher.
     Encrypt {
-        certificate: Box<Certificate>,
+        certificate: Arc<Certificate>,
         cipher: ContentCipher,
     },
     /// Domain approved for SMTP over TLS instead of S/MIME: sign, relay only over verified TLS.
@@ -48,7 +47,7 @@ pub enum Payload {
     Ready(Arc<Vec<u8>>),
     EncryptFor {
         signed: Arc<Vec<u8>>,
-        certificate: Box<Certificate>,
+        certificate: Arc<Certificate>,
         cipher: ContentCipher,
     },
 }
@@ -124,9 +123,12 @@ impl Outbound<'_> {
         match approved.map(|a| a.policy) {
             Some(DomainPolicy::Tls) => Decision::SignOverTls,
             Some(DomainPolicy::Smime) => match self.store.current_partner_certificate(&recipient) {
-                Ok(Some(partner)) => match certs::parse_certificate(&partner.certificate_der) {
+                Ok(Some(partner)) => match self
+                    .keys
+                    .partner_certificate(&partner.fingerprint_sha256, &partner.certificate_der)
+                {
                     Ok(c) => Decision::Encrypt {
-                        certificate: Box::new(c),
+                        certificate: c,
                         cipher: cipher_for(&partner.capabilities),
                     },
                     // A stored record that does not parse is store damage, not the partner's fault.
