@@ -62,8 +62,8 @@ impl DataReader {
         while let Some((&b, after)) = rest.split_first() {
             match self.state {
                 State::Middle => {
-                    // Fast path: copy up to the next CR in one go.
-                    let cr = rest.iter().position(|&b| b == b'\r');
+                    // Fast path: copy up to the next CR (found with SIMD) in one go.
+                    let cr = memchr::memchr(b'\r', rest);
                     match cr.and_then(|p| rest.split_at_checked(p)) {
                         Some((text, [_cr, after_cr @ ..])) => {
                             self.emit(out, text);

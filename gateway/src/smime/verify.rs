@@ -184,18 +184,19 @@ pub fn verify(
             info.content_type.to_string(),
         ));
     }
-    let sd: SignedDataLenient = info.content.decode_as()?;
+    let mut sd: SignedDataLenient = info.content.decode_as()?;
     drop(der);
 
+    // Moved out of the SignedData (the signers are checked against this list only).
     let certificates: Vec<Certificate> = sd
         .certificates
-        .as_ref()
+        .take()
         .map(|list| {
             let mut unique: Vec<Certificate> = Vec::with_capacity(list.len());
             for c in list {
                 if let CertificateChoices::Certificate(cert) = c {
-                    if !unique.contains(cert) {
-                        unique.push(cert.clone());
+                    if !unique.contains(&cert) {
+                        unique.push(cert);
                     }
                 }
             }
