@@ -35,12 +35,38 @@ pub enum KeyLoadError {
 pub struct KeyCache {
     /// Loads the keys, and is what the engine calls run on.
     crypto: &'static CryptoProvider,
-    parsed: Mutex<HashMap<String, Arc<LoadedIdentity>>>,
+    parsed: ByFingerprint<LoadedIdentity>,
     /// The proxy CA certificate, parsed once: it does not change while the gateway runs.
     ca_chain: Mutex<Option<Arc<Vec<Certificate>>>>,
     /// Partners' certificates by fingerprint: outbound mail would parse the recipient's
     /// current certificate for every message otherwise.
-    partners: Mutex<HashMap<String, Arc<Certificate>>>,
+    partners: ByFingerprint<Certificate>,
+}
+
+/// Parsed values by certificate fingerprint, bounded by [`CACHE_LIMIT`] (when full, all are
+/// forgotten: a flood of addresses cannot grow it). A certificate never changes under its
+/// fingerprint, so an entry never goes stale.
+struct ByFingerprint<T>(Mutex<HashMap<String, Arc<T>>>);
+
+impl<T> Default for ByFingerprint<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T> ByFingerprint<T> {
+    fn get(&self, fingerprint: &str) -> Option<Arc<T>> {
+        self.0.lock().ok()?.get(fingerprint).cloned()
+    }
+
+    fn insert(&self, fingerprint: &str, value: Arc<T>) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(fingerprint.to_string(), value);
+        }
+    }
 }
 
 const CACHE_LIMIT: usize = 4096;
@@ -49,9 +75,9 @@ impl KeyCache {
     pub fn new(crypto: &'static CryptoProvider) -> Self {
         Self {
             crypto,
-            parsed: Mutex::default(),
+            parsed: ByFingerprint::default(),
             ca_chain: Mutex::default(),
-            partners: Mutex::default(),
+            partners: ByFingerprint::default(),
         }
     }
 
@@ -60,7 +86,7 @@ impl KeyCache {
     }
 
     pub fn load(&self, identity: &ProxyIdentity) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
-        if let Some(hit) = self.cached(&identity.fingerprint_sha256) {
+        if let Some(hit) = self.parsed.get(&identity.fingerprint_sha256) {
             return Ok(hit);
         }
         let certificate = certs::parse_certificate(&identity.certificate_der)
@@ -74,17 +100,25 @@ impl KeyCache {
             certificate,
             key: Box::new(key),
         });
-        if let Ok(mut cache) = self.parsed.lock() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(identity.fingerprint_sha256.clone(), loaded.clone());
-        }
+        self.parsed
+            .insert(&identity.fingerprint_sha256, loaded.clone());
         Ok(loaded)
     }
 
-    fn cached(&self, fingerprint: &str) -> Option<Arc<LoadedIdentity>> {
-        self.parsed.lock().ok()?.get(fingerprint).cloned()
+    /// The identity with this fingerprint: parsed already, or read from the store and parsed;
+    /// `None` when the store has no such record.
+    fn by_fingerprint(
+        &self,
+        store: &Store,
+        fingerprint: &str,
+    ) -> Result<Option<Arc<LoadedIdentity>>, KeyLoadError> {
+        if let Some(hit) = self.parsed.get(fingerprint) {
+            return Ok(Some(hit));
+        }
+        store
+            .proxy_identity_by_fingerprint(fingerprint)?
+            .map(|identity| self.load(&identity))
+            .transpose()
     }
 
     /// Every key ever issued to `address` (newest first): old mail must stay readable. Only
@@ -98,15 +132,8 @@ impl KeyCache {
         store
             .proxy_fingerprints(address)?
             .iter()
-            .filter_map(|fingerprint| match self.cached(fingerprint) {
-                Some(hit) => Some(Ok(hit)),
-                // Listed by the index but gone: skipped, as a full read would skip it.
-                None => store
-                    .proxy_identity_by_fingerprint(fingerprint)
-                    .map_err(KeyLoadError::from)
-                    .and_then(|identity| identity.map(|i| self.load(&i)).transpose())
-                    .transpose(),
-            })
+            // Listed by the index but gone: skipped, as a full read would skip it.
+            .filter_map(|fingerprint| self.by_fingerprint(store, fingerprint).transpose())
             .collect()
     }
 
@@ -120,11 +147,8 @@ impl KeyCache {
     ) -> Result<Arc<LoadedIdentity>, KeyLoadError> {
         allowed.check(address)?;
         let fingerprint = store.ensure_proxy_fingerprint(address)?;
-        if let Some(hit) = self.cached(&fingerprint) {
-            return Ok(hit);
-        }
-        match store.proxy_identity_by_fingerprint(&fingerprint)? {
-            Some(identity) => self.load(&identity),
+        match self.by_fingerprint(store, &fingerprint)? {
+            Some(identity) => Ok(identity),
             // Gone between the two reads (only a store fault does this): the long way.
             None => self.load(&store.ensure_proxy_identity(address)?),
         }
@@ -159,21 +183,11 @@ impl KeyCache {
         fingerprint: &str,
         der: &[u8],
     ) -> Result<Arc<Certificate>, crate::smime::SmimeError> {
-        if let Some(hit) = self
-            .partners
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(fingerprint).cloned())
-        {
+        if let Some(hit) = self.partners.get(fingerprint) {
             return Ok(hit);
         }
         let certificate = Arc::new(certs::parse_certificate(der)?);
-        if let Ok(mut cache) = self.partners.lock() {
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(fingerprint.to_string(), certificate.clone());
-        }
+        self.partners.insert(fingerprint, certificate.clone());
         Ok(certificate)
     }
 
@@ -223,5 +237,18 @@ mod tests {
             .partner_certificate("other", b"not a certificate")
             .is_err());
         assert!(keys.partner_certificate("other", &der).is_ok());
+    }
+
+    #[test]
+    fn the_fingerprint_cache_is_bounded() {
+        let cache = ByFingerprint::default();
+        for i in 0..CACHE_LIMIT + 10 {
+            cache.insert(&format!("fp{i}"), Arc::new(i));
+        }
+        assert!(cache.0.lock().unwrap().len() <= CACHE_LIMIT);
+        assert_eq!(
+            cache.get(&format!("fp{}", CACHE_LIMIT + 9)).as_deref(),
+            Some(&(CACHE_LIMIT + 9))
+        );
     }
 }

@@ -694,8 +694,11 @@ impl Session {
         } else {
             self.envelope_in_turn(reset, &mail, &rcpt_commands).await?
         };
-        let EnvelopeReplies { mail, rcpt, data } = replies;
-        let r = mail;
+        let EnvelopeReplies {
+            mail: r,
+            rcpt,
+            data,
+        } = replies;
         if r.is_temporary() || (!r.is_success() && !r.is_permanent()) {
             self.end_unwanted_data(data.as_ref()).await;
             return Err(Abort::Temp(r));

@@ -568,7 +568,13 @@ fn openssl_speed(seconds: u64) -> anyhow::Result<(String, f64)> {
 /// The crypto backend of the gateway binary under test, as its `--version` states it (a
 /// binary built with `--no-default-features --features rust-crypto` and given in
 /// `SMIME_GATEWAY_BIN` is measured as such); this program's own default if it does not say.
-fn backend() -> String {
+/// Asked once.
+fn backend() -> &'static str {
+    static BACKEND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BACKEND.get_or_init(backend_of_binary)
+}
+
+fn backend_of_binary() -> String {
     let stated = integration_tests::gateway::binary()
         .ok()
         .and_then(|binary| {
